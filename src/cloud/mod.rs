@@ -1,0 +1,355 @@
+//! Route-table providers and the work an event handler does with them.
+//!
+//! The server hands `ha_event_handler` one [`Work`] per route table: the event and the nodes that
+//! share that table. The handler opens the provider's [`RouteTable`], reads it once, computes what
+//! each node needs, writes only what differs, one write after another, and answers with one
+//! [`NodeOutcome`] per node. GCP routes cannot be edited in place, so that provider plans its own
+//! work (`gcp::run`) instead of going through [`apply`].
+
+pub mod aws;
+pub mod azure;
+pub mod file;
+pub mod gcp;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::EventKind;
+use crate::event_log::EventLog;
+use crate::node::{Cidr, Node, Param, Provider};
+use crate::paths::HaDir;
+
+/// What a handler is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Run an event on every node of the group.
+    Event(EventKind),
+    /// Read-only check after `create_node`/`set_params`: table exists, `-r` route exists, next
+    /// hop plausible. Writes nothing and leaves no event log.
+    Check,
+}
+
+impl Action {
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Event(kind) => kind.as_str(),
+            Action::Check => "check",
+        }
+    }
+}
+
+/// One handler's work: the nodes of one route table and what to do with them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Work {
+    pub action: Action,
+    pub provider: Provider,
+    /// The HA directory (event logs, the `file` provider's tables, credentials.json).
+    pub ha_dir: String,
+    /// Milliseconds the handler has before the server kills it; retries must end sooner.
+    pub deadline_ms: u64,
+    pub nodes: Vec<Node>,
+}
+
+impl Work {
+    pub fn dir(&self) -> HaDir {
+        HaDir::new(&self.ha_dir)
+    }
+}
+
+/// How one node fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Done (`200: `).
+    Ok,
+    /// Done, with something the user should look at (`199: `).
+    Warning,
+    /// Not done (`400: `).
+    Failed,
+}
+
+impl Outcome {
+    pub fn code(self) -> u16 {
+        match self {
+            Outcome::Ok => 200,
+            Outcome::Warning => 199,
+            Outcome::Failed => 400,
+        }
+    }
+}
+
+/// One node's result, as the handler reports it to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeOutcome {
+    pub index: u16,
+    pub outcome: Outcome,
+    /// What happened, without the status prefix or node name, e.g.
+    /// `10.99.0.0/16 in t1 now via 10.0.1.20 (was 10.0.1.10), 4 ms`.
+    pub message: String,
+    pub duration_ms: u64,
+}
+
+impl NodeOutcome {
+    pub fn new(index: u16, outcome: Outcome, message: impl Into<String>, started: Instant) -> Self {
+        NodeOutcome {
+            index,
+            outcome,
+            message: message.into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+/// A provider failure, with a message a user can act on. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudError {
+    /// The route table itself does not exist (`route table t9 not found`).
+    TableNotFound(String),
+    /// The cloud's API refused: its error code and message, e.g.
+    /// `AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist`.
+    Api { cloud: &'static str, code: String, message: String },
+    /// Credentials could not be had (metadata service down, bad key file, ...).
+    Auth(String),
+    /// The API could not be reached or answered garbage.
+    Transport(String),
+    /// Local trouble: a table file unreadable or malformed, a parameter missing.
+    Local(String),
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloudError::TableNotFound(table) => write!(f, "route table {table} not found"),
+            CloudError::Api { cloud, code, message } => write!(f, "{cloud} {code}: {message}"),
+            CloudError::Auth(m) => write!(f, "credentials: {m}"),
+            CloudError::Transport(m) | CloudError::Local(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CloudError {}
+
+/// One route as a provider reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// Canonical CIDR (`10.99.0.0/16`, `2001:db8::/32`).
+    pub destination: String,
+    /// The router the route points at: an ENI id (AWS) or an IP address (Azure, file).
+    /// `None` for routes that point elsewhere (gateways, local).
+    pub next_hop: Option<String>,
+    /// Provider handle needed to write the route back (the Azure route's name); empty if unused.
+    pub id: String,
+}
+
+impl Route {
+    /// Only routes that point at a router may be moved; gateways and local routes never are.
+    pub fn movable(&self) -> bool {
+        self.next_hop.is_some()
+    }
+}
+
+/// A cloud route table: read it whole, write one route.
+pub trait RouteTable {
+    /// The table's name for messages (`t1`, `rtb-0a1b2c3d`).
+    fn name(&self) -> String;
+    /// Every route of the table.
+    fn read(&mut self) -> Result<Vec<Route>, CloudError>;
+    /// Points `route` at `next_hop` (which may be its current next hop, for `verify`).
+    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError>;
+}
+
+/// The parameter that holds a node's own next hop, for providers that move routes.
+pub fn next_hop_param(provider: Provider) -> Param {
+    match provider {
+        Provider::Aws => Param::EniId,
+        Provider::Gcp => Param::NextHopIp,
+        Provider::Azure | Provider::File => Param::NextHop,
+    }
+}
+
+/// Runs a handler's work to completion and returns one outcome per node.
+pub fn run(work: &Work) -> Vec<NodeOutcome> {
+    let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
+    let mut log = EventLog::new(work);
+    let outcomes = match work.provider {
+        Provider::Gcp => gcp::run(work, deadline, &mut log),
+        provider => {
+            let opened = match provider {
+                Provider::File => file::open(work),
+                Provider::Aws => aws::open(work, deadline),
+                _ => azure::open(work, deadline),
+            };
+            match opened {
+                Ok(mut table) => apply(table.as_mut(), work, &mut log),
+                Err(e) => fail_all(work, &e, &mut log),
+            }
+        }
+    };
+    log.finish(&outcomes);
+    outcomes
+}
+
+/// Every node of `work` failed with the same error (e.g. no credentials).
+pub fn fail_all(work: &Work, error: &CloudError, log: &mut EventLog) -> Vec<NodeOutcome> {
+    let started = Instant::now();
+    work.nodes
+        .iter()
+        .map(|node| {
+            log.line(node.index.get(), &format!("Error: {error}"));
+            NodeOutcome::new(node.index.get(), Outcome::Failed, error.to_string(), started)
+        })
+        .collect()
+}
+
+/// The shared event logic of the providers that edit routes in place (AWS, Azure, file).
+pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec<NodeOutcome> {
+    let started = Instant::now();
+    let name = table.name();
+    let mut routes = match table.read() {
+        Ok(routes) => routes,
+        Err(e) => {
+            return match (work.action, &e) {
+                (Action::Check, CloudError::TableNotFound(_)) => warn_all(work, &format!("Warning: Route Table {name} not found"), started),
+                (Action::Check, _) => warn_all(work, &format!("Warning: could not read Route Table {name}: {e}"), started),
+                _ => fail_all(work, &e, log),
+            };
+        }
+    };
+    let read_ms = started.elapsed().as_millis();
+    for node in &work.nodes {
+        log.line(node.index.get(), &format!("Read route table {name}: {} routes in {read_ms} ms", routes.len()));
+        for r in &routes {
+            log.line(node.index.get(), &format!("  {} via {}", r.destination, r.next_hop.as_deref().unwrap_or("(not a router)")));
+        }
+    }
+    work.nodes
+        .iter()
+        .map(|node| {
+            let (outcome, message, wrote) = match work.action {
+                Action::Check => {
+                    let (outcome, message) = check_node(node, &name, &routes);
+                    (outcome, message, false)
+                }
+                Action::Event(kind) => event_node(table, &name, &mut routes, node, kind, log),
+            };
+            let mut out = NodeOutcome::new(node.index.get(), outcome, message, started);
+            if wrote {
+                out.message = format!("{}, {} ms", out.message, out.duration_ms);
+            }
+            out
+        })
+        .collect()
+}
+
+fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {
+    work.nodes
+        .iter()
+        .map(|n| NodeOutcome::new(n.index.get(), Outcome::Warning, message, started))
+        .collect()
+}
+
+/// The routes a node acts on: its `-r` route, or every router route of the table.
+fn targets(node: &Node, table: &str, routes: &[Route]) -> Result<Vec<usize>, String> {
+    match node.route() {
+        Some(cidr) => {
+            let found = routes.iter().position(|r| r.destination.parse::<Cidr>().ok() == Some(cidr));
+            match found {
+                None => Err(format!("Route {cidr} not found in Route Table {table}")),
+                Some(i) if !routes[i].movable() => Err(format!(
+                    "Route {cidr} in Route Table {table} does not point at a router and cannot be moved"
+                )),
+                Some(i) => Ok(vec![i]),
+            }
+        }
+        None => Ok((0..routes.len()).filter(|&i| routes[i].movable()).collect()),
+    }
+}
+
+fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Outcome, String) {
+    let own = node.get(next_hop_param(node.provider)).unwrap_or_default();
+    match targets(node, table, routes) {
+        Err(message) => (Outcome::Warning, format!("Warning: {message}")),
+        Ok(found) if found.is_empty() => (
+            Outcome::Warning,
+            format!("Warning: no route in Route Table {table} points at a router"),
+        ),
+        Ok(found) => {
+            let own_is_v6 = own.parse::<std::net::IpAddr>().ok().map(|ip| ip.is_ipv6());
+            let mismatch = found.iter().find(|&&i| {
+                let dest_v6 = routes[i].destination.contains(':');
+                own_is_v6.is_some_and(|v6| v6 != dest_v6) && node.route().is_some()
+            });
+            match mismatch {
+                Some(&i) => (
+                    Outcome::Warning,
+                    format!("Warning: next hop {own} cannot carry Route {} in Route Table {table}", routes[i].destination),
+                ),
+                None => (Outcome::Ok, format!("Route Table {table} checked: {} route(s) to act on", found.len())),
+            }
+        }
+    }
+}
+
+fn event_node(
+    table: &mut dyn RouteTable,
+    name: &str,
+    routes: &mut [Route],
+    node: &Node,
+    kind: EventKind,
+    log: &mut EventLog,
+) -> (Outcome, String, bool) {
+    let index = node.index.get();
+    let Some(own) = node.get(next_hop_param(node.provider)).map(str::to_string) else {
+        return (Outcome::Failed, "node has no next hop (-n)".into(), false);
+    };
+    let found = match targets(node, name, routes) {
+        Ok(found) => found,
+        Err(message) => {
+            log.line(index, &format!("Error: {message}"));
+            return (Outcome::Failed, message, false);
+        }
+    };
+    if found.is_empty() {
+        log.line(index, "No route of the table points at a router: nothing to do");
+        return (Outcome::Ok, format!("no route in {name} points at a router, no write"), false);
+    }
+    let mut done = Vec::new();
+    let mut unchanged = Vec::new();
+    for i in found {
+        let route = routes[i].clone();
+        let current = route.next_hop.clone().unwrap_or_default();
+        let target = if kind == EventKind::Verify { current.clone() } else { own.clone() };
+        if kind != EventKind::Verify && current == own {
+            log.line(index, &format!("Route {} already via {own}: no write", route.destination));
+            unchanged.push(route.destination.clone());
+            continue;
+        }
+        let write_started = Instant::now();
+        if let Err(e) = table.write(&route, &target) {
+            log.line(index, &format!("Error writing route {}: {e}", route.destination));
+            let mut message = e.to_string();
+            if !done.is_empty() {
+                message = format!("{message} (after {})", done.join("; "));
+            }
+            return (Outcome::Failed, message, !done.is_empty());
+        }
+        let took = write_started.elapsed().as_millis();
+        routes[i].next_hop = Some(target.clone());
+        let line = if kind == EventKind::Verify {
+            format!("{} in {name} verified via {target}", route.destination)
+        } else {
+            format!("{} in {name} now via {target} (was {current})", route.destination)
+        };
+        log.wrote(index, &format!("Set route {}: {current} -> {target} in {took} ms", route.destination));
+        done.push(line);
+    }
+    if done.is_empty() {
+        (Outcome::Ok, format!("{} already via {own}, no write", unchanged.join(", ")), false)
+    } else {
+        if !unchanged.is_empty() {
+            done.push(format!("{} already via {own}", unchanged.join(", ")));
+        }
+        (Outcome::Ok, done.join("; "), true)
+    }
+}

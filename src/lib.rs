@@ -1,0 +1,13 @@
+//! csr-ha: high-availability route failover for a pair of cloud virtual routers.
+//!
+//! Client commands send one typed request frame to the server's FIFO ([`protocol`]); the server
+//! ([`server`]) keeps the node database ([`node_db`]) and runs events ([`event_mgr`]) by handing
+//! each route table's nodes to an `ha_event_handler` process, which talks to the cloud
+//! ([`cloud`]).
+
+pub mod cloud;
+pub mod event;
+pub mod event_log;
+pub mod node;
+pub mod paths;
+pub mod logging;

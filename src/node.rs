@@ -1,0 +1,572 @@
+//! A redundancy node: its index, the cloud provider it lives in, and its parameters.
+//!
+//! Parameters are kept under the original Python package's key names (`routeTableId`, `eniId`,
+//! `nextHop`, ...) so that `show_node` reads like it always did and old `node_file`s import
+//! cleanly. Every value is validated once, when it enters the process ([`Param::validate`]), and
+//! stored in canonical form; providers then read typed values through the accessors below.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Highest node index the original package accepted.
+pub const MAX_INDEX: u16 = 1023;
+
+/// Index of a redundancy node, always in `1..=1023`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeIndex(u16);
+
+impl NodeIndex {
+    pub fn new(value: u16) -> Result<NodeIndex, InvalidValue> {
+        if (1..=MAX_INDEX).contains(&value) {
+            Ok(NodeIndex(value))
+        } else {
+            Err(InvalidValue::new("-i", &value.to_string(), INDEX_FORM))
+        }
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for NodeIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+const INDEX_FORM: &str = "an integer in range <1-1023>";
+
+impl FromStr for NodeIndex {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<NodeIndex, InvalidValue> {
+        let bad = || InvalidValue::new("-i", s, INDEX_FORM);
+        let n: u16 = s.parse().map_err(|_| bad())?;
+        NodeIndex::new(n).map_err(|_| bad())
+    }
+}
+
+/// A value rejected at the edge: which flag, what was given, and what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub flag: String,
+    pub value: String,
+    pub accepted: String,
+}
+
+impl InvalidValue {
+    pub fn new(flag: &str, value: &str, accepted: &str) -> InvalidValue {
+        InvalidValue {
+            flag: flag.to_string(),
+            value: value.to_string(),
+            accepted: accepted.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?} is not valid: expected {}", self.flag, self.value, self.accepted)
+    }
+}
+
+impl std::error::Error for InvalidValue {}
+
+/// Which route-table provider a node (or the whole install) uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Provider {
+    Aws,
+    Azure,
+    Gcp,
+    File,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 4] = [Provider::Aws, Provider::Azure, Provider::Gcp, Provider::File];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Aws => "aws",
+            Provider::Azure => "azure",
+            Provider::Gcp => "gcp",
+            Provider::File => "file",
+        }
+    }
+
+    /// Parameters a node of this provider must have before an event can act on it.
+    pub fn required(self) -> &'static [Param] {
+        use Param::*;
+        match self {
+            Provider::Aws => &[RouteTableId, Region, EniId],
+            Provider::Azure => &[Cloud, SubscriptionId, ResourceGroup, RouteTableName, NextHop],
+            Provider::Gcp => &[
+                Cloud,
+                Project,
+                Vpc,
+                RouteName,
+                PeerRouteName,
+                NextHopIp,
+                HopPriority,
+                Route,
+            ],
+            Provider::File => &[RouteTable, NextHop],
+        }
+    }
+
+    /// Every parameter this provider knows, in the order `show_node` prints them.
+    pub fn params(self) -> &'static [Param] {
+        use Param::*;
+        match self {
+            Provider::Aws => &[RouteTableId, Region, EniId, Route, Mode],
+            Provider::Azure => &[
+                Cloud,
+                SubscriptionId,
+                ResourceGroup,
+                RouteTableName,
+                NextHop,
+                Route,
+                AppId,
+                TenantId,
+                AppKey,
+                Mode,
+            ],
+            Provider::Gcp => &[
+                Cloud,
+                Project,
+                Vpc,
+                RouteName,
+                PeerRouteName,
+                NextHopIp,
+                HopPriority,
+                Route,
+                Mode,
+            ],
+            Provider::File => &[RouteTable, NextHop, Route, Mode],
+        }
+    }
+
+    /// The parameter behind a command-line flag (`-t`, `-rg`, ...) for this provider.
+    pub fn param_for_flag(self, flag: &str) -> Option<Param> {
+        self.params().iter().copied().find(|p| p.flag() == flag)
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Provider, InvalidValue> {
+        match s.trim() {
+            "aws" => Ok(Provider::Aws),
+            "azure" => Ok(Provider::Azure),
+            "gcp" => Ok(Provider::Gcp),
+            "file" => Ok(Provider::File),
+            other => Err(InvalidValue::new("cloud", other, "one of aws, azure, gcp, file")),
+        }
+    }
+}
+
+/// Redundancy mode: only `primary` nodes act on `revert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    Primary,
+    Secondary,
+}
+
+/// One named node parameter. The key is the original package's, the flag the original CLI's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Param {
+    // aws
+    RouteTableId,
+    Region,
+    EniId,
+    // shared
+    Route,
+    Mode,
+    Cloud,
+    // azure
+    SubscriptionId,
+    ResourceGroup,
+    RouteTableName,
+    NextHop,
+    AppId,
+    TenantId,
+    AppKey,
+    // gcp
+    Project,
+    Vpc,
+    RouteName,
+    PeerRouteName,
+    NextHopIp,
+    HopPriority,
+    // file
+    RouteTable,
+}
+
+/// Every parameter, for lookups by key.
+pub const ALL_PARAMS: [Param; 20] = [
+    Param::RouteTableId,
+    Param::Region,
+    Param::EniId,
+    Param::Route,
+    Param::Mode,
+    Param::Cloud,
+    Param::SubscriptionId,
+    Param::ResourceGroup,
+    Param::RouteTableName,
+    Param::NextHop,
+    Param::AppId,
+    Param::TenantId,
+    Param::AppKey,
+    Param::Project,
+    Param::Vpc,
+    Param::RouteName,
+    Param::PeerRouteName,
+    Param::NextHopIp,
+    Param::HopPriority,
+    Param::RouteTable,
+];
+
+impl Param {
+    /// The key under which `node_file` and `show_node` name this parameter.
+    pub fn key(self) -> &'static str {
+        use Param::*;
+        match self {
+            RouteTableId => "routeTableId",
+            Region => "region",
+            EniId => "eniId",
+            Route => "route",
+            Mode => "mode",
+            Cloud => "cloud",
+            SubscriptionId => "subscriptionId",
+            ResourceGroup => "resourceGroup",
+            RouteTableName => "routeTableName",
+            NextHop => "nextHop",
+            AppId => "appId",
+            TenantId => "tenantId",
+            AppKey => "appKey",
+            Project => "project",
+            Vpc => "vpc",
+            RouteName => "routeName",
+            PeerRouteName => "peerRouteName",
+            NextHopIp => "nextHopIp",
+            HopPriority => "hopPriority",
+            RouteTable => "routeTable",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Param> {
+        ALL_PARAMS.iter().copied().find(|p| p.key() == key)
+    }
+
+    /// The command-line flag that sets this parameter.
+    pub fn flag(self) -> &'static str {
+        use Param::*;
+        match self {
+            RouteTableId | RouteTableName | RouteTable => "-t",
+            Region => "-rg",
+            EniId | NextHop | NextHopIp => "-n",
+            Route => "-r",
+            Mode => "-m",
+            Cloud => "-p",
+            SubscriptionId => "-s",
+            ResourceGroup | Project => "-g",
+            AppId | RouteName => "-a",
+            TenantId => "-d",
+            AppKey => "-k",
+            Vpc => "-v",
+            PeerRouteName => "-b",
+            HopPriority => "-o",
+        }
+    }
+
+    /// Secrets are masked by `show_node` and never written to logs or event files.
+    pub fn is_secret(self) -> bool {
+        self == Param::AppKey
+    }
+
+    /// What the flag accepts, for `-h` and for error messages.
+    pub fn accepted(self) -> &'static str {
+        use Param::*;
+        match self {
+            RouteTableId => "a route table id rtb-<8 or more hex digits>",
+            Region => "an AWS region such as us-east-1",
+            EniId => "a network interface id eni-<8 or more hex digits>",
+            Route => "an IPv4 or IPv6 CIDR with prefix and no host bits set, e.g. 10.0.0.0/16",
+            Mode => "primary or secondary",
+            Cloud => "azure, azusgov or azchina (Azure) or gcp (GCP)",
+            SubscriptionId | TenantId | AppId => "an Azure id (letters, digits and -, at most 64)",
+            ResourceGroup => "an Azure resource group name (letters, digits, -_.(), at most 90)",
+            RouteTableName => "an Azure route table name (letters, digits, -_., at most 80)",
+            NextHop | NextHopIp => "an IPv4 or IPv6 address",
+            AppKey => "the Azure application key (printable, no spaces)",
+            Project => "a GCP project id (6-30 of a-z, 0-9, -; starting with a letter)",
+            Vpc | RouteName | PeerRouteName => "a GCP name [a-z]([-a-z0-9]{0,61}[a-z0-9])?",
+            HopPriority => "an integer in range <0-65535>",
+            RouteTable => "a table name (1-64 of letters, digits, -_.)",
+        }
+    }
+
+    /// Checks `value` for this parameter and returns its canonical form.
+    pub fn validate(self, value: &str, provider: Provider) -> Result<String, InvalidValue> {
+        use Param::*;
+        let bad = || InvalidValue::new(self.flag(), value, self.accepted());
+        let ok = |good: bool| if good { Ok(value.to_string()) } else { Err(bad()) };
+        match self {
+            RouteTableId => ok(prefixed_hex(value, "rtb-")),
+            EniId => ok(prefixed_hex(value, "eni-")),
+            Region => ok(is_region(value)),
+            Route => value.parse::<Cidr>().map(|c| c.to_string()).map_err(|_| bad()),
+            Mode => match value {
+                "primary" | "secondary" => Ok(value.to_string()),
+                _ => Err(bad()),
+            },
+            Cloud => match (provider, value) {
+                (Provider::Azure, "azure" | "azusgov" | "azchina") => Ok(value.to_string()),
+                (Provider::Gcp, "gcp") => Ok(value.to_string()),
+                (Provider::Azure, _) => Err(InvalidValue::new("-p", value, "azure, azusgov or azchina")),
+                (Provider::Gcp, _) => Err(InvalidValue::new("-p", value, "gcp")),
+                _ => Err(bad()),
+            },
+            SubscriptionId | TenantId | AppId => {
+                ok(bounded(value, 64, |c| c.is_ascii_alphanumeric() || c == '-'))
+            }
+            ResourceGroup => ok(bounded(value, 90, |c| {
+                c.is_alphanumeric() || "-_.()".contains(c)
+            }) && !value.ends_with('.')),
+            RouteTableName => ok(bounded(value, 80, |c| {
+                c.is_ascii_alphanumeric() || "-_.".contains(c)
+            })),
+            NextHop | NextHopIp => value.parse::<IpAddr>().map(|ip| ip.to_string()).map_err(|_| bad()),
+            AppKey => ok(bounded(value, 512, |c| c.is_ascii_graphic())),
+            Project => ok(is_gcp_project(value)),
+            Vpc | RouteName | PeerRouteName => ok(is_gcp_name(value)),
+            HopPriority => value.parse::<u16>().map(|p| p.to_string()).map_err(|_| bad()),
+            RouteTable => ok(bounded(value, 64, |c| {
+                c.is_ascii_alphanumeric() || "-_.".contains(c)
+            }) && !value.starts_with('.')),
+        }
+    }
+}
+
+fn bounded(value: &str, max: usize, allowed: impl Fn(char) -> bool) -> bool {
+    !value.is_empty() && value.chars().count() <= max && value.chars().all(allowed)
+}
+
+fn prefixed_hex(value: &str, prefix: &str) -> bool {
+    value.strip_prefix(prefix).is_some_and(|hex| {
+        hex.len() >= 8 && hex.len() <= 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+fn is_region(value: &str) -> bool {
+    bounded(value, 32, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && value.contains('-')
+        && value.ends_with(|c: char| c.is_ascii_digit())
+}
+
+/// GCP resource names: `[a-z]([-a-z0-9]{0,61}[a-z0-9])?`, matched in full.
+pub fn is_gcp_name(value: &str) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+fn is_gcp_project(value: &str) -> bool {
+    (6..=30).contains(&value.len()) && is_gcp_name(value)
+}
+
+/// An IPv4 or IPv6 network with a prefix length and no host bits set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn is_ipv6(&self) -> bool {
+        self.addr.is_ipv6()
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = s.split_once('/').ok_or("missing /prefix")?;
+        let addr: IpAddr = addr.parse().map_err(|_| "bad address")?;
+        if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("bad prefix length".into());
+        }
+        let prefix: u8 = prefix.parse().map_err(|_| "bad prefix length")?;
+        let host_bits_clear = match addr {
+            IpAddr::V4(v4) if prefix <= 32 => {
+                u32::from(v4).checked_shl(u32::from(prefix)).unwrap_or(0) == 0
+            }
+            IpAddr::V6(v6) if prefix <= 128 => {
+                u128::from(v6).checked_shl(u32::from(prefix)).unwrap_or(0) == 0
+            }
+            _ => return Err("prefix length too long".into()),
+        };
+        if !host_bits_clear {
+            return Err("host bits set".into());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The last event run on a node, shown by `show_node`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastEvent {
+    pub event: String,
+    /// Local time the event started, `YYYY-mm-dd HH:MM:SS`.
+    pub time: String,
+    pub outcome: String,
+    pub duration_ms: u64,
+}
+
+/// A redundancy node as stored in the node database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub index: NodeIndex,
+    pub provider: Provider,
+    pub params: BTreeMap<Param, String>,
+}
+
+impl Node {
+    pub fn new(index: NodeIndex, provider: Provider) -> Node {
+        Node { index, provider, params: BTreeMap::new() }
+    }
+
+    pub fn get(&self, param: Param) -> Option<&str> {
+        self.params.get(&param).map(String::as_str)
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.get(Param::Mode) {
+            Some("primary") => Mode::Primary,
+            _ => Mode::Secondary,
+        }
+    }
+
+    /// The `-r` route, if the node names one (validated on entry, so parsing cannot fail).
+    pub fn route(&self) -> Option<Cidr> {
+        self.get(Param::Route).and_then(|r| r.parse().ok())
+    }
+
+    /// Required parameters this node still lacks, as flags (`-t -n`).
+    pub fn missing(&self) -> Vec<Param> {
+        let mut missing: Vec<Param> = self
+            .provider
+            .required()
+            .iter()
+            .copied()
+            .filter(|p| !self.params.contains_key(p))
+            .collect();
+        if self.provider == Provider::Azure && self.params.contains_key(&Param::AppId) {
+            for p in [Param::TenantId, Param::AppKey] {
+                if !self.params.contains_key(&p) {
+                    missing.push(p);
+                }
+            }
+        }
+        missing
+    }
+
+    /// Parameter lines as the original printed them: key padded to 15 columns, then the value.
+    /// Secrets are masked.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{:15}{}\n", "index", self.index);
+        for param in self.provider.params() {
+            if let Some(value) = self.get(*param) {
+                let shown = if param.is_secret() { mask(value) } else { value.to_string() };
+                out.push_str(&format!("{:15}{}\n", param.key(), shown));
+            }
+        }
+        out
+    }
+
+    /// The node as JSON for scripts, secrets masked.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        map.insert("index".into(), self.index.get().into());
+        map.insert("provider".into(), self.provider.as_str().into());
+        for (param, value) in &self.params {
+            let shown = if param.is_secret() { mask(value) } else { value.clone() };
+            map.insert(param.key().into(), shown.into());
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// Shows that a secret is set without showing it.
+pub fn mask(secret: &str) -> String {
+    if secret.is_empty() {
+        String::new()
+    } else {
+        "********".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_accepts_networks_and_rejects_host_bits() {
+        assert_eq!("10.99.0.0/16".parse::<Cidr>().map(|c| c.to_string()), Ok("10.99.0.0/16".into()));
+        assert_eq!("0.0.0.0/0".parse::<Cidr>().map(|c| c.prefix), Ok(0));
+        assert_eq!("2001:db8::/32".parse::<Cidr>().map(|c| c.to_string()), Ok("2001:db8::/32".into()));
+        for bad in ["10.99.0.1/16", "10.99.0.0", "10.99.0.0/33", "not-a-cidr", "2001:db8::1/32", "1.2.3.4/"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn ids_and_names_follow_their_patterns() {
+        assert!(Param::RouteTableId.validate("rtb-0a1b2c3d", Provider::Aws).is_ok());
+        assert!(Param::RouteTableId.validate("rtb-0A1B2C3D", Provider::Aws).is_err());
+        assert!(Param::EniId.validate("eni-0a1b2c3", Provider::Aws).is_err());
+        assert!(is_gcp_name("route-a1"));
+        assert!(!is_gcp_name("route-a1-"));
+        assert!(!is_gcp_name("Route"));
+        assert!(!is_gcp_name("1route"));
+        assert!(Param::HopPriority.validate("0", Provider::Gcp).is_ok());
+        assert!(Param::HopPriority.validate("65536", Provider::Gcp).is_err());
+        assert!(Param::Cloud.validate("azchina", Provider::Azure).is_ok());
+        assert!(Param::Cloud.validate("gcp", Provider::Azure).is_err());
+    }
+
+    #[test]
+    fn index_range_is_enforced() {
+        assert!("0".parse::<NodeIndex>().is_err());
+        assert!("1024".parse::<NodeIndex>().is_err());
+        assert!("abc".parse::<NodeIndex>().is_err());
+        assert_eq!("1023".parse::<NodeIndex>().map(NodeIndex::get), Ok(1023));
+    }
+
+    #[test]
+    fn missing_names_required_params_and_azure_app_credentials() {
+        let mut node = Node::new(NodeIndex(1), Provider::Azure);
+        node.params.insert(Param::AppId, "abc".into());
+        let missing = node.missing();
+        assert!(missing.contains(&Param::TenantId) && missing.contains(&Param::AppKey));
+        assert!(missing.contains(&Param::SubscriptionId));
+    }
+}
