@@ -10,6 +10,7 @@ pub mod aws;
 pub mod azure;
 pub mod file;
 pub mod gcp;
+pub mod http;
 
 use std::fmt;
 use std::time::{Duration, Instant};
