@@ -11,3 +11,5 @@ pub mod event_log;
 pub mod node;
 pub mod paths;
 pub mod logging;
+pub mod node_db;
+pub mod protocol;

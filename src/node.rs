@@ -16,8 +16,24 @@ use serde::{Deserialize, Serialize};
 pub const MAX_INDEX: u16 = 1023;
 
 /// Index of a redundancy node, always in `1..=1023`.
+///
+/// Deserialising checks the range too, so a frame or file cannot smuggle in index 0 or 4000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
 pub struct NodeIndex(u16);
+
+impl TryFrom<u16> for NodeIndex {
+    type Error = InvalidValue;
+    fn try_from(value: u16) -> Result<NodeIndex, InvalidValue> {
+        NodeIndex::new(value)
+    }
+}
+
+impl From<NodeIndex> for u16 {
+    fn from(index: NodeIndex) -> u16 {
+        index.0
+    }
+}
 
 impl NodeIndex {
     pub fn new(value: u16) -> Result<NodeIndex, InvalidValue> {
