@@ -13,3 +13,8 @@ pub mod paths;
 pub mod logging;
 pub mod node_db;
 pub mod protocol;
+pub mod client;
+pub mod cli;
+pub mod cmd;
+pub mod event_mgr;
+pub mod server;

@@ -139,8 +139,10 @@ impl NodeDb {
 /// One node as a `node_file` line.
 pub fn format_line(node: &Node) -> String {
     let mut line = format!("index={} provider={}", node.index, node.provider);
-    for (param, value) in &node.params {
-        line.push_str(&format!(" {}={}", param.key(), encode(value)));
+    for param in node.provider.params() {
+        if let Some(value) = node.get(*param) {
+            line.push_str(&format!(" {}={}", param.key(), encode(value)));
+        }
     }
     line
 }
