@@ -67,13 +67,17 @@ impl Args {
             let value = match takes_value(flag) {
                 Some(true) => match iter.next() {
                     Some(v) => Some(v.clone()),
-                    None => return Err(CliError::Usage(format!("{flag} needs a value; see {command} -h"))),
+                    None => {
+                        return Err(CliError::Usage(format!(
+                            "{flag} needs a value; see {command} -h"
+                        )))
+                    }
                 },
                 Some(false) => None,
                 None => {
                     return Err(CliError::Usage(format!(
-                        "{command}: unknown argument {flag:?}; see {command} -h for the accepted flags"
-                    )))
+                    "{command}: unknown argument {flag:?}; see {command} -h for the accepted flags"
+                )))
                 }
             };
             if args.get(flag).is_some() || args.has(flag) {
@@ -85,7 +89,10 @@ impl Args {
     }
 
     pub fn get(&self, flag: &str) -> Option<&str> {
-        self.pairs.iter().find(|(f, _)| f == flag).and_then(|(_, v)| v.as_deref())
+        self.pairs
+            .iter()
+            .find(|(f, _)| f == flag)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     pub fn has(&self, flag: &str) -> bool {
@@ -96,7 +103,11 @@ impl Args {
     pub fn index(&self) -> Result<NodeIndex, CliError> {
         match self.get("-i") {
             Some(v) => Ok(v.parse()?),
-            None => Err(CliError::Invalid(InvalidValue::new("-i", "", "an integer in range <1-1023> (required)"))),
+            None => Err(CliError::Invalid(InvalidValue::new(
+                "-i",
+                "",
+                "an integer in range <1-1023> (required)",
+            ))),
         }
     }
 
@@ -104,10 +115,13 @@ impl Args {
     pub fn target(&self) -> Result<Target, CliError> {
         match self.get("-i") {
             Some("all") => Ok(Target::All),
-            Some(v) => v
-                .parse()
-                .map(Target::One)
-                .map_err(|_| CliError::Invalid(InvalidValue::new("-i", v, "an integer in range <1-1023> or all"))),
+            Some(v) => v.parse().map(Target::One).map_err(|_| {
+                CliError::Invalid(InvalidValue::new(
+                    "-i",
+                    v,
+                    "an integer in range <1-1023> or all",
+                ))
+            }),
             None => Err(CliError::Invalid(InvalidValue::new(
                 "-i",
                 "",
@@ -121,7 +135,10 @@ impl Args {
         let mut out = Vec::new();
         for (flag, value) in &self.pairs {
             if let Some(param) = provider.param_for_flag(flag) {
-                out.push((param, param.validate(value.as_deref().unwrap_or_default(), provider)?));
+                out.push((
+                    param,
+                    param.validate(value.as_deref().unwrap_or_default(), provider)?,
+                ));
             }
         }
         Ok(out)
@@ -137,14 +154,26 @@ pub fn configured_provider(dir: &HaDir) -> Result<Provider, CliError> {
 pub fn param_help(provider: Provider, with_values: bool) -> String {
     let mut out = String::new();
     for param in provider.params() {
-        let flag = if with_values { format!("{} <value>", param.flag()) } else { param.flag().to_string() };
-        out.push_str(&format!("  {flag:14} {:15} {}\n", param.key(), param.accepted()));
+        let flag = if with_values {
+            format!("{} <value>", param.flag())
+        } else {
+            param.flag().to_string()
+        };
+        out.push_str(&format!(
+            "  {flag:14} {:15} {}\n",
+            param.key(),
+            param.accepted()
+        ));
     }
     out
 }
 
 /// Sends `command`, prints the reply with `render`, and maps the outcome to an exit code.
-pub fn send_and_print(dir: &HaDir, command: Command, render: impl Fn(&Response) -> String) -> ExitCode {
+pub fn send_and_print(
+    dir: &HaDir,
+    command: Command,
+    render: impl Fn(&Response) -> String,
+) -> ExitCode {
     let wait = client::wait_for(&command);
     match client::request(dir, command, wait) {
         Ok(response) => {
@@ -158,7 +187,9 @@ pub fn send_and_print(dir: &HaDir, command: Command, render: impl Fn(&Response) 
         Err(e) => {
             println!("400: {e}");
             match e {
-                ClientError::NotRunning { .. } | ClientError::NoReply { .. } => ExitCode::from(EXIT_NO_SERVER),
+                ClientError::NotRunning { .. } | ClientError::NoReply { .. } => {
+                    ExitCode::from(EXIT_NO_SERVER)
+                }
                 _ => ExitCode::from(EXIT_FAILED),
             }
         }

@@ -49,9 +49,8 @@ impl std::fmt::Display for ClientError {
             ),
             ClientError::NoReply { waited } => write!(
                 f,
-                "HA server did not answer within {:.1} s; check {} or raise CSR_HA_TIMEOUT",
-                waited.as_secs_f64(),
-                "csr_ha.log"
+                "HA server did not answer within {:.1} s; check csr_ha.log or raise CSR_HA_TIMEOUT",
+                waited.as_secs_f64()
             ),
             ClientError::Io(m) => f.write_str(m),
             ClientError::Frame(e) => write!(f, "{e}"),
@@ -94,7 +93,9 @@ impl Drop for ReplyFifo {
 fn open_reply_fifo(dir: &HaDir) -> Result<ReplyFifo, ClientError> {
     let replies = dir.replies();
     if !replies.is_dir() {
-        return Err(ClientError::NotRunning { fifo: dir.request_fifo() });
+        return Err(ClientError::NotRunning {
+            fifo: dir.request_fifo(),
+        });
     }
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -111,31 +112,52 @@ fn open_reply_fifo(dir: &HaDir) -> Result<ReplyFifo, ClientError> {
                     Mode::empty(),
                 );
                 return match fd {
-                    Ok(fd) => Ok(ReplyFifo { path, file: File::from(fd) }),
+                    Ok(fd) => Ok(ReplyFifo {
+                        path,
+                        file: File::from(fd),
+                    }),
                     Err(e) => {
                         let _ = std::fs::remove_file(&path);
-                        Err(ClientError::Io(format!("cannot open reply FIFO {}: {e}", path.display())))
+                        Err(ClientError::Io(format!(
+                            "cannot open reply FIFO {}: {e}",
+                            path.display()
+                        )))
                     }
                 };
             }
             Err(Errno::EEXIST) => continue,
             Err(e) => {
-                return Err(ClientError::Io(format!("cannot create reply FIFO in {}: {e}", replies.display())))
+                return Err(ClientError::Io(format!(
+                    "cannot create reply FIFO in {}: {e}",
+                    replies.display()
+                )))
             }
         }
     }
-    Err(ClientError::Io(format!("cannot find a free reply FIFO name in {}", replies.display())))
+    Err(ClientError::Io(format!(
+        "cannot find a free reply FIFO name in {}",
+        replies.display()
+    )))
 }
 
 /// Writes the frame, retrying while the server is not (yet) reading.
 fn send_frame(dir: &HaDir, frame: &[u8], until: Instant) -> Result<(), ClientError> {
     let fifo = dir.request_fifo();
     loop {
-        let opened = nix::fcntl::open(&fifo, OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty());
+        let opened = nix::fcntl::open(
+            &fifo,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
         let err = match opened {
             Ok(fd) => match File::from(fd).write(frame) {
                 Ok(n) if n == frame.len() => return Ok(()),
-                Ok(n) => return Err(ClientError::Io(format!("short write of {n} bytes to {}", fifo.display()))),
+                Ok(n) => {
+                    return Err(ClientError::Io(format!(
+                        "short write of {n} bytes to {}",
+                        fifo.display()
+                    )))
+                }
                 Err(e) => Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             },
             Err(e) => e,
@@ -145,8 +167,17 @@ fn send_frame(dir: &HaDir, frame: &[u8], until: Instant) -> Result<(), ClientErr
                 std::thread::sleep(Duration::from_millis(20));
             }
             Errno::ENXIO | Errno::ENOENT => return Err(ClientError::NotRunning { fifo }),
-            Errno::EAGAIN => return Err(ClientError::NoReply { waited: CONNECT_WAIT }),
-            e => return Err(ClientError::Io(format!("cannot write to {}: {e}", fifo.display()))),
+            Errno::EAGAIN => {
+                return Err(ClientError::NoReply {
+                    waited: CONNECT_WAIT,
+                })
+            }
+            e => {
+                return Err(ClientError::Io(format!(
+                    "cannot write to {}: {e}",
+                    fifo.display()
+                )))
+            }
         }
     }
 }
@@ -155,8 +186,17 @@ fn send_frame(dir: &HaDir, frame: &[u8], until: Instant) -> Result<(), ClientErr
 pub fn request(dir: &HaDir, command: Command, wait: Duration) -> Result<Response, ClientError> {
     let started = Instant::now();
     let mut reply = open_reply_fifo(dir)?;
-    let name = reply.path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-    let frame = protocol::encode_request(&Request { reply_to: name, command }).map_err(ClientError::Frame)?;
+    let name = reply
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let frame = protocol::encode_request(&Request {
+        reply_to: name,
+        command,
+    })
+    .map_err(ClientError::Frame)?;
     send_frame(dir, &frame[..], started + CONNECT_WAIT.min(wait))?;
     let deadline = started + wait;
     let mut buf = Vec::new();
@@ -164,7 +204,9 @@ pub fn request(dir: &HaDir, command: Command, wait: Duration) -> Result<Response
     loop {
         if let Some(len) = protocol::reply_len(&buf) {
             if len > protocol::MAX_REPLY {
-                return Err(ClientError::Io(format!("reply announces {len} bytes, more than allowed")));
+                return Err(ClientError::Io(format!(
+                    "reply announces {len} bytes, more than allowed"
+                )));
             }
             if buf.len() >= 4 + len {
                 return protocol::decode_reply(&buf[..4 + len]).map_err(ClientError::Frame);
@@ -187,7 +229,9 @@ pub fn request(dir: &HaDir, command: Command, wait: Duration) -> Result<Response
                 std::thread::sleep(Duration::from_millis(5));
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(ClientError::Io(format!("reading reply: {e}"))),
         }
     }

@@ -37,19 +37,36 @@ pub struct Plan {
 }
 
 /// Decides, per node, what `event` needs; `Err` is the reply when nothing can run at all.
-pub fn plan(state: &State, target: Target, max: Option<NodeIndex>, event: EventKind) -> Result<Plan, Response> {
+pub fn plan(
+    state: &State,
+    target: Target,
+    max: Option<NodeIndex>,
+    event: EventKind,
+) -> Result<Plan, Response> {
     let nodes: Vec<&Node> = match (target, max) {
         (Target::One(index), None) => match state.db.get(index) {
             Some(node) => vec![node],
-            None => return Err(Response::bad(format!("400: Node with index {index} not found"))),
+            None => {
+                return Err(Response::bad(format!(
+                    "400: Node with index {index} not found"
+                )))
+            }
         },
         (Target::One(first), Some(last)) => {
             if last < first {
-                return Err(Response::bad(format!("400: -mi {last} must be at least -i {first}")));
+                return Err(Response::bad(format!(
+                    "400: -mi {last} must be at least -i {first}"
+                )));
             }
-            let nodes: Vec<&Node> = state.db.nodes().filter(|n| n.index >= first && n.index <= last).collect();
+            let nodes: Vec<&Node> = state
+                .db
+                .nodes()
+                .filter(|n| n.index >= first && n.index <= last)
+                .collect();
             if nodes.is_empty() {
-                return Err(Response::bad(format!("400: No redundancy nodes found in range {first}-{last}")));
+                return Err(Response::bad(format!(
+                    "400: No redundancy nodes found in range {first}-{last}"
+                )));
             }
             nodes
         }
@@ -72,7 +89,9 @@ pub fn plan(state: &State, target: Target, max: Option<NodeIndex>, event: EventK
         let index = node.index.get();
         let missing = node.missing();
         // GCP reverts every node (its own route is re-inserted whatever the mode).
-        let skip_secondary = event == EventKind::Revert && node.provider != Provider::Gcp && node.mode() != Mode::Primary;
+        let skip_secondary = event == EventKind::Revert
+            && node.provider != Provider::Gcp
+            && node.mode() != Mode::Primary;
         if skip_secondary {
             if single {
                 decided.push(Decided {
@@ -87,28 +106,54 @@ pub fn plan(state: &State, target: Target, max: Option<NodeIndex>, event: EventK
             decided.push(Decided {
                 index,
                 outcome: Outcome::Failed,
-                message: format!("skipped: missing {} needed for {} events", describe_params(&missing), node.provider),
+                message: format!(
+                    "skipped: missing {} needed for {} events",
+                    describe_params(&missing),
+                    node.provider
+                ),
             });
             continue;
         }
-        groups.entry(table_key(node)).or_default().push(node.clone());
+        groups
+            .entry(table_key(node))
+            .or_default()
+            .push(node.clone());
     }
     if groups.is_empty() && decided.is_empty() {
-        return Err(Response::ok(format!("200: No primary nodes configured, {event} event aborted")));
+        return Err(Response::ok(format!(
+            "200: No primary nodes configured, {event} event aborted"
+        )));
     }
     let action = Action::Event(event);
-    let groups = groups.into_values().map(|nodes| work(state, action, nodes)).collect();
-    Ok(Plan { action, groups, decided })
+    let groups = groups
+        .into_values()
+        .map(|nodes| work(state, action, nodes))
+        .collect();
+    Ok(Plan {
+        action,
+        groups,
+        decided,
+    })
 }
 
 /// The read-only check run after `create_node`/`set_params` stored a complete node.
 pub fn check_plan(state: &State, node: Node) -> Plan {
-    Plan { action: Action::Check, groups: vec![work(state, Action::Check, vec![node])], decided: Vec::new() }
+    Plan {
+        action: Action::Check,
+        groups: vec![work(state, Action::Check, vec![node])],
+        decided: Vec::new(),
+    }
 }
 
 fn work(state: &State, action: Action, nodes: Vec<Node>) -> Work {
     let provider = nodes.first().map(|n| n.provider).unwrap_or(Provider::File);
-    Work { action, provider, ha_dir: state.dir.root().display().to_string(), deadline_ms: 0, nodes }
+    Work {
+        action,
+        provider,
+        ha_dir: state.dir.root().display().to_string(),
+        deadline_ms: 0,
+        nodes,
+    }
 }
 
 /// Nodes with equal keys share a route table and so one handler.
@@ -116,7 +161,12 @@ fn table_key(node: &Node) -> String {
     let keys: &[Param] = match node.provider {
         Provider::File => &[Param::RouteTable],
         Provider::Aws => &[Param::Region, Param::RouteTableId],
-        Provider::Azure => &[Param::Cloud, Param::SubscriptionId, Param::ResourceGroup, Param::RouteTableName],
+        Provider::Azure => &[
+            Param::Cloud,
+            Param::SubscriptionId,
+            Param::ResourceGroup,
+            Param::RouteTableName,
+        ],
         Provider::Gcp => &[Param::Project, Param::Vpc],
     };
     let mut key = node.provider.to_string();
@@ -139,13 +189,19 @@ pub struct Limits {
 impl Limits {
     pub fn from_env() -> Limits {
         let secs = |var: &str, default: f64| {
-            let s = std::env::var(var).ok().and_then(|v| v.trim().parse::<f64>().ok());
+            let s = std::env::var(var)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok());
             Duration::from_secs_f64(s.filter(|s| s.is_finite() && *s > 0.0).unwrap_or(default))
         };
         let handler = std::env::var_os("CSR_HA_HANDLER")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
-            .or_else(|| std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("ha_event_handler"))))
+            .or_else(|| {
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|e| e.parent().map(|d| d.join("ha_event_handler")))
+            })
             .unwrap_or_else(|| PathBuf::from("ha_event_handler"));
         let max_running = std::env::var("CSR_HA_MAX_HANDLERS")
             .ok()
@@ -270,7 +326,11 @@ impl EventMgr {
 
     /// The earliest handler deadline, so the poll loop wakes up for it.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.running.iter().filter(|h| !h.killed).map(|h| h.deadline).min()
+        self.running
+            .iter()
+            .filter(|h| !h.killed)
+            .map(|h| h.deadline)
+            .min()
     }
 
     /// Moves bytes on a handler pipe that poll said is ready.
@@ -294,7 +354,11 @@ impl EventMgr {
         let now = Instant::now();
         for h in &mut self.running {
             if !h.killed && now >= h.deadline {
-                log::warn!("handler pid {} for node(s) {:?} passed its deadline: killing it", h.child.id(), h.nodes);
+                log::warn!(
+                    "handler pid {} for node(s) {:?} passed its deadline: killing it",
+                    h.child.id(),
+                    h.nodes
+                );
                 let _ = h.child.kill();
                 h.killed = true;
             }
@@ -310,7 +374,10 @@ impl EventMgr {
                 }
                 Ok(None) => i += 1,
                 Err(e) => {
-                    log::error!("cannot wait for handler pid {}: {e}", self.running[i].child.id());
+                    log::error!(
+                        "cannot wait for handler pid {}: {e}",
+                        self.running[i].child.id()
+                    );
                     i += 1;
                 }
             }
@@ -342,7 +409,9 @@ impl EventMgr {
 
     fn start_queued(&mut self) {
         while self.running.len() < self.limits.max_running {
-            let Some((job, mut work, deadline)) = self.queue.pop_front() else { break };
+            let Some((job, mut work, deadline)) = self.queue.pop_front() else {
+                break;
+            };
             // Leave the handler time to report before it is killed.
             work.deadline_ms = deadline.mul_f64(0.9).as_millis() as u64;
             let nodes: Vec<u16> = work.nodes.iter().map(|n| n.index.get()).collect();
@@ -350,10 +419,18 @@ impl EventMgr {
                 Ok(h) => self.running.push(h),
                 Err(e) => {
                     log::error!("cannot start {}: {e}", self.limits.handler.display());
-                    let message = format!("cannot start event handler {}: {e}", self.limits.handler.display());
+                    let message = format!(
+                        "cannot start event handler {}: {e}",
+                        self.limits.handler.display()
+                    );
                     let outcomes = nodes
                         .iter()
-                        .map(|&index| NodeOutcome { index, outcome: Outcome::Failed, message: message.clone(), duration_ms: 0 })
+                        .map(|&index| NodeOutcome {
+                            index,
+                            outcome: Outcome::Failed,
+                            message: message.clone(),
+                            duration_ms: 0,
+                        })
                         .collect();
                     self.record(job, outcomes);
                 }
@@ -361,7 +438,13 @@ impl EventMgr {
         }
     }
 
-    fn spawn(&self, job: u64, work: &Work, deadline: Duration, nodes: Vec<u16>) -> std::io::Result<Handler> {
+    fn spawn(
+        &self,
+        job: u64,
+        work: &Work,
+        deadline: Duration,
+        nodes: Vec<u16>,
+    ) -> std::io::Result<Handler> {
         let input = serde_json::to_vec(work).map_err(std::io::Error::other)?;
         // std::process::Command forks and execs; every fd the server opened is close-on-exec,
         // so the handler inherits only these three.
@@ -372,7 +455,13 @@ impl EventMgr {
             .spawn()?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
-        for fd in [stdin.as_ref().map(|s| s.as_raw_fd()), stdout.as_ref().map(|s| s.as_raw_fd())].into_iter().flatten() {
+        for fd in [
+            stdin.as_ref().map(|s| s.as_raw_fd()),
+            stdout.as_ref().map(|s| s.as_raw_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        {
             set_nonblocking(fd)?;
         }
         log::info!(
@@ -410,7 +499,9 @@ impl EventMgr {
         if self.jobs.get(&id).is_none_or(|j| j.remaining > 0) {
             return;
         }
-        let Some(job) = self.jobs.remove(&id) else { return };
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
         self.finished.push(match job.action {
             Action::Event(kind) => finish_event(job, kind),
             Action::Check => finish_check(job),
@@ -419,7 +510,11 @@ impl EventMgr {
 }
 
 fn finish_event(job: Job, kind: EventKind) -> Finished {
-    let mut lines: Vec<(u16, Outcome, String)> = job.decided.into_iter().map(|d| (d.index, d.outcome, d.message)).collect();
+    let mut lines: Vec<(u16, Outcome, String)> = job
+        .decided
+        .into_iter()
+        .map(|d| (d.index, d.outcome, d.message))
+        .collect();
     let time = local_time(job.started, "%Y-%m-%d %H:%M:%S");
     let mut last_events = Vec::new();
     for o in &job.outcomes {
@@ -433,34 +528,62 @@ fn finish_event(job: Job, kind: EventKind) -> Finished {
             },
         ));
         lines.push((o.index, o.outcome, o.message.clone()));
-        let level = if o.outcome == Outcome::Failed { log::Level::Warn } else { log::Level::Info };
-        log::log!(level, "node {} {kind}: {}: {}", o.index, o.outcome.code(), o.message);
+        let level = if o.outcome == Outcome::Failed {
+            log::Level::Warn
+        } else {
+            log::Level::Info
+        };
+        log::log!(
+            level,
+            "node {} {kind}: {}: {}",
+            o.index,
+            o.outcome.code(),
+            o.message
+        );
     }
     lines.sort_by_key(|(index, _, _)| *index);
     let code = overall(lines.iter().map(|(_, o, _)| *o));
     let text = lines
         .iter()
-        .map(|(index, outcome, message)| format!("{}: node {index} {kind}: {message}", outcome.code()))
+        .map(|(index, outcome, message)| {
+            format!("{}: node {index} {kind}: {message}", outcome.code())
+        })
         .collect::<Vec<_>>()
         .join("\n");
-    Finished { reply_to: job.reply_to, response: Response::new(code, text), last_events }
+    Finished {
+        reply_to: job.reply_to,
+        response: Response::new(code, text),
+        last_events,
+    }
 }
 
 fn finish_check(job: Job) -> Finished {
-    let base = job.check_reply.unwrap_or_else(|| Response::ok("200: stored"));
+    let base = job
+        .check_reply
+        .unwrap_or_else(|| Response::ok("200: stored"));
     let warning = job.outcomes.iter().find_map(|o| match o.outcome {
         Outcome::Ok => None,
         Outcome::Warning => Some(o.message.clone()),
-        Outcome::Failed => Some(format!("Warning: could not check the node against its route table: {}", o.message)),
+        Outcome::Failed => Some(format!(
+            "Warning: could not check the node against its route table: {}",
+            o.message
+        )),
     });
     let response = match warning {
         None => base,
         Some(warning) => {
             let body = base.text.strip_prefix("200: ").unwrap_or(&base.text);
-            Response::new(199, format!("199: {warning}\nPlease verify the node configuration\n{body}"))
+            Response::new(
+                199,
+                format!("199: {warning}\nPlease verify the node configuration\n{body}"),
+            )
         }
     };
-    Finished { reply_to: job.reply_to, response, last_events: Vec::new() }
+    Finished {
+        reply_to: job.reply_to,
+        response,
+        last_events: Vec::new(),
+    }
 }
 
 fn overall(outcomes: impl Iterator<Item = Outcome>) -> u16 {
@@ -484,7 +607,10 @@ fn outcomes_of(h: &Handler, status: std::process::ExitStatus) -> Vec<NodeOutcome
         Vec::new()
     };
     let why = if h.killed {
-        format!("event handler killed after its {:.0} s deadline", h.deadline_len.as_secs_f64())
+        format!(
+            "event handler killed after its {:.0} s deadline",
+            h.deadline_len.as_secs_f64()
+        )
     } else if let Some(signal) = status.signal() {
         format!("event handler crashed (signal {signal})")
     } else if !status.success() {
@@ -495,18 +621,24 @@ fn outcomes_of(h: &Handler, status: std::process::ExitStatus) -> Vec<NodeOutcome
     h.nodes
         .iter()
         .map(|&index| {
-            reported.iter().find(|o| o.index == index).cloned().unwrap_or_else(|| NodeOutcome {
-                index,
-                outcome: Outcome::Failed,
-                message: why.clone(),
-                duration_ms: 0,
-            })
+            reported
+                .iter()
+                .find(|o| o.index == index)
+                .cloned()
+                .unwrap_or_else(|| NodeOutcome {
+                    index,
+                    outcome: Outcome::Failed,
+                    message: why.clone(),
+                    duration_ms: 0,
+                })
         })
         .collect()
 }
 
 fn feed(h: &mut Handler) {
-    let Some(stdin) = h.stdin.as_mut() else { return };
+    let Some(stdin) = h.stdin.as_mut() else {
+        return;
+    };
     while h.written < h.input.len() {
         match stdin.write(&h.input[h.written..]) {
             Ok(n) => h.written += n,
@@ -519,7 +651,9 @@ fn feed(h: &mut Handler) {
 }
 
 fn drain(h: &mut Handler) {
-    let Some(stdout) = h.stdout.as_mut() else { return };
+    let Some(stdout) = h.stdout.as_mut() else {
+        return;
+    };
     let mut buf = [0u8; 16 * 1024];
     loop {
         match stdout.read(&mut buf) {
@@ -538,7 +672,8 @@ fn set_nonblocking(fd: std::os::fd::RawFd) -> std::io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     // SAFETY: fd belongs to a ChildStdin/ChildStdout we own for the duration of this call.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(std::io::Error::from)?);
+    let flags =
+        OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(std::io::Error::from)?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(std::io::Error::from)?;
     Ok(())
 }

@@ -29,8 +29,15 @@ const HEADER: &str = "# csr-ha node_file v1: one node per line, key=value separa
 /// A problem with `node_file`, naming the file and line so the user can fix it by hand.
 #[derive(Debug)]
 pub enum DbError {
-    Corrupt { path: PathBuf, line: usize, reason: String },
-    Io { path: PathBuf, error: std::io::Error },
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl fmt::Display for DbError {
@@ -75,7 +82,10 @@ impl NodeDb {
             let orig = dir.node_file_orig();
             std::fs::copy(&db.path, &orig).map_err(|error| DbError::Io { path: orig, error })?;
             db.persist(&db.nodes)?;
-            log::info!("imported {} node(s) from the original package's node_file", db.nodes.len());
+            log::info!(
+                "imported {} node(s) from the original package's node_file",
+                db.nodes.len()
+            );
         }
         Ok(db)
     }
@@ -118,11 +128,19 @@ impl NodeDb {
     }
 
     fn persist(&self, nodes: &BTreeMap<u16, Node>) -> Result<(), DbError> {
-        let io = |error| DbError::Io { path: self.path.clone(), error };
+        let io = |error| DbError::Io {
+            path: self.path.clone(),
+            error,
+        };
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::Builder::new().prefix(".node_file.").tempfile_in(dir).map_err(io)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".node_file.")
+            .tempfile_in(dir)
+            .map_err(io)?;
         // App keys live here: owner-only, as the original's ~/cloud/HA was.
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
         let mut text = String::from(HEADER);
         for node in nodes.values() {
             text.push_str(&format_line(node));
@@ -131,7 +149,9 @@ impl NodeDb {
         tmp.write_all(text.as_bytes()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(&self.path).map_err(|e| io(e.error))?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
         Ok(())
     }
 }
@@ -174,15 +194,25 @@ fn parse(text: &str) -> Result<(BTreeMap<u16, Node>, bool), (usize, String)> {
 fn parse_line(line: &str) -> Result<Node, String> {
     let mut pairs = Vec::new();
     for word in line.split_whitespace() {
-        let (key, value) = word.split_once('=').ok_or_else(|| format!("{word:?} is not key=value"))?;
-        pairs.push((key.to_string(), decode(value).ok_or_else(|| format!("bad %-escape in {word:?}"))?));
+        let (key, value) = word
+            .split_once('=')
+            .ok_or_else(|| format!("{word:?} is not key=value"))?;
+        pairs.push((
+            key.to_string(),
+            decode(value).ok_or_else(|| format!("bad %-escape in {word:?}"))?,
+        ));
     }
     build_node(pairs, None)
 }
 
 /// Builds a node from key/value pairs, validating every value as if it came from the CLI.
 fn build_node(pairs: Vec<(String, String)>, provider: Option<Provider>) -> Result<Node, String> {
-    let find = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let find = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let index: NodeIndex = find("index")
         .ok_or("no index")?
         .trim()
@@ -190,7 +220,10 @@ fn build_node(pairs: Vec<(String, String)>, provider: Option<Provider>) -> Resul
         .map_err(|_| "index must be 1..1023".to_string())?;
     let provider = match provider {
         Some(p) => p,
-        None => find("provider").ok_or("no provider")?.parse().map_err(|e: crate::node::InvalidValue| e.to_string())?,
+        None => find("provider")
+            .ok_or("no provider")?
+            .parse()
+            .map_err(|e: crate::node::InvalidValue| e.to_string())?,
     };
     let mut node = Node::new(index, provider);
     for (key, value) in &pairs {
@@ -201,7 +234,9 @@ fn build_node(pairs: Vec<(String, String)>, provider: Option<Provider>) -> Resul
         if !provider.params().contains(&param) {
             return Err(format!("key {key:?} does not belong to a {provider} node"));
         }
-        let value = param.validate(value, provider).map_err(|e| format!("{key}: {e}"))?;
+        let value = param
+            .validate(value, provider)
+            .map_err(|e| format!("{key}: {e}"))?;
         node.params.insert(param, value);
     }
     Ok(node)
@@ -211,7 +246,12 @@ fn build_node(pairs: Vec<(String, String)>, provider: Option<Provider>) -> Resul
 /// `{'index': '1', 'routeTableId': 'rtb-0a1b2c3d', 'region': 'us-east-1', 'mode': 'primary'}`.
 fn parse_python_line(line: &str) -> Result<Node, String> {
     let pairs = python_dict(line)?;
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     let provider = match get("cloud") {
         Some("gcp") => Provider::Gcp,
         Some("azure" | "azusgov" | "azchina") => Provider::Azure,
@@ -259,7 +299,9 @@ fn skip_spaces(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 }
 
 /// A quoted string, a bare number, or `None` (→ `Ok(None)`).
-fn python_value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<Option<String>, String> {
+fn python_value(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+) -> Result<Option<String>, String> {
     match chars.peek().copied() {
         Some(q @ ('\'' | '"')) => {
             chars.next();
@@ -343,10 +385,16 @@ mod tests {
         assert_eq!(node.get(Param::EniId), Some("eni-0a1b2c3d"));
         let gcp = "{'index': '2', 'cloud': 'gcp', 'project': 'my-project', 'vpc': 'vpc-a', 'routeName': 'r-a', 'peerRouteName': 'r-b', 'nextHopIp': '10.0.0.2', 'hopPriority': '0', 'route': '10.1.0.0/16'}";
         let node = parse_python_line(gcp).expect("imports");
-        assert_eq!((node.provider, node.get(Param::HopPriority)), (Provider::Gcp, Some("0")));
+        assert_eq!(
+            (node.provider, node.get(Param::HopPriority)),
+            (Provider::Gcp, Some("0"))
+        );
         let azure = "{'index': '3', 'cloud': 'azure', 'subscriptionId': 'abc-1', 'resourceGroup': 'rg', 'routeTableName': 'rt', 'nextHop': '10.0.0.4', 'appKey': None}";
         let node = parse_python_line(azure).expect("imports");
-        assert_eq!((node.provider, node.get(Param::AppKey)), (Provider::Azure, None));
+        assert_eq!(
+            (node.provider, node.get(Param::AppKey)),
+            (Provider::Azure, None)
+        );
     }
 
     #[test]

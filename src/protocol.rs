@@ -18,7 +18,7 @@
 //! reply: u32 LE length | bincode(Response), at most MAX_REPLY bytes
 //! ```
 
-use bincode::config::{self, Configuration, Fixint, LittleEndian, Limit};
+use bincode::config::{self, Configuration, Fixint, Limit, LittleEndian};
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventKind;
@@ -37,11 +37,17 @@ type FrameConfig = Configuration<LittleEndian, Fixint, Limit<FRAME>>;
 type ReplyConfig = Configuration<LittleEndian, Fixint, Limit<MAX_REPLY>>;
 
 fn frame_config() -> FrameConfig {
-    config::standard().with_fixed_int_encoding().with_little_endian().with_limit::<FRAME>()
+    config::standard()
+        .with_fixed_int_encoding()
+        .with_little_endian()
+        .with_limit::<FRAME>()
 }
 
 fn reply_config() -> ReplyConfig {
-    config::standard().with_fixed_int_encoding().with_little_endian().with_limit::<MAX_REPLY>()
+    config::standard()
+        .with_fixed_int_encoding()
+        .with_little_endian()
+        .with_limit::<MAX_REPLY>()
 }
 
 /// Which nodes a `show_node` or `node_event` names.
@@ -57,12 +63,31 @@ pub enum Target {
 pub enum Command {
     Ping,
     Stop,
-    CreateNode { index: NodeIndex, provider: Provider, params: Vec<(Param, String)> },
-    SetParams { index: NodeIndex, provider: Provider, params: Vec<(Param, String)> },
-    ClearParams { index: NodeIndex, params: Vec<Param> },
-    DeleteNode { index: NodeIndex },
-    ShowNode { target: Target },
-    NodeEvent { target: Target, max: Option<NodeIndex>, event: EventKind },
+    CreateNode {
+        index: NodeIndex,
+        provider: Provider,
+        params: Vec<(Param, String)>,
+    },
+    SetParams {
+        index: NodeIndex,
+        provider: Provider,
+        params: Vec<(Param, String)>,
+    },
+    ClearParams {
+        index: NodeIndex,
+        params: Vec<Param>,
+    },
+    DeleteNode {
+        index: NodeIndex,
+    },
+    ShowNode {
+        target: Target,
+    },
+    NodeEvent {
+        target: Target,
+        max: Option<NodeIndex>,
+        event: EventKind,
+    },
 }
 
 /// One request frame's content.
@@ -93,7 +118,11 @@ pub struct Response {
 
 impl Response {
     pub fn new(code: u16, text: impl Into<String>) -> Response {
-        Response { code, text: text.into(), nodes: Vec::new() }
+        Response {
+            code,
+            text: text.into(),
+            nodes: Vec::new(),
+        }
     }
     pub fn ok(text: impl Into<String>) -> Response {
         Response::new(200, text)
@@ -130,7 +159,10 @@ impl std::fmt::Display for FrameError {
             }
             FrameError::Corrupt(e) => write!(f, "frame does not decode: {e}"),
             FrameError::TrailingBytes => f.write_str("frame has bytes after its end"),
-            FrameError::TooLarge => write!(f, "request does not fit in {FRAME} bytes; shorten the values"),
+            FrameError::TooLarge => write!(
+                f,
+                "request does not fit in {FRAME} bytes; shorten the values"
+            ),
         }
     }
 }
@@ -160,7 +192,8 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, FrameError> {
         return Err(FrameError::WrongVersion(version));
     }
     let (request, used): (Request, usize) =
-        bincode::serde::decode_from_slice(&frame[6..], frame_config()).map_err(|e| FrameError::Corrupt(e.to_string()))?;
+        bincode::serde::decode_from_slice(&frame[6..], frame_config())
+            .map_err(|e| FrameError::Corrupt(e.to_string()))?;
     if frame[6 + used..].iter().any(|&b| b != 0) {
         return Err(FrameError::TrailingBytes);
     }
@@ -187,9 +220,13 @@ pub fn reply_len(prefix: &[u8]) -> Option<usize> {
 
 /// Decodes a complete reply (prefix included).
 pub fn decode_reply(bytes: &[u8]) -> Result<Response, FrameError> {
-    let len = reply_len(bytes).ok_or(FrameError::Corrupt("reply shorter than its prefix".into()))?;
+    let len =
+        reply_len(bytes).ok_or(FrameError::Corrupt("reply shorter than its prefix".into()))?;
     if len > MAX_REPLY || bytes.len() != 4 + len {
-        return Err(FrameError::Corrupt(format!("reply of {} bytes announces {len}", bytes.len())));
+        return Err(FrameError::Corrupt(format!(
+            "reply of {} bytes announces {len}",
+            bytes.len()
+        )));
     }
     bincode::serde::decode_from_slice(&bytes[4..], reply_config())
         .map(|(r, _)| r)
@@ -228,46 +265,45 @@ impl FrameReader {
     /// The next frame: `Some(Ok)` a request, `Some(Err)` a refused frame (already counted),
     /// `None` when more bytes are needed.
     pub fn next_frame(&mut self) -> Option<Result<Request, FrameError>> {
-        {
-            if self.buf.is_empty() {
-                return None;
-            }
-            if !self.buf.starts_with(&MAGIC) {
-                let drop = match find_magic(&self.buf[1..]) {
-                    Some(p) => p + 1,
-                    // Keep a tail that may be the start of a magic split across two reads.
-                    None => self.buf.len() - magic_prefix_suffix(&self.buf),
-                };
-                if drop == 0 {
-                    return None;
-                }
-                self.buf.drain(..drop);
-                self.bad_frames += 1;
-                return Some(Err(FrameError::BadMagic));
-            }
-            if self.buf.len() < FRAME {
-                return None;
-            }
-            match decode_request(&self.buf[..FRAME]) {
-                Ok(request) => {
-                    self.buf.drain(..FRAME);
-                    return Some(Ok(request));
-                }
-                Err(e) => {
-                    // A truncated frame followed by a good one: resume at the next magic.
-                    let skip = find_magic(&self.buf[1..]).map(|p| p + 1).unwrap_or(FRAME);
-                    self.buf.drain(..skip);
-                    self.bad_frames += 1;
-                    return Some(Err(e));
-                }
-            }
+        if self.buf.is_empty() {
+            return None;
         }
+        if !self.buf.starts_with(&MAGIC) {
+            let drop = match find_magic(&self.buf[1..]) {
+                Some(p) => p + 1,
+                // Keep a tail that may be the start of a magic split across two reads.
+                None => self.buf.len() - magic_prefix_suffix(&self.buf),
+            };
+            if drop == 0 {
+                return None;
+            }
+            self.buf.drain(..drop);
+            self.bad_frames += 1;
+            return Some(Err(FrameError::BadMagic));
+        }
+        if self.buf.len() < FRAME {
+            return None;
+        }
+        let decoded = decode_request(&self.buf[..FRAME]);
+        let consumed = match &decoded {
+            Ok(_) => FRAME,
+            // A truncated frame followed by a good one: resume at the next magic.
+            Err(_) => find_magic(&self.buf[1..]).map(|p| p + 1).unwrap_or(FRAME),
+        };
+        self.buf.drain(..consumed);
+        if decoded.is_err() {
+            self.bad_frames += 1;
+        }
+        Some(decoded)
     }
 }
 
 /// Length of the longest tail of `buf` that is a proper prefix of the magic.
 fn magic_prefix_suffix(buf: &[u8]) -> usize {
-    (1..MAGIC.len()).rev().find(|&n| buf.len() >= n && MAGIC.starts_with(&buf[buf.len() - n..])).unwrap_or(0)
+    (1..MAGIC.len())
+        .rev()
+        .find(|&n| buf.len() >= n && MAGIC.starts_with(&buf[buf.len() - n..]))
+        .unwrap_or(0)
 }
 
 fn find_magic(haystack: &[u8]) -> Option<usize> {
@@ -279,12 +315,17 @@ mod tests {
     use super::*;
 
     fn request(command: Command) -> Request {
-        Request { reply_to: "123-abc".into(), command }
+        Request {
+            reply_to: "123-abc".into(),
+            command,
+        }
     }
 
     #[test]
     fn frames_round_trip_and_are_fixed_size() {
-        let req = request(Command::ShowNode { target: Target::All });
+        let req = request(Command::ShowNode {
+            target: Target::All,
+        });
         let frame = encode_request(&req).expect("fits");
         assert_eq!(frame.len(), FRAME);
         assert_eq!(decode_request(&frame[..]), Ok(req));

@@ -45,7 +45,10 @@ impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServerError::AlreadyRunning { pid, pid_file } => {
-                write!(f, "another ha_server (pid {pid}) is running: it holds the lock on {pid_file}")
+                write!(
+                    f,
+                    "another ha_server (pid {pid}) is running: it holds the lock on {pid_file}"
+                )
             }
             ServerError::Setup(m) => f.write_str(m),
         }
@@ -93,7 +96,12 @@ fn lock_pid_file(dir: &HaDir) -> Result<Flock<File>, ServerError> {
                 pid_file: path.display().to_string(),
             });
         }
-        Err((_, e)) => return Err(ServerError::Setup(format!("cannot lock {}: {e}", path.display()))),
+        Err((_, e)) => {
+            return Err(ServerError::Setup(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            )))
+        }
     };
     let written = lock
         .set_len(0)
@@ -114,16 +122,22 @@ fn open_request_fifo(dir: &HaDir) -> Result<File, ServerError> {
                 path.display()
             )))
         }
-        Err(_) => nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622))
-            .map_err(|e| ServerError::Setup(format!("cannot create FIFO {}: {e}", path.display())))?,
+        Err(_) => nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622)).map_err(|e| {
+            ServerError::Setup(format!("cannot create FIFO {}: {e}", path.display()))
+        })?,
     }
-    let fd = nix::fcntl::open(&path, OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| ServerError::Setup(format!("cannot open FIFO {}: {e}", path.display())))?;
+    let fd = nix::fcntl::open(
+        &path,
+        OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ServerError::Setup(format!("cannot open FIFO {}: {e}", path.display())))?;
     Ok(File::from(fd))
 }
 
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, ServerError> {
-    let setup = |e: std::io::Error| ServerError::Setup(format!("cannot set up signal handling: {e}"));
+    let setup =
+        |e: std::io::Error| ServerError::Setup(format!("cannot set up signal handling: {e}"));
     let (read, write) = UnixStream::pair().map_err(setup)?;
     read.set_nonblocking(true).map_err(setup)?;
     for &signal in signals {
@@ -140,16 +154,27 @@ fn drain_pipe(mut pipe: &UnixStream) {
 
 /// Runs the server in the foreground until SIGTERM, SIGINT or `ha_api -c stop`.
 pub fn run(dir: HaDir) -> Result<(), ServerError> {
-    dir.create().map_err(|e| ServerError::Setup(e.to_string()))?;
+    dir.create()
+        .map_err(|e| ServerError::Setup(e.to_string()))?;
     let pid_lock = lock_pid_file(&dir)?;
     let db = NodeDb::load(&dir).map_err(|e| ServerError::Setup(e.to_string()))?;
     let fifo = open_request_fifo(&dir)?;
     let terminate = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
     let child_exit = signal_pipe(&[signal_hook::consts::SIGCHLD])?;
-    log::info!("ha_server pid {} serving {} with {} node(s)", std::process::id(), dir.root().display(), db.len());
+    log::info!(
+        "ha_server pid {} serving {} with {} node(s)",
+        std::process::id(),
+        dir.root().display(),
+        db.len()
+    );
 
     let mut server = Server {
-        state: State { dir: dir.clone(), db, last_events: BTreeMap::new(), bad_frames: 0 },
+        state: State {
+            dir: dir.clone(),
+            db,
+            last_events: BTreeMap::new(),
+            bad_frames: 0,
+        },
         events: EventMgr::new(Limits::from_env()),
         reader: FrameReader::default(),
         last_bytes: Instant::now(),
@@ -204,7 +229,12 @@ impl Server {
     }
 
     /// One poll over everything; returns the ready slots.
-    fn wait(&self, fifo: &File, terminate: &UnixStream, child_exit: &UnixStream) -> Vec<(Slot, PollFlags)> {
+    fn wait(
+        &self,
+        fifo: &File,
+        terminate: &UnixStream,
+        child_exit: &UnixStream,
+    ) -> Vec<(Slot, PollFlags)> {
         let mut slots = vec![Slot::Requests, Slot::Terminate, Slot::Child];
         let mut fds = vec![
             PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
@@ -217,7 +247,14 @@ impl Server {
         }
         for (fd, write, which) in self.events.poll_fds() {
             slots.push(Slot::Handler(which));
-            fds.push(PollFd::new(fd, if write { PollFlags::POLLOUT } else { PollFlags::POLLIN }));
+            fds.push(PollFd::new(
+                fd,
+                if write {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                },
+            ));
         }
         let now = Instant::now();
         let wake = [
@@ -273,7 +310,10 @@ impl Server {
                 Ok(request) => self.handle(request),
                 Err(e) => {
                     self.state.bad_frames = self.reader.bad_frames;
-                    log::warn!("request FIFO: dropped bad frame #{}: {e}", self.reader.bad_frames);
+                    log::warn!(
+                        "request FIFO: dropped bad frame #{}: {e}",
+                        self.reader.bad_frames
+                    );
                 }
             }
         }
@@ -307,7 +347,9 @@ impl Server {
 
     /// Starts a reply; whatever does not fit the FIFO now is finished by the poll loop.
     fn reply(&mut self, name: &str, response: &Response) {
-        let Some(file) = open_reply_fifo(&self.state.dir, name) else { return };
+        let Some(file) = open_reply_fifo(&self.state.dir, name) else {
+            return;
+        };
         let mut out = Outgoing {
             name: name.to_string(),
             file,
@@ -326,7 +368,11 @@ impl Server {
         self.outgoing.retain(|o| {
             let keep = o.written < o.data.len() && o.deadline > now;
             if !keep && o.written < o.data.len() {
-                log::warn!("reply to {} dropped: client did not read it within {:?}", o.name, REPLY_DEADLINE);
+                log::warn!(
+                    "reply to {} dropped: client did not read it within {:?}",
+                    o.name,
+                    REPLY_DEADLINE
+                );
             }
             keep
         });
@@ -371,7 +417,9 @@ fn write_some(out: &mut Outgoing) -> bool {
 fn open_reply_fifo(dir: &HaDir, name: &str) -> Option<File> {
     let plain = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && !name.starts_with('.');
     if !plain {
         log::warn!("refused reply FIFO name {name:?}: not a plain file name");

@@ -24,16 +24,25 @@ pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
         _ => None,
     })?;
     let index = args.index()?;
-    let params: Vec<Param> = args.pairs.iter().filter_map(|(f, _)| provider.param_for_flag(f)).collect();
+    let params: Vec<Param> = args
+        .pairs
+        .iter()
+        .filter_map(|(f, _)| provider.param_for_flag(f))
+        .collect();
     if params.is_empty() {
-        return Err(CliError::Usage("clear_params: name at least one parameter flag to clear, e.g. -r; see clear_params -h".into()));
+        return Err(CliError::Usage(
+            "clear_params: name at least one parameter flag to clear, e.g. -r; see clear_params -h"
+                .into(),
+        ));
     }
     Ok(Command::ClearParams { index, params })
 }
 
 pub fn apply(state: &mut State, index: NodeIndex, params: Vec<Param>) -> Applied {
     let Some(existing) = state.db.get(index) else {
-        return Applied::Reply(Response::bad(format!("400: Node with index {index} does not exist")));
+        return Applied::Reply(Response::bad(format!(
+            "400: Node with index {index} does not exist"
+        )));
     };
     let mut node = existing.clone();
     if let Some(p) = params.iter().find(|p| !node.provider.params().contains(p)) {
@@ -71,7 +80,11 @@ pub fn apply(state: &mut State, index: NodeIndex, params: Vec<Param>) -> Applied
     } else {
         Applied::Reply(Response::new(
             199,
-            format!("199: Warning: node {index} is not complete for {}: missing {}\n{body}", node.provider, describe_params(&missing)),
+            format!(
+                "199: Warning: node {index} is not complete for {}: missing {}\n{body}",
+                node.provider,
+                describe_params(&missing)
+            ),
         ))
     }
 }

@@ -20,19 +20,32 @@ pub fn help(provider: Provider) -> String {
 
 /// Flags → `CreateNode`, every value validated.
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
-    let args = Args::parse(argv, "create_node", |f| (f == "-i" || provider.param_for_flag(f).is_some()).then_some(true))?;
+    let args = Args::parse(argv, "create_node", |f| {
+        (f == "-i" || provider.param_for_flag(f).is_some()).then_some(true)
+    })?;
     let index = args.index()?;
     let params = args.params(provider)?;
     if provider == Provider::Azure {
         let given = |p: Param| params.iter().any(|(q, _)| *q == p);
         if given(Param::AppId) && !(given(Param::TenantId) && given(Param::AppKey)) {
-            return Err(CliError::Usage("-a <app id> needs -d <tenant id> and -k <app key>".into()));
+            return Err(CliError::Usage(
+                "-a <app id> needs -d <tenant id> and -k <app key>".into(),
+            ));
         }
     }
-    Ok(Command::CreateNode { index, provider, params })
+    Ok(Command::CreateNode {
+        index,
+        provider,
+        params,
+    })
 }
 
-pub fn apply(state: &mut State, index: NodeIndex, provider: Provider, params: Vec<(Param, String)>) -> Applied {
+pub fn apply(
+    state: &mut State,
+    index: NodeIndex,
+    provider: Provider,
+    params: Vec<(Param, String)>,
+) -> Applied {
     if let Err(r) = validate_params(provider, &params) {
         return Applied::Reply(r);
     }
@@ -46,7 +59,11 @@ pub fn apply(state: &mut State, index: NodeIndex, provider: Provider, params: Ve
     if let Err(r) = check_app_credentials(&node) {
         return Applied::Reply(r);
     }
-    store_and_reply(state, node, format!("Successfully created new node with index {index}"))
+    store_and_reply(
+        state,
+        node,
+        format!("Successfully created new node with index {index}"),
+    )
 }
 
 pub fn main() -> ExitCode {

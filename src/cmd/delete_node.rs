@@ -15,7 +15,9 @@ Deletes redundancy node <index>; deleting a node that does not exist succeeds.\n
 
 pub fn parse(argv: &[String]) -> Result<Command, CliError> {
     let args = Args::parse(argv, "delete_node", |f| (f == "-i").then_some(true))?;
-    Ok(Command::DeleteNode { index: args.index()? })
+    Ok(Command::DeleteNode {
+        index: args.index()?,
+    })
 }
 
 pub fn apply(state: &mut State, index: NodeIndex) -> Applied {
@@ -23,9 +25,13 @@ pub fn apply(state: &mut State, index: NodeIndex) -> Applied {
         Ok(true) => {
             state.last_events.remove(&index.get());
             log::info!("node {index}: deleted");
-            Applied::Reply(Response::ok(format!("200: Successfully deleted node {index}")))
+            Applied::Reply(Response::ok(format!(
+                "200: Successfully deleted node {index}"
+            )))
         }
-        Ok(false) => Applied::Reply(Response::ok(format!("200: Node {index} does not exist, nothing to delete"))),
+        Ok(false) => Applied::Reply(Response::ok(format!(
+            "200: Node {index} does not exist, nothing to delete"
+        ))),
         Err(e) => Applied::Reply(Response::bad(format!("400: node {index} not deleted: {e}"))),
     }
 }

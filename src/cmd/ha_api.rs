@@ -44,7 +44,10 @@ fn server_binary() -> PathBuf {
 
 fn start(dir: &HaDir) -> ExitCode {
     if let Ok(r) = ping_once(dir, Duration::from_secs(1)) {
-        println!("200: HA server already running: {}", r.text.trim_start_matches("200: "));
+        println!(
+            "200: HA server already running: {}",
+            r.text.trim_start_matches("200: ")
+        );
         return ExitCode::SUCCESS;
     }
     if let Err(e) = dir.create() {
@@ -82,12 +85,19 @@ fn start(dir: &HaDir) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
         if let Ok(r) = ping_once(dir, Duration::from_millis(500)) {
-            println!("200: HA server started: {}", r.text.trim_start_matches("200: "));
+            println!(
+                "200: HA server started: {}",
+                r.text.trim_start_matches("200: ")
+            );
             return ExitCode::SUCCESS;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("400: HA server did not answer within {} s; see {}", START_WAIT.as_secs(), out_path.display());
+    println!(
+        "400: HA server did not answer within {} s; see {}",
+        START_WAIT.as_secs(),
+        out_path.display()
+    );
     ExitCode::from(EXIT_NO_SERVER)
 }
 
@@ -123,7 +133,11 @@ pub fn main() -> ExitCode {
         Some("stop") => stop(&dir),
         Some("ping") => cli::send_and_print(&dir, Command::Ping, |r| r.text.clone()),
         other => cli::reject(
-            CliError::Invalid(InvalidValue::new("-c", other.unwrap_or(""), "start, stop or ping (required)")),
+            CliError::Invalid(InvalidValue::new(
+                "-c",
+                other.unwrap_or(""),
+                "start, stop or ping (required)",
+            )),
             HELP,
         ),
     }

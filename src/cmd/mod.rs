@@ -46,8 +46,16 @@ pub fn apply(state: &mut State, command: Command) -> Applied {
     match command {
         Command::Ping => Applied::Reply(ha_api::ping(state)),
         Command::Stop => Applied::Stop(Response::ok("200: HA server stopping")),
-        Command::CreateNode { index, provider, params } => create_node::apply(state, index, provider, params),
-        Command::SetParams { index, provider, params } => set_params::apply(state, index, provider, params),
+        Command::CreateNode {
+            index,
+            provider,
+            params,
+        } => create_node::apply(state, index, provider, params),
+        Command::SetParams {
+            index,
+            provider,
+            params,
+        } => set_params::apply(state, index, provider, params),
         Command::ClearParams { index, params } => clear_params::apply(state, index, params),
         Command::DeleteNode { index } => delete_node::apply(state, index),
         Command::ShowNode { target } => Applied::Reply(show_node::apply(state, target)),
@@ -56,10 +64,17 @@ pub fn apply(state: &mut State, command: Command) -> Applied {
 }
 
 /// Re-checks every parameter against its provider; the first bad one is the reply.
-pub(crate) fn validate_params(provider: Provider, params: &[(Param, String)]) -> Result<(), Response> {
+pub(crate) fn validate_params(
+    provider: Provider,
+    params: &[(Param, String)],
+) -> Result<(), Response> {
     for (param, value) in params {
         if !provider.params().contains(param) {
-            return Err(Response::bad(format!("400: {} ({}) is not a {provider} parameter", param.flag(), param.key())));
+            return Err(Response::bad(format!(
+                "400: {} ({}) is not a {provider} parameter",
+                param.flag(),
+                param.key()
+            )));
         }
         if let Err(e) = param.validate(value, provider) {
             return Err(Response::bad(format!("400: {e}")));
@@ -74,7 +89,9 @@ pub(crate) fn check_app_credentials(node: &Node) -> Result<(), Response> {
         && node.get(Param::AppId).is_some()
         && (node.get(Param::TenantId).is_none() || node.get(Param::AppKey).is_none())
     {
-        return Err(Response::bad("400: -a <app id> needs -d <tenant id> and -k <app key>"));
+        return Err(Response::bad(
+            "400: -a <app id> needs -d <tenant id> and -k <app key>",
+        ));
     }
     Ok(())
 }
@@ -89,10 +106,16 @@ pub(crate) fn store_and_reply(state: &mut State, node: Node, headline: String) -
         return Applied::Reply(Response::bad(format!("400: node {index} not stored: {e}")));
     }
     log::info!("node {index}: stored ({headline})");
-    let body = format!("{headline}\nRedundancy node configuration:\n{}", node.describe());
+    let body = format!(
+        "{headline}\nRedundancy node configuration:\n{}",
+        node.describe()
+    );
     let missing = node.missing();
     if missing.is_empty() {
-        return Applied::Check { node, response: Response::ok(format!("200: {body}")) };
+        return Applied::Check {
+            node,
+            response: Response::ok(format!("200: {body}")),
+        };
     }
     let warning = format!(
         "199: Warning: node {index} is not complete for {}: missing {}\n",
@@ -104,7 +127,11 @@ pub(crate) fn store_and_reply(state: &mut State, node: Node, headline: String) -
 
 /// `-t (routeTable) -n (nextHop)`.
 pub fn describe_params(params: &[Param]) -> String {
-    params.iter().map(|p| format!("{} ({})", p.flag(), p.key())).collect::<Vec<_>>().join(" ")
+    params
+        .iter()
+        .map(|p| format!("{} ({})", p.flag(), p.key()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The provider mismatch message when a node was created under another cloud.

@@ -20,22 +20,35 @@ peerFail points the node's route(s) at this router; revert does the same for pri
 verify reads each route and writes it back unchanged. peerFail cannot be sent to all nodes.\n";
 
 pub fn parse(argv: &[String]) -> Result<Command, CliError> {
-    let args = Args::parse(argv, "node_event", |f| matches!(f, "-i" | "-mi" | "-e").then_some(true))?;
+    let args = Args::parse(argv, "node_event", |f| {
+        matches!(f, "-i" | "-mi" | "-e").then_some(true)
+    })?;
     let target = args.target()?;
     let event: EventKind = match args.get("-e") {
         Some(e) => e.parse()?,
-        None => return Err(InvalidValue::new("-e", "", "peerFail, revert or verify (required)").into()),
+        None => {
+            return Err(InvalidValue::new("-e", "", "peerFail, revert or verify (required)").into())
+        }
     };
     let max = match args.get("-mi") {
         None => None,
         Some(v) => {
-            let max: NodeIndex = v
-                .parse()
-                .map_err(|_| InvalidValue::new("-mi", v, "an integer in range <1-1023>, at least -i"))?;
+            let max: NodeIndex = v.parse().map_err(|_| {
+                InvalidValue::new("-mi", v, "an integer in range <1-1023>, at least -i")
+            })?;
             match target {
-                Target::All => return Err(CliError::Usage("-mi needs -i <first index>, not -i all".into())),
+                Target::All => {
+                    return Err(CliError::Usage(
+                        "-mi needs -i <first index>, not -i all".into(),
+                    ))
+                }
                 Target::One(first) if max < first => {
-                    return Err(InvalidValue::new("-mi", v, &format!("an integer in range <{first}-1023> (at least -i {first})")).into())
+                    return Err(InvalidValue::new(
+                        "-mi",
+                        v,
+                        &format!("an integer in range <{first}-1023> (at least -i {first})"),
+                    )
+                    .into())
                 }
                 Target::One(_) => Some(max),
             }
@@ -44,7 +57,12 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
     Ok(Command::NodeEvent { target, max, event })
 }
 
-pub fn apply(state: &mut State, target: Target, max: Option<NodeIndex>, event: EventKind) -> Applied {
+pub fn apply(
+    state: &mut State,
+    target: Target,
+    max: Option<NodeIndex>,
+    event: EventKind,
+) -> Applied {
     match event_mgr::plan(state, target, max, event) {
         Ok(plan) => Applied::Event(plan),
         Err(response) => Applied::Reply(response),

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use super::{check_app_credentials, provider_mismatch, store_and_reply, validate_params, Applied, State};
+use super::{
+    check_app_credentials, provider_mismatch, store_and_reply, validate_params, Applied, State,
+};
 use crate::cli::{self, Args, CliError};
 use crate::node::{NodeIndex, Param, Provider};
 use crate::paths::HaDir;
@@ -18,16 +20,29 @@ pub fn help(provider: Provider) -> String {
 }
 
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
-    let args = Args::parse(argv, "set_params", |f| (f == "-i" || provider.param_for_flag(f).is_some()).then_some(true))?;
+    let args = Args::parse(argv, "set_params", |f| {
+        (f == "-i" || provider.param_for_flag(f).is_some()).then_some(true)
+    })?;
     let index = args.index()?;
     let params = args.params(provider)?;
     if params.is_empty() {
-        return Err(CliError::Usage(format!("set_params: give at least one parameter flag to set; see set_params -h")));
+        return Err(CliError::Usage(
+            "set_params: give at least one parameter flag to set; see set_params -h".into(),
+        ));
     }
-    Ok(Command::SetParams { index, provider, params })
+    Ok(Command::SetParams {
+        index,
+        provider,
+        params,
+    })
 }
 
-pub fn apply(state: &mut State, index: NodeIndex, provider: Provider, params: Vec<(Param, String)>) -> Applied {
+pub fn apply(
+    state: &mut State,
+    index: NodeIndex,
+    provider: Provider,
+    params: Vec<(Param, String)>,
+) -> Applied {
     if let Err(r) = validate_params(provider, &params) {
         return Applied::Reply(r);
     }

@@ -21,7 +21,12 @@ pub fn parse(argv: &[String]) -> Result<(Command, bool), CliError> {
         "--json" => Some(false),
         _ => None,
     })?;
-    Ok((Command::ShowNode { target: args.target()? }, args.has("--json")))
+    Ok((
+        Command::ShowNode {
+            target: args.target()?,
+        },
+        args.has("--json"),
+    ))
 }
 
 pub fn apply(state: &State, target: Target) -> Response {
@@ -32,7 +37,10 @@ pub fn apply(state: &State, target: Target) -> Response {
                 *value = mask(value);
             }
         }
-        NodeView { last_event: state.last_events.get(&node.index.get()).cloned(), node }
+        NodeView {
+            last_event: state.last_events.get(&node.index.get()).cloned(),
+            node,
+        }
     };
     let nodes: Vec<NodeView> = match target {
         Target::One(index) => match state.db.get(index) {
@@ -48,7 +56,11 @@ pub fn apply(state: &State, target: Target) -> Response {
         Target::One(_) => "200: Retrieved the node successfully".to_string(),
         Target::All => format!("200: Retrieved {} node(s) successfully", nodes.len()),
     };
-    Response { code: 200, text, nodes }
+    Response {
+        code: 200,
+        text,
+        nodes,
+    }
 }
 
 /// The text form: the status line, then one block per node.
@@ -92,7 +104,13 @@ pub fn render_json(response: &Response) -> String {
 pub fn main() -> ExitCode {
     let dir = HaDir::from_env();
     match parse(&cli::argv()) {
-        Ok((command, json)) => cli::send_and_print(&dir, command, |r| if json { render_json(r) } else { render_text(r) }),
+        Ok((command, json)) => cli::send_and_print(&dir, command, |r| {
+            if json {
+                render_json(r)
+            } else {
+                render_text(r)
+            }
+        }),
         Err(e) => cli::reject(e, HELP),
     }
 }
