@@ -1,21 +1,289 @@
 //! Logging to `$CSR_HA_DIR/csr_ha.log` through `log`/`env_logger`, level from `RUST_LOG`
 //! (default `info`). Every line about a node names its index and event; secrets never appear.
+//!
+//! The server and every handler process append to the same file, each line whole (one `write`
+//! on an `O_APPEND` descriptor per record), so lines of different processes never interleave:
+//!
+//! ```text
+//! [2026-11-24T19:19:00.123Z INFO  ha_server[28654] csr_ha::event_mgr] revert for node(s) [3]: handler pid 28660 started
+//! ```
+//!
+//! The file is capped at `$CSR_HA_LOG_MAX_BYTES` (default 5 MiB): the writer that would push it
+//! past the cap renames it to `csr_ha.log.1` (replacing the previous one) and starts a new file,
+//! so the logs never hold more than about twice the cap on the router's small disk.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::paths::HaDir;
+
+/// Default size cap of `csr_ha.log` before it is rotated to `csr_ha.log.1`.
+pub const DEFAULT_MAX_BYTES: u64 = 5 * 1024 * 1024;
+
+/// `$CSR_HA_LOG_MAX_BYTES` if it is a positive integer, else [`DEFAULT_MAX_BYTES`].
+pub fn max_bytes_from_env() -> u64 {
+    std::env::var("CSR_HA_LOG_MAX_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MAX_BYTES)
+}
 
 /// Sends log lines to the HA directory's log file, or to stderr if it cannot be opened.
 pub fn init_file(dir: &HaDir) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    builder.format_timestamp_millis();
-    if let Ok(file) = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.log_file())
-    {
+    let process = process_name();
+    let pid = std::process::id();
+    builder.format(move |buf, record| {
+        writeln!(
+            buf,
+            "[{} {:<5} {process}[{pid}] {}] {}",
+            utc_timestamp(SystemTime::now()),
+            record.level(),
+            record.target(),
+            record.args()
+        )
+    });
+    if let Ok(file) = RotatingFile::open(dir.log_file(), max_bytes_from_env()) {
         builder.target(env_logger::Target::Pipe(Box::new(file)));
     }
     let _ = builder.try_init();
+}
+
+/// The running binary's file name (`ha_server`, `ha_event_handler`, ...), to tell processes
+/// apart in the shared log.
+fn process_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "csr_ha".into())
+}
+
+/// An append-only log file that rotates itself to `<path>.1` when it would exceed `max_bytes`.
+///
+/// Several processes may hold the same log open. Before each write the writer looks at the
+/// path, not at its own descriptor: if another process has rotated the file meanwhile, it
+/// reopens the new one instead of writing into `.1`. Only a writer holding an exclusive `flock`
+/// on the current file, and seeing that the path still names that file, renames it, so two
+/// writers that cross the cap together rotate once, not twice.
+#[derive(Debug)]
+pub struct RotatingFile {
+    path: PathBuf,
+    rotated: PathBuf,
+    max_bytes: u64,
+    file: File,
+}
+
+impl RotatingFile {
+    /// Opens (creating, mode 0600) `path` for appending.
+    pub fn open(path: PathBuf, max_bytes: u64) -> io::Result<RotatingFile> {
+        let file = open_append(&path)?;
+        let mut rotated = path.clone().into_os_string();
+        rotated.push(".1");
+        Ok(RotatingFile {
+            path,
+            rotated: PathBuf::from(rotated),
+            max_bytes,
+            file,
+        })
+    }
+
+    /// The inode our descriptor refers to.
+    fn our_inode(&self) -> io::Result<(u64, u64)> {
+        let m = self.file.metadata()?;
+        Ok((m.dev(), m.ino()))
+    }
+
+    /// Makes `self.file` the current log file with room for `len` more bytes, rotating if not.
+    fn prepare(&mut self, len: u64) -> io::Result<()> {
+        match std::fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) != self.our_inode()? => {
+                self.file = open_append(&self.path)?
+            }
+            Ok(m) if m.len() == 0 || m.len() + len <= self.max_bytes => return Ok(()),
+            Ok(_) => {}
+            // Deleted under us (e.g. by hand): start a new file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.file = open_append(&self.path)?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        let size = self.file.metadata()?.len();
+        if size == 0 || size + len <= self.max_bytes {
+            return Ok(());
+        }
+        self.rotate()
+    }
+
+    /// Renames the full file to `.1` under an exclusive lock, unless someone else already has.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.lock()?;
+        let ours = self.our_inode()?;
+        let still_current = std::fs::metadata(&self.path)
+            .map(|m| (m.dev(), m.ino()) == ours)
+            .unwrap_or(false);
+        let renamed = if still_current {
+            std::fs::rename(&self.path, &self.rotated)
+        } else {
+            Ok(())
+        };
+        let _ = self.file.unlock();
+        renamed?;
+        self.file = open_append(&self.path)?;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A failed rotation must not lose the line: write to whatever file we have.
+        let _ = self.prepare(buf.len() as u64);
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// `2026-11-24T19:19:00.123Z`. env_logger's own timestamps need a date crate we leave out.
+pub fn utc_timestamp(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    fn line(n: usize) -> String {
+        // 20 bytes per line.
+        format!("line {n:013}\n")
+    }
+
+    #[test]
+    fn rotates_once_past_the_cap_and_keeps_one_old_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("csr_ha.log");
+        let mut log = RotatingFile::open(path.clone(), 50).unwrap();
+        for n in 0..3 {
+            log.write_all(line(n).as_bytes()).unwrap();
+        }
+        // 2 lines (40 bytes) fit; the third would make 60 > 50.
+        assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0) + &line(1));
+        assert_eq!(read(&path), line(2));
+        for n in 3..5 {
+            log.write_all(line(n).as_bytes()).unwrap();
+        }
+        // The second rotation replaces the first .1: only one old file is ever kept.
+        assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(2) + &line(3));
+        assert_eq!(read(&path), line(4));
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn a_writer_follows_a_rotation_done_by_another_process() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("csr_ha.log");
+        let mut server = RotatingFile::open(path.clone(), 50).unwrap();
+        let mut handler = RotatingFile::open(path.clone(), 50).unwrap();
+        server.write_all(line(0).as_bytes()).unwrap();
+        handler.write_all(line(1).as_bytes()).unwrap();
+        server.write_all(line(2).as_bytes()).unwrap(); // rotates
+        handler.write_all(line(3).as_bytes()).unwrap(); // must go to the new file, not .1
+        assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0) + &line(1));
+        assert_eq!(read(&path), line(2) + &line(3));
+        // Both writers now see a full file: exactly one of them rotates it.
+        handler.write_all(line(4).as_bytes()).unwrap();
+        server.write_all(line(5).as_bytes()).unwrap();
+        assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(2) + &line(3));
+        assert_eq!(read(&path), line(4) + &line(5));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_is_still_written_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("csr_ha.log");
+        let mut log = RotatingFile::open(path.clone(), 10).unwrap();
+        log.write_all(line(0).as_bytes()).unwrap();
+        log.write_all(line(1).as_bytes()).unwrap();
+        assert_eq!(read(&path), line(1));
+        assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0));
+    }
+
+    #[test]
+    fn a_deleted_log_is_recreated_with_owner_only_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("csr_ha.log");
+        let mut log = RotatingFile::open(path.clone(), 1000).unwrap();
+        log.write_all(line(0).as_bytes()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        log.write_all(line(1).as_bytes()).unwrap();
+        assert_eq!(read(&path), line(1));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn timestamps_are_utc_iso8601_with_millis() {
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(utc_timestamp(t), "2023-11-14T22:13:20.123Z");
+        // A leap day and the last second of a year.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(utc_timestamp(t), "2000-02-29T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599);
+        assert_eq!(utc_timestamp(t), "2026-12-31T23:59:59.000Z");
+    }
 }
