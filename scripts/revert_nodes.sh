@@ -1,0 +1,77 @@
+#!/bin/sh
+# Cron job, as in the original package: `revert_nodes.sh` sends `node_event -i all -e revert`
+# (points the routes of every primary node back at this router if they moved); called as
+# `verify_nodes.sh` (the same file) it sends `-e verify` (proves every node's credentials can
+# still write its route). Output is discarded when all is well; a failure is appended to
+# $CSR_HA_DIR/csr_ha.log, one line per line of output, and the exit code is node_event's.
+#
+#   revert_nodes.sh [--start]     --start: first start the HA server if it does not answer
+#                                 (installs without systemd use this to keep it running)
+#
+# Binaries: $CSR_HA_BIN, else the directory of this file (the installed layout), else PATH.
+set -u
+
+self=$0
+while [ -L "$self" ]; do
+  link=$(readlink -- "$self") || break
+  case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
+done
+case $self in
+  */*verify*) event=verify ;;
+  *) event=revert ;;
+esac
+start=0
+for arg in "$@"; do
+  case $arg in
+    --start) start=1 ;;
+    -h | --help)
+      sed -n '2,11p' "$self" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "400: ${self##*/}: unknown argument '$arg'; see -h" >&2
+      exit 2
+      ;;
+  esac
+done
+
+ha_dir=${CSR_HA_DIR:-${HOME:-/tmp}/cloud/HA}
+bin=${CSR_HA_BIN:-}
+if [ -z "$bin" ]; then
+  case $self in */*) bin=$(cd -P -- "${self%/*}" && pwd -P) ;; esac
+fi
+run() { # run NAME ARGS...: the binary NAME from $bin, else from PATH
+  name=$1
+  shift
+  if [ -n "$bin" ] && [ -x "$bin/$name" ]; then "$bin/$name" "$@"; else "$name" "$@"; fi
+}
+
+# One log line in the server's format: [time LEVEL process[pid] target] message.
+log() {
+  [ -d "$ha_dir" ] || return 0
+  printf '[%s %-5s %s[%s] cron] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)" "$1" \
+    "${self##*/}" "$$" "$2" >>"$ha_dir/csr_ha.log"
+}
+log_output() { # log_output LEVEL PREFIX TEXT: one log line per line of TEXT
+  printf '%s\n' "$3" | while IFS= read -r line; do log "$1" "$2: $line"; done
+}
+
+if [ $start = 1 ] && ! run ha_api -c ping >/dev/null 2>&1; then
+  if out=$(run ha_api -c start 2>&1); then
+    log WARN "HA server was not answering; started it: $out"
+  else
+    log_output ERROR "ha_api -c start failed" "$out"
+  fi
+fi
+
+out=$(run node_event -i all -e $event 2>&1)
+rc=$?
+if [ $rc = 0 ]; then
+  exit 0
+fi
+# No node configured yet is not a failure of the job.
+if [ "$out" = "400: No redundancy nodes found" ]; then
+  exit 0
+fi
+log_output ERROR "node_event -i all -e $event exited $rc" "$out"
+exit $rc
