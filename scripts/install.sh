@@ -105,11 +105,14 @@ conf=$share/install.conf
 # What a previous install recorded: kept options and the directories it created.
 old_verify=""
 old_created=""
+old_created_files=""
 if [ -f "$conf" ]; then
   while IFS= read -r line; do
     case $line in
       VERIFY_EVERY=*) old_verify=${line#VERIFY_EVERY=} ;;
       CREATED_DIR=*) old_created="$old_created${line#CREATED_DIR=}
+" ;;
+      CREATED_FILE=*) old_created_files="$old_created_files${line#CREATED_FILE=}
 " ;;
     esac
   done <"$conf"
@@ -138,6 +141,7 @@ fi
 # Helpers: every change goes through one of these, so --dry-run changes nothing.
 changed=0       # something under the prefix changed (binaries, scripts): restart the server
 created=""      # directories made by this run
+created_files=""  # profile files made by this run
 tmp_files=""
 cleanup() { [ -z "$tmp_files" ] || rm -f $tmp_files; }
 trap cleanup EXIT
@@ -203,6 +207,49 @@ run() { # run CMD...: runs a command that changes the system
 }
 
 # ---------------------------------------------------------------------------------------------
+sctl() { if [ $scope = user ]; then "$SYSTEMCTL" --user "$@"; else "$SYSTEMCTL" "$@"; fi; }
+if [ $service = auto ]; then
+  service=ha_api
+  if command -v "$SYSTEMCTL" >/dev/null 2>&1; then
+    case $(sctl is-system-running 2>/dev/null) in
+      running | degraded | starting | initializing | maintenance) service=systemd ;;
+    esac
+  fi
+fi
+unit=""
+if [ $service = systemd ]; then
+  if [ $scope = user ]; then
+    unit_dir=${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user
+    wanted_by=default.target
+  else
+    unit_dir=${CSR_HA_SYSTEM_UNIT_DIR:-/etc/systemd/system}
+    wanted_by=multi-user.target
+  fi
+  plain_path "unit directory" "$unit_dir"
+  unit=$unit_dir/csr_ha.service
+fi
+
+# What uninstall.sh needs to know (and the next install keeps); written as soon as the
+# directories exist, so an install that fails half-way can still be uninstalled.
+write_conf() {
+  conf_text="# csr-ha install record, read by uninstall.sh and by the next install.sh
+HA_DIR=$ha_dir
+SERVICE=$service
+SCOPE=$scope
+UNIT=$unit
+VERIFY_EVERY=$verify"
+  old_ifs=$IFS
+  IFS='
+'
+  for d in $old_created$created; do conf_text="$conf_text
+CREATED_DIR=$d"; done
+  for f in $old_created_files$created_files; do conf_text="$conf_text
+CREATED_FILE=$f"; done
+  IFS=$old_ifs
+  [ $dry = 1 ] || [ -d "$share" ] || return 0
+  put_text "$conf" 644 "$conf_text"
+}
+
 # 1. Binaries.
 if [ -n "$bin_dir" ]; then
   src=$(absolute "$bin_dir")
@@ -225,6 +272,7 @@ done
 mkdirs "$prefix/bin" 755
 mkdirs "$share" 755
 mkdirs "$ha_dir" 700
+[ $dry = 1 ] || write_conf
 
 for b in $BINARIES; do
   if [ -x "$src/$b" ]; then put_file "$src/$b" "$prefix/bin/$b" 755 || changed=1; fi
@@ -247,6 +295,8 @@ for profile in "$HOME/.profile" "$HOME/.bashrc"; do
     say "dry-run: would put $prefix/bin on PATH in $profile"
   else
     # Rewrite in place (keeps the file's owner, mode and any symlink).
+    [ -e "$profile" ] || created_files="$created_files$profile
+"
     cat -- "$t" >"$profile" || die "cannot write $profile"
     say "put $prefix/bin on PATH in $profile (new shells)"
   fi
@@ -254,26 +304,7 @@ done
 
 # 4. The service.
 ha_api() { CSR_HA_DIR=$ha_dir "$prefix/bin/ha_api" "$@"; }
-sctl() { if [ $scope = user ]; then "$SYSTEMCTL" --user "$@"; else "$SYSTEMCTL" "$@"; fi; }
-if [ $service = auto ]; then
-  service=ha_api
-  if command -v "$SYSTEMCTL" >/dev/null 2>&1; then
-    case $(sctl is-system-running 2>/dev/null) in
-      running | degraded | starting | initializing | maintenance) service=systemd ;;
-    esac
-  fi
-fi
-unit=""
 if [ $service = systemd ]; then
-  if [ $scope = user ]; then
-    unit_dir=${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user
-    wanted_by=default.target
-  else
-    unit_dir=${CSR_HA_SYSTEM_UNIT_DIR:-/etc/systemd/system}
-    wanted_by=multi-user.target
-  fi
-  plain_path "unit directory" "$unit_dir"
-  unit=$unit_dir/csr_ha.service
   mkdirs "$unit_dir" 755
   t=$(temp)
   sed -e "s|@PREFIX@|$prefix|g" -e "s|@HA_DIR@|$ha_dir|g" -e "s|@WANTED_BY@|$wanted_by|g" \
@@ -331,21 +362,7 @@ if [ -z "$warning" ] && ! cmp -s -- "$cron_old" "$cron_new"; then
   fi
 fi
 
-# 6. What uninstall.sh needs to know.
-all_created=$old_created$created
-conf_text="# csr-ha install record, read by uninstall.sh and by the next install.sh
-HA_DIR=$ha_dir
-SERVICE=$service
-SCOPE=$scope
-UNIT=$unit
-VERIFY_EVERY=$verify"
-old_ifs=$IFS
-IFS='
-'
-for d in $all_created; do conf_text="$conf_text
-CREATED_DIR=$d"; done
-IFS=$old_ifs
-put_text "$conf" 644 "$conf_text"
+write_conf
 
 if [ $dry = 1 ]; then
   say "200: dry run done; nothing was changed"
