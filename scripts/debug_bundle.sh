@@ -96,17 +96,8 @@ done
 
 # redact < in > out
 redact() {
-  sed -E \
-    -e 's/([A-Za-z_]*([Kk]ey|KEY|[Ss]ecret|SECRET|[Tt]oken|TOKEN|[Pp]assword|PASSWORD|[Ss]ignature|SIGNATURE|[Cc]redential|CREDENTIAL)[ ]*=[ ]*)[^ &"'"'"',;]+/\1REDACTED/g' \
-    -e 's/(["'"'"'][A-Za-z_]*([Kk]ey|KEY|[Ss]ecret|SECRET|[Tt]oken|TOKEN|[Pp]assword|PASSWORD|[Ss]ignature)["'"'"'][ ]*:[ ]*["'"'"'])[^"'"'"']*/\1REDACTED/g' \
-    -e 's/([Aa]uthorization[ ]*[:=][ ]*).*/\1REDACTED/g' \
-    -e 's/([Bb]earer[ ]+)[A-Za-z0-9._~+\/=-]+/\1REDACTED/g' \
-    -e 's/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/REDACTED_JWT/g' \
-    -e 's/(^|[^A-Za-z0-9])(AKIA|ASIA)[A-Z0-9]{16}/\1REDACTED_AWS_KEY_ID/g' \
-    -e 's/(^|[^A-Za-z0-9\/+=])[A-Za-z0-9\/+]{40}([^A-Za-z0-9\/+=]|$)/\1REDACTED\2/g' \
-    -e 's/(sig=)[^&" ]+/\1REDACTED/g' \
-    -e 's#(://)[^/@ :]+:[^/@ ]+@#\1REDACTED@#g' |
-    awk -v list="$secrets" '
+  # Known values first: a pattern below may cut a secret in two (a key holding "Secret=").
+  awk -v list="$secrets" '
       BEGIN { while ((getline s < list) > 0) if (length(s) >= 4) secret[s] = 1 }
       {
         line = $0
@@ -119,7 +110,17 @@ redact() {
           line = out line
         }
         print line
-      }'
+      }' |
+  sed -E \
+    -e 's/([A-Za-z_]*([Kk]ey|KEY|[Ss]ecret|SECRET|[Tt]oken|TOKEN|[Pp]assword|PASSWORD|[Ss]ignature|SIGNATURE|[Cc]redential|CREDENTIAL)[ ]*=[ ]*)[^ &"'"'"',;]+/\1REDACTED/g' \
+    -e 's/(["'"'"'][A-Za-z_]*([Kk]ey|KEY|[Ss]ecret|SECRET|[Tt]oken|TOKEN|[Pp]assword|PASSWORD|[Ss]ignature)["'"'"'][ ]*:[ ]*["'"'"'])[^"'"'"']*/\1REDACTED/g' \
+    -e 's/([Aa]uthorization[ ]*[:=][ ]*).*/\1REDACTED/g' \
+    -e 's/([Bb]earer[ ]+)[A-Za-z0-9._~+\/=-]+/\1REDACTED/g' \
+    -e 's/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/REDACTED_JWT/g' \
+    -e 's/(^|[^A-Za-z0-9])(AKIA|ASIA)[A-Z0-9]{16}/\1REDACTED_AWS_KEY_ID/g' \
+    -e 's/(^|[^A-Za-z0-9\/+=])[A-Za-z0-9\/+]{40}([^A-Za-z0-9\/+=]|$)/\1REDACTED\2/g' \
+    -e 's/(sig=)[^&" ]+/\1REDACTED/g' \
+    -e 's#(://)[^/@ :]+:[^/@ ]+@#\1REDACTED@#g'
 }
 
 copy() { # copy SRC DEST: a redacted copy of a text file

@@ -1,0 +1,870 @@
+//! Deployment: the `bin/` wrappers, `scripts/install.sh` / `uninstall.sh`, the cron scripts and
+//! `scripts/debug_bundle.sh`, run for real in a temporary HOME and prefix. systemd, crontab and
+//! loginctl are fakes that record their calls (the scripts take them from `CSR_HA_SYSTEMCTL`,
+//! `CSR_HA_CRONTAB`, `CSR_HA_LOGINCTL`); the binaries are the ones cargo built for this test run,
+//! copied with `install.sh --bin-dir`, so no release build is needed.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hasher};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use util::write_exec;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding the binaries built for this test run.
+fn bin_dir() -> PathBuf {
+    util::bin("ha_server")
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
+}
+
+const WRAPPERS: [&str; 7] = [
+    "create_node",
+    "set_params",
+    "clear_params",
+    "delete_node",
+    "show_node",
+    "node_event",
+    "ha_api",
+];
+
+const FAKE_CRONTAB: &str = r#"#!/bin/sh
+# fake crontab: the table lives in $FAKE_DIR/crontab.table; every call is appended to $FAKE_DIR/calls
+echo "crontab $*" >> "$FAKE_DIR/calls"
+case $1 in
+  -l) [ -f "$FAKE_DIR/crontab.table" ] || { echo "no crontab for $(id -un)" >&2; exit 1; }
+      cat "$FAKE_DIR/crontab.table" ;;
+  -r) rm -f "$FAKE_DIR/crontab.table" ;;
+  -) cat > "$FAKE_DIR/crontab.table" ;;
+  *) cat "$1" > "$FAKE_DIR/crontab.table" ;;
+esac
+"#;
+
+/// Answers `is-system-running` with $FAKE_SYSTEMD (running, or offline = no systemd).
+const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+echo "systemctl $*" >> "$FAKE_DIR/calls"
+case "$*" in
+  *is-system-running*) echo "$FAKE_SYSTEMD"; [ "$FAKE_SYSTEMD" = running ] ;;
+  *) exit 0 ;;
+esac
+"#;
+
+const FAKE_LOGINCTL: &str = "#!/bin/sh\necho \"loginctl $*\" >> \"$FAKE_DIR/calls\"\n";
+
+/// A temporary machine: HOME, an install prefix, fake systemctl/crontab/loginctl.
+struct Machine {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    home: PathBuf,
+    prefix: PathBuf,
+    fake: PathBuf,
+    elsewhere: PathBuf,
+    systemd: bool,
+}
+
+impl Machine {
+    fn new(systemd: bool) -> Machine {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        let (home, fake, elsewhere) =
+            (root.join("home"), root.join("fake"), root.join("elsewhere"));
+        for d in [&home, &fake, &elsewhere] {
+            std::fs::create_dir(d).expect("mkdir");
+        }
+        write_exec(&fake.join("crontab"), FAKE_CRONTAB);
+        write_exec(&fake.join("systemctl"), FAKE_SYSTEMCTL);
+        write_exec(&fake.join("loginctl"), FAKE_LOGINCTL);
+        let prefix = root.join("prefix");
+        Machine {
+            _tmp: tmp,
+            root,
+            home,
+            prefix,
+            fake,
+            elsewhere,
+            systemd,
+        }
+    }
+
+    fn ha_dir(&self) -> PathBuf {
+        self.home.join("cloud").join("HA")
+    }
+
+    /// A command with nothing from this process's environment but a plain PATH.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &self.home)
+            .env("FAKE_DIR", &self.fake)
+            .env(
+                "FAKE_SYSTEMD",
+                if self.systemd { "running" } else { "offline" },
+            )
+            .env("CSR_HA_SYSTEMCTL", self.fake.join("systemctl"))
+            .env("CSR_HA_CRONTAB", self.fake.join("crontab"))
+            .env("CSR_HA_LOGINCTL", self.fake.join("loginctl"))
+            .current_dir(&self.elsewhere)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn script(&self, name: &str, args: &[&str]) -> Output {
+        self.command(Path::new("/bin/sh"))
+            .arg(repo().join("scripts").join(name))
+            .args(args)
+            .output()
+            .expect("run script")
+    }
+
+    fn install(&self, extra: &[&str]) -> Output {
+        let prefix = self.prefix.to_str().expect("utf-8 path");
+        let bins = bin_dir();
+        let mut args = vec![
+            "--prefix",
+            prefix,
+            "--bin-dir",
+            bins.to_str().expect("utf-8"),
+            "--scope",
+            "user",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.script("install.sh", &args);
+        assert_ok(&out, "install.sh");
+        out
+    }
+
+    fn uninstall(&self, extra: &[&str]) -> Output {
+        let out = self
+            .command(&self.prefix.join("share/csr_ha/uninstall.sh"))
+            .args(extra)
+            .output()
+            .expect("run uninstall.sh");
+        assert_ok(&out, "uninstall.sh");
+        out
+    }
+
+    /// Runs an installed command by full path from another directory.
+    fn installed(&self, name: &str, args: &[&str]) -> Output {
+        self.command(&self.prefix.join("bin").join(name))
+            .args(args)
+            .output()
+            .expect("run installed command")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        read(&self.fake.join("calls"))
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn clear_calls(&self) {
+        let _ = std::fs::remove_file(self.fake.join("calls"));
+    }
+
+    fn crontab(&self) -> Option<String> {
+        std::fs::read_to_string(self.fake.join("crontab.table")).ok()
+    }
+
+    /// Everything under the machine's root except the fakes' call log, the server's log and
+    /// event files (which record time passing, not installation state).
+    fn snapshot(&self, with_times: bool) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        walk(&self.root, &self.root, with_times, &mut out);
+        out.remove("fake/calls");
+        out.retain(|k, _| !k.contains("csr_ha.log") && !k.contains("/events/"));
+        out
+    }
+}
+
+impl Drop for Machine {
+    /// Never leave a server running, whatever the test did.
+    fn drop(&mut self) {
+        let api = self.prefix.join("bin/ha_api");
+        if api.exists() {
+            let _ = self
+                .command(&api)
+                .env("CSR_HA_DIR", self.ha_dir())
+                .args(["-c", "stop"])
+                .output();
+        }
+    }
+}
+
+fn walk(root: &Path, dir: &Path, with_times: bool, out: &mut BTreeMap<String, String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let rel = path
+            .strip_prefix(root)
+            .expect("under root")
+            .to_string_lossy()
+            .into_owned();
+        let meta = std::fs::symlink_metadata(&path).expect("metadata");
+        let mode = meta.permissions().mode() & 0o7777;
+        let mut desc = format!("mode {mode:o}");
+        if meta.is_dir() {
+            desc.push_str(" dir");
+            walk(root, &path, with_times, out);
+        } else if meta.is_file() {
+            if meta.len() < 1 << 20 {
+                let mut h = DefaultHasher::new();
+                h.write(&std::fs::read(&path).expect("read"));
+                desc.push_str(&format!(" hash {:x}", h.finish()));
+            } else {
+                // Binaries: a reinstall replaces by rename, so a rewrite shows in the inode.
+                desc.push_str(&format!(" len {} ino {}", meta.len(), meta.ino()));
+            }
+            if with_times {
+                desc.push_str(&format!(" mtime {}.{}", meta.mtime(), meta.mtime_nsec()));
+            }
+        } else {
+            desc.push_str(" other");
+        }
+        out.insert(rel, desc);
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what} failed: {}", text(out));
+}
+
+fn diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    let mut d = Vec::new();
+    for (k, v) in a {
+        match b.get(k) {
+            None => d.push(format!("- {k} ({v})")),
+            Some(w) if w != v => d.push(format!("~ {k}: {v} -> {w}")),
+            _ => {}
+        }
+    }
+    for (k, v) in b {
+        if !a.contains_key(k) {
+            d.push(format!("+ {k} ({v})"));
+        }
+    }
+    d
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wrappers
+
+#[test]
+fn all_wrappers_are_the_same_executable_posix_sh_script() {
+    let first = std::fs::read(repo().join("bin/node_event.py")).expect("bin/node_event.py");
+    assert!(first.starts_with(b"#!/bin/sh\n"));
+    for name in WRAPPERS {
+        for file in [name.to_string(), format!("{name}.py")] {
+            let path = repo().join("bin").join(&file);
+            assert_eq!(
+                std::fs::read(&path).expect("wrapper"),
+                first,
+                "bin/{file} differs from bin/node_event.py"
+            );
+            let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+            assert_eq!(mode & 0o111, 0o111, "bin/{file} is not executable");
+        }
+    }
+    let out = Command::new("sh")
+        .arg("-n")
+        .arg(repo().join("bin/node_event.py"))
+        .output()
+        .expect("sh -n");
+    assert_ok(&out, "sh -n bin/node_event.py");
+}
+
+#[test]
+fn checkout_wrappers_run_the_built_binaries_by_full_path_from_any_directory() {
+    let m = Machine::new(false);
+    let target = bin_dir().parent().expect("target dir").to_path_buf();
+    for name in WRAPPERS {
+        for file in [name.to_string(), format!("{name}.py")] {
+            let out = m
+                .command(&repo().join("bin").join(&file))
+                .env("CARGO_TARGET_DIR", &target)
+                .arg("-h")
+                .output()
+                .expect("run wrapper");
+            assert_ok(&out, &file);
+            assert!(
+                stdout(&out).starts_with(&format!("usage: {name}")),
+                "bin/{file} -h: {}",
+                text(&out)
+            );
+        }
+    }
+    // Arguments and exit codes pass through unchanged.
+    let out = m
+        .command(&repo().join("bin/node_event.py"))
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["-i", "0", "-e", "revert"])
+        .output()
+        .expect("run wrapper");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stdout(&out).starts_with("400: "), "{}", text(&out));
+}
+
+#[test]
+fn a_symlinked_wrapper_finds_its_binary_and_a_missing_one_says_where_it_looked() {
+    let m = Machine::new(false);
+    let link = m.elsewhere.join("status.py");
+    std::os::unix::fs::symlink(repo().join("bin/show_node.py"), &link).expect("symlink");
+    let out = m
+        .command(&link)
+        .env("CSR_HA_BIN", bin_dir())
+        .arg("-h")
+        .output()
+        .expect("run");
+    assert!(
+        stdout(&out).starts_with("usage: show_node"),
+        "{}",
+        text(&out)
+    );
+
+    let out = m
+        .command(&repo().join("bin/ha_api.py"))
+        .env("CSR_HA_BIN", &m.fake)
+        .arg("-h")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("400: CSR_HA_BIN="), "{err}");
+
+    // An installed-looking copy with no binary beside it and none on PATH.
+    let lone = m.elsewhere.join("node_event.py");
+    std::fs::copy(repo().join("bin/node_event.py"), &lone).expect("copy");
+    let out = m.command(&lone).arg("-h").output().expect("run");
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot find the csr-ha binary 'node_event'")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// install.sh / uninstall.sh
+
+#[test]
+fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_leaves_no_trace() {
+    let m = Machine::new(false);
+    std::fs::write(
+        m.home.join(".bashrc"),
+        "# the user's own\nalias ll='ls -l'\n",
+    )
+    .expect("bashrc");
+    let before = m.snapshot(false);
+
+    let out = m.install(&["--cloud", "file", "--verify-every", "30"]);
+    assert!(
+        stdout(&out).contains("200: csr-ha installed"),
+        "{}",
+        text(&out)
+    );
+
+    // Binaries, wrappers and scripts in <prefix>/bin; the cloud word; PATH once per profile.
+    for name in [
+        "ha_server",
+        "ha_event_handler",
+        "revert_nodes.sh",
+        "verify_nodes.sh",
+        "debug_bundle.sh",
+    ] {
+        assert!(
+            m.prefix.join("bin").join(name).is_file(),
+            "{name} not installed"
+        );
+    }
+    assert_eq!(read(&m.ha_dir().join("cloud")), "file\n");
+    let bashrc = read(&m.home.join(".bashrc"));
+    assert!(
+        bashrc.starts_with("# the user's own\nalias ll='ls -l'\n"),
+        "{bashrc}"
+    );
+    let bin = m.prefix.join("bin");
+    for profile in [".bashrc", ".profile"] {
+        let text = read(&m.home.join(profile));
+        assert_eq!(
+            text.matches(&format!("PATH=\"{}:$PATH\"", bin.display()))
+                .count(),
+            1,
+            "{profile}: {text}"
+        );
+    }
+    // The PATH line works in a POSIX shell.
+    let out = m
+        .command(Path::new("/bin/sh"))
+        .args(["-c", ". \"$HOME/.profile\"; command -v node_event.py"])
+        .output()
+        .expect("sh");
+    assert_eq!(
+        stdout(&out).trim(),
+        bin.join("node_event.py").to_str().expect("utf-8"),
+        "{}",
+        text(&out)
+    );
+
+    // Two cron entries: revert every 5 minutes (restarting the server if down), verify every 30.
+    let cron = m.crontab().expect("crontab installed");
+    let lines: Vec<&str> = cron.lines().collect();
+    assert_eq!(lines.len(), 2, "{cron}");
+    assert!(
+        lines[0].starts_with("*/5 * * * * ") && lines[0].contains("revert_nodes.sh' --start"),
+        "{cron}"
+    );
+    assert!(
+        lines[1].starts_with("*/30 * * * * ") && lines[1].contains("verify_nodes.sh'"),
+        "{cron}"
+    );
+    assert!(
+        cron.contains(&format!("CSR_HA_DIR='{}'", m.ha_dir().display())),
+        "{cron}"
+    );
+    assert!(!m
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("systemctl") && !c.contains("is-system-running")));
+
+    // The server runs: the installed wrappers reach it by full path from another directory.
+    let ha_env = |cmd: &mut Command| {
+        cmd.env("CSR_HA_DIR", m.ha_dir());
+    };
+    let mut ping = m.command(&bin.join("ha_api.py"));
+    ha_env(&mut ping);
+    let out = ping.args(["-c", "ping"]).output().expect("ping");
+    assert_ok(&out, "ha_api.py -c ping");
+    let out = m.installed(
+        "create_node.py",
+        &["-i", "5", "-t", "t1", "-n", "10.0.1.20", "-m", "primary"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = m.installed("show_node.py", &["-i", "5"]);
+    assert!(stdout(&out).starts_with("200: "), "{}", text(&out));
+    assert!(stdout(&out).contains("10.0.1.20"), "{}", text(&out));
+
+    // A second identical install changes no file, no mtime, no cron table.
+    let after_first = m.snapshot(true);
+    let cron_first = m.crontab();
+    m.clear_calls();
+    m.install(&["--cloud", "file", "--verify-every", "30"]);
+    assert_eq!(diff(&after_first, &m.snapshot(true)), Vec::<String>::new());
+    assert_eq!(m.crontab(), cron_first);
+    for call in m.calls() {
+        assert!(
+            call == "crontab -l" || call.ends_with("is-system-running"),
+            "second install ran {call:?}"
+        );
+    }
+    // Without the options, the recorded ones are kept.
+    m.install(&[]);
+    assert_eq!(diff(&after_first, &m.snapshot(true)), Vec::<String>::new());
+
+    // Uninstall --purge: the server stops, and the machine is as before.
+    let out = m.uninstall(&["--purge"]);
+    assert!(
+        stdout(&out).contains("200: HA server stopped"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(diff(&before, &m.snapshot(false)), Vec::<String>::new());
+    assert_eq!(m.crontab(), None);
+}
+
+#[test]
+fn uninstall_without_purge_keeps_the_node_file_only() {
+    let m = Machine::new(false);
+    let before = m.snapshot(false);
+    m.install(&["--cloud", "aws"]);
+    assert_eq!(read(&m.ha_dir().join("cloud")), "aws\n");
+    std::fs::write(m.ha_dir().join("node_file"), "# csr-ha node_file v1\n").expect("node_file");
+    m.uninstall(&[]);
+    let after = m.snapshot(false);
+    let mut left: Vec<&str> = after
+        .keys()
+        .filter(|k| !before.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    left.sort();
+    // The server's events/ directory may stay too; nothing else of the install does.
+    left.retain(|k| *k != "home/cloud/HA/events");
+    assert_eq!(
+        left,
+        ["home/cloud", "home/cloud/HA", "home/cloud/HA/node_file"]
+    );
+    assert!(
+        before.keys().all(|k| after.contains_key(k)),
+        "uninstall removed a file it did not install"
+    );
+    assert!(m.ha_dir().join("node_file").is_file());
+    assert!(!m.prefix.exists(), "prefix left behind");
+}
+
+#[test]
+fn systemd_install_writes_a_restarting_unit_and_restarts_only_when_something_changed() {
+    let m = Machine::new(true);
+    let before = m.snapshot(false);
+    m.install(&[]);
+    let unit_path = m.home.join(".config/systemd/user/csr_ha.service");
+    let unit = read(&unit_path);
+    assert!(
+        unit.contains(&format!(
+            "ExecStart=\"{}\"",
+            m.prefix.join("bin/ha_server").display()
+        )),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(&format!(
+            "Environment=\"CSR_HA_DIR={}\"",
+            m.ha_dir().display()
+        )),
+        "{unit}"
+    );
+    assert!(unit.contains("\nRestart=always\n"), "{unit}");
+    assert!(unit.contains("\nWantedBy=default.target\n"), "{unit}");
+    assert!(!unit.contains('@'), "placeholder left: {unit}");
+    let calls = m.calls();
+    for want in [
+        "systemctl --user daemon-reload",
+        "systemctl --user enable csr_ha.service",
+        "systemctl --user restart csr_ha.service",
+        "loginctl enable-linger",
+    ] {
+        assert!(
+            calls.iter().any(|c| c.starts_with(want)),
+            "no {want:?} in {calls:?}"
+        );
+    }
+    // systemd keeps the server up, so the cron job does not start it.
+    let cron = m.crontab().expect("crontab");
+    assert!(cron.contains("revert_nodes.sh' >/dev/null"), "{cron}");
+    assert_eq!(cron.lines().count(), 1, "{cron}");
+
+    m.clear_calls();
+    m.install(&[]);
+    let calls = m.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("restart") || c.contains("daemon-reload")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c == "systemctl --user enable --now csr_ha.service"),
+        "{calls:?}"
+    );
+
+    m.clear_calls();
+    m.uninstall(&["--purge"]);
+    let calls = m.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c == "systemctl --user disable --now csr_ha.service"),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c == "systemctl --user daemon-reload"),
+        "{calls:?}"
+    );
+    assert_eq!(diff(&before, &m.snapshot(false)), Vec::<String>::new());
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let m = Machine::new(true);
+    let before = m.snapshot(true);
+    let out = m.install(&["--dry-run", "--verify-every", "60"]);
+    let said = stdout(&out);
+    assert!(said.contains("dry-run: would install"), "{said}");
+    assert!(said.contains("0 */1 * * *"), "{said}");
+    assert!(said.contains("200: dry run done"), "{said}");
+    assert_eq!(diff(&before, &m.snapshot(true)), Vec::<String>::new());
+    for call in m.calls() {
+        assert!(
+            call == "crontab -l" || call.ends_with("is-system-running"),
+            "dry run ran {call:?}"
+        );
+    }
+}
+
+#[test]
+fn install_refuses_bad_options_before_changing_anything() {
+    let m = Machine::new(false);
+    for args in [
+        vec!["--cloud", "openstack"],
+        vec!["--verify-every", "90"],
+        vec!["--verify-every", "abc"],
+        vec!["--service", "init"],
+        vec!["--bogus"],
+    ] {
+        let out = m.script("install.sh", &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("400: install: "),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    assert!(!m.prefix.exists());
+    assert!(!m.home.join("cloud").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cron scripts
+
+/// A fake node_event that records its arguments and answers as told.
+fn fake_node_event(m: &Machine, reply: &str, code: i32) -> PathBuf {
+    let dir = m.root.join("fakebin");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    write_exec(
+        &dir.join("node_event"),
+        &format!("#!/bin/sh\necho \"$*\" >> \"$FAKE_DIR/node_event\"\nprintf '%s\\n' '{reply}'\nexit {code}\n"),
+    );
+    dir
+}
+
+#[test]
+fn cron_scripts_log_failures_one_line_each_and_stay_quiet_otherwise() {
+    let m = Machine::new(false);
+    std::fs::create_dir_all(m.ha_dir()).expect("ha dir");
+    let log = m.ha_dir().join("csr_ha.log");
+    let run = |script: &str, bin: &Path| {
+        m.command(Path::new("/bin/sh"))
+            .arg(repo().join("scripts").join(script))
+            .env("CSR_HA_DIR", m.ha_dir())
+            .env("CSR_HA_BIN", bin)
+            .output()
+            .expect("run cron script")
+    };
+
+    let ok = fake_node_event(&m, "200: node 3 revert: nothing to change", 0);
+    let out = run("revert_nodes.sh", &ok);
+    assert_ok(&out, "revert_nodes.sh");
+    assert_eq!(read(&log), "");
+    assert_eq!(read(&m.fake.join("node_event")), "-i all -e revert\n");
+
+    let none = fake_node_event(&m, "400: No redundancy nodes found", 1);
+    assert_ok(
+        &run("revert_nodes.sh", &none),
+        "revert_nodes.sh with no nodes",
+    );
+    assert_eq!(read(&log), "");
+
+    let failing = fake_node_event(
+        &m,
+        "400: node 3 verify: route table t1 not found\n200: node 4 verify: ok",
+        1,
+    );
+    let out = run("verify_nodes.sh", &failing);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let logged = read(&log);
+    let lines: Vec<&str> = logged.lines().collect();
+    assert_eq!(lines.len(), 2, "{logged}");
+    assert!(lines[0].contains(" ERROR verify_nodes.sh["), "{logged}");
+    assert!(
+        lines[0].ends_with(
+            "node_event -i all -e verify exited 1: 400: node 3 verify: route table t1 not found"
+        ),
+        "{logged}"
+    );
+    assert!(read(&m.fake.join("node_event")).ends_with("-i all -e verify\n"));
+}
+
+#[test]
+fn revert_with_start_brings_up_a_stopped_server() {
+    let m = Machine::new(false);
+    let out = m
+        .command(Path::new("/bin/sh"))
+        .arg(repo().join("scripts/revert_nodes.sh"))
+        .arg("--start")
+        .env("CSR_HA_DIR", m.ha_dir())
+        .env("CSR_HA_BIN", bin_dir())
+        .output()
+        .expect("run revert_nodes.sh");
+    let stop = || {
+        m.command(&bin_dir().join("ha_api"))
+            .env("CSR_HA_DIR", m.ha_dir())
+            .args(["-c", "stop"])
+            .output()
+            .expect("stop")
+    };
+    let ping = m
+        .command(&bin_dir().join("ha_api"))
+        .env("CSR_HA_DIR", m.ha_dir())
+        .args(["-c", "ping"])
+        .output();
+    stop();
+    assert_ok(&out, "revert_nodes.sh --start");
+    assert_ok(
+        &ping.expect("ping"),
+        "ha_api -c ping after revert_nodes.sh --start",
+    );
+    assert!(
+        read(&m.ha_dir().join("csr_ha.log")).contains("HA server was not answering; started it")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Debug bundle
+
+#[test]
+fn debug_bundle_holds_the_files_and_no_secret() {
+    let m = Machine::new(false);
+    let ha = m.ha_dir();
+    std::fs::create_dir_all(ha.join("events")).expect("mkdir");
+    // As create_node -p azure ... -k 'Sup3r/Secret=Key' stores it (percent-encoded).
+    let key_stored = "Sup3r%2FSecret%3DKey";
+    let key = "Sup3r/Secret=Key";
+    std::fs::write(
+        ha.join("node_file"),
+        format!(
+            "# csr-ha node_file v1\nindex=3 provider=azure cloud=azure subscriptionId=sub-1 resourceGroup=rg \
+             routeTableName=rt1 nextHop=10.0.1.20 appId=app-1 tenantId=ten-1 appKey={key_stored} mode=primary\n"
+        ),
+    )
+    .expect("node_file");
+    std::fs::write(
+        ha.join("node_file.orig"),
+        "{'index': '3', 'appKey': 'OldPyth0nKey'}\n",
+    )
+    .expect("orig");
+    std::fs::write(
+        ha.join("csr_ha.log"),
+        format!(
+            "[t INFO  ha_server[1] x] node 3 peerFail: ok\n\
+             [t WARN  ha_event_handler[2] x] request had Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl\n\
+             [t WARN  ha_event_handler[2] x] leaked {key} and OldPyth0nKey\n\
+             AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n\
+             {{\"access_token\": \"ya29.tok3n\", \"expires_in\": 3599}}\n"
+        ),
+    )
+    .expect("log");
+    std::fs::write(
+        ha.join("events/node_3_2026-11-24_18:20:13_peerFail"),
+        format!("Event type is peerFail\nkey {key_stored}\n"),
+    )
+    .expect("event");
+    std::fs::write(ha.join("cloud"), "azure\n").expect("cloud");
+    let out_dir = m.root.join("out");
+    std::fs::create_dir(&out_dir).expect("mkdir out");
+
+    let out = m
+        .command(Path::new("/bin/sh"))
+        .arg(repo().join("scripts/debug_bundle.sh"))
+        .args(["-o", out_dir.to_str().expect("utf-8")])
+        .env("CSR_HA_DIR", &ha)
+        .env("CSR_HA_BIN", bin_dir())
+        .output()
+        .expect("run debug_bundle.sh");
+    assert_ok(&out, "debug_bundle.sh");
+    let tarballs: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .expect("ls")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(tarballs.len(), 1, "{tarballs:?}");
+    let name = tarballs[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("csr_ha_debug_") && name.ends_with(".tar.gz"),
+        "{name}"
+    );
+    assert!(stdout(&out).contains(&name), "{}", text(&out));
+
+    let x = m.root.join("x");
+    std::fs::create_dir(&x).expect("mkdir");
+    let untar = Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarballs[0])
+        .arg("-C")
+        .arg(&x)
+        .output()
+        .expect("tar");
+    assert_ok(&untar, "tar -xzf");
+    let top = std::fs::read_dir(&x)
+        .expect("ls")
+        .flatten()
+        .next()
+        .expect("one directory")
+        .path();
+
+    let mut files = BTreeMap::new();
+    walk(&top, &top, false, &mut files);
+    for want in [
+        "node_file",
+        "node_file.orig",
+        "csr_ha.log",
+        "cloud",
+        "versions.txt",
+        "service.txt",
+        "cron.txt",
+    ] {
+        assert!(files.contains_key(want), "{want} missing from {files:?}");
+    }
+    assert!(
+        files.keys().any(|k| k.starts_with("events/node_3_")),
+        "{files:?}"
+    );
+    let node_file = read(&top.join("node_file"));
+    assert!(
+        node_file.contains("index=3 provider=azure") && node_file.contains("appKey=REDACTED"),
+        "{node_file}"
+    );
+    assert!(read(&top.join("versions.txt")).contains("cloud word: azure"));
+
+    let secrets = [
+        key,
+        key_stored,
+        "Sup3r",
+        "OldPyth0nKey",
+        "eyJzdWIi",
+        "wJalrXUtnFEMI",
+        "ya29.tok3n",
+    ];
+    for rel in files.keys() {
+        let path = top.join(rel);
+        if !path.is_file() {
+            continue;
+        }
+        let content = read(&path);
+        for secret in secrets {
+            assert!(
+                !content.contains(secret),
+                "{rel} contains {secret:?}:\n{content}"
+            );
+        }
+    }
+}
