@@ -58,6 +58,8 @@ fi
 CSR_HA_WRAPPER_HOPS=$((hops + 1))
 export CSR_HA_WRAPPER_HOPS
 
+# `-ef` (same file) is not in POSIX test(1) but every sh a router has (bash, dash, busybox) has it.
+# shellcheck disable=SC3013
 runnable() { # runnable PATH: an executable file that is not this wrapper
   [ -f "$1" ] && [ -x "$1" ] && ! [ "$1" -ef "$self" ]
 }

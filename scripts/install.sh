@@ -134,7 +134,7 @@ else
 fi
 if [ -z "$cloud" ]; then
   cloud=$(cat "$ha_dir/cloud" 2>/dev/null | tr -d ' \t\r\n')
-  case $cloud in aws | azure | gcp | file) ;; *) cloud=file ;; esac
+  case $cloud in aws | azure | gcp | file) ;; *) cloud="file" ;; esac
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -64,7 +64,6 @@ prefix=${prefix%/}
 share=$prefix/share/csr_ha
 conf=$share/install.conf
 
-service=""
 scope=user
 unit=""
 created=""
@@ -74,7 +73,6 @@ if [ -f "$conf" ]; then
   while IFS= read -r line; do
     case $line in
       HA_DIR=*) conf_ha_dir=${line#HA_DIR=} ;;
-      SERVICE=*) service=${line#SERVICE=} ;;
       SCOPE=*) scope=${line#SCOPE=} ;;
       UNIT=*) unit=${line#UNIT=} ;;
       CREATED_DIR=*) created="$created${line#CREATED_DIR=}

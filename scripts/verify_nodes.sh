@@ -8,7 +8,8 @@
 #   revert_nodes.sh [--start]     --start: first start the HA server if it does not answer
 #                                 (installs without systemd use this to keep it running)
 #
-# Binaries: $CSR_HA_BIN, else the directory of this file (the installed layout), else PATH.
+# Binaries: $CSR_HA_BIN, else the directory of this file (the installed layout), else the
+# checkout's bin/ wrappers (running from a checkout), else PATH.
 set -u
 
 self=$0
@@ -40,10 +41,16 @@ bin=${CSR_HA_BIN:-}
 if [ -z "$bin" ]; then
   case $self in */*) bin=$(cd -P -- "${self%/*}" && pwd -P) ;; esac
 fi
-run() { # run NAME ARGS...: the binary NAME from $bin, else from PATH
+run() { # run NAME ARGS...: NAME from $bin, else (a checkout) the bin/ wrapper, else PATH
   name=$1
   shift
-  if [ -n "$bin" ] && [ -x "$bin/$name" ]; then "$bin/$name" "$@"; else "$name" "$@"; fi
+  if [ -n "$bin" ] && [ -x "$bin/$name" ]; then
+    "$bin/$name" "$@"
+  elif [ -n "$bin" ] && [ -x "$bin/../bin/$name" ]; then
+    "$bin/../bin/$name" "$@"
+  else
+    "$name" "$@"
+  fi
 }
 
 # One log line in the server's format: [time LEVEL process[pid] target] message.

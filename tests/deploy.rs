@@ -868,3 +868,97 @@ fn debug_bundle_holds_the_files_and_no_secret() {
         }
     }
 }
+
+#[test]
+fn install_builds_with_cargo_release_when_no_bin_dir_is_given() {
+    let m = Machine::new(false);
+    // A fake cargo that records its arguments; the "build output" is the test binaries.
+    let target = m.root.join("target");
+    std::fs::create_dir_all(target.join("release")).expect("mkdir");
+    for name in [
+        "ha_server",
+        "ha_api",
+        "ha_event_handler",
+        "create_node",
+        "set_params",
+        "clear_params",
+        "delete_node",
+        "show_node",
+        "node_event",
+    ] {
+        std::os::unix::fs::symlink(bin_dir().join(name), target.join("release").join(name))
+            .expect("symlink");
+    }
+    write_exec(
+        &m.fake.join("cargo"),
+        "#!/bin/sh\necho \"cargo $*\" >> \"$FAKE_DIR/calls\"\n",
+    );
+    let out = m
+        .command(Path::new("/bin/sh"))
+        .arg(repo().join("scripts/install.sh"))
+        .args([
+            "--prefix",
+            m.prefix.to_str().expect("utf-8"),
+            "--service",
+            "none",
+        ])
+        .env("CSR_HA_CARGO", m.fake.join("cargo"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("install.sh");
+    assert_ok(&out, "install.sh");
+    let want = format!(
+        "cargo build --release --locked --bins --manifest-path {}/Cargo.toml",
+        repo().display()
+    );
+    assert!(m.calls().contains(&want), "{:?}", m.calls());
+    let out = m.installed("show_node.py", &["-h"]);
+    assert!(
+        stdout(&out).starts_with("usage: show_node"),
+        "{}",
+        text(&out)
+    );
+    m.uninstall(&["--purge"]);
+}
+
+#[test]
+fn server_log_is_capped_with_one_rotated_file_of_timestamped_lines() {
+    let mut ha = util::Ha::new().with_env("CSR_HA_LOG_MAX_BYTES", "1500");
+    ha.start();
+    for i in 1..=40 {
+        let index = i.to_string();
+        ha.run(
+            "create_node",
+            &["-i", &index, "-t", "t1", "-n", "10.0.1.20"],
+        );
+        ha.run("delete_node", &["-i", &index]);
+    }
+    let log = read(&ha.path("csr_ha.log"));
+    let old = read(&ha.path("csr_ha.log.1"));
+    assert!(
+        !old.is_empty(),
+        "no rotation happened; log is {} bytes",
+        log.len()
+    );
+    assert!(!ha.path("csr_ha.log.2").exists());
+    let longest = log
+        .lines()
+        .chain(old.lines())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(log.len() <= 1500 + longest + 1, "log {} bytes", log.len());
+    assert!(old.len() <= 1500 + longest + 1, "log.1 {} bytes", old.len());
+    for line in log.lines().chain(old.lines()) {
+        // [2026-11-24T19:19:00.123Z INFO  ha_server[28654] csr_ha::server] ...
+        let ts = line.get(1..25).unwrap_or("");
+        assert!(
+            line.starts_with('[') && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+            "{line}"
+        );
+        assert!(
+            line.contains(" ha_server[") || line.contains(" ha_event_handler["),
+            "{line}"
+        );
+    }
+}
