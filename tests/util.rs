@@ -22,7 +22,12 @@ impl Ha {
     pub fn new() -> Ha {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().join("HA");
-        Ha { _tmp: tmp, root, server: None, env: vec![("CSR_HA_CLOUD".into(), "file".into())] }
+        Ha {
+            _tmp: tmp,
+            root,
+            server: None,
+            env: vec![("CSR_HA_CLOUD".into(), "file".into())],
+        }
     }
 
     /// A new directory with a running server.
@@ -39,7 +44,9 @@ impl Ha {
 
     fn command(&self, name: &str) -> Command {
         let mut cmd = Command::new(bin(name));
-        cmd.env("CSR_HA_DIR", &self.root).env("RUST_LOG", "info").env_remove("CSR_HA_TIMEOUT");
+        cmd.env("CSR_HA_DIR", &self.root)
+            .env("RUST_LOG", "info")
+            .env_remove("CSR_HA_TIMEOUT");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -83,7 +90,11 @@ impl Ha {
     }
 
     pub fn run(&self, name: &str, args: &[&str]) -> Output {
-        self.command(name).args(args).stdin(Stdio::null()).output().expect("run command")
+        self.command(name)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run command")
     }
 
     pub fn run_env(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -91,11 +102,19 @@ impl Ha {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.args(args).stdin(Stdio::null()).output().expect("run command")
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run command")
     }
 
     pub fn spawn(&self, name: &str, args: &[&str]) -> Child {
-        self.command(name).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn")
+        self.command(name)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
     }
 
     /// Runs a command and returns stdout, asserting its exit code is `code`.
@@ -134,7 +153,9 @@ impl Ha {
 
     /// The next hop of `destination` in table `name`.
     pub fn next_hop(&self, name: &str, destination: &str) -> Option<String> {
-        let text = std::fs::read_to_string(self.root.join("route_tables").join(format!("{name}.json"))).ok()?;
+        let text =
+            std::fs::read_to_string(self.root.join("route_tables").join(format!("{name}.json")))
+                .ok()?;
         let value: serde_json::Value = serde_json::from_str(&text).ok()?;
         value["routes"]
             .as_array()?
@@ -145,7 +166,11 @@ impl Ha {
 
     pub fn event_files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.root.join("events"))
-            .map(|rd| rd.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         names
@@ -162,9 +187,13 @@ impl Drop for Ha {
 pub fn zombies_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // pid (comm) state ppid ...
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let mut fields = after.split_whitespace();
         let state = fields.next().unwrap_or("");
         let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
