@@ -159,11 +159,12 @@ pub fn param_help(provider: Provider, with_values: bool) -> String {
         } else {
             param.flag().to_string()
         };
-        out.push_str(&format!(
-            "  {flag:14} {:15} {}\n",
-            param.key(),
-            param.accepted()
-        ));
+        let accepted = match (param, provider) {
+            (Param::Cloud, Provider::Gcp) => "gcp",
+            (Param::Cloud, _) => "azure, azusgov or azchina",
+            _ => param.accepted(),
+        };
+        out.push_str(&format!("  {flag:14} {:15} {accepted}\n", param.key()));
     }
     out
 }
