@@ -496,3 +496,51 @@ fn no_zombies_after_200_events() {
         .count();
     assert!(fds < 20, "server holds {fds} fds after 200 events: a leak");
 }
+
+#[test]
+fn handlers_inherit_no_fd_but_their_pipes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let report = tmp.path().join("fds.txt");
+    let spy = tmp.path().join("spy.sh");
+    util::write_exec(
+        &spy,
+        &format!("#!/bin/sh\nexec ls /proc/self/fd > {}\n", report.display()),
+    );
+    let mut ha = Ha::new().with_env("CSR_HA_HANDLER", spy.to_str().expect("utf8"));
+    ha.start();
+    ha.table("t1", &[("10.99.0.0/16", A)]);
+    ha.ok("create_node", &["-i", "1", "-t", "t1", "-n", B]);
+    // The spy replaces the handler and reports nothing, so the event fails; only the fds matter.
+    ha.expect(1, "node_event", &["-i", "1", "-e", "peerFail"]);
+    let fds: Vec<String> = std::fs::read_to_string(&report)
+        .expect("report")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // 0, 1, 2, and the directory ls itself opened to list them.
+    assert_eq!(fds, ["0", "1", "2", "3"], "handler inherited fds");
+}
+
+#[test]
+fn a_client_killed_while_waiting_does_not_hurt_the_server() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let slow = tmp.path().join("slow.sh");
+    let real = util::bin("ha_event_handler");
+    util::write_exec(
+        &slow,
+        &format!("#!/bin/sh\nsleep 1\nexec {}\n", real.display()),
+    );
+    let mut ha = Ha::new().with_env("CSR_HA_HANDLER", slow.to_str().expect("utf8"));
+    ha.start();
+    ha.table("t1", &[("10.99.0.0/16", A)]);
+    ha.ok("create_node", &["-i", "1", "-t", "t1", "-n", B]);
+    let mut client = ha.spawn("node_event", &["-i", "1", "-e", "peerFail"]);
+    std::thread::sleep(Duration::from_millis(300));
+    client.kill().expect("kill client");
+    let _ = client.wait();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The event still ran to the end and the server serves the next client.
+    assert_eq!(ha.next_hop("t1", "10.99.0.0/16").as_deref(), Some(B));
+    let out = ha.ok("show_node", &["-i", "1"]);
+    assert!(out.contains("lastEvent      peerFail"), "{out}");
+}
