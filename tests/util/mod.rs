@@ -1,5 +1,5 @@
 //! Test helper: a fresh HA directory, a real `ha_server` process, and the real client binaries.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::new_without_default)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
