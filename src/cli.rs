@@ -222,3 +222,19 @@ fn ensure_newline(mut text: String) -> String {
 pub fn argv() -> Vec<String> {
     std::env::args().skip(1).collect()
 }
+
+/// `main` of a command whose flags depend on the configured cloud (create, set, clear).
+pub fn main_for_provider(
+    parse: fn(&[String], Provider) -> Result<Command, CliError>,
+    help: fn(Provider) -> String,
+) -> ExitCode {
+    let dir = HaDir::from_env();
+    let provider = match configured_provider(&dir) {
+        Ok(p) => p,
+        Err(e) => return reject(e, ""),
+    };
+    match parse(&argv(), provider) {
+        Ok(command) => send_and_print(&dir, command, |r| r.text.clone()),
+        Err(e) => reject(e, &help(provider)),
+    }
+}

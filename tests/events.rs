@@ -329,11 +329,7 @@ fn concurrent_events_on_one_table_lose_no_write() {
 
 #[test]
 fn a_crashing_handler_is_reported_and_the_server_lives_on() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let crash = tmp.path().join("crash.sh");
-    util::write_exec(&crash, "#!/bin/sh\nkill -9 $$\n");
-    let ha = Ha::new().with_env("CSR_HA_HANDLER", crash.to_str().expect("utf8"));
-    let mut ha = ha;
+    let mut ha = Ha::new().with_handler("kill -9 $$");
     ha.start();
     ha.ok("create_node", &["-i", "1", "-t", "t1", "-n", B]);
     let out = ha.expect(1, "node_event", &["-i", "1", "-e", "peerFail"]);
@@ -346,11 +342,8 @@ fn a_crashing_handler_is_reported_and_the_server_lives_on() {
 
 #[test]
 fn a_hanging_handler_is_killed_at_its_deadline_while_others_are_served() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let hang = tmp.path().join("hang.sh");
-    util::write_exec(&hang, "#!/bin/sh\nexec sleep 30\n");
     let mut ha = Ha::new()
-        .with_env("CSR_HA_HANDLER", hang.to_str().expect("utf8"))
+        .with_handler("exec sleep 30")
         .with_env("CSR_HA_HANDLER_TIMEOUT", "2")
         .with_env("CSR_HA_CHECK_TIMEOUT", "0.5");
     ha.start();
@@ -499,14 +492,9 @@ fn no_zombies_after_200_events() {
 
 #[test]
 fn handlers_inherit_no_fd_but_their_pipes() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let report = tmp.path().join("fds.txt");
-    let spy = tmp.path().join("spy.sh");
-    util::write_exec(
-        &spy,
-        &format!("#!/bin/sh\nexec ls /proc/self/fd > {}\n", report.display()),
-    );
-    let mut ha = Ha::new().with_env("CSR_HA_HANDLER", spy.to_str().expect("utf8"));
+    let ha = Ha::new();
+    let report = ha.scratch().join("fds.txt");
+    let mut ha = ha.with_handler(&format!("exec ls /proc/self/fd > {}", report.display()));
     ha.start();
     ha.table("t1", &[("10.99.0.0/16", A)]);
     ha.ok("create_node", &["-i", "1", "-t", "t1", "-n", B]);
@@ -523,14 +511,8 @@ fn handlers_inherit_no_fd_but_their_pipes() {
 
 #[test]
 fn a_client_killed_while_waiting_does_not_hurt_the_server() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let slow = tmp.path().join("slow.sh");
     let real = util::bin("ha_event_handler");
-    util::write_exec(
-        &slow,
-        &format!("#!/bin/sh\nsleep 1\nexec {}\n", real.display()),
-    );
-    let mut ha = Ha::new().with_env("CSR_HA_HANDLER", slow.to_str().expect("utf8"));
+    let mut ha = Ha::new().with_handler(&format!("sleep 1\nexec {}", real.display()));
     ha.start();
     ha.table("t1", &[("10.99.0.0/16", A)]);
     ha.ok("create_node", &["-i", "1", "-t", "t1", "-n", B]);

@@ -42,6 +42,19 @@ impl Ha {
         self
     }
 
+    /// Replaces the event handler by a shell script with this body.
+    pub fn with_handler(self, body: &str) -> Ha {
+        let path = self._tmp.path().join("handler.sh");
+        write_exec(&path, &format!("#!/bin/sh\n{body}\n"));
+        let path = path.to_str().expect("utf8 path").to_string();
+        self.with_env("CSR_HA_HANDLER", &path)
+    }
+
+    /// A scratch directory beside the HA directory.
+    pub fn scratch(&self) -> &Path {
+        self._tmp.path()
+    }
+
     fn command(&self, name: &str) -> Command {
         let mut cmd = Command::new(bin(name));
         cmd.env("CSR_HA_DIR", &self.root)
