@@ -43,7 +43,11 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    pub fn new(access_key_id: &str, secret_access_key: &str, session_token: Option<&str>) -> Credentials {
+    pub fn new(
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Credentials {
         Credentials {
             access_key_id: access_key_id.to_string(),
             secret_access_key: secret_access_key.to_string(),
@@ -57,8 +61,14 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &crate::node::mask(&self.secret_access_key))
-            .field("session_token", &self.session_token.as_deref().map(crate::node::mask))
+            .field(
+                "secret_access_key",
+                &crate::node::mask(&self.secret_access_key),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_deref().map(crate::node::mask),
+            )
             .finish()
     }
 }
@@ -100,9 +110,15 @@ impl CredentialSources {
     pub fn from_env() -> CredentialSources {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let static_keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-            (Some(id), Some(secret)) => Some(Credentials::new(id.trim(), secret.trim(), var("AWS_SESSION_TOKEN").as_deref())),
+            (Some(id), Some(secret)) => Some(Credentials::new(
+                id.trim(),
+                secret.trim(),
+                var("AWS_SESSION_TOKEN").as_deref(),
+            )),
             (Some(_), None) => {
-                log::warn!("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: ignoring both");
+                log::warn!(
+                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: ignoring both"
+                );
                 None
             }
             _ => None,
@@ -110,12 +126,18 @@ impl CredentialSources {
         let shared_file = var("AWS_SHARED_CREDENTIALS_FILE")
             .map(PathBuf::from)
             .or_else(|| var("HOME").map(|home| Path::new(&home).join(".aws").join("credentials")));
-        let imds_disabled = var("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let imds_disabled =
+            var("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let imds = (!imds_disabled).then(|| ImdsConfig {
             endpoint: http::endpoint(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], IMDS_DEFAULT),
             token_ttl: IMDS_TOKEN_TTL,
         });
-        CredentialSources { static_keys, shared_file, profile: var("AWS_PROFILE"), imds }
+        CredentialSources {
+            static_keys,
+            shared_file,
+            profile: var("AWS_PROFILE"),
+            imds,
+        }
     }
 
     /// The first credentials found, and where they came from (for the log).
@@ -140,29 +162,46 @@ impl CredentialSources {
             },
             None => tried.push("instance metadata disabled (AWS_EC2_METADATA_DISABLED)".into()),
         }
-        Err(CloudError::Auth(format!("no AWS credentials found: {}", tried.join("; "))))
+        Err(CloudError::Auth(format!(
+            "no AWS credentials found: {}",
+            tried.join("; ")
+        )))
     }
 }
 
 /// Keys of `profile` in a shared credentials file. A missing file or profile is `None` unless
 /// the profile was asked for by name; a profile without both keys is an error.
-fn from_file(path: &Path, profile: &str, explicit: bool) -> Result<Option<Credentials>, CloudError> {
+fn from_file(
+    path: &Path,
+    profile: &str,
+    explicit: bool,
+) -> Result<Option<Credentials>, CloudError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
-        Err(e) => return Err(CloudError::Auth(format!("cannot read {} (AWS_PROFILE={profile}): {e}", path.display()))),
+        Err(e) => {
+            return Err(CloudError::Auth(format!(
+                "cannot read {} (AWS_PROFILE={profile}): {e}",
+                path.display()
+            )))
+        }
     };
     let sections = parse_ini(&text);
     let wanted = [profile.to_string(), format!("profile {profile}")];
     let Some(keys) = wanted.iter().find_map(|name| sections.get(name)) else {
         if explicit {
-            return Err(CloudError::Auth(format!("profile [{profile}] (AWS_PROFILE) not found in {}", path.display())));
+            return Err(CloudError::Auth(format!(
+                "profile [{profile}] (AWS_PROFILE) not found in {}",
+                path.display()
+            )));
         }
         return Ok(None);
     };
     let get = |k: &str| keys.get(k).map(String::as_str).filter(|v| !v.is_empty());
     match (get("aws_access_key_id"), get("aws_secret_access_key")) {
-        (Some(id), Some(secret)) => Ok(Some(Credentials::new(id, secret, get("aws_session_token")))),
+        (Some(id), Some(secret)) => {
+            Ok(Some(Credentials::new(id, secret, get("aws_session_token"))))
+        }
         _ => Err(CloudError::Auth(format!(
             "profile [{profile}] in {} lacks aws_access_key_id or aws_secret_access_key",
             path.display()
@@ -205,7 +244,9 @@ struct ImdsCache {
 fn with_cache<T>(endpoint: &str, f: impl FnOnce(&mut ImdsCache) -> T) -> T {
     // A poisoned lock only means another thread panicked mid-update; the cache is still a
     // plain value, and the worst case is one extra fetch.
-    let mut cache = IMDS_CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cache = IMDS_CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     f(cache.entry(endpoint.to_string()).or_default())
 }
 
@@ -219,7 +260,9 @@ enum ImdsError {
 impl fmt::Display for ImdsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ImdsError::Unauthorized => f.write_str("the metadata service refused a fresh session token (401)"),
+            ImdsError::Unauthorized => {
+                f.write_str("the metadata service refused a fresh session token (401)")
+            }
             ImdsError::Other(m) => f.write_str(m),
         }
     }
@@ -227,7 +270,10 @@ impl fmt::Display for ImdsError {
 
 fn from_imds(config: &ImdsConfig, deadline: Instant) -> Result<Credentials, String> {
     let cached = with_cache(&config.endpoint, |c| {
-        c.credentials.as_ref().filter(|(_, until)| SystemTime::now() < *until).map(|(k, _)| k.clone())
+        c.credentials
+            .as_ref()
+            .filter(|(_, until)| SystemTime::now() < *until)
+            .map(|(k, _)| k.clone())
     });
     if let Some(keys) = cached {
         return Ok(keys);
@@ -235,13 +281,18 @@ fn from_imds(config: &ImdsConfig, deadline: Instant) -> Result<Credentials, Stri
     let agent = http::agent(ProxyUse::Never);
     let (keys, until) = match fetch_role_credentials(&agent, config, deadline, false) {
         Err(ImdsError::Unauthorized) => {
-            log::info!("instance metadata at {}: session token refused, fetching a new one", config.endpoint);
+            log::info!(
+                "instance metadata at {}: session token refused, fetching a new one",
+                config.endpoint
+            );
             fetch_role_credentials(&agent, config, deadline, true)
         }
         other => other,
     }
     .map_err(|e| e.to_string())?;
-    with_cache(&config.endpoint, |c| c.credentials = until.map(|u| (keys.clone(), u)));
+    with_cache(&config.endpoint, |c| {
+        c.credentials = until.map(|u| (keys.clone(), u))
+    });
     Ok(keys)
 }
 
@@ -256,7 +307,10 @@ fn fetch_role_credentials(
     const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
     let roles = imds_get(agent, config, &token, ROLES, deadline)?;
     let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
-        return Err(ImdsError::Other(format!("{}{ROLES} lists no IAM role: attach one to the instance", config.endpoint)));
+        return Err(ImdsError::Other(format!(
+            "{}{ROLES} lists no IAM role: attach one to the instance",
+            config.endpoint
+        )));
     };
     let body = imds_get(agent, config, &token, &format!("{ROLES}{role}"), deadline)?;
     parse_role_credentials(&body, role).map_err(ImdsError::Other)
@@ -272,45 +326,78 @@ struct RoleCredentials {
     expiration: Option<String>,
 }
 
-fn parse_role_credentials(body: &str, role: &str) -> Result<(Credentials, Option<SystemTime>), String> {
+fn parse_role_credentials(
+    body: &str,
+    role: &str,
+) -> Result<(Credentials, Option<SystemTime>), String> {
     // The body holds the secret: the error quotes only where parsing stopped.
     let parsed: RoleCredentials = serde_json::from_str(body).map_err(|e| {
-        format!("credentials of role {role} are not JSON (line {}, column {})", e.line(), e.column())
+        format!(
+            "credentials of role {role} are not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )
     })?;
     if let Some(code) = parsed.code.as_deref().filter(|c| *c != "Success") {
-        return Err(format!("credentials of role {role} not available: Code {code}"));
+        return Err(format!(
+            "credentials of role {role} not available: Code {code}"
+        ));
     }
     let (Some(id), Some(secret)) = (parsed.access_key_id, parsed.secret_access_key) else {
-        return Err(format!("credentials of role {role} lack AccessKeyId or SecretAccessKey"));
+        return Err(format!(
+            "credentials of role {role} lack AccessKeyId or SecretAccessKey"
+        ));
     };
     let keys = Credentials::new(&id, &secret, parsed.token.as_deref());
     let until = match parsed.expiration.as_deref().map(parse_utc) {
-        Some(Some(expires)) => expires.checked_sub(CREDENTIALS_MARGIN).filter(|u| *u > SystemTime::now()),
-        Some(None) => return Err(format!("credentials of role {role} have an unreadable Expiration")),
+        Some(Some(expires)) => expires
+            .checked_sub(CREDENTIALS_MARGIN)
+            .filter(|u| *u > SystemTime::now()),
+        Some(None) => {
+            return Err(format!(
+                "credentials of role {role} have an unreadable Expiration"
+            ))
+        }
         None => Some(SystemTime::now() + CREDENTIALS_MARGIN),
     };
     Ok((keys, until))
 }
 
 /// The cached session token, or a new one from `PUT /latest/api/token`.
-fn session_token(agent: &ureq::Agent, config: &ImdsConfig, deadline: Instant, fresh: bool) -> Result<String, ImdsError> {
+fn session_token(
+    agent: &ureq::Agent,
+    config: &ImdsConfig,
+    deadline: Instant,
+    fresh: bool,
+) -> Result<String, ImdsError> {
     if !fresh {
         let cached = with_cache(&config.endpoint, |c| {
-            c.token.as_ref().filter(|(_, until)| Instant::now() < *until).map(|(t, _)| t.clone())
+            c.token
+                .as_ref()
+                .filter(|(_, until)| Instant::now() < *until)
+                .map(|(t, _)| t.clone())
         });
         if let Some(token) = cached {
             return Ok(token);
         }
     }
-    let ttl = config.token_ttl.as_secs().clamp(1, IMDS_TOKEN_TTL.as_secs());
+    let ttl = config
+        .token_ttl
+        .as_secs()
+        .clamp(1, IMDS_TOKEN_TTL.as_secs());
     let url = format!("{}/latest/api/token", config.endpoint);
     let started = Instant::now();
     let token = imds_request(config, "/latest/api/token", deadline, || {
-        agent.put(&url).header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string()).send_empty()
+        agent
+            .put(&url)
+            .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
+            .send_empty()
     })?;
     let token = token.trim().to_string();
     if token.is_empty() {
-        return Err(ImdsError::Other(format!("{url} answered an empty session token")));
+        return Err(ImdsError::Other(format!(
+            "{url} answered an empty session token"
+        )));
     }
     // Renew a little before IMDS would refuse it: a minute early, or half the TTL if shorter.
     let ttl = Duration::from_secs(ttl);
@@ -319,9 +406,20 @@ fn session_token(agent: &ureq::Agent, config: &ImdsConfig, deadline: Instant, fr
     Ok(token)
 }
 
-fn imds_get(agent: &ureq::Agent, config: &ImdsConfig, token: &str, path: &str, deadline: Instant) -> Result<String, ImdsError> {
+fn imds_get(
+    agent: &ureq::Agent,
+    config: &ImdsConfig,
+    token: &str,
+    path: &str,
+    deadline: Instant,
+) -> Result<String, ImdsError> {
     let url = format!("{}{path}", config.endpoint);
-    imds_request(config, path, deadline, || agent.get(&url).header("X-aws-ec2-metadata-token", token).call())
+    imds_request(config, path, deadline, || {
+        agent
+            .get(&url)
+            .header("X-aws-ec2-metadata-token", token)
+            .call()
+    })
 }
 
 /// One metadata request, tried up to [`IMDS_TRIES`] times on connection errors and 5xx.
@@ -339,14 +437,15 @@ fn imds_request(
                 let status = response.status().as_u16();
                 match status {
                     200 => {
-                        return response
-                            .body_mut()
-                            .read_to_string()
-                            .map_err(|e| ImdsError::Other(format!("{where_}: reading the answer: {e}")))
+                        return response.body_mut().read_to_string().map_err(|e| {
+                            ImdsError::Other(format!("{where_}: reading the answer: {e}"))
+                        })
                     }
                     401 => return Err(ImdsError::Unauthorized),
                     404 if path.contains("security-credentials") => {
-                        return Err(ImdsError::Other(format!("{where_}: 404, no IAM role is attached to this instance")))
+                        return Err(ImdsError::Other(format!(
+                            "{where_}: 404, no IAM role is attached to this instance"
+                        )))
                     }
                     500..=599 => format!("{where_}: HTTP {status}"),
                     _ => return Err(ImdsError::Other(format!("{where_}: HTTP {status}"))),
@@ -368,11 +467,21 @@ mod tests {
 
     #[test]
     fn debug_masks_secrets() {
-        let keys = Credentials::new("AKIAEXAMPLE", "very-secret-key", Some("session-token-value"));
+        let keys = Credentials::new(
+            "AKIAEXAMPLE",
+            "very-secret-key",
+            Some("session-token-value"),
+        );
         let shown = format!("{keys:?}");
         assert!(shown.contains("AKIAEXAMPLE"));
-        assert!(!shown.contains("very-secret-key") && !shown.contains("session-token-value"), "{shown}");
-        let sources = CredentialSources { static_keys: Some(keys), ..Default::default() };
+        assert!(
+            !shown.contains("very-secret-key") && !shown.contains("session-token-value"),
+            "{shown}"
+        );
+        let sources = CredentialSources {
+            static_keys: Some(keys),
+            ..Default::default()
+        };
         assert!(!format!("{sources:?}").contains("very-secret-key"));
     }
 
@@ -386,16 +495,32 @@ mod tests {
              [ops]\naws_access_key_id=AKIAOPS\naws_secret_access_key=s2\naws_session_token = t2\n[broken]\naws_access_key_id=x\n",
         )
         .expect("write");
-        let keys = from_file(&path, "default", false).expect("ok").expect("found");
-        assert_eq!((keys.access_key_id.as_str(), keys.session_token), ("AKIADEFAULT", None));
+        let keys = from_file(&path, "default", false)
+            .expect("ok")
+            .expect("found");
+        assert_eq!(
+            (keys.access_key_id.as_str(), keys.session_token),
+            ("AKIADEFAULT", None)
+        );
         let keys = from_file(&path, "ops", true).expect("ok").expect("found");
         assert_eq!(keys.session_token.as_deref(), Some("t2"));
         assert_eq!(from_file(&path, "nothere", false), Ok(None));
         let err = from_file(&path, "nothere", true).expect_err("explicit profile must exist");
-        assert!(err.to_string().contains("profile [nothere] (AWS_PROFILE) not found"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("profile [nothere] (AWS_PROFILE) not found"),
+            "{err}"
+        );
         let err = from_file(&path, "broken", false).expect_err("half a profile");
-        assert!(err.to_string().contains("lacks aws_access_key_id or aws_secret_access_key"), "{err}");
-        assert_eq!(from_file(&dir.path().join("none"), "default", false), Ok(None));
+        assert!(
+            err.to_string()
+                .contains("lacks aws_access_key_id or aws_secret_access_key"),
+            "{err}"
+        );
+        assert_eq!(
+            from_file(&dir.path().join("none"), "default", false),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -406,7 +531,8 @@ mod tests {
         assert!(until.is_some());
         let soon = r#"{"Code":"Success","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2000-01-01T00:00:00Z"}"#;
         assert_eq!(parse_role_credentials(soon, "r").map(|(_, u)| u), Ok(None));
-        let err = parse_role_credentials(r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"sek""#, "r").expect_err("truncated");
+        let err = parse_role_credentials(r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"sek""#, "r")
+            .expect_err("truncated");
         assert!(!err.contains("sek"), "{err}");
         let err = parse_role_credentials(r#"{"Code":"Failure"}"#, "r").expect_err("failed code");
         assert!(err.contains("Code Failure"));

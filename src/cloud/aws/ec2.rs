@@ -56,11 +56,19 @@ pub struct Ec2Client {
 
 impl Ec2Client {
     /// A client for `endpoint` (`https://ec2.us-east-1.amazonaws.com`) signing for `region`.
-    pub fn new(endpoint: &str, region: &str, credentials: Credentials) -> Result<Ec2Client, CloudError> {
+    pub fn new(
+        endpoint: &str,
+        region: &str,
+        credentials: Credentials,
+    ) -> Result<Ec2Client, CloudError> {
         let endpoint = endpoint.trim_end_matches('/').to_string();
-        let bad = |why: &str| CloudError::Local(format!("AWS endpoint {endpoint:?} is not usable: {why}"));
+        let bad = |why: &str| {
+            CloudError::Local(format!("AWS endpoint {endpoint:?} is not usable: {why}"))
+        };
         let uri: ureq::http::Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
-        let scheme = uri.scheme_str().ok_or_else(|| bad("no http:// or https://"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| bad("no http:// or https://"))?;
         let host = uri.host().ok_or_else(|| bad("no host"))?;
         let default_port = match scheme {
             "https" => 443,
@@ -107,7 +115,12 @@ impl Ec2Client {
 
     /// Calls `action` with `params` and returns the response body, retrying throttling, 5xx and
     /// connection errors until `deadline`.
-    pub fn call(&self, action: &str, params: &[(&str, &str)], deadline: Instant) -> Result<String, CloudError> {
+    pub fn call(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<String, CloudError> {
         let mut fields = vec![("Action", action), ("Version", self.version.as_str())];
         fields.extend_from_slice(params);
         let body = fields
@@ -121,17 +134,24 @@ impl Ec2Client {
                 Ok((status, text)) if (200..300).contains(&status) => return Ok(text),
                 Ok((status, text)) => {
                     let error = api_error(status, &text, &self.endpoint);
-                    let retry = status >= 500 || matches!(&error, CloudError::Api { code, .. } if RETRY_CODES.contains(&code.as_str()));
+                    let retry = status >= 500
+                        || matches!(&error, CloudError::Api { code, .. } if RETRY_CODES.contains(&code.as_str()));
                     if !retry {
                         return Err(error);
                     }
                     error
                 }
-                Err(e) => CloudError::Transport(format!("cannot reach AWS at {}: {e}", self.endpoint)),
+                Err(e) => {
+                    CloudError::Transport(format!("cannot reach AWS at {}: {e}", self.endpoint))
+                }
             };
             match http::backoff(attempt, deadline) {
                 Some(wait) => {
-                    log::warn!("AWS {action}: {error}; try {} in {} ms", attempt + 2, wait.as_millis());
+                    log::warn!(
+                        "AWS {action}: {error}; try {} in {} ms",
+                        attempt + 2,
+                        wait.as_millis()
+                    );
                     std::thread::sleep(wait);
                     attempt += 1;
                 }
@@ -144,12 +164,25 @@ impl Ec2Client {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let date = amz_date(SystemTime::now());
         let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-        let mut headers = vec![("content-type", content_type), ("host", self.host.as_str()), ("x-amz-date", date.as_str())];
+        let mut headers = vec![
+            ("content-type", content_type),
+            ("host", self.host.as_str()),
+            ("x-amz-date", date.as_str()),
+        ];
         if let Some(token) = &self.credentials.session_token {
             headers.push(("x-amz-security-token", token.as_str()));
         }
-        let request = sigv4::Request { method: "POST", path: &self.path, query: "", headers: &headers, body: body.as_bytes() };
-        let scope = sigv4::Scope { region: &self.region, service: &self.service };
+        let request = sigv4::Request {
+            method: "POST",
+            path: &self.path,
+            query: "",
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let scope = sigv4::Scope {
+            region: &self.region,
+            service: &self.service,
+        };
         let authorization = sigv4::authorization(&self.credentials, &scope, &request, &date);
 
         let mut builder = self.agent.post(&self.endpoint);
@@ -160,7 +193,10 @@ impl Ec2Client {
         // Never wait on one request past the event's deadline.
         let left = deadline.saturating_duration_since(Instant::now());
         if left < http::GLOBAL_TIMEOUT {
-            builder = builder.config().timeout_global(Some(left.max(std::time::Duration::from_millis(1)))).build();
+            builder = builder
+                .config()
+                .timeout_global(Some(left.max(std::time::Duration::from_millis(1))))
+                .build();
         }
         let mut response = builder.send(body)?;
         let status = response.status().as_u16();
@@ -175,7 +211,15 @@ fn gave_up(error: CloudError, tries: u32) -> CloudError {
     }
     let suffix = format!(" (gave up after {tries} tries, the event's deadline is near)");
     match error {
-        CloudError::Api { cloud, code, message } => CloudError::Api { cloud, code, message: message + &suffix },
+        CloudError::Api {
+            cloud,
+            code,
+            message,
+        } => CloudError::Api {
+            cloud,
+            code,
+            message: message + &suffix,
+        },
         CloudError::Transport(m) => CloudError::Transport(m + &suffix),
         other => other,
     }
@@ -215,9 +259,17 @@ fn api_error(status: u16, body: &str, endpoint: &str) -> CloudError {
     let first = quick_xml::de::from_str::<Ec2ErrorResponse>(body)
         .ok()
         .and_then(|r| r.errors.error.into_iter().next())
-        .or_else(|| quick_xml::de::from_str::<QueryErrorResponse>(body).ok().map(|r| r.error));
+        .or_else(|| {
+            quick_xml::de::from_str::<QueryErrorResponse>(body)
+                .ok()
+                .map(|r| r.error)
+        });
     match first {
-        Some(e) if !e.code.is_empty() => CloudError::Api { cloud: "AWS", code: e.code, message: e.message },
+        Some(e) if !e.code.is_empty() => CloudError::Api {
+            cloud: "AWS",
+            code: e.code,
+            message: e.message,
+        },
         _ => {
             let excerpt: String = body.chars().take(200).collect();
             CloudError::Transport(format!(
@@ -244,7 +296,10 @@ mod tests {
         );
         let iam = "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
                    <Code>AccessDenied</Code><Message>nope</Message></Error><RequestId>1</RequestId></ErrorResponse>";
-        assert_eq!(api_error(403, iam, "x").to_string(), "AWS AccessDenied: nope");
+        assert_eq!(
+            api_error(403, iam, "x").to_string(),
+            "AWS AccessDenied: nope"
+        );
         let html = api_error(502, "<html><body>Bad   Gateway</body></html>", "https://e");
         assert_eq!(html.to_string(), "AWS at https://e answered HTTP 502 without an AWS error: <html><body>Bad Gateway</body></html>");
     }
@@ -253,8 +308,16 @@ mod tests {
     fn endpoints_give_the_signed_host() {
         let keys = Credentials::new("AKIA", "s", None);
         let c = Ec2Client::new("http://127.0.0.1:5000/", "us-east-1", keys.clone()).expect("valid");
-        assert_eq!((c.host.as_str(), c.path.as_str(), c.endpoint()), ("127.0.0.1:5000", "/", "http://127.0.0.1:5000"));
-        let c = Ec2Client::new("https://ec2.eu-west-1.amazonaws.com:443", "eu-west-1", keys.clone()).expect("valid");
+        assert_eq!(
+            (c.host.as_str(), c.path.as_str(), c.endpoint()),
+            ("127.0.0.1:5000", "/", "http://127.0.0.1:5000")
+        );
+        let c = Ec2Client::new(
+            "https://ec2.eu-west-1.amazonaws.com:443",
+            "eu-west-1",
+            keys.clone(),
+        )
+        .expect("valid");
         assert_eq!(c.host, "ec2.eu-west-1.amazonaws.com");
         assert!(Ec2Client::new("ec2.example", "us-east-1", keys).is_err());
     }

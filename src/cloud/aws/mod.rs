@@ -39,7 +39,8 @@ pub struct AwsConfig {
 impl AwsConfig {
     /// The configuration the AWS CLI would use in this environment.
     pub fn from_env() -> AwsConfig {
-        let endpoint = crate::cloud::http::endpoint(&["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"], "");
+        let endpoint =
+            crate::cloud::http::endpoint(&["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"], "");
         AwsConfig {
             endpoint: (!endpoint.is_empty()).then_some(endpoint),
             credentials: CredentialSources::from_env(),
@@ -62,7 +63,11 @@ pub fn open(work: &Work, deadline: Instant) -> Result<Box<dyn RouteTable>, Cloud
 }
 
 /// Opens the route table of the group's first node: finds credentials, builds the client.
-pub fn open_with(work: &Work, deadline: Instant, config: &AwsConfig) -> Result<Box<dyn RouteTable>, CloudError> {
+pub fn open_with(
+    work: &Work,
+    deadline: Instant,
+    config: &AwsConfig,
+) -> Result<Box<dyn RouteTable>, CloudError> {
     Ok(Box::new(Ec2Table::open(work, deadline, config)?))
 }
 
@@ -86,17 +91,41 @@ pub struct Ec2Table {
 }
 
 impl Ec2Table {
-    pub fn open(work: &Work, deadline: Instant, config: &AwsConfig) -> Result<Ec2Table, CloudError> {
-        let node = work.nodes.first().ok_or_else(|| CloudError::Local("no node to act on".into()))?;
+    pub fn open(
+        work: &Work,
+        deadline: Instant,
+        config: &AwsConfig,
+    ) -> Result<Ec2Table, CloudError> {
+        let node = work
+            .nodes
+            .first()
+            .ok_or_else(|| CloudError::Local("no node to act on".into()))?;
         let missing = |param: Param| {
-            CloudError::Local(format!("node {} has no {} ({}): set it with set_params", node.index, param.key(), param.flag()))
+            CloudError::Local(format!(
+                "node {} has no {} ({}): set it with set_params",
+                node.index,
+                param.key(),
+                param.flag()
+            ))
         };
-        let table_id = node.get(Param::RouteTableId).ok_or_else(|| missing(Param::RouteTableId))?;
-        let region = node.get(Param::Region).ok_or_else(|| missing(Param::Region))?;
+        let table_id = node
+            .get(Param::RouteTableId)
+            .ok_or_else(|| missing(Param::RouteTableId))?;
+        let region = node
+            .get(Param::Region)
+            .ok_or_else(|| missing(Param::Region))?;
         let (credentials, source) = config.credentials.resolve(deadline)?;
-        log::info!("node {}: AWS credentials from {source}, key id {}", node.index, credentials.access_key_id);
+        log::info!(
+            "node {}: AWS credentials from {source}, key id {}",
+            node.index,
+            credentials.access_key_id
+        );
         let client = Ec2Client::new(&config.endpoint_for(region), region, credentials)?;
-        Ok(Ec2Table { client, table_id: table_id.to_string(), deadline })
+        Ok(Ec2Table {
+            client,
+            table_id: table_id.to_string(),
+            deadline,
+        })
     }
 
     /// HTTP requests sent so far (retries included), for benchmarks.
@@ -111,11 +140,16 @@ impl RouteTable for Ec2Table {
     }
 
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
-        let body = self
-            .client
-            .call("DescribeRouteTables", &[("RouteTableId.1", &self.table_id)], self.deadline)?;
+        let body = self.client.call(
+            "DescribeRouteTables",
+            &[("RouteTableId.1", &self.table_id)],
+            self.deadline,
+        )?;
         let routes = parse_route_table(&body, &self.table_id).map_err(|e| {
-            CloudError::Transport(format!("AWS at {} answered DescribeRouteTables with XML we cannot read: {e}", self.client.endpoint()))
+            CloudError::Transport(format!(
+                "AWS at {} answered DescribeRouteTables with XML we cannot read: {e}",
+                self.client.endpoint()
+            ))
         })?;
         routes.ok_or_else(|| CloudError::TableNotFound(self.table_id.clone()))
     }
@@ -135,7 +169,10 @@ impl RouteTable for Ec2Table {
             return Err(CloudError::Api {
                 cloud: "AWS",
                 code: "ReplaceRoute".into(),
-                message: format!("AWS answered false for {} in {}", route.destination, self.table_id),
+                message: format!(
+                    "AWS answered false for {} in {}",
+                    route.destination, self.table_id
+                ),
             });
         }
         Ok(())
@@ -194,10 +231,20 @@ fn parse_route_table(body: &str, table_id: &str) -> Result<Option<Vec<Route>>, q
         .unwrap_or_default()
         .into_iter()
         .filter_map(|r| {
-            let destination = r.destination_cidr_block.or(r.destination_ipv6_cidr_block).or(r.destination_prefix_list_id)?;
-            let destination = destination.parse::<Cidr>().map(|c| c.to_string()).unwrap_or(destination);
+            let destination = r
+                .destination_cidr_block
+                .or(r.destination_ipv6_cidr_block)
+                .or(r.destination_prefix_list_id)?;
+            let destination = destination
+                .parse::<Cidr>()
+                .map(|c| c.to_string())
+                .unwrap_or(destination);
             let next_hop = r.network_interface_id.filter(|eni| !eni.is_empty());
-            Some(Route { destination, next_hop, id: String::new() })
+            Some(Route {
+                destination,
+                next_hop,
+                id: String::new(),
+            })
         })
         .collect();
     Ok(Some(routes))
@@ -230,8 +277,13 @@ mod tests {
 
     #[test]
     fn describe_route_tables_parses_routes_and_routers() {
-        let routes = parse_route_table(DESCRIBED, "rtb-0abc1234").expect("parses").expect("table present");
-        let seen: Vec<(&str, Option<&str>)> = routes.iter().map(|r| (r.destination.as_str(), r.next_hop.as_deref())).collect();
+        let routes = parse_route_table(DESCRIBED, "rtb-0abc1234")
+            .expect("parses")
+            .expect("table present");
+        let seen: Vec<(&str, Option<&str>)> = routes
+            .iter()
+            .map(|r| (r.destination.as_str(), r.next_hop.as_deref()))
+            .collect();
         assert_eq!(
             seen,
             vec![
@@ -242,24 +294,42 @@ mod tests {
                 ("pl-63a5400a", None),
             ]
         );
-        assert_eq!(parse_route_table(DESCRIBED, "rtb-0fff9999").expect("parses"), None);
+        assert_eq!(
+            parse_route_table(DESCRIBED, "rtb-0fff9999").expect("parses"),
+            None
+        );
         let empty = r#"<DescribeRouteTablesResponse><requestId>1</requestId><routeTableSet/></DescribeRouteTablesResponse>"#;
-        assert_eq!(parse_route_table(empty, "rtb-0abc1234").expect("parses"), None);
+        assert_eq!(
+            parse_route_table(empty, "rtb-0abc1234").expect("parses"),
+            None
+        );
     }
 
     #[test]
     fn destinations_pick_their_parameter() {
         assert_eq!(destination_param("10.99.0.0/16"), "DestinationCidrBlock");
-        assert_eq!(destination_param("2001:db8::/56"), "DestinationIpv6CidrBlock");
+        assert_eq!(
+            destination_param("2001:db8::/56"),
+            "DestinationIpv6CidrBlock"
+        );
         assert_eq!(destination_param("pl-63a5400a"), "DestinationPrefixListId");
     }
 
     #[test]
     fn default_endpoints_follow_the_region() {
         let config = AwsConfig::default();
-        assert_eq!(config.endpoint_for("eu-west-1"), "https://ec2.eu-west-1.amazonaws.com");
-        assert_eq!(config.endpoint_for("cn-north-1"), "https://ec2.cn-north-1.amazonaws.com.cn");
-        let config = AwsConfig { endpoint: Some("http://127.0.0.1:1".into()), ..Default::default() };
+        assert_eq!(
+            config.endpoint_for("eu-west-1"),
+            "https://ec2.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            config.endpoint_for("cn-north-1"),
+            "https://ec2.cn-north-1.amazonaws.com.cn"
+        );
+        let config = AwsConfig {
+            endpoint: Some("http://127.0.0.1:1".into()),
+            ..Default::default()
+        };
         assert_eq!(config.endpoint_for("eu-west-1"), "http://127.0.0.1:1");
     }
 }

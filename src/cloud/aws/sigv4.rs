@@ -41,7 +41,12 @@ pub struct Scope<'a> {
 }
 
 /// The `Authorization` header value for `request`, signed at `amz_date` (`20150830T123600Z`).
-pub fn authorization(credentials: &Credentials, scope: &Scope, request: &Request, amz_date: &str) -> String {
+pub fn authorization(
+    credentials: &Credentials,
+    scope: &Scope,
+    request: &Request,
+    amz_date: &str,
+) -> String {
     let date = amz_date.get(..8).unwrap_or(amz_date);
     let credential_scope = format!("{date}/{}/{}/aws4_request", scope.region, scope.service);
 
@@ -51,7 +56,11 @@ pub fn authorization(credentials: &Credentials, scope: &Scope, request: &Request
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), collapse_spaces(value)))
         .collect();
     headers.sort();
-    let signed_headers = headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
+    let signed_headers = headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
     let canonical_headers: String = headers.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
 
     let canonical_request = format!(
@@ -66,7 +75,10 @@ pub fn authorization(credentials: &Credentials, scope: &Scope, request: &Request
         hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
 
-    let mut key = hmac(format!("AWS4{}", credentials.secret_access_key).as_bytes(), date.as_bytes());
+    let mut key = hmac(
+        format!("AWS4{}", credentials.secret_access_key).as_bytes(),
+        date.as_bytes(),
+    );
     for part in [scope.region, scope.service, "aws4_request"] {
         key = hmac(&key, part.as_bytes());
     }
@@ -99,7 +111,9 @@ pub fn uri_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -108,10 +122,18 @@ pub fn uri_encode(value: &str) -> String {
 
 /// `time` as `YYYYMMDDTHHMMSSZ` (UTC), the `X-Amz-Date` form.
 pub fn amz_date(time: SystemTime) -> String {
-    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Parses `2026-11-24T20:00:00Z` (the metadata service's `Expiration`) as UTC.
@@ -151,7 +173,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]
@@ -160,16 +190,32 @@ mod tests {
 
     /// The credentials of the AWS Signature Version 4 test suite.
     fn suite_credentials() -> Credentials {
-        Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None)
+        Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            None,
+        )
     }
 
-    const SCOPE: Scope<'static> = Scope { region: "us-east-1", service: "service" };
+    const SCOPE: Scope<'static> = Scope {
+        region: "us-east-1",
+        service: "service",
+    };
 
     /// `get-vanilla` from the AWS SigV4 test suite.
     #[test]
     fn signs_the_get_vanilla_vector() {
-        let headers = [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")];
-        let request = Request { method: "GET", path: "/", query: "", headers: &headers, body: b"" };
+        let headers = [
+            ("Host", "example.amazonaws.com"),
+            ("X-Amz-Date", "20150830T123600Z"),
+        ];
+        let request = Request {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+        };
         assert_eq!(
             authorization(&suite_credentials(), &SCOPE, &request, "20150830T123600Z"),
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
@@ -186,7 +232,13 @@ mod tests {
             ("Host", "example.amazonaws.com"),
             ("X-Amz-Date", "20150830T123600Z"),
         ];
-        let request = Request { method: "POST", path: "/", query: "", headers: &headers, body: b"Param1=value1" };
+        let request = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"Param1=value1",
+        };
         assert_eq!(
             authorization(&suite_credentials(), &SCOPE, &request, "20150830T123600Z"),
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
@@ -198,14 +250,28 @@ mod tests {
     #[test]
     fn the_session_token_changes_the_signature_when_signed() {
         let creds = suite_credentials();
-        let plain = [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")];
+        let plain = [
+            ("Host", "example.amazonaws.com"),
+            ("X-Amz-Date", "20150830T123600Z"),
+        ];
         let with_token = [
             ("Host", "example.amazonaws.com"),
             ("X-Amz-Date", "20150830T123600Z"),
             ("X-Amz-Security-Token", "token"),
         ];
         let sign = |h: &[(&str, &str)]| {
-            authorization(&creds, &SCOPE, &Request { method: "GET", path: "/", query: "", headers: h, body: b"" }, "20150830T123600Z")
+            authorization(
+                &creds,
+                &SCOPE,
+                &Request {
+                    method: "GET",
+                    path: "/",
+                    query: "",
+                    headers: h,
+                    body: b"",
+                },
+                "20150830T123600Z",
+            )
         };
         let signed = sign(&with_token);
         assert!(signed.contains("SignedHeaders=host;x-amz-date;x-amz-security-token,"));
@@ -215,11 +281,20 @@ mod tests {
 
     #[test]
     fn dates_round_trip() {
-        assert_eq!(amz_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_440_938_160)), "20150830T123600Z");
-        assert_eq!(amz_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400)), "20000229T000000Z");
+        assert_eq!(
+            amz_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_440_938_160)),
+            "20150830T123600Z"
+        );
+        assert_eq!(
+            amz_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400)),
+            "20000229T000000Z"
+        );
         let t = parse_utc("2015-08-30T12:36:00Z").expect("valid date");
         assert_eq!(amz_date(t), "20150830T123600Z");
-        assert_eq!(parse_utc("2024-02-29T23:59:59.123Z").map(amz_date), Some("20240229T235959Z".into()));
+        assert_eq!(
+            parse_utc("2024-02-29T23:59:59.123Z").map(amz_date),
+            Some("20240229T235959Z".into())
+        );
         assert_eq!(parse_utc("yesterday"), None);
         assert_eq!(parse_utc("2024-13-01T00:00:00Z"), None);
     }
