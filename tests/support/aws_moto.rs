@@ -48,8 +48,10 @@ impl Moto {
             .expect("free port")
             .port();
         // In the target directory: the shared server never drops, so its log stays there.
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("moto_{}_{port}.log", std::process::id()));
+        let dir = option_env!("CARGO_TARGET_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let log = dir.join(format!("moto_{}_{port}.log", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("moto log file");
         let mut command = Command::new("sh");
         command

@@ -102,9 +102,11 @@ pub const IMDS_DEFAULT: &str = "http://169.254.169.254";
 pub const IMDS_TOKEN_TTL: Duration = Duration::from_secs(21_600);
 /// Role credentials are renewed this long before they expire.
 const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
-/// How many times one metadata request is tried (a missing metadata service must not eat the
-/// whole event deadline).
-const IMDS_TRIES: u32 = 3;
+/// The metadata service's address when `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`.
+pub const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
+/// How many times one metadata request is tried (a machine without a metadata service must not
+/// spend the whole event deadline finding out).
+const IMDS_TRIES: u32 = 2;
 
 impl CredentialSources {
     pub fn from_env() -> CredentialSources {
@@ -128,8 +130,15 @@ impl CredentialSources {
             .or_else(|| var("HOME").map(|home| Path::new(&home).join(".aws").join("credentials")));
         let imds_disabled =
             var("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let ipv6 = var("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE")
+            .is_some_and(|m| m.eq_ignore_ascii_case("ipv6"));
+        let default = if ipv6 {
+            IMDS_DEFAULT_IPV6
+        } else {
+            IMDS_DEFAULT
+        };
         let imds = (!imds_disabled).then(|| ImdsConfig {
-            endpoint: http::endpoint(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], IMDS_DEFAULT),
+            endpoint: http::endpoint(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], default),
             token_ttl: IMDS_TOKEN_TTL,
         });
         CredentialSources {

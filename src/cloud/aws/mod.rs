@@ -166,14 +166,10 @@ impl RouteTable for Ec2Table {
             self.deadline,
         )?;
         if body.contains("<return>false</return>") {
-            return Err(CloudError::Api {
-                cloud: "AWS",
-                code: "ReplaceRoute".into(),
-                message: format!(
-                    "AWS answered false for {} in {}",
-                    route.destination, self.table_id
-                ),
-            });
+            return Err(CloudError::Transport(format!(
+                "AWS answered ReplaceRoute of {} in {} with return=false: the route was not changed",
+                route.destination, self.table_id
+            )));
         }
         Ok(())
     }
