@@ -55,17 +55,18 @@ struct Run {
     dir: tempfile::TempDir,
 }
 
-fn run_in(dir: tempfile::TempDir, fake: &Fake, action: Action, nodes: Vec<Node>) -> Run {
+fn run_with(config: AzureConfig, deadline_ms: u64, action: Action, nodes: Vec<Node>) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
     let work = Work {
         action,
         provider: Provider::Azure,
         ha_dir: dir.path().to_string_lossy().into_owned(),
-        deadline_ms: 20_000,
+        deadline_ms,
         nodes,
     };
     let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
     let mut log = EventLog::new(&work);
-    let outcomes = match azure::open_with(&work, deadline, config(fake)) {
+    let outcomes = match azure::open_with(&work, deadline, config) {
         Ok(mut table) => cloud::apply(table.as_mut(), &work, &mut log),
         Err(e) => cloud::fail_all(&work, &e, &mut log),
     };
@@ -74,12 +75,7 @@ fn run_in(dir: tempfile::TempDir, fake: &Fake, action: Action, nodes: Vec<Node>)
 }
 
 fn run(fake: &Fake, kind: EventKind, nodes: Vec<Node>) -> Run {
-    run_in(
-        tempfile::tempdir().expect("temp dir"),
-        fake,
-        Action::Event(kind),
-        nodes,
-    )
+    run_with(config(fake), 20_000, Action::Event(kind), nodes)
 }
 
 fn only(run: &Run) -> &NodeOutcome {
@@ -364,9 +360,9 @@ fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
         [404]
     );
 
-    let check = run_in(
-        tempfile::tempdir().expect("temp dir"),
-        &fake,
+    let check = run_with(
+        config(&fake),
+        20_000,
         Action::Check,
         vec![node(8, "rt-gone", OURS, None)],
     );
@@ -800,4 +796,60 @@ fn the_handler_takes_endpoints_from_the_environment_and_logs_no_secret() {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
     assert_no_secret(&Run { outcomes, dir }, &[key, &token]);
+}
+
+#[test]
+fn throttling_past_the_deadline_fails_with_azures_code() {
+    let fake = Fake::start();
+    two_routes_and_internet(&fake, "rt-slow");
+    fake.state().throttle = 100;
+    let run = run_with(
+        config(&fake),
+        1_500,
+        Action::Event(EventKind::PeerFail),
+        vec![node(22, "rt-slow", OURS, None)],
+    );
+    let out = only(&run);
+    assert_eq!(out.outcome, Outcome::Failed);
+    assert!(
+        out.message
+            .starts_with("Azure SubscriptionRequestsThrottled: ")
+            && out
+                .message
+                .ends_with("(still throttled when the event's deadline came)"),
+        "{}",
+        out.message
+    );
+    let gets = fake.seen().iter().filter(|s| s.is_table_get()).count();
+    assert!(
+        (1..=2).contains(&gets),
+        "Retry-After: 1 honoured within 1.5 s: {gets} reads"
+    );
+}
+
+#[test]
+fn an_unreachable_arm_endpoint_is_named_in_the_error() {
+    let fake = Fake::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let config = AzureConfig {
+        arm: format!("http://127.0.0.1:{port}"),
+        ..config(&fake)
+    };
+    let run = run_with(
+        config,
+        800,
+        Action::Event(EventKind::PeerFail),
+        vec![node(23, "rt-x", OURS, None)],
+    );
+    let out = only(&run);
+    assert_eq!(out.outcome, Outcome::Failed);
+    assert!(
+        out.message
+            .contains("cannot reach Azure Resource Manager (reading Route Table rt-x)"),
+        "{}",
+        out.message
+    );
+    assert_eq!(fake.seen().iter().filter(|s| s.is_imds()).count(), 1);
 }

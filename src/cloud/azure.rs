@@ -34,8 +34,10 @@ use super::http::{self, ProxyUse};
 use super::{CloudError, Route, RouteTable, Work};
 use crate::node::{Cidr, Node, Param};
 
-/// The `Microsoft.Network` API version for route tables and routes: the current stable one
-/// (GA in 2024, listed in the REST reference for Route Tables - Get and Routes - Create Or Update).
+/// The `Microsoft.Network` API version for Route Tables - Get and Routes - Create Or Update: a
+/// stable (non-preview) version, the one Azure's own IaC tooling (azure-native 3.x) defaults to.
+/// Later versions exist (2025-xx) but reach the sovereign clouds (azusgov, azchina) last; nothing
+/// this provider reads or writes changed between them.
 pub const API_VERSION: &str = "2024-05-01";
 
 /// The IMDS managed-identity token API version (the one Microsoft documents for this endpoint).
@@ -243,23 +245,26 @@ pub fn decode_app_key(key: &str) -> String {
     if key.chars().count() <= 44 || !key.contains('%') {
         return key.to_string();
     }
+    let hex = |b: &u8| {
+        char::from(*b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     let bytes = key.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let escaped = bytes[i] == b'%'
-            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
-        match escaped
-            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
-            .flatten()
-        {
-            Some(hex) => {
-                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'%'));
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(hex),
+            bytes.get(i + 2).and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(high << 4 | low);
                 i += 3;
             }
-            None => {
-                out.push(bytes[i]);
+            (b, _, _) => {
+                out.push(b);
                 i += 1;
             }
         }
@@ -297,8 +302,7 @@ enum Call<'a> {
     PostForm(&'a [(&'a str, &'a str)]),
 }
 
-/// What came back from one HTTP exchange, body read.
-#[derive(Debug)]
+/// What came back from one HTTP exchange, body read. No `Debug`: a body may hold a token.
 struct Reply {
     status: u16,
     body: String,
@@ -1061,6 +1065,18 @@ mod tests {
             credential.scrub("echo k3y-s3cret back"),
             "echo ******** back"
         );
+    }
+
+    #[test]
+    fn each_cloud_has_its_own_endpoints() {
+        let gov = AzureConfig::for_cloud("azusgov").expect("a cloud");
+        assert_eq!(gov.arm, "https://management.usgovcloudapi.net");
+        assert_eq!(gov.login, "https://login.microsoftonline.us");
+        assert_eq!(gov.resource, "https://management.usgovcloudapi.net/");
+        let china = AzureConfig::for_cloud("azchina").expect("a cloud");
+        assert_eq!(china.login, "https://login.chinacloudapi.cn");
+        assert_eq!(china.imds, "http://169.254.169.254");
+        assert!(AzureConfig::for_cloud("gcp").is_err());
     }
 
     #[test]
