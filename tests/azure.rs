@@ -853,3 +853,80 @@ fn an_unreachable_arm_endpoint_is_named_in_the_error() {
     );
     assert_eq!(fake.seen().iter().filter(|s| s.is_imds()).count(), 1);
 }
+
+/// Latency of peerFail against the loopback fake, and requests made. Not a pass/fail test: run
+/// `cargo test --release --test azure -- --ignored --nocapture bench_` and copy the numbers into
+/// BENCHMARKS-azure.md.
+#[test]
+#[ignore = "benchmark: run on demand"]
+fn bench_peer_fail_against_the_fake() {
+    fn stats(mut ms: Vec<f64>) -> String {
+        ms.sort_by(f64::total_cmp);
+        let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+        format!(
+            "median {:.2} ms, p95 {:.2} ms, max {:.2} ms (n={})",
+            pick(0.5),
+            pick(0.95),
+            pick(1.0),
+            ms.len()
+        )
+    }
+    fn timed(fake: &Fake, nodes: Vec<Node>) -> (f64, usize) {
+        let before = fake.seen().len();
+        let started = Instant::now();
+        let run = run(fake, EventKind::PeerFail, nodes);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        assert!(
+            run.outcomes.iter().all(|o| o.outcome == Outcome::Ok),
+            "{:?}",
+            run.outcomes
+        );
+        (ms, fake.seen().len() - before)
+    }
+
+    // One node, one route (-r); every event moves the route (the next hop alternates).
+    let fake = Fake::start();
+    two_routes_and_internet(&fake, "rt-bench");
+    let (cold, cold_requests) = timed(&fake, vec![node(1, "rt-bench", OURS, Some("10.99.0.0/16"))]);
+    let mut warm = Vec::new();
+    let mut warm_requests = 0;
+    for i in 0..200 {
+        let hop = if i % 2 == 0 { PEER } else { OURS };
+        let (ms, requests) = timed(&fake, vec![node(1, "rt-bench", hop, Some("10.99.0.0/16"))]);
+        warm.push(ms);
+        warm_requests = requests;
+    }
+    println!("one node, one route, cold (token fetched): {cold:.2} ms, {cold_requests} requests");
+    println!(
+        "one node, one route, warm: {}, {warm_requests} requests each",
+        stats(warm)
+    );
+
+    // 100 routes in one table, all moved by one node without -r.
+    for writes in [Writes::Immediate, Writes::AzureAsync] {
+        let fake = Fake::start();
+        fake.state().writes = writes;
+        let routes = (0..100)
+            .map(|i| {
+                FakeRoute::appliance(
+                    &format!("r{i}"),
+                    &format!("10.{}.{}.0/24", 100 + i / 256, i % 256),
+                    PEER,
+                )
+            })
+            .collect();
+        fake.add_table("rt-100", routes);
+        let mut times = Vec::new();
+        let mut requests = Vec::new();
+        for i in 0..10 {
+            let hop = if i % 2 == 0 { OURS } else { PEER };
+            let (ms, n) = timed(&fake, vec![node(2, "rt-100", hop, None)]);
+            times.push(ms);
+            requests.push(n);
+        }
+        println!(
+            "100 routes, {writes:?} writes: {}, requests per event {requests:?}",
+            stats(times)
+        );
+    }
+}
