@@ -721,3 +721,54 @@ fn a_key_file_that_is_not_a_key_is_reported_without_its_content() {
     );
     assert!(!out.message.contains("c2VjcmV0"), "{}", out.message);
 }
+
+/// peerFail latency for one secondary node against the fake (GET peer route, DELETE, one
+/// operation wait, GET own route), with a cached metadata token after the first run; the event
+/// log write is timed apart. Not a pass/fail test: run
+/// `cargo test --release --test gcp -- --ignored --nocapture bench_` and see BENCHMARKS-gcp.md.
+#[test]
+#[ignore]
+fn bench_peer_fail_latency() {
+    let fake = GcpFake::start();
+    let config = config(&fake);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut provider, mut logs) = (Vec::new(), Vec::new());
+    for _ in 0..501 {
+        seed_pair(&fake);
+        let work = Work {
+            action: Action::Event(EventKind::PeerFail),
+            provider: Provider::Gcp,
+            ha_dir: dir.path().to_string_lossy().into_owned(),
+            deadline_ms: 20_000,
+            nodes: vec![router_a("secondary")],
+        };
+        let started = Instant::now();
+        let mut log = EventLog::new(&work);
+        let outcomes = gcp::run_with(&work, started + Duration::from_secs(20), &mut log, &config);
+        provider.push(started.elapsed());
+        let started = Instant::now();
+        log.finish(&outcomes);
+        logs.push(started.elapsed());
+        assert_eq!(outcomes[0].outcome, Outcome::Ok, "{}", outcomes[0].message);
+    }
+    println!(
+        "gcp peerFail, 1 node, fake on loopback, first run (metadata token fetched): provider {:?}",
+        provider[0]
+    );
+    for (what, mut samples) in [
+        ("provider", provider.split_off(1)),
+        ("event log", logs.split_off(1)),
+    ] {
+        samples.sort();
+        let pct = |p: usize| samples[(samples.len() * p / 100).min(samples.len() - 1)];
+        let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
+        println!(
+            "gcp peerFail, 1 node, next {} runs, {what}: mean {mean:?}, p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+            samples.len(),
+            pct(50),
+            pct(90),
+            pct(99),
+            samples[samples.len() - 1]
+        );
+    }
+}
