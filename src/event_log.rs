@@ -36,9 +36,22 @@ impl EventLog {
         let nodes = work
             .nodes
             .iter()
-            .map(|node| (node.index.get(), NodeLog { lines: header(node, work.action), wrote: false }))
+            .map(|node| {
+                (
+                    node.index.get(),
+                    NodeLog {
+                        lines: header(node, work.action),
+                        wrote: false,
+                    },
+                )
+            })
             .collect();
-        EventLog { dir: work.dir(), action: work.action, stamp, nodes }
+        EventLog {
+            dir: work.dir(),
+            action: work.action,
+            stamp,
+            nodes,
+        }
     }
 
     /// Adds a line to a node's log.
@@ -58,11 +71,18 @@ impl EventLog {
 
     /// Writes each node's file with its result, then trims the directory to the cap.
     pub fn finish(&mut self, outcomes: &[NodeOutcome]) {
-        let Action::Event(kind) = self.action else { return };
+        let Action::Event(kind) = self.action else {
+            return;
+        };
         let mut written = false;
         for outcome in outcomes {
-            let Some(log) = self.nodes.get_mut(&outcome.index) else { continue };
-            if kind == EventKind::Revert && !log.wrote && outcome.outcome == crate::cloud::Outcome::Ok {
+            let Some(log) = self.nodes.get_mut(&outcome.index) else {
+                continue;
+            };
+            if kind == EventKind::Revert
+                && !log.wrote
+                && outcome.outcome == crate::cloud::Outcome::Ok
+            {
                 continue;
             }
             log.lines.push(format!(
@@ -76,7 +96,10 @@ impl EventLog {
             }
             let name = format!("node_{}_{}_{}", outcome.index, self.stamp, kind);
             if let Err(e) = write_unique(&self.dir.events(), &name, &log.lines.join("\n")) {
-                log::warn!("node {} {kind}: cannot write event log {name}: {e}", outcome.index);
+                log::warn!(
+                    "node {} {kind}: cannot write event log {name}: {e}",
+                    outcome.index
+                );
             }
             written = true;
         }
@@ -89,7 +112,10 @@ impl EventLog {
 fn header(node: &Node, action: Action) -> Vec<String> {
     let mut lines = vec![
         format!("Event type is {}", action.label()),
-        format!("Started {}", local_time(SystemTime::now(), "%Y-%m-%d %H:%M:%S")),
+        format!(
+            "Started {}",
+            local_time(SystemTime::now(), "%Y-%m-%d %H:%M:%S")
+        ),
         "Node configuration:".to_string(),
     ];
     lines.extend(node.describe().lines().map(|l| format!("  {l}")));
@@ -100,8 +126,16 @@ fn header(node: &Node, action: Action) -> Vec<String> {
 fn write_unique(dir: &std::path::Path, name: &str, text: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for n in 0..100 {
-        let file = if n == 0 { name.to_string() } else { format!("{name}.{n}") };
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(dir.join(file)) {
+        let file = if n == 0 {
+            name.to_string()
+        } else {
+            format!("{name}.{n}")
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(file))
+        {
             Ok(mut f) => return writeln!(f, "{text}"),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -113,7 +147,9 @@ fn write_unique(dir: &std::path::Path, name: &str, text: &str) -> std::io::Resul
 /// Removes the oldest `node_*` files beyond `keep`. Several handlers may prune at once, so a
 /// file that is already gone is not an error.
 pub fn prune(dir: &std::path::Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut files: Vec<(SystemTime, String)> = entries
         .flatten()
         .filter_map(|e| {
@@ -135,8 +171,13 @@ pub fn prune(dir: &std::path::Path, keep: usize) {
 /// Formats `time` in the machine's local time zone with strftime(3).
 pub fn local_time(time: SystemTime, format: &str) -> String {
     use nix::libc;
-    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as libc::time_t;
-    let Ok(format) = std::ffi::CString::new(format) else { return String::new() };
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as libc::time_t;
+    let Ok(format) = std::ffi::CString::new(format) else {
+        return String::new();
+    };
     let mut buf = [0u8; 64];
     // SAFETY: localtime_r writes only into `tm`, which we own; strftime writes at most
     // buf.len() bytes into `buf` and returns how many it wrote (0 on overflow).

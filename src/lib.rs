@@ -5,9 +5,16 @@
 //! each route table's nodes to an `ha_event_handler` process, which talks to the cloud
 //! ([`cloud`]).
 
+pub mod cli;
+pub mod client;
 pub mod cloud;
+pub mod cmd;
 pub mod event;
 pub mod event_log;
-pub mod node;
-pub mod paths;
+pub mod event_mgr;
 pub mod logging;
+pub mod node;
+pub mod node_db;
+pub mod paths;
+pub mod protocol;
+pub mod server;

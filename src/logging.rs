@@ -7,9 +7,14 @@ use crate::paths::HaDir;
 
 /// Sends log lines to the HA directory's log file, or to stderr if it cannot be opened.
 pub fn init_file(dir: &HaDir) {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     builder.format_timestamp_millis();
-    if let Ok(file) = OpenOptions::new().create(true).append(true).open(dir.log_file()) {
+    if let Ok(file) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.log_file())
+    {
         builder.target(env_logger::Target::Pipe(Box::new(file)));
     }
     let _ = builder.try_init();

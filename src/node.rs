@@ -16,8 +16,24 @@ use serde::{Deserialize, Serialize};
 pub const MAX_INDEX: u16 = 1023;
 
 /// Index of a redundancy node, always in `1..=1023`.
+///
+/// Deserialising checks the range too, so a frame or file cannot smuggle in index 0 or 4000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
 pub struct NodeIndex(u16);
+
+impl TryFrom<u16> for NodeIndex {
+    type Error = InvalidValue;
+    fn try_from(value: u16) -> Result<NodeIndex, InvalidValue> {
+        NodeIndex::new(value)
+    }
+}
+
+impl From<NodeIndex> for u16 {
+    fn from(index: NodeIndex) -> u16 {
+        index.0
+    }
+}
 
 impl NodeIndex {
     pub fn new(value: u16) -> Result<NodeIndex, InvalidValue> {
@@ -70,7 +86,11 @@ impl InvalidValue {
 
 impl fmt::Display for InvalidValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?} is not valid: expected {}", self.flag, self.value, self.accepted)
+        write!(
+            f,
+            "{} {:?} is not valid: expected {}",
+            self.flag, self.value, self.accepted
+        )
     }
 }
 
@@ -86,7 +106,12 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 4] = [Provider::Aws, Provider::Azure, Provider::Gcp, Provider::File];
+    pub const ALL: [Provider; 4] = [
+        Provider::Aws,
+        Provider::Azure,
+        Provider::Gcp,
+        Provider::File,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -102,7 +127,13 @@ impl Provider {
         use Param::*;
         match self {
             Provider::Aws => &[RouteTableId, Region, EniId],
-            Provider::Azure => &[Cloud, SubscriptionId, ResourceGroup, RouteTableName, NextHop],
+            Provider::Azure => &[
+                Cloud,
+                SubscriptionId,
+                ResourceGroup,
+                RouteTableName,
+                NextHop,
+            ],
             Provider::Gcp => &[
                 Cloud,
                 Project,
@@ -169,7 +200,11 @@ impl FromStr for Provider {
             "azure" => Ok(Provider::Azure),
             "gcp" => Ok(Provider::Gcp),
             "file" => Ok(Provider::File),
-            other => Err(InvalidValue::new("cloud", other, "one of aws, azure, gcp, file")),
+            other => Err(InvalidValue::new(
+                "cloud",
+                other,
+                "one of aws, azure, gcp, file",
+            )),
         }
     }
 }
@@ -319,12 +354,21 @@ impl Param {
     pub fn validate(self, value: &str, provider: Provider) -> Result<String, InvalidValue> {
         use Param::*;
         let bad = || InvalidValue::new(self.flag(), value, self.accepted());
-        let ok = |good: bool| if good { Ok(value.to_string()) } else { Err(bad()) };
+        let ok = |good: bool| {
+            if good {
+                Ok(value.to_string())
+            } else {
+                Err(bad())
+            }
+        };
         match self {
             RouteTableId => ok(prefixed_hex(value, "rtb-")),
             EniId => ok(prefixed_hex(value, "eni-")),
             Region => ok(is_region(value)),
-            Route => value.parse::<Cidr>().map(|c| c.to_string()).map_err(|_| bad()),
+            Route => value
+                .parse::<Cidr>()
+                .map(|c| c.to_string())
+                .map_err(|_| bad()),
             Mode => match value {
                 "primary" | "secondary" => Ok(value.to_string()),
                 _ => Err(bad()),
@@ -332,24 +376,33 @@ impl Param {
             Cloud => match (provider, value) {
                 (Provider::Azure, "azure" | "azusgov" | "azchina") => Ok(value.to_string()),
                 (Provider::Gcp, "gcp") => Ok(value.to_string()),
-                (Provider::Azure, _) => Err(InvalidValue::new("-p", value, "azure, azusgov or azchina")),
+                (Provider::Azure, _) => {
+                    Err(InvalidValue::new("-p", value, "azure, azusgov or azchina"))
+                }
                 (Provider::Gcp, _) => Err(InvalidValue::new("-p", value, "gcp")),
                 _ => Err(bad()),
             },
-            SubscriptionId | TenantId | AppId => {
-                ok(bounded(value, 64, |c| c.is_ascii_alphanumeric() || c == '-'))
-            }
-            ResourceGroup => ok(bounded(value, 90, |c| {
-                c.is_alphanumeric() || "-_.()".contains(c)
-            }) && !value.ends_with('.')),
+            SubscriptionId | TenantId | AppId => ok(bounded(value, 64, |c| {
+                c.is_ascii_alphanumeric() || c == '-'
+            })),
+            ResourceGroup => ok(
+                bounded(value, 90, |c| c.is_alphanumeric() || "-_.()".contains(c))
+                    && !value.ends_with('.'),
+            ),
             RouteTableName => ok(bounded(value, 80, |c| {
                 c.is_ascii_alphanumeric() || "-_.".contains(c)
             })),
-            NextHop | NextHopIp => value.parse::<IpAddr>().map(|ip| ip.to_string()).map_err(|_| bad()),
+            NextHop | NextHopIp => value
+                .parse::<IpAddr>()
+                .map(|ip| ip.to_string())
+                .map_err(|_| bad()),
             AppKey => ok(bounded(value, 512, |c| c.is_ascii_graphic())),
             Project => ok(is_gcp_project(value)),
             Vpc | RouteName | PeerRouteName => ok(is_gcp_name(value)),
-            HopPriority => value.parse::<u16>().map(|p| p.to_string()).map_err(|_| bad()),
+            HopPriority => value
+                .parse::<u16>()
+                .map(|p| p.to_string())
+                .map_err(|_| bad()),
             RouteTable => ok(bounded(value, 64, |c| {
                 c.is_ascii_alphanumeric() || "-_.".contains(c)
             }) && !value.starts_with('.')),
@@ -363,13 +416,18 @@ fn bounded(value: &str, max: usize, allowed: impl Fn(char) -> bool) -> bool {
 
 fn prefixed_hex(value: &str, prefix: &str) -> bool {
     value.strip_prefix(prefix).is_some_and(|hex| {
-        hex.len() >= 8 && hex.len() <= 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() >= 8
+            && hex.len() <= 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
 fn is_region(value: &str) -> bool {
-    bounded(value, 32, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && value.contains('-')
+    bounded(value, 32, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+    }) && value.contains('-')
         && value.ends_with(|c: char| c.is_ascii_digit())
 }
 
@@ -379,7 +437,8 @@ pub fn is_gcp_name(value: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[b.len() - 1] != b'-'
 }
 
@@ -451,7 +510,11 @@ pub struct Node {
 
 impl Node {
     pub fn new(index: NodeIndex, provider: Provider) -> Node {
-        Node { index, provider, params: BTreeMap::new() }
+        Node {
+            index,
+            provider,
+            params: BTreeMap::new(),
+        }
     }
 
     pub fn get(&self, param: Param) -> Option<&str> {
@@ -495,7 +558,11 @@ impl Node {
         let mut out = format!("{:15}{}\n", "index", self.index);
         for param in self.provider.params() {
             if let Some(value) = self.get(*param) {
-                let shown = if param.is_secret() { mask(value) } else { value.to_string() };
+                let shown = if param.is_secret() {
+                    mask(value)
+                } else {
+                    value.to_string()
+                };
                 out.push_str(&format!("{:15}{}\n", param.key(), shown));
             }
         }
@@ -508,7 +575,11 @@ impl Node {
         map.insert("index".into(), self.index.get().into());
         map.insert("provider".into(), self.provider.as_str().into());
         for (param, value) in &self.params {
-            let shown = if param.is_secret() { mask(value) } else { value.clone() };
+            let shown = if param.is_secret() {
+                mask(value)
+            } else {
+                value.clone()
+            };
             map.insert(param.key().into(), shown.into());
         }
         serde_json::Value::Object(map)
@@ -530,18 +601,35 @@ mod tests {
 
     #[test]
     fn cidr_accepts_networks_and_rejects_host_bits() {
-        assert_eq!("10.99.0.0/16".parse::<Cidr>().map(|c| c.to_string()), Ok("10.99.0.0/16".into()));
+        assert_eq!(
+            "10.99.0.0/16".parse::<Cidr>().map(|c| c.to_string()),
+            Ok("10.99.0.0/16".into())
+        );
         assert_eq!("0.0.0.0/0".parse::<Cidr>().map(|c| c.prefix), Ok(0));
-        assert_eq!("2001:db8::/32".parse::<Cidr>().map(|c| c.to_string()), Ok("2001:db8::/32".into()));
-        for bad in ["10.99.0.1/16", "10.99.0.0", "10.99.0.0/33", "not-a-cidr", "2001:db8::1/32", "1.2.3.4/"] {
+        assert_eq!(
+            "2001:db8::/32".parse::<Cidr>().map(|c| c.to_string()),
+            Ok("2001:db8::/32".into())
+        );
+        for bad in [
+            "10.99.0.1/16",
+            "10.99.0.0",
+            "10.99.0.0/33",
+            "not-a-cidr",
+            "2001:db8::1/32",
+            "1.2.3.4/",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad} accepted");
         }
     }
 
     #[test]
     fn ids_and_names_follow_their_patterns() {
-        assert!(Param::RouteTableId.validate("rtb-0a1b2c3d", Provider::Aws).is_ok());
-        assert!(Param::RouteTableId.validate("rtb-0A1B2C3D", Provider::Aws).is_err());
+        assert!(Param::RouteTableId
+            .validate("rtb-0a1b2c3d", Provider::Aws)
+            .is_ok());
+        assert!(Param::RouteTableId
+            .validate("rtb-0A1B2C3D", Provider::Aws)
+            .is_err());
         assert!(Param::EniId.validate("eni-0a1b2c3", Provider::Aws).is_err());
         assert!(is_gcp_name("route-a1"));
         assert!(!is_gcp_name("route-a1-"));

@@ -88,9 +88,9 @@ impl HaDir {
     pub fn provider(&self) -> Result<Provider, String> {
         if let Ok(word) = std::env::var("CSR_HA_CLOUD") {
             if !word.trim().is_empty() {
-                return word
-                    .parse()
-                    .map_err(|_| format!("CSR_HA_CLOUD={word:?} is not one of aws, azure, gcp, file"));
+                return word.parse().map_err(|_| {
+                    format!("CSR_HA_CLOUD={word:?} is not one of aws, azure, gcp, file")
+                });
             }
         }
         match std::fs::read_to_string(self.cloud_file()) {

@@ -5,5 +5,7 @@ use std::time::Instant;
 use super::{CloudError, RouteTable, Work};
 
 pub fn open(_work: &Work, _deadline: Instant) -> Result<Box<dyn RouteTable>, CloudError> {
-    Err(CloudError::Local("the aws provider is not implemented yet".into()))
+    Err(CloudError::Local(
+        "the aws provider is not implemented yet".into(),
+    ))
 }

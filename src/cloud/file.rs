@@ -48,7 +48,10 @@ pub fn open(work: &Work) -> Result<Box<dyn RouteTable>, CloudError> {
 
 impl FileTable {
     pub fn new(dir: &std::path::Path, name: &str) -> FileTable {
-        FileTable { name: name.to_string(), path: dir.join(format!("{name}.json")) }
+        FileTable {
+            name: name.to_string(),
+            path: dir.join(format!("{name}.json")),
+        }
     }
 
     fn load(&self, file: &mut File) -> Result<TableFile, CloudError> {
@@ -66,14 +69,15 @@ impl FileTable {
 
     fn open_file(&self) -> Result<File, CloudError> {
         File::open(&self.path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => CloudError::TableNotFound(format!("{} ({})", self.name, self.path.display())),
+            std::io::ErrorKind::NotFound => CloudError::TableNotFound(self.name.clone()),
             _ => CloudError::Local(format!("cannot open {}: {e}", self.path.display())),
         })
     }
 
     fn lock(&self, file: File, arg: FlockArg) -> Result<Flock<File>, CloudError> {
-        Flock::lock(file, arg)
-            .map_err(|(_, e)| CloudError::Local(format!("cannot lock {}: {e}", self.path.display())))
+        Flock::lock(file, arg).map_err(|(_, e)| {
+            CloudError::Local(format!("cannot lock {}: {e}", self.path.display()))
+        })
     }
 }
 
@@ -89,7 +93,11 @@ impl RouteTable for FileTable {
             .routes
             .into_iter()
             .map(|r| Route {
-                destination: r.destination.parse::<Cidr>().map(|c| c.to_string()).unwrap_or(r.destination),
+                destination: r
+                    .destination
+                    .parse::<Cidr>()
+                    .map(|c| c.to_string())
+                    .unwrap_or(r.destination),
                 next_hop: Some(r.next_hop),
                 id: String::new(),
             })
@@ -117,7 +125,10 @@ impl RouteTable for FileTable {
                 .iter_mut()
                 .find(|r| r.destination.parse::<Cidr>().ok() == wanted && wanted.is_some())
                 .ok_or_else(|| {
-                    CloudError::Local(format!("Route {} not found in Route Table {}", route.destination, self.name))
+                    CloudError::Local(format!(
+                        "Route {} not found in Route Table {}",
+                        route.destination, self.name
+                    ))
                 })?;
             entry.next_hop = next_hop.to_string();
             return self.replace(&table);
@@ -127,10 +138,13 @@ impl RouteTable for FileTable {
 
 impl FileTable {
     fn replace(&self, table: &TableFile) -> Result<(), CloudError> {
-        let fail = |e: std::io::Error| CloudError::Local(format!("cannot write {}: {e}", self.path.display()));
+        let fail = |e: std::io::Error| {
+            CloudError::Local(format!("cannot write {}: {e}", self.path.display()))
+        };
         let dir = self.path.parent().unwrap_or(std::path::Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-        let text = serde_json::to_string_pretty(table).map_err(|e| CloudError::Local(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(table).map_err(|e| CloudError::Local(e.to_string()))?;
         tmp.write_all(text.as_bytes()).map_err(fail)?;
         tmp.write_all(b"\n").map_err(fail)?;
         tmp.as_file().sync_all().map_err(fail)?;

@@ -33,7 +33,10 @@ pub fn agent(proxy: ProxyUse) -> ureq::Agent {
         ProxyUse::Never => None,
     };
     ureq::Agent::config_builder()
-        .timeout_connect(Some(env_ms("CSR_HA_HTTP_CONNECT_TIMEOUT_MS", CONNECT_TIMEOUT)))
+        .timeout_connect(Some(env_ms(
+            "CSR_HA_HTTP_CONNECT_TIMEOUT_MS",
+            CONNECT_TIMEOUT,
+        )))
         .timeout_global(Some(env_ms("CSR_HA_HTTP_TIMEOUT_MS", GLOBAL_TIMEOUT)))
         .http_status_as_error(false)
         .proxy(proxy)
@@ -54,7 +57,8 @@ pub fn endpoint(vars: &[&str], default: &str) -> String {
 /// How long to wait before retry number `attempt` (0-based): exponential from 100 ms, capped at
 /// 2 s, with up to 50 % jitter. `None` when waiting would pass the deadline.
 pub fn backoff(attempt: u32, deadline: Instant) -> Option<Duration> {
-    let base = Duration::from_millis(100u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(2));
+    let base = Duration::from_millis(100u64.saturating_mul(1 << attempt.min(5)))
+        .min(Duration::from_secs(2));
     let jitter_nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -90,6 +94,9 @@ mod tests {
         let fourth = backoff(3, far).expect("fourth retry fits");
         assert!(first >= Duration::from_millis(100) && first < Duration::from_millis(151));
         assert!(fourth >= Duration::from_millis(800));
-        assert_eq!(backoff(0, Instant::now() + Duration::from_millis(100)), None);
+        assert_eq!(
+            backoff(0, Instant::now() + Duration::from_millis(100)),
+            None
+        );
     }
 }

@@ -109,7 +109,11 @@ pub enum CloudError {
     TableNotFound(String),
     /// The cloud's API refused: its error code and message, e.g.
     /// `AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist`.
-    Api { cloud: &'static str, code: String, message: String },
+    Api {
+        cloud: &'static str,
+        code: String,
+        message: String,
+    },
     /// Credentials could not be had (metadata service down, bad key file, ...).
     Auth(String),
     /// The API could not be reached or answered garbage.
@@ -122,7 +126,11 @@ impl fmt::Display for CloudError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloudError::TableNotFound(table) => write!(f, "route table {table} not found"),
-            CloudError::Api { cloud, code, message } => write!(f, "{cloud} {code}: {message}"),
+            CloudError::Api {
+                cloud,
+                code,
+                message,
+            } => write!(f, "{cloud} {code}: {message}"),
             CloudError::Auth(m) => write!(f, "credentials: {m}"),
             CloudError::Transport(m) | CloudError::Local(m) => f.write_str(m),
         }
@@ -198,7 +206,12 @@ pub fn fail_all(work: &Work, error: &CloudError, log: &mut EventLog) -> Vec<Node
         .iter()
         .map(|node| {
             log.line(node.index.get(), &format!("Error: {error}"));
-            NodeOutcome::new(node.index.get(), Outcome::Failed, error.to_string(), started)
+            NodeOutcome::new(
+                node.index.get(),
+                Outcome::Failed,
+                error.to_string(),
+                started,
+            )
         })
         .collect()
 }
@@ -211,17 +224,38 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
         Ok(routes) => routes,
         Err(e) => {
             return match (work.action, &e) {
-                (Action::Check, CloudError::TableNotFound(_)) => warn_all(work, &format!("Warning: Route Table {name} not found"), started),
-                (Action::Check, _) => warn_all(work, &format!("Warning: could not read Route Table {name}: {e}"), started),
+                (Action::Check, CloudError::TableNotFound(_)) => warn_all(
+                    work,
+                    &format!("Warning: Route Table {name} not found"),
+                    started,
+                ),
+                (Action::Check, _) => warn_all(
+                    work,
+                    &format!("Warning: could not read Route Table {name}: {e}"),
+                    started,
+                ),
                 _ => fail_all(work, &e, log),
             };
         }
     };
     let read_ms = started.elapsed().as_millis();
     for node in &work.nodes {
-        log.line(node.index.get(), &format!("Read route table {name}: {} routes in {read_ms} ms", routes.len()));
+        log.line(
+            node.index.get(),
+            &format!(
+                "Read route table {name}: {} routes in {read_ms} ms",
+                routes.len()
+            ),
+        );
         for r in &routes {
-            log.line(node.index.get(), &format!("  {} via {}", r.destination, r.next_hop.as_deref().unwrap_or("(not a router)")));
+            log.line(
+                node.index.get(),
+                &format!(
+                    "  {} via {}",
+                    r.destination,
+                    r.next_hop.as_deref().unwrap_or("(not a router)")
+                ),
+            );
         }
     }
     work.nodes
@@ -254,7 +288,9 @@ fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {
 fn targets(node: &Node, table: &str, routes: &[Route]) -> Result<Vec<usize>, String> {
     match node.route() {
         Some(cidr) => {
-            let found = routes.iter().position(|r| r.destination.parse::<Cidr>().ok() == Some(cidr));
+            let found = routes
+                .iter()
+                .position(|r| r.destination.parse::<Cidr>().ok() == Some(cidr));
             match found {
                 None => Err(format!("Route {cidr} not found in Route Table {table}")),
                 Some(i) if !routes[i].movable() => Err(format!(
@@ -284,9 +320,18 @@ fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Outcome, String) {
             match mismatch {
                 Some(&i) => (
                     Outcome::Warning,
-                    format!("Warning: next hop {own} cannot carry Route {} in Route Table {table}", routes[i].destination),
+                    format!(
+                        "Warning: next hop {own} cannot carry Route {} in Route Table {table}",
+                        routes[i].destination
+                    ),
                 ),
-                None => (Outcome::Ok, format!("Route Table {table} checked: {} route(s) to act on", found.len())),
+                None => (
+                    Outcome::Ok,
+                    format!(
+                        "Route Table {table} checked: {} route(s) to act on",
+                        found.len()
+                    ),
+                ),
             }
         }
     }
@@ -312,23 +357,40 @@ fn event_node(
         }
     };
     if found.is_empty() {
-        log.line(index, "No route of the table points at a router: nothing to do");
-        return (Outcome::Ok, format!("no route in {name} points at a router, no write"), false);
+        log.line(
+            index,
+            "No route of the table points at a router: nothing to do",
+        );
+        return (
+            Outcome::Ok,
+            format!("no route in {name} points at a router, no write"),
+            false,
+        );
     }
     let mut done = Vec::new();
     let mut unchanged = Vec::new();
     for i in found {
         let route = routes[i].clone();
         let current = route.next_hop.clone().unwrap_or_default();
-        let target = if kind == EventKind::Verify { current.clone() } else { own.clone() };
+        let target = if kind == EventKind::Verify {
+            current.clone()
+        } else {
+            own.clone()
+        };
         if kind != EventKind::Verify && current == own {
-            log.line(index, &format!("Route {} already via {own}: no write", route.destination));
+            log.line(
+                index,
+                &format!("Route {} already via {own}: no write", route.destination),
+            );
             unchanged.push(route.destination.clone());
             continue;
         }
         let write_started = Instant::now();
         if let Err(e) = table.write(&route, &target) {
-            log.line(index, &format!("Error writing route {}: {e}", route.destination));
+            log.line(
+                index,
+                &format!("Error writing route {}: {e}", route.destination),
+            );
             let mut message = e.to_string();
             if !done.is_empty() {
                 message = format!("{message} (after {})", done.join("; "));
@@ -340,13 +402,26 @@ fn event_node(
         let line = if kind == EventKind::Verify {
             format!("{} in {name} verified via {target}", route.destination)
         } else {
-            format!("{} in {name} now via {target} (was {current})", route.destination)
+            format!(
+                "{} in {name} now via {target} (was {current})",
+                route.destination
+            )
         };
-        log.wrote(index, &format!("Set route {}: {current} -> {target} in {took} ms", route.destination));
+        log.wrote(
+            index,
+            &format!(
+                "Set route {}: {current} -> {target} in {took} ms",
+                route.destination
+            ),
+        );
         done.push(line);
     }
     if done.is_empty() {
-        (Outcome::Ok, format!("{} already via {own}, no write", unchanged.join(", ")), false)
+        (
+            Outcome::Ok,
+            format!("{} already via {own}, no write", unchanged.join(", ")),
+            false,
+        )
     } else {
         if !unchanged.is_empty() {
             done.push(format!("{} already via {own}", unchanged.join(", ")));

@@ -1,0 +1,74 @@
+//! `clear_params -i N <flags to remove, e.g. -r -m>`: removes parameters from a node.
+
+use std::process::ExitCode;
+
+use super::{describe_params, Applied, State};
+use crate::cli::{self, Args, CliError};
+use crate::node::{NodeIndex, Param, Provider};
+use crate::protocol::{Command, Response};
+
+pub fn help(provider: Provider) -> String {
+    format!(
+        "usage: clear_params -i <index> <flags>   (cloud: {provider})\n\
+         Removes the named parameters from node <index>; the flags take no value, e.g. -r -m.\n  \
+         -i <value>     index           an integer in range <1-1023> (required)\n{}",
+        cli::param_help(provider, false)
+    )
+}
+
+pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
+    let args = Args::parse(argv, "clear_params", |f| match f {
+        "-i" => Some(true),
+        f if provider.param_for_flag(f).is_some() => Some(false),
+        _ => None,
+    })?;
+    let index = args.index()?;
+    let params: Vec<Param> = args
+        .pairs
+        .iter()
+        .filter_map(|(f, _)| provider.param_for_flag(f))
+        .collect();
+    if params.is_empty() {
+        return Err(CliError::Usage(
+            "clear_params: name at least one parameter flag to clear, e.g. -r; see clear_params -h"
+                .into(),
+        ));
+    }
+    Ok(Command::ClearParams { index, params })
+}
+
+pub fn apply(state: &mut State, index: NodeIndex, params: Vec<Param>) -> Applied {
+    let Some(existing) = state.db.get(index) else {
+        return Applied::Reply(Response::bad(format!(
+            "400: Node with index {index} does not exist"
+        )));
+    };
+    let mut node = existing.clone();
+    if let Some(p) = params.iter().find(|p| !node.provider.params().contains(p)) {
+        return Applied::Reply(Response::bad(format!(
+            "400: {} ({}) is not a parameter of {} node {index}",
+            p.flag(),
+            p.key(),
+            node.provider
+        )));
+    }
+    for p in &params {
+        node.params.remove(p);
+    }
+    if node.provider == Provider::Azure && !node.params.contains_key(&Param::AppId) {
+        // Without an app id the tenant and key are meaningless; keep the secret nowhere.
+        if params.contains(&Param::AppId) {
+            node.params.remove(&Param::TenantId);
+            node.params.remove(&Param::AppKey);
+        }
+    }
+    let headline = format!(
+        "Cleared parameters on node with index {index}: {}",
+        describe_params(&params)
+    );
+    super::store_and_reply(state, node, headline)
+}
+
+pub fn main() -> ExitCode {
+    cli::main_for_provider(parse, help)
+}

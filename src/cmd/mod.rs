@@ -1,0 +1,149 @@
+//! One module per request kind, mini-redis style: each holds the client half (flags → typed
+//! [`Command`], help, rendering the reply) and the server half (applying it to the [`State`]).
+
+pub mod clear_params;
+pub mod create_node;
+pub mod delete_node;
+pub mod ha_api;
+pub mod node_event;
+pub mod set_params;
+pub mod show_node;
+
+use std::collections::BTreeMap;
+
+use crate::event_mgr::Plan;
+use crate::node::{LastEvent, Node, Param, Provider};
+use crate::node_db::NodeDb;
+use crate::protocol::{Command, Response};
+
+/// What the server keeps between requests.
+#[derive(Debug)]
+pub struct State {
+    pub dir: crate::paths::HaDir,
+    pub db: NodeDb,
+    /// Each node's last event, for `show_node` (kept in memory; the event files hold history).
+    pub last_events: BTreeMap<u16, LastEvent>,
+    /// Refused frames so far, reported by `ping`.
+    pub bad_frames: u64,
+}
+
+/// What applying a command asks the server to do next.
+#[derive(Debug)]
+pub enum Applied {
+    /// Reply now.
+    Reply(Response),
+    /// The node was stored; reply with `response` once a read-only check of it has run.
+    Check { node: Node, response: Response },
+    /// Run the event's handlers; reply when they are done.
+    Event(Plan),
+    /// Reply, then shut down.
+    Stop(Response),
+}
+
+/// Applies one request (server side). Every value is validated again here: the FIFO is open to
+/// any local writer, not only our clients.
+pub fn apply(state: &mut State, command: Command) -> Applied {
+    match command {
+        Command::Ping => Applied::Reply(ha_api::ping(state)),
+        Command::Stop => Applied::Stop(Response::ok("200: HA server stopping")),
+        Command::CreateNode {
+            index,
+            provider,
+            params,
+        } => create_node::apply(state, index, provider, params),
+        Command::SetParams {
+            index,
+            provider,
+            params,
+        } => set_params::apply(state, index, provider, params),
+        Command::ClearParams { index, params } => clear_params::apply(state, index, params),
+        Command::DeleteNode { index } => delete_node::apply(state, index),
+        Command::ShowNode { target } => Applied::Reply(show_node::apply(state, target)),
+        Command::NodeEvent { target, max, event } => node_event::apply(state, target, max, event),
+    }
+}
+
+/// Re-checks every parameter against its provider; the first bad one is the reply.
+pub(crate) fn validate_params(
+    provider: Provider,
+    params: &[(Param, String)],
+) -> Result<(), Response> {
+    for (param, value) in params {
+        if !provider.params().contains(param) {
+            return Err(Response::bad(format!(
+                "400: {} ({}) is not a {provider} parameter",
+                param.flag(),
+                param.key()
+            )));
+        }
+        if let Err(e) = param.validate(value, provider) {
+            return Err(Response::bad(format!("400: {e}")));
+        }
+    }
+    Ok(())
+}
+
+/// `-a` (Azure app id) is only usable with its tenant and key.
+fn check_app_credentials(node: &Node) -> Result<(), Response> {
+    if node.provider == Provider::Azure
+        && node.get(Param::AppId).is_some()
+        && (node.get(Param::TenantId).is_none() || node.get(Param::AppKey).is_none())
+    {
+        return Err(Response::bad(
+            "400: -a <app id> needs -d <tenant id> and -k <app key>",
+        ));
+    }
+    Ok(())
+}
+
+/// Stores `node` and builds the reply: `headline` with the node's configuration, a `199`
+/// warning first when the node still lacks what its provider needs. Complete nodes are checked
+/// against the live route table before the reply goes out.
+pub(crate) fn store_and_reply(state: &mut State, node: Node, headline: String) -> Applied {
+    if let Err(r) = check_app_credentials(&node) {
+        return Applied::Reply(r);
+    }
+    let index = node.index;
+    if let Err(e) = state.db.put(node.clone()) {
+        log::error!("node {index}: cannot store: {e}");
+        return Applied::Reply(Response::bad(format!("400: node {index} not stored: {e}")));
+    }
+    log::info!("node {index}: stored ({headline})");
+    let body = format!(
+        "{headline}\nRedundancy node configuration:\n{}",
+        node.describe()
+    );
+    let missing = node.missing();
+    if missing.is_empty() {
+        return Applied::Check {
+            node,
+            response: Response::ok(format!("200: {body}")),
+        };
+    }
+    let warning = format!(
+        "199: Warning: node {index} is not complete for {}: missing {}\n",
+        node.provider,
+        describe_params(&missing)
+    );
+    Applied::Reply(Response::new(199, format!("{warning}{body}")))
+}
+
+/// `-t (routeTable) -n (nextHop)`.
+pub fn describe_params(params: &[Param]) -> String {
+    params
+        .iter()
+        .map(|p| format!("{} ({})", p.flag(), p.key()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The provider mismatch message when a node was created under another cloud.
+pub(crate) fn provider_mismatch(node: &Node, provider: Provider) -> Option<Response> {
+    (node.provider != provider).then(|| {
+        Response::bad(format!(
+            "400: node {} is a {} node but this client is configured for {provider} \
+             (CSR_HA_CLOUD or $CSR_HA_DIR/cloud); set CSR_HA_CLOUD={} to change it",
+            node.index, node.provider, node.provider
+        ))
+    })
+}

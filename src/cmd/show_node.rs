@@ -1,0 +1,116 @@
+//! `show_node -i N|all [--json]`: prints nodes as the original did (key padded to 15 columns,
+//! then the value), with each node's last event; `--json` for scripts. Secrets are masked by
+//! the server before they leave it.
+
+use std::process::ExitCode;
+
+use super::State;
+use crate::cli::{self, Args, CliError};
+use crate::node::{mask, Node};
+use crate::paths::HaDir;
+use crate::protocol::{Command, NodeView, Response, Target};
+
+pub const HELP: &str = "usage: show_node -i <index>|all [--json]\n\
+Prints the parameters and last event of one node or of all nodes.\n  \
+-i <value>     index           an integer in range <1-1023>, or all (required)\n  \
+--json                         print JSON for scripts instead of text\n";
+
+pub fn parse(argv: &[String]) -> Result<(Command, bool), CliError> {
+    let args = Args::parse(argv, "show_node", |f| match f {
+        "-i" => Some(true),
+        "--json" => Some(false),
+        _ => None,
+    })?;
+    Ok((
+        Command::ShowNode {
+            target: args.target()?,
+        },
+        args.has("--json"),
+    ))
+}
+
+pub fn apply(state: &State, target: Target) -> Response {
+    let view = |node: &Node| {
+        let mut node = node.clone();
+        for (param, value) in node.params.iter_mut() {
+            if param.is_secret() {
+                *value = mask(value);
+            }
+        }
+        NodeView {
+            last_event: state.last_events.get(&node.index.get()).cloned(),
+            node,
+        }
+    };
+    let nodes: Vec<NodeView> = match target {
+        Target::One(index) => match state.db.get(index) {
+            Some(node) => vec![view(node)],
+            None => return Response::bad(format!("400: Node with index {index} not found")),
+        },
+        Target::All => state.db.nodes().map(view).collect(),
+    };
+    if nodes.is_empty() {
+        return Response::bad("400: No redundancy nodes found");
+    }
+    let text = match target {
+        Target::One(_) => "200: Retrieved the node successfully".to_string(),
+        Target::All => format!("200: Retrieved {} node(s) successfully", nodes.len()),
+    };
+    Response {
+        code: 200,
+        text,
+        nodes,
+    }
+}
+
+/// The text form: the status line, then one block per node.
+pub fn render_text(response: &Response) -> String {
+    let mut out = format!("{}\n", response.text);
+    for (i, view) in response.nodes.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&view.node.describe());
+        if let Some(last) = &view.last_event {
+            out.push_str(&format!(
+                "{:15}{} at {}, took {} ms: {}\n",
+                "lastEvent", last.event, last.time, last.duration_ms, last.outcome
+            ));
+        }
+    }
+    out
+}
+
+/// The `--json` form: `{"code":200,"message":"...","nodes":[{...,"lastEvent":{...}}]}`.
+pub fn render_json(response: &Response) -> String {
+    let nodes: Vec<serde_json::Value> = response
+        .nodes
+        .iter()
+        .map(|view| {
+            let mut value = view.node.to_json();
+            if let (Some(map), Some(last)) = (value.as_object_mut(), &view.last_event) {
+                map.insert(
+                    "lastEvent".into(),
+                    serde_json::json!({"event": last.event, "time": last.time, "outcome": last.outcome, "durationMs": last.duration_ms}),
+                );
+            }
+            value
+        })
+        .collect();
+    let doc = serde_json::json!({"code": response.code, "message": response.text, "nodes": nodes});
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+pub fn main() -> ExitCode {
+    let dir = HaDir::from_env();
+    match parse(&cli::argv()) {
+        Ok((command, json)) => cli::send_and_print(&dir, command, |r| {
+            if json {
+                render_json(r)
+            } else {
+                render_text(r)
+            }
+        }),
+        Err(e) => cli::reject(e, HELP),
+    }
+}

@@ -1,0 +1,488 @@
+//! The server: one thread, one poll(2) loop.
+//!
+//! ```text
+//! poll ─┬─ ha_server.fifo (O_RDWR: never EOF)  → frames → cmd::apply → reply or handlers
+//!       ├─ SIGTERM/SIGINT pipe                 → clean exit (FIFO and pid file removed)
+//!       ├─ SIGCHLD pipe                        → reap handlers, finish their jobs
+//!       ├─ handler stdin/stdout pipes          → feed work, collect results
+//!       └─ pending replies (POLLOUT)           → finish long replies; 1 s per client at most
+//! ```
+//! Nothing in the loop blocks: a client that does not read, a handler stuck on a slow cloud,
+//! or garbage on the FIFO costs other clients nothing.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
+
+use crate::cmd::{self, Applied, State};
+use crate::event_mgr::{self, EventMgr, HandlerFd, Limits};
+use crate::node_db::NodeDb;
+use crate::paths::HaDir;
+use crate::protocol::{self, FrameReader, Response};
+
+/// A client gets this long to read its reply before it is dropped.
+pub const REPLY_DEADLINE: Duration = Duration::from_secs(1);
+/// A partial frame older than this is garbage.
+const PARTIAL_FRAME_AGE: Duration = Duration::from_secs(1);
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum ServerError {
+    AlreadyRunning { pid: String, pid_file: String },
+    Setup(String),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::AlreadyRunning { pid, pid_file } => {
+                write!(
+                    f,
+                    "another ha_server (pid {pid}) is running: it holds the lock on {pid_file}"
+                )
+            }
+            ServerError::Setup(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// A reply still being written to a slow client.
+struct Outgoing {
+    name: String,
+    file: File,
+    data: Vec<u8>,
+    written: usize,
+    deadline: Instant,
+}
+
+/// What a ready fd in the poll set is.
+#[derive(Clone, Copy)]
+enum Slot {
+    Requests,
+    Terminate,
+    Child,
+    Reply(usize),
+    Handler(HandlerFd),
+}
+
+/// Takes the pid-file lock; a stale file from a killed server holds no lock and is reused.
+fn lock_pid_file(dir: &HaDir) -> Result<Flock<File>, ServerError> {
+    let path = dir.pid_file();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| ServerError::Setup(format!("cannot open {}: {e}", path.display())))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((mut file, Errno::EWOULDBLOCK)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(ServerError::AlreadyRunning {
+                pid: pid.trim().to_string(),
+                pid_file: path.display().to_string(),
+            });
+        }
+        Err((_, e)) => {
+            return Err(ServerError::Setup(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let written = lock
+        .set_len(0)
+        .and_then(|_| writeln!(&mut *lock, "{}", std::process::id()))
+        .and_then(|_| lock.sync_all());
+    written.map_err(|e| ServerError::Setup(format!("cannot write {}: {e}", path.display())))?;
+    Ok(lock)
+}
+
+/// Creates (if needed) and opens the request FIFO read-write, so it never reports EOF.
+fn open_request_fifo(dir: &HaDir) -> Result<File, ServerError> {
+    let path = dir.request_fifo();
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_fifo() => {}
+        Ok(_) => {
+            return Err(ServerError::Setup(format!(
+                "{} exists and is not a FIFO; remove it and start again",
+                path.display()
+            )))
+        }
+        // Owner-only: requests change routes, so only the HA user may send them.
+        Err(_) => nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600)).map_err(|e| {
+            ServerError::Setup(format!("cannot create FIFO {}: {e}", path.display()))
+        })?,
+    }
+    let fd = nix::fcntl::open(
+        &path,
+        OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ServerError::Setup(format!("cannot open FIFO {}: {e}", path.display())))?;
+    Ok(File::from(fd))
+}
+
+fn signal_pipe(signals: &[i32]) -> Result<UnixStream, ServerError> {
+    let setup =
+        |e: std::io::Error| ServerError::Setup(format!("cannot set up signal handling: {e}"));
+    let (read, write) = UnixStream::pair().map_err(setup)?;
+    read.set_nonblocking(true).map_err(setup)?;
+    for &signal in signals {
+        let write = write.try_clone().map_err(setup)?;
+        signal_hook::low_level::pipe::register(signal, write).map_err(setup)?;
+    }
+    Ok(read)
+}
+
+fn drain_pipe(mut pipe: &UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!(pipe.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Marks every fd the server inherited (beyond stdio) close-on-exec, so event handlers get
+/// exactly their three pipes whatever started the server.
+fn close_inherited_fds_on_exec() {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: only the fd's flags are touched; fds that closed meanwhile just fail.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    }
+}
+
+/// Runs the server in the foreground until SIGTERM, SIGINT or `ha_api -c stop`.
+pub fn run(dir: HaDir) -> Result<(), ServerError> {
+    close_inherited_fds_on_exec();
+    dir.create()
+        .map_err(|e| ServerError::Setup(e.to_string()))?;
+    let pid_lock = lock_pid_file(&dir)?;
+    let db = NodeDb::load(&dir).map_err(|e| ServerError::Setup(e.to_string()))?;
+    let fifo = open_request_fifo(&dir)?;
+    remove_stale_replies(&dir);
+    let terminate = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+    let child_exit = signal_pipe(&[signal_hook::consts::SIGCHLD])?;
+    log::info!(
+        "ha_server pid {} serving {} with {} node(s)",
+        std::process::id(),
+        dir.root().display(),
+        db.len()
+    );
+
+    let mut server = Server {
+        state: State {
+            dir: dir.clone(),
+            db,
+            last_events: BTreeMap::new(),
+            bad_frames: 0,
+        },
+        events: EventMgr::new(Limits::from_env()),
+        reader: FrameReader::default(),
+        last_bytes: Instant::now(),
+        outgoing: Vec::new(),
+        stopping: false,
+    };
+    server.serve(&fifo, &terminate, &child_exit);
+    server.shutdown();
+    let _ = std::fs::remove_file(dir.request_fifo());
+    let _ = std::fs::remove_file(dir.pid_file());
+    drop(pid_lock);
+    log::info!("ha_server pid {} stopped", std::process::id());
+    Ok(())
+}
+
+struct Server {
+    state: State,
+    events: EventMgr,
+    reader: FrameReader,
+    last_bytes: Instant,
+    outgoing: Vec<Outgoing>,
+    stopping: bool,
+}
+
+impl Server {
+    fn serve(&mut self, fifo: &File, terminate: &UnixStream, child_exit: &UnixStream) {
+        while !self.stopping {
+            let ready = self.wait(fifo, terminate, child_exit);
+            for (slot, flags) in ready {
+                match slot {
+                    Slot::Requests => self.read_requests(fifo),
+                    Slot::Terminate => {
+                        drain_pipe(terminate);
+                        log::info!("ha_server: signal received, stopping");
+                        self.stopping = true;
+                    }
+                    Slot::Child => drain_pipe(child_exit),
+                    Slot::Reply(i) => {
+                        if flags.intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
+                            self.outgoing[i].deadline = Instant::now();
+                        } else {
+                            write_some(&mut self.outgoing[i]);
+                        }
+                    }
+                    Slot::Handler(fd) => self.events.on_ready(fd),
+                }
+            }
+            self.events.tick();
+            self.send_finished();
+            self.expire();
+        }
+    }
+
+    /// One poll over everything; returns the ready slots.
+    fn wait(
+        &self,
+        fifo: &File,
+        terminate: &UnixStream,
+        child_exit: &UnixStream,
+    ) -> Vec<(Slot, PollFlags)> {
+        let mut slots = vec![Slot::Requests, Slot::Terminate, Slot::Child];
+        let mut fds = vec![
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(terminate.as_fd(), PollFlags::POLLIN),
+            PollFd::new(child_exit.as_fd(), PollFlags::POLLIN),
+        ];
+        for (i, o) in self.outgoing.iter().enumerate() {
+            slots.push(Slot::Reply(i));
+            fds.push(PollFd::new(o.file.as_fd(), PollFlags::POLLOUT));
+        }
+        for (fd, write, which) in self.events.poll_fds() {
+            slots.push(Slot::Handler(which));
+            fds.push(PollFd::new(
+                fd,
+                if write {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                },
+            ));
+        }
+        let now = Instant::now();
+        let wake = [
+            Some(now + Duration::from_secs(1)),
+            self.outgoing.iter().map(|o| o.deadline).min(),
+            self.events.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now);
+        // Handlers are also reaped on a short tick in case a SIGCHLD was coalesced.
+        let mut timeout = wake.saturating_duration_since(now);
+        if self.events.running() > 0 {
+            timeout = timeout.min(Duration::from_millis(50));
+        }
+        let ms = timeout.as_millis().min(1000) as u16;
+        match nix::poll::poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => {}
+            Ok(_) | Err(Errno::EINTR) => return Vec::new(),
+            Err(e) => {
+                log::error!("poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                return Vec::new();
+            }
+        }
+        fds.iter()
+            .zip(slots)
+            .filter_map(|(fd, slot)| fd.revents().filter(|r| !r.is_empty()).map(|r| (slot, r)))
+            .collect()
+    }
+
+    fn read_requests(&mut self, mut fifo: &File) {
+        let mut buf = [0u8; protocol::FRAME * 4];
+        loop {
+            match fifo.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.reader.push(&buf[..n]);
+                    self.last_bytes = Instant::now();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+            self.handle_frames();
+        }
+        self.handle_frames();
+    }
+
+    fn handle_frames(&mut self) {
+        while let Some(frame) = self.reader.next_frame() {
+            match frame {
+                Ok(request) => self.handle(request),
+                Err(e) => {
+                    self.state.bad_frames = self.reader.bad_frames;
+                    log::warn!(
+                        "request FIFO: dropped bad frame #{}: {e}",
+                        self.reader.bad_frames
+                    );
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, request: protocol::Request) {
+        let reply_to = request.reply_to;
+        match cmd::apply(&mut self.state, request.command) {
+            Applied::Reply(response) => self.reply(&reply_to, &response),
+            Applied::Stop(response) => {
+                self.reply(&reply_to, &response);
+                self.stopping = true;
+            }
+            Applied::Check { node, response } => {
+                let plan = event_mgr::check_plan(&self.state, node);
+                self.events.submit(reply_to, plan, Some(response));
+            }
+            Applied::Event(plan) => self.events.submit(reply_to, plan, None),
+        }
+        self.send_finished();
+    }
+
+    fn send_finished(&mut self) {
+        for finished in self.events.take_finished() {
+            for (index, last) in finished.last_events {
+                self.state.last_events.insert(index, last);
+            }
+            self.reply(&finished.reply_to, &finished.response);
+        }
+    }
+
+    /// Starts a reply; whatever does not fit the FIFO now is finished by the poll loop.
+    fn reply(&mut self, name: &str, response: &Response) {
+        let Some(file) = open_reply_fifo(&self.state.dir, name) else {
+            return;
+        };
+        let mut out = Outgoing {
+            name: name.to_string(),
+            file,
+            data: protocol::encode_reply(response),
+            written: 0,
+            deadline: Instant::now() + REPLY_DEADLINE,
+        };
+        if !write_some(&mut out) {
+            self.outgoing.push(out);
+        }
+    }
+
+    /// Drops replies whose client did not read in time or has gone; trims a stale partial frame.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        self.outgoing.retain(|o| {
+            let keep = o.written < o.data.len() && o.deadline > now;
+            if !keep && o.written < o.data.len() {
+                log::warn!(
+                    "reply to {} dropped: client did not read it within {:?}",
+                    o.name,
+                    REPLY_DEADLINE
+                );
+            }
+            keep
+        });
+        if self.reader.pending() > 0 && now.duration_since(self.last_bytes) > PARTIAL_FRAME_AGE {
+            self.reader.discard_partial();
+            self.state.bad_frames = self.reader.bad_frames;
+            log::warn!("request FIFO: dropped an incomplete frame");
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.events.shutdown();
+        self.send_finished();
+        let until = Instant::now() + REPLY_DEADLINE;
+        while !self.outgoing.is_empty() && Instant::now() < until {
+            for o in &mut self.outgoing {
+                write_some(o);
+            }
+            self.outgoing.retain(|o| o.written < o.data.len());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Writes what the FIFO takes now; `true` once everything is written or the client is gone.
+fn write_some(out: &mut Outgoing) -> bool {
+    while out.written < out.data.len() {
+        match (&out.file).write(&out.data[out.written..]) {
+            Ok(n) => out.written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("reply to {} dropped: {e}", out.name);
+                out.written = out.data.len();
+            }
+        }
+    }
+    true
+}
+
+/// Reply FIFOs left by clients killed while waiting (a client removes its own otherwise).
+fn remove_stale_replies(dir: &HaDir) {
+    let Ok(entries) = std::fs::read_dir(dir.replies()) else {
+        return;
+    };
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|t| t < old);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Opens a client's reply FIFO, only if it is a plain name of a FIFO inside `replies/`.
+fn open_reply_fifo(dir: &HaDir, name: &str) -> Option<File> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.');
+    if !plain {
+        log::warn!("refused reply FIFO name {name:?}: not a plain file name");
+        return None;
+    }
+    let path = dir.replies().join(name);
+    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let file = match nix::fcntl::open(&path, flags, Mode::empty()) {
+        Ok(fd) => File::from(fd),
+        Err(Errno::ENXIO) => {
+            log::info!("client {name} has gone before its reply");
+            return None;
+        }
+        Err(e) => {
+            log::warn!("cannot open reply FIFO {}: {e}", path.display());
+            return None;
+        }
+    };
+    match file.metadata() {
+        Ok(meta) if meta.file_type().is_fifo() => Some(file),
+        _ => {
+            log::warn!("refused reply path {}: not a FIFO", path.display());
+            None
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Test helper: a fresh HA directory, a real `ha_server` process, and the real client binaries.
+#![allow(dead_code, clippy::new_without_default)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_BIN_EXE_ha_server"));
+    dir.parent().expect("bin dir").join(name)
+}
+
+/// One HA directory with (optionally) a running server.
+pub struct Ha {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub server: Option<Child>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Ha {
+    pub fn new() -> Ha {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("HA");
+        Ha {
+            _tmp: tmp,
+            root,
+            server: None,
+            env: vec![("CSR_HA_CLOUD".into(), "file".into())],
+        }
+    }
+
+    /// A new directory with a running server.
+    pub fn started() -> Ha {
+        let mut ha = Ha::new();
+        ha.start();
+        ha
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Ha {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Replaces the event handler by a shell script with this body.
+    pub fn with_handler(self, body: &str) -> Ha {
+        let path = self._tmp.path().join("handler.sh");
+        write_exec(&path, &format!("#!/bin/sh\n{body}\n"));
+        let path = path.to_str().expect("utf8 path").to_string();
+        self.with_env("CSR_HA_HANDLER", &path)
+    }
+
+    /// A scratch directory beside the HA directory.
+    pub fn scratch(&self) -> &Path {
+        self._tmp.path()
+    }
+
+    fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
+        cmd.env("CSR_HA_DIR", &self.root)
+            .env("RUST_LOG", "info")
+            .env_remove("CSR_HA_TIMEOUT");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts `ha_server` in the foreground as our child and waits until it answers.
+    pub fn start(&mut self) {
+        let child = self
+            .command("ha_server")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ha_server");
+        self.server = Some(child);
+        self.wait_until_up();
+    }
+
+    pub fn wait_until_up(&self) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if self.run("ha_api", &["-c", "ping"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ha_server did not answer ping within 10 s");
+    }
+
+    pub fn server_pid(&self) -> u32 {
+        self.server.as_ref().expect("server running").id()
+    }
+
+    /// SIGKILL, no cleanup: what a crash or power loss leaves behind.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn run(&self, name: &str, args: &[&str]) -> Output {
+        self.command(name)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run command")
+    }
+
+    pub fn run_env(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(name);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run command")
+    }
+
+    pub fn spawn(&self, name: &str, args: &[&str]) -> Child {
+        self.command(name)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    }
+
+    /// Runs a command and returns stdout, asserting its exit code is `code`.
+    pub fn expect(&self, code: i32, name: &str, args: &[&str]) -> String {
+        let out = self.run(name, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{name} {args:?} exited {:?}\nstdout: {stdout}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    pub fn ok(&self, name: &str, args: &[&str]) -> String {
+        self.expect(0, name, args)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Writes `route_tables/<name>.json` with (destination, next hop) routes.
+    pub fn table(&self, name: &str, routes: &[(&str, &str)]) {
+        let dir = self.root.join("route_tables");
+        std::fs::create_dir_all(&dir).expect("mkdir route_tables");
+        let routes: Vec<serde_json::Value> = routes
+            .iter()
+            .map(|(d, n)| serde_json::json!({"destination": d, "next_hop": n}))
+            .collect();
+        let text = serde_json::to_string(&serde_json::json!({ "routes": routes })).expect("json");
+        std::fs::write(dir.join(format!("{name}.json")), text).expect("write table");
+    }
+
+    /// The next hop of `destination` in table `name`.
+    pub fn next_hop(&self, name: &str, destination: &str) -> Option<String> {
+        let text =
+            std::fs::read_to_string(self.root.join("route_tables").join(format!("{name}.json")))
+                .ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        value["routes"]
+            .as_array()?
+            .iter()
+            .find(|r| r["destination"] == destination)
+            .and_then(|r| r["next_hop"].as_str().map(str::to_string))
+    }
+
+    pub fn event_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.root.join("events"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Ha {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Children of `pid` that are zombies.
+pub fn zombies_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = after.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == pid && state == "Z" {
+            out.push(entry.file_name().to_string_lossy().parse().unwrap_or(0));
+        }
+    }
+    out
+}
+
+pub fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
