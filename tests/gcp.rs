@@ -4,6 +4,7 @@
 
 #[path = "support/gcp_fake.rs"]
 mod gcp_fake;
+mod util;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -720,6 +721,85 @@ fn a_key_file_that_is_not_a_key_is_reported_without_its_content() {
         out.message
     );
     assert!(!out.message.contains("c2VjcmV0"), "{}", out.message);
+}
+
+/// The same failover typed as a user would: the real server and handler, with the endpoints
+/// given to the server process (and so to its handlers) through the environment.
+#[test]
+fn node_event_through_the_server_deletes_the_peer_route() {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    let mut ha = util::Ha::new()
+        .with_env("CSR_HA_CLOUD", "gcp")
+        .with_env("CSR_HA_GCP_COMPUTE_ENDPOINT", &fake.url)
+        .with_env("GCE_METADATA_HOST", &fake.host)
+        .with_env("GOOGLE_APPLICATION_CREDENTIALS", "")
+        .with_env("NO_PROXY", "127.0.0.1");
+    ha.start();
+    let created = ha.ok(
+        "create_node",
+        &[
+            "-i",
+            "3",
+            "-p",
+            "gcp",
+            "-g",
+            PROJECT,
+            "-v",
+            VPC,
+            "-a",
+            "route-a",
+            "-b",
+            "route-b",
+            "-n",
+            "10.0.1.20",
+            "-o",
+            "100",
+            "-r",
+            "10.99.0.0/16",
+            "-m",
+            "secondary",
+        ],
+    );
+    assert!(created.starts_with("200: "), "{created}");
+    let missing = ha.run(
+        "create_node",
+        &[
+            "-i",
+            "4",
+            "-p",
+            "gcp",
+            "-g",
+            PROJECT,
+            "-v",
+            VPC,
+            "-a",
+            "route-x",
+            "-b",
+            "route-y",
+            "-n",
+            "10.0.1.20",
+            "-o",
+            "100",
+            "-r",
+            "10.98.0.0/16",
+        ],
+    );
+    eprintln!(
+        "SHOW {:?} {}",
+        missing.status.code(),
+        String::from_utf8_lossy(&missing.stdout)
+    );
+    let out = ha.ok("node_event", &["-i", "3", "-e", "peerFail"]);
+    assert!(
+        out.starts_with(
+            "200: node 3 peerFail: deleted peer route route-b (10.99.0.0/16 via 10.0.1.10); route-a via 10.0.1.20 now carries it, "
+        ),
+        "{out}"
+    );
+    assert!(fake.route(PROJECT, "route-b").is_none());
+    let again = ha.ok("node_event", &["-i", "3", "-e", "peerFail"]);
+    assert!(again.contains("nothing to delete"), "{again}");
 }
 
 /// peerFail latency for one secondary node against the fake (GET peer route, DELETE, one
