@@ -351,6 +351,55 @@ fn verify_inserts_and_deletes_an_ipv6_probe_route() {
 }
 
 #[test]
+fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
+    let fake = GcpFake::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = "csr-ha-verify-route";
+    fake.put_route(PROJECT, VPC, probe, "10.99.0.0/16", "10.0.1.20", 65535);
+    let out = event(
+        &config(&fake),
+        dir.path(),
+        EventKind::Verify,
+        router_a("primary"),
+    );
+    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(
+        fake.requests_with("DELETE").len(),
+        2,
+        "stale probe and new probe deleted"
+    );
+    assert_eq!(
+        fake.state().inserted.len(),
+        2,
+        "insert retried once after the 409"
+    );
+    assert!(fake.route(PROJECT, probe).is_none());
+
+    fake.put_route(PROJECT, VPC, probe, "10.99.0.0/16", "10.0.1.77", 65535);
+    let out = event(
+        &config(&fake),
+        dir.path(),
+        EventKind::Verify,
+        router_a("primary"),
+    );
+    assert_eq!(out.outcome, Outcome::Failed);
+    assert!(
+        out.message.starts_with("a route named csr-ha-verify-route exists in project proj-1 and is not this router's probe: not touched"),
+        "{}",
+        out.message
+    );
+    assert_eq!(
+        fake.route(PROJECT, probe).expect("foreign route kept")["nextHopIp"],
+        "10.0.1.77"
+    );
+    assert_eq!(
+        fake.requests_with("DELETE").len(),
+        2,
+        "foreign route deleted"
+    );
+}
+
+#[test]
 fn an_operation_that_finishes_after_two_polls_is_waited_for() {
     let fake = GcpFake::start();
     seed_pair(&fake);

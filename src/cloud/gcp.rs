@@ -507,27 +507,8 @@ fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
         return failed(why);
     }
     let probe = spec.describe(PROBE_PRIORITY);
-    let started = Instant::now();
-    match api.insert_route(spec.project, &spec.route_body(PROBE_ROUTE, PROBE_PRIORITY)) {
-        Ok(op) => log.wrote(
-            spec.index,
-            &format!(
-                "Inserted probe route {PROBE_ROUTE} ({probe}) in {} ms (operation {op})",
-                started.elapsed().as_millis()
-            ),
-        ),
-        Err(e) => {
-            let hint = match &e {
-                CloudError::Api { code, .. } if code.starts_with("409") => format!(
-                    "; an earlier verify may have left it: gcloud compute routes delete {PROBE_ROUTE} --project {}",
-                    spec.project
-                ),
-                _ => String::new(),
-            };
-            return failed(format!(
-                "cannot insert probe route {PROBE_ROUTE}: {e}{hint}"
-            ));
-        }
+    if let Err(why) = insert_probe(api, spec, log) {
+        return failed(why);
     }
     let started = Instant::now();
     match api.delete_route(spec.project, PROBE_ROUTE) {
@@ -547,6 +528,62 @@ fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
         spec.project, spec.vpc
     );
     (Outcome::Ok, message, true)
+}
+
+/// Inserts the probe route. A probe left by an earlier, interrupted verify of this router and
+/// route (same network, destination, next hop and priority) is deleted first, so that one
+/// interruption does not fail every later verify; any other route of that name is left alone.
+fn insert_probe(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<(), String> {
+    let body = spec.route_body(PROBE_ROUTE, PROBE_PRIORITY);
+    let remove_by_hand = format!(
+        "gcloud compute routes delete {PROBE_ROUTE} --project {}",
+        spec.project
+    );
+    let mut cleaned = false;
+    loop {
+        let started = Instant::now();
+        match api.insert_route(spec.project, &body) {
+            Ok(op) => {
+                log.wrote(
+                    spec.index,
+                    &format!(
+                        "Inserted probe route {PROBE_ROUTE} ({}) in {} ms (operation {op})",
+                        spec.describe(PROBE_PRIORITY),
+                        started.elapsed().as_millis()
+                    ),
+                );
+                return Ok(());
+            }
+            Err(CloudError::Api { code, .. }) if code.starts_with("409") && !cleaned => {
+                let stale = api
+                    .get_route(spec.project, PROBE_ROUTE, log, spec.index)
+                    .map_err(|e| {
+                        format!("probe route {PROBE_ROUTE} exists and cannot be read: {e}")
+                    })?;
+                let ours = stale.as_ref().is_none_or(|r| {
+                    r.differences(spec, false).is_empty()
+                        && r.priority() == Some(PROBE_PRIORITY.into())
+                });
+                if !ours {
+                    return Err(format!(
+                        "a route named {PROBE_ROUTE} exists in project {} and is not this router's probe: not touched; remove it with {remove_by_hand}",
+                        spec.project
+                    ));
+                }
+                if stale.is_some() {
+                    api.delete_route(spec.project, PROBE_ROUTE).map_err(|e| {
+                        format!("cannot delete probe route {PROBE_ROUTE} left by an earlier verify: {e}")
+                    })?;
+                    log.wrote(
+                        spec.index,
+                        &format!("Deleted probe route {PROBE_ROUTE} left by an earlier verify"),
+                    );
+                }
+                cleaned = true;
+            }
+            Err(e) => return Err(format!("cannot insert probe route {PROBE_ROUTE}: {e}")),
+        }
+    }
 }
 
 /// The read-only check after `create_node`/`set_params`: does this router's route exist as
