@@ -147,8 +147,14 @@ fn from_metadata(host: &str, deadline: Instant) -> Result<(String, Duration), Cl
     let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
     let agent = http::agent(ProxyUse::Never);
     let what = format!("metadata server {host}");
-    let body = fetch(&what, deadline, || {
-        agent.get(&url).header("Metadata-Flavor", "Google").call()
+    let body = fetch(&what, &agent, deadline, |timeout| {
+        agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Metadata-Flavor", "Google")
+            .call()
     })
     .map_err(|e| match e {
         Fetch::Unreachable(m) => CloudError::Auth(format!(
@@ -166,11 +172,16 @@ fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), C
     let assertion = key.assertion(SystemTime::now())?;
     let what = format!("token endpoint {}", key.token_uri);
     let agent = http::agent(ProxyUse::FromEnv);
-    let body = fetch(&what, deadline, || {
-        agent.post(&key.token_uri).send_form([
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", assertion.as_str()),
-        ])
+    let body = fetch(&what, &agent, deadline, |timeout| {
+        agent
+            .post(&key.token_uri)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send_form([
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ])
     })
     .map_err(|e| match e {
         Fetch::Unreachable(m) => CloudError::Auth(m),
@@ -219,12 +230,20 @@ const TOKEN_TRIES: u32 = 4;
 /// within the deadline, at most [`TOKEN_TRIES`] times.
 fn fetch(
     what: &str,
+    agent: &ureq::Agent,
     deadline: Instant,
-    send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    send: impl Fn(Duration) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<String, Fetch> {
     let mut attempt = 0;
     loop {
-        let (retry, last) = match send() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining < Duration::from_millis(100) {
+            return Err(Fetch::Unreachable(format!(
+                "{what}: the event's deadline passed before it answered"
+            )));
+        }
+        let timeout = remaining.min(agent.config().timeouts().global.unwrap_or(remaining));
+        let (retry, last) = match send(timeout) {
             Err(e) => (None, Fetch::Unreachable(format!("{what} unreachable: {e}"))),
             Ok(response) => {
                 let status = response.status().as_u16();
