@@ -14,6 +14,7 @@ pub fn init_file(dir: &HaDir) {
     // tokens and client secrets included. It never logs below debug, whatever RUST_LOG asks.
     if std::env::var("RUST_LOG").is_ok_and(|v| v.to_ascii_lowercase().contains("trace")) {
         builder.filter_module("ureq_proto", log::LevelFilter::Debug);
+        builder.filter_module("ureq", log::LevelFilter::Debug);
     }
     if let Ok(file) = OpenOptions::new()
         .create(true)
