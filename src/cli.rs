@@ -159,11 +159,12 @@ pub fn param_help(provider: Provider, with_values: bool) -> String {
         } else {
             param.flag().to_string()
         };
-        out.push_str(&format!(
-            "  {flag:14} {:15} {}\n",
-            param.key(),
-            param.accepted()
-        ));
+        let accepted = match (param, provider) {
+            (Param::Cloud, Provider::Gcp) => "gcp",
+            (Param::Cloud, _) => "azure, azusgov or azchina",
+            _ => param.accepted(),
+        };
+        out.push_str(&format!("  {flag:14} {:15} {accepted}\n", param.key()));
     }
     out
 }
@@ -220,4 +221,20 @@ fn ensure_newline(mut text: String) -> String {
 /// argv without the program name.
 pub fn argv() -> Vec<String> {
     std::env::args().skip(1).collect()
+}
+
+/// `main` of a command whose flags depend on the configured cloud (create, set, clear).
+pub fn main_for_provider(
+    parse: fn(&[String], Provider) -> Result<Command, CliError>,
+    help: fn(Provider) -> String,
+) -> ExitCode {
+    let dir = HaDir::from_env();
+    let provider = match configured_provider(&dir) {
+        Ok(p) => p,
+        Err(e) => return reject(e, ""),
+    };
+    match parse(&argv(), provider) {
+        Ok(command) => send_and_print(&dir, command, |r| r.text.clone()),
+        Err(e) => reject(e, &help(provider)),
+    }
 }

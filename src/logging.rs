@@ -48,6 +48,12 @@ pub fn init_file(dir: &HaDir) {
             record.args()
         )
     });
+    // At trace level ureq_proto hex-dumps every request and response: Authorization headers,
+    // tokens and client secrets included. It never logs below debug, whatever RUST_LOG asks.
+    if std::env::var("RUST_LOG").is_ok_and(|v| v.to_ascii_lowercase().contains("trace")) {
+        builder.filter_module("ureq_proto", log::LevelFilter::Debug);
+        builder.filter_module("ureq", log::LevelFilter::Debug);
+    }
     if let Ok(file) = RotatingFile::open(dir.log_file(), max_bytes_from_env()) {
         builder.target(env_logger::Target::Pipe(Box::new(file)));
     }

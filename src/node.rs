@@ -501,7 +501,7 @@ pub struct LastEvent {
 }
 
 /// A redundancy node as stored in the node database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
     pub index: NodeIndex,
     pub provider: Provider,
@@ -586,6 +586,22 @@ impl Node {
     }
 }
 
+/// Debug output (logs, panics) masks secrets like `describe()` does.
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: BTreeMap<&str, String> = self
+            .params
+            .iter()
+            .map(|(p, v)| (p.key(), if p.is_secret() { mask(v) } else { v.clone() }))
+            .collect();
+        f.debug_struct("Node")
+            .field("index", &self.index)
+            .field("provider", &self.provider)
+            .field("params", &params)
+            .finish()
+    }
+}
+
 /// Shows that a secret is set without showing it.
 pub fn mask(secret: &str) -> String {
     if secret.is_empty() {
@@ -647,6 +663,17 @@ mod tests {
         assert!("1024".parse::<NodeIndex>().is_err());
         assert!("abc".parse::<NodeIndex>().is_err());
         assert_eq!("1023".parse::<NodeIndex>().map(NodeIndex::get), Ok(1023));
+    }
+
+    #[test]
+    fn debug_output_masks_the_app_key() {
+        let mut node = Node::new(NodeIndex(4), Provider::Azure);
+        node.params.insert(Param::AppKey, "TopSecretKey".into());
+        let shown = format!("{node:?}");
+        assert!(
+            !shown.contains("TopSecretKey") && shown.contains("appKey"),
+            "{shown}"
+        );
     }
 
     #[test]

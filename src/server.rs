@@ -122,7 +122,8 @@ fn open_request_fifo(dir: &HaDir) -> Result<File, ServerError> {
                 path.display()
             )))
         }
-        Err(_) => nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622)).map_err(|e| {
+        // Owner-only: requests change routes, so only the HA user may send them.
+        Err(_) => nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600)).map_err(|e| {
             ServerError::Setup(format!("cannot create FIFO {}: {e}", path.display()))
         })?,
     }
@@ -152,13 +153,34 @@ fn drain_pipe(mut pipe: &UnixStream) {
     while matches!(pipe.read(&mut buf), Ok(n) if n > 0) {}
 }
 
+/// Marks every fd the server inherited (beyond stdio) close-on-exec, so event handlers get
+/// exactly their three pipes whatever started the server.
+fn close_inherited_fds_on_exec() {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: only the fd's flags are touched; fds that closed meanwhile just fail.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    }
+}
+
 /// Runs the server in the foreground until SIGTERM, SIGINT or `ha_api -c stop`.
 pub fn run(dir: HaDir) -> Result<(), ServerError> {
+    close_inherited_fds_on_exec();
     dir.create()
         .map_err(|e| ServerError::Setup(e.to_string()))?;
     let pid_lock = lock_pid_file(&dir)?;
     let db = NodeDb::load(&dir).map_err(|e| ServerError::Setup(e.to_string()))?;
     let fifo = open_request_fifo(&dir)?;
+    remove_stale_replies(&dir);
     let terminate = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
     let child_exit = signal_pipe(&[signal_hook::consts::SIGCHLD])?;
     log::info!(
@@ -411,6 +433,24 @@ fn write_some(out: &mut Outgoing) -> bool {
         }
     }
     true
+}
+
+/// Reply FIFOs left by clients killed while waiting (a client removes its own otherwise).
+fn remove_stale_replies(dir: &HaDir) {
+    let Ok(entries) = std::fs::read_dir(dir.replies()) else {
+        return;
+    };
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|t| t < old);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Opens a client's reply FIFO, only if it is a plain name of a FIFO inside `replies/`.

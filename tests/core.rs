@@ -25,29 +25,66 @@ fn no_server_means_one_clear_line_and_a_nonzero_exit() {
 fn create_show_set_clear_delete_round_trip() {
     let ha = Ha::started();
     ha.table("t1", &[("10.99.0.0/16", "10.0.1.10")]);
-    let out = ha.ok("create_node", &["-i", "1", "-t", "t1", "-n", "10.0.1.20", "-r", "10.99.0.0/16", "-m", "primary"]);
-    assert!(out.starts_with("200: Successfully created new node with index 1"), "{out}");
+    let out = ha.ok(
+        "create_node",
+        &[
+            "-i",
+            "1",
+            "-t",
+            "t1",
+            "-n",
+            "10.0.1.20",
+            "-r",
+            "10.99.0.0/16",
+            "-m",
+            "primary",
+        ],
+    );
+    assert!(
+        out.starts_with("200: Successfully created new node with index 1"),
+        "{out}"
+    );
     assert!(out.contains("routeTable     t1\n"), "{out}");
 
     let out = ha.ok("show_node", &["-i", "1"]);
-    assert!(out.starts_with("200: Retrieved the node successfully"), "{out}");
-    assert!(out.contains("nextHop        10.0.1.20\n") && out.contains("mode           primary\n"), "{out}");
+    assert!(
+        out.starts_with("200: Retrieved the node successfully"),
+        "{out}"
+    );
+    assert!(
+        out.contains("nextHop        10.0.1.20\n") && out.contains("mode           primary\n"),
+        "{out}"
+    );
 
     let out = ha.ok("set_params", &["-i", "1", "-m", "secondary"]);
     assert!(out.starts_with("200: Updated node 1 Successfully"), "{out}");
-    assert!(ha.ok("show_node", &["-i", "1"]).contains("mode           secondary"));
+    assert!(ha
+        .ok("show_node", &["-i", "1"])
+        .contains("mode           secondary"));
 
     let out = ha.ok("clear_params", &["-i", "1", "-r", "-m"]);
-    assert!(out.starts_with("200: Cleared parameters on node with index 1"), "{out}");
+    assert!(
+        out.starts_with("200: Cleared parameters on node with index 1"),
+        "{out}"
+    );
     let shown = ha.ok("show_node", &["-i", "1"]);
-    assert!(!shown.contains("route ") && !shown.contains("mode "), "{shown}");
+    assert!(
+        !shown.contains("route ") && !shown.contains("mode "),
+        "{shown}"
+    );
 
-    let json: serde_json::Value = serde_json::from_str(&ha.ok("show_node", &["-i", "all", "--json"])).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&ha.ok("show_node", &["-i", "all", "--json"])).expect("json");
     assert_eq!(json["nodes"][0]["index"], 1);
     assert_eq!(json["nodes"][0]["routeTable"], "t1");
 
-    assert!(ha.ok("delete_node", &["-i", "1"]).starts_with("200: Successfully deleted node 1"));
-    assert!(ha.ok("delete_node", &["-i", "1"]).starts_with("200: "), "deleting a missing node is not an error");
+    assert!(ha
+        .ok("delete_node", &["-i", "1"])
+        .starts_with("200: Successfully deleted node 1"));
+    assert!(
+        ha.ok("delete_node", &["-i", "1"]).starts_with("200: "),
+        "deleting a missing node is not an error"
+    );
     let out = ha.expect(1, "show_node", &["-i", "all"]);
     assert_eq!(out.trim(), "400: No redundancy nodes found");
 }
@@ -70,54 +107,96 @@ fn bad_input_names_the_flag_and_changes_nothing() {
         ("set_params", &["-i", "5", "-r", "not-a-cidr"], "-r"),
         ("set_params", &["-i", "5", "-t", "bad/name"], "-t"),
         ("node_event", &["-i", "5", "-e", "explode"], "-e"),
-        ("node_event", &["-i", "5", "-mi", "3", "-e", "revert"], "-mi"),
+        (
+            "node_event",
+            &["-i", "5", "-mi", "3", "-e", "revert"],
+            "-mi",
+        ),
         ("show_node", &["-i", "1024"], "-i"),
     ];
     for (cmd, args, flag) in cases {
         let out = ha.run(cmd, args);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_ne!(out.status.code(), Some(0), "{cmd} {args:?} succeeded: {stdout}");
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{cmd} {args:?} succeeded: {stdout}"
+        );
         assert!(stdout.starts_with("400: "), "{cmd} {args:?}: {stdout}");
-        assert!(stdout.contains(flag), "{cmd} {args:?} does not name {flag}: {stdout}");
+        assert!(
+            stdout.contains(flag),
+            "{cmd} {args:?} does not name {flag}: {stdout}"
+        );
     }
     let out = ha.expect(1, "create_node", &["-i", "5", "-t", "t2", "-n", "10.0.1.1"]);
     assert!(out.contains("already exists"), "{out}");
     let out = ha.expect(1, "node_event", &["-i", "all", "-e", "peerFail"]);
-    assert!(out.starts_with("400: peerFail cannot be sent to all nodes"), "{out}");
-    assert_eq!(std::fs::read(ha.path("node_file")).expect("node_file"), before, "a rejected request changed node_file");
+    assert!(
+        out.starts_with("400: peerFail cannot be sent to all nodes"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(ha.path("node_file")).expect("node_file"),
+        before,
+        "a rejected request changed node_file"
+    );
 }
 
 #[test]
 fn aws_flags_are_validated_for_the_aws_cloud() {
     let ha = Ha::started().with_env("CSR_HA_CLOUD", "aws");
-    let out = ha.expect(2, "create_node", &["-i", "1", "-t", "rtb-xyz", "-rg", "us-east-1"]);
+    let out = ha.expect(
+        2,
+        "create_node",
+        &["-i", "1", "-t", "rtb-xyz", "-rg", "us-east-1"],
+    );
     assert!(out.contains("-t") && out.contains("rtb-"), "{out}");
     let out = ha.expect(2, "create_node", &["-i", "1", "-n", "eni-12"]);
     assert!(out.contains("-n") && out.contains("eni-"), "{out}");
-    let out = ha.ok("create_node", &["-i", "1", "-t", "rtb-0a1b2c3d", "-rg", "us-east-1"]);
-    assert!(out.starts_with("199: Warning: node 1 is not complete for aws: missing -n (eniId)"), "{out}");
+    let out = ha.ok(
+        "create_node",
+        &["-i", "1", "-t", "rtb-0a1b2c3d", "-rg", "us-east-1"],
+    );
+    assert!(
+        out.starts_with("199: Warning: node 1 is not complete for aws: missing -n (eniId)"),
+        "{out}"
+    );
     let help = ha.ok("create_node", &["-h"]);
     for flag in ["-i", "-t", "-rg", "-n", "-r", "-m"] {
-        assert!(help.contains(&format!("  {flag} <value>")), "help lacks {flag}: {help}");
+        assert!(
+            help.contains(&format!("  {flag} <value>")),
+            "help lacks {flag}: {help}"
+        );
     }
 }
 
 #[test]
 fn azure_app_id_needs_tenant_and_key_and_the_key_is_masked() {
     let ha = Ha::started().with_env("CSR_HA_CLOUD", "azure");
-    let base = ["-i", "2", "-p", "azure", "-s", "sub-1", "-g", "rg1", "-t", "rt1", "-n", "10.0.0.4"];
+    let base = [
+        "-i", "2", "-p", "azure", "-s", "sub-1", "-g", "rg1", "-t", "rt1", "-n", "10.0.0.4",
+    ];
     let mut with_app = base.to_vec();
     with_app.extend(["-a", "app-1"]);
     let out = ha.expect(2, "create_node", &with_app);
-    assert!(out.contains("-a") && out.contains("-d") && out.contains("-k"), "{out}");
+    assert!(
+        out.contains("-a") && out.contains("-d") && out.contains("-k"),
+        "{out}"
+    );
     with_app.extend(["-d", "tenant-1", "-k", "SuperSecretKey123"]);
     ha.ok("create_node", &with_app);
     let shown = ha.ok("show_node", &["-i", "2"]);
-    assert!(!shown.contains("SuperSecretKey123") && shown.contains("appKey"), "{shown}");
+    assert!(
+        !shown.contains("SuperSecretKey123") && shown.contains("appKey"),
+        "{shown}"
+    );
     let json = ha.ok("show_node", &["-i", "2", "--json"]);
     assert!(!json.contains("SuperSecretKey123"), "{json}");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(ha.path("node_file")).expect("node_file").permissions().mode();
+    let mode = std::fs::metadata(ha.path("node_file"))
+        .expect("node_file")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o077, 0, "node_file readable by others: {mode:o}");
     let out = ha.expect(2, "create_node", &["-i", "3", "-p", "gcp"]);
     assert!(out.contains("-p"), "{out}");
@@ -128,12 +207,22 @@ fn gcp_names_and_priorities_are_checked_in_full() {
     let ha = Ha::started().with_env("CSR_HA_CLOUD", "gcp");
     let out = ha.expect(2, "create_node", &["-i", "1", "-p", "gcp", "-a", "Route-A"]);
     assert!(out.contains("-a"), "{out}");
-    let out = ha.expect(2, "create_node", &["-i", "1", "-p", "gcp", "-a", "route-a-"]);
+    let out = ha.expect(
+        2,
+        "create_node",
+        &["-i", "1", "-p", "gcp", "-a", "route-a-"],
+    );
     assert!(out.contains("-a"), "{out}");
     let out = ha.expect(2, "create_node", &["-i", "1", "-p", "gcp", "-o", "65536"]);
     assert!(out.contains("-o") && out.contains("0-65535"), "{out}");
-    let out = ha.ok("create_node", &["-i", "1", "-p", "gcp", "-o", "0", "-a", "route-a"]);
-    assert!(out.contains("hopPriority    0"), "priority 0 is a real value: {out}");
+    let out = ha.ok(
+        "create_node",
+        &["-i", "1", "-p", "gcp", "-o", "0", "-a", "route-a"],
+    );
+    assert!(
+        out.contains("hopPriority    0"),
+        "priority 0 is a real value: {out}"
+    );
 }
 
 #[test]
@@ -141,13 +230,29 @@ fn acknowledged_writes_survive_kill_9() {
     let mut ha = Ha::started();
     for i in 1..=25 {
         let route = format!("10.{i}.0.0/16");
-        ha.ok("create_node", &["-i", &i.to_string(), "-t", "t1", "-n", "10.0.1.20", "-r", &route]);
+        ha.ok(
+            "create_node",
+            &[
+                "-i",
+                &i.to_string(),
+                "-t",
+                "t1",
+                "-n",
+                "10.0.1.20",
+                "-r",
+                &route,
+            ],
+        );
     }
     ha.ok("delete_node", &["-i", "7"]);
     ha.kill9();
-    assert!(ha.path("ha_server.pid").exists(), "kill -9 leaves the pid file behind");
+    assert!(
+        ha.path("ha_server.pid").exists(),
+        "kill -9 leaves the pid file behind"
+    );
     ha.start(); // a stale pid file does not block a restart
-    let json: serde_json::Value = serde_json::from_str(&ha.ok("show_node", &["-i", "all", "--json"])).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&ha.ok("show_node", &["-i", "all", "--json"])).expect("json");
     let nodes = json["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 24);
     assert!(nodes.iter().all(|n| n["index"] != 7));
@@ -161,7 +266,10 @@ fn a_second_server_refuses_and_names_the_pid() {
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("pid {}", ha.server_pid())), "{err}");
-    assert!(ha.run("ha_api", &["-c", "ping"]).status.success(), "first server still answers");
+    assert!(
+        ha.run("ha_api", &["-c", "ping"]).status.success(),
+        "first server still answers"
+    );
 }
 
 #[test]
@@ -169,21 +277,35 @@ fn ha_api_starts_and_stops_a_background_server() {
     let ha = Ha::new();
     let out = ha.ok("ha_api", &["-c", "start"]);
     assert!(out.starts_with("200: HA server started"), "{out}");
-    assert!(ha.ok("ha_api", &["-c", "start"]).starts_with("200: HA server already running"));
+    assert!(ha
+        .ok("ha_api", &["-c", "start"])
+        .starts_with("200: HA server already running"));
     ha.ok("ha_api", &["-c", "ping"]);
-    assert!(ha.ok("ha_api", &["-c", "stop"]).starts_with("200: HA server stopped"));
+    assert!(ha
+        .ok("ha_api", &["-c", "stop"])
+        .starts_with("200: HA server stopped"));
     assert!(!ha.path("ha_server.fifo").exists(), "FIFO removed on stop");
-    assert!(!ha.path("ha_server.pid").exists(), "pid file removed on stop");
+    assert!(
+        !ha.path("ha_server.pid").exists(),
+        "pid file removed on stop"
+    );
     ha.expect(3, "ha_api", &["-c", "ping"]);
     let out = ha.expect(2, "ha_api", &["-c", "reboot"]);
-    assert!(out.contains("-c") && out.contains("start, stop or ping"), "{out}");
+    assert!(
+        out.contains("-c") && out.contains("start, stop or ping"),
+        "{out}"
+    );
 }
 
 #[test]
 fn sigterm_exits_cleanly() {
     let mut ha = Ha::started();
     let pid = ha.server_pid() as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).expect("kill");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
     let status = ha.server.take().expect("child").wait().expect("wait");
     assert!(status.success(), "{status}");
     assert!(!ha.path("ha_server.fifo").exists() && !ha.path("ha_server.pid").exists());
@@ -199,7 +321,10 @@ fn corrupt_node_file_refuses_to_start_and_is_not_overwritten() {
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "{err}");
-    assert_eq!(std::fs::read_to_string(ha.path("node_file")).expect("read"), text);
+    assert_eq!(
+        std::fs::read_to_string(ha.path("node_file")).expect("read"),
+        text
+    );
 }
 
 #[test]
@@ -211,24 +336,46 @@ fn original_python_node_file_is_imported() {
 {'index': '3', 'cloud': 'gcp', 'project': 'my-project', 'vpc': 'vpc-a', 'routeName': 'route-a', 'peerRouteName': 'route-b', 'nextHopIp': '10.0.0.2', 'hopPriority': '100', 'route': '10.1.0.0/16'}\n";
     std::fs::write(ha.path("node_file"), original).expect("write");
     ha.start();
-    assert_eq!(std::fs::read_to_string(ha.path("node_file.orig")).expect("orig kept"), original);
-    let json: serde_json::Value = serde_json::from_str(&ha.ok("show_node", &["-i", "all", "--json"])).expect("json");
+    assert_eq!(
+        std::fs::read_to_string(ha.path("node_file.orig")).expect("orig kept"),
+        original
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ha.ok("show_node", &["-i", "all", "--json"])).expect("json");
     assert_eq!(json["nodes"][0]["routeTableId"], "rtb-0a1b2c3d");
     assert_eq!(json["nodes"][0]["mode"], "primary");
     assert_eq!(json["nodes"][1]["provider"], "azure");
     assert_eq!(json["nodes"][2]["hopPriority"], "100");
     let converted = std::fs::read_to_string(ha.path("node_file")).expect("read");
-    assert!(converted.contains("index=1 provider=aws routeTableId=rtb-0a1b2c3d"), "{converted}");
+    assert!(
+        converted.contains("index=1 provider=aws routeTableId=rtb-0a1b2c3d"),
+        "{converted}"
+    );
     ha.kill9();
     ha.start();
-    assert_eq!(ha.ok("show_node", &["-i", "all", "--json"]).matches("\"index\"").count(), 3);
+    assert_eq!(
+        ha.ok("show_node", &["-i", "all", "--json"])
+            .matches("\"index\"")
+            .count(),
+        3
+    );
 }
 
 #[test]
 fn concurrent_clients_never_get_each_others_answers() {
     let ha = Ha::started();
     for c in 1..=8 {
-        ha.ok("create_node", &["-i", &c.to_string(), "-t", &format!("t{c}"), "-n", "10.0.1.20"]);
+        ha.ok(
+            "create_node",
+            &[
+                "-i",
+                &c.to_string(),
+                "-t",
+                &format!("t{c}"),
+                "-n",
+                "10.0.1.20",
+            ],
+        );
     }
     let root = ha.root.clone();
     let workers: Vec<_> = (1..=8)
@@ -246,7 +393,10 @@ fn concurrent_clients_never_get_each_others_answers() {
                             .output()
                             .expect("run");
                         let s = String::from_utf8_lossy(&o.stdout).into_owned();
-                        assert!(s.contains(&format!("route          {route}\n")), "client {c}: {s}");
+                        assert!(
+                            s.contains(&format!("route          {route}\n")),
+                            "client {c}: {s}"
+                        );
                         s
                     } else {
                         let o = std::process::Command::new(util::bin("show_node"))
@@ -256,11 +406,23 @@ fn concurrent_clients_never_get_each_others_answers() {
                             .expect("run");
                         String::from_utf8_lossy(&o.stdout).into_owned()
                     };
-                    assert!(out.starts_with("200: ") || out.starts_with("199: "), "client {c} request {k}: {out}");
-                    assert!(out.contains(&format!("index          {c}\n")), "client {c} got another node: {out}");
-                    assert!(out.contains(&format!("routeTable     t{c}\n")), "client {c}: {out}");
+                    assert!(
+                        out.starts_with("200: ") || out.starts_with("199: "),
+                        "client {c} request {k}: {out}"
+                    );
+                    assert!(
+                        out.contains(&format!("index          {c}\n")),
+                        "client {c} got another node: {out}"
+                    );
+                    assert!(
+                        out.contains(&format!("routeTable     t{c}\n")),
+                        "client {c}: {out}"
+                    );
                     if k % 2 == 1 {
-                        assert!(out.contains(&format!("route          10.{c}.{}.0/24\n", k - 1)), "client {c}: {out}");
+                        assert!(
+                            out.contains(&format!("route          10.{c}.{}.0/24\n", k - 1)),
+                            "client {c}: {out}"
+                        );
                     }
                 }
             })
@@ -272,7 +434,10 @@ fn concurrent_clients_never_get_each_others_answers() {
 }
 
 fn write_fifo(ha: &Ha, bytes: &[u8]) {
-    let mut fifo = std::fs::OpenOptions::new().write(true).open(ha.path("ha_server.fifo")).expect("open fifo");
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ha.path("ha_server.fifo"))
+        .expect("open fifo");
     for chunk in bytes.chunks(4096) {
         fifo.write_all(chunk).expect("write fifo");
     }
@@ -294,7 +459,11 @@ fn garbage_on_the_fifo_never_stops_the_server() {
         })
         .collect();
     write_fifo(&ha, &random);
-    let good = encode_request(&Request { reply_to: "nobody".into(), command: Command::Ping }).expect("frame");
+    let good = encode_request(&Request {
+        reply_to: "nobody".into(),
+        command: Command::Ping,
+    })
+    .expect("frame");
     write_fifo(&ha, &good[..1000]); // truncated
     let mut wrong_version = good.clone();
     wrong_version[4] = 99;
@@ -307,8 +476,13 @@ fn garbage_on_the_fifo_never_stops_the_server() {
     write_fifo(&ha, &hostile[..]);
     std::thread::sleep(Duration::from_millis(1200)); // let a stale partial frame expire
     let out = ha.ok("ha_api", &["-c", "ping"]);
-    assert!(!out.contains(" 0 bad frame"), "bad frames were counted: {out}");
-    assert!(ha.ok("show_node", &["-i", "1"]).contains("routeTable     t1"));
+    assert!(
+        !out.contains(" 0 bad frame"),
+        "bad frames were counted: {out}"
+    );
+    assert!(ha
+        .ok("show_node", &["-i", "1"])
+        .contains("routeTable     t1"));
 }
 
 #[test]
@@ -316,7 +490,17 @@ fn a_client_that_never_reads_does_not_stall_others() {
     use csr_ha::protocol::{encode_request, Command, Request, Target};
     let ha = Ha::started();
     for i in 1..=400 {
-        ha.ok("create_node", &["-i", &i.to_string(), "-t", "table-with-a-long-name", "-n", "2001:db8::1234"]);
+        ha.ok(
+            "create_node",
+            &[
+                "-i",
+                &i.to_string(),
+                "-t",
+                "table-with-a-long-name",
+                "-n",
+                "2001:db8::1234",
+            ],
+        );
     }
     // A reply FIFO that is open for reading but never read: the reply (> 64 KiB) cannot fit.
     let fifo = ha.path("replies/stuck-1");
@@ -326,20 +510,33 @@ fn a_client_that_never_reads_does_not_stall_others() {
         .custom_flags(nix::libc::O_NONBLOCK)
         .open(&fifo)
         .expect("open reader");
-    let request = Request { reply_to: "stuck-1".into(), command: Command::ShowNode { target: Target::All } };
+    let request = Request {
+        reply_to: "stuck-1".into(),
+        command: Command::ShowNode {
+            target: Target::All,
+        },
+    };
     write_fifo(&ha, &encode_request(&request).expect("frame")[..]);
     // A client that died: its FIFO exists but nobody holds it open.
     let dead = ha.path("replies/dead-1");
     nix::unistd::mkfifo(&dead, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let request = Request { reply_to: "dead-1".into(), command: Command::Ping };
+    let request = Request {
+        reply_to: "dead-1".into(),
+        command: Command::Ping,
+    };
     write_fifo(&ha, &encode_request(&request).expect("frame")[..]);
     // Path tricks are refused.
-    let request = Request { reply_to: "../ha_server.fifo".into(), command: Command::Ping };
+    let request = Request {
+        reply_to: "../ha_server.fifo".into(),
+        command: Command::Ping,
+    };
     write_fifo(&ha, &encode_request(&request).expect("frame")[..]);
     for _ in 0..5 {
         ha.ok("ha_api", &["-c", "ping"]);
     }
-    assert!(ha.ok("show_node", &["-i", "400"]).contains("index          400"));
+    assert!(ha
+        .ok("show_node", &["-i", "400"])
+        .contains("index          400"));
 }
 
 use std::os::unix::fs::OpenOptionsExt;

@@ -3,7 +3,8 @@
 use csr_ha::event::EventKind;
 use csr_ha::node::{NodeIndex, Param, Provider};
 use csr_ha::protocol::{
-    decode_reply, decode_request, encode_reply, encode_request, Command, FrameReader, Request, Response, Target, FRAME,
+    decode_reply, decode_request, encode_reply, encode_request, Command, FrameReader, Request,
+    Response, Target, FRAME,
 };
 use proptest::prelude::*;
 
@@ -20,14 +21,26 @@ fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         Just(Command::Ping),
         Just(Command::Stop),
-        (index(), params.clone()).prop_map(|(index, params)| Command::CreateNode { index, provider: Provider::Azure, params }),
-        (index(), params).prop_map(|(index, params)| Command::SetParams { index, provider: Provider::File, params }),
+        (index(), params.clone()).prop_map(|(index, params)| Command::CreateNode {
+            index,
+            provider: Provider::Azure,
+            params
+        }),
+        (index(), params).prop_map(|(index, params)| Command::SetParams {
+            index,
+            provider: Provider::File,
+            params
+        }),
         index().prop_map(|index| Command::DeleteNode { index }),
-        index().prop_map(|i| Command::ShowNode { target: Target::One(i) }),
-        (index(), proptest::option::of(index()), 0usize..3).prop_map(|(i, max, e)| Command::NodeEvent {
-            target: Target::One(i),
-            max,
-            event: [EventKind::PeerFail, EventKind::Revert, EventKind::Verify][e],
+        index().prop_map(|i| Command::ShowNode {
+            target: Target::One(i)
+        }),
+        (index(), proptest::option::of(index()), 0usize..3).prop_map(|(i, max, e)| {
+            Command::NodeEvent {
+                target: Target::One(i),
+                max,
+                event: [EventKind::PeerFail, EventKind::Revert, EventKind::Verify][e],
+            }
         }),
     ]
 }

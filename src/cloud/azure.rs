@@ -1,11 +1,1087 @@
-//! Azure route tables through ARM (not yet implemented).
+//! Azure route tables (user-defined routes) through Azure Resource Manager.
+//!
+//! ```text
+//! read   GET {arm}/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/routeTables/{t}?api-version=2024-05-01
+//!        200 {"name":"t","properties":{"routes":[{"name":"r1","properties":{
+//!              "addressPrefix":"10.99.0.0/16","nextHopType":"VirtualAppliance","nextHopIpAddress":"10.0.1.10"}}]}}
+//! write  PUT {arm}/…/routeTables/{t}/routes/{name}?api-version=2024-05-01
+//!        {"properties":{"addressPrefix":"10.99.0.0/16","nextHopType":"VirtualAppliance","nextHopIpAddress":"10.0.1.20"}}
+//!        200/201 + Azure-AsyncOperation: {arm}/…/operations/{id}   → GET until {"status":"Succeeded"}
+//!        202 + Location: {arm}/…/operationResults/{id}             → GET while 202, done on 200/204
+//! error  {"error":{"code":"AuthorizationFailed","message":"The client … does not have authorization …"}}
+//! ```
+//!
+//! Only `VirtualAppliance` routes point at a router, so only they get a next hop and may move;
+//! routes to `Internet`, `VnetLocal`, gateways or `None` are read but never written.
+//!
+//! Tokens come from the VM's managed identity (IMDS) or, when the node has `-a`, from the OAuth2
+//! client-credentials grant on the Azure AD v1 endpoint (`{login}/{tenant}/oauth2/token` with
+//! `resource=`), the same endpoint and grant the original package used. The v1 endpoint was
+//! chosen over v2 (`/oauth2/v2.0/token`, `scope=<arm>/.default`) so that both token sources ask
+//! for the same `resource` and answer with the same `expires_on`. Tokens are cached for the
+//! process until five minutes before they expire. A token or app key never appears in a log line,
+//! an error, or `Debug` output: they live in [`Secret`], and every message built from a server's
+//! answer is scrubbed of the app key before it leaves this module.
 
-use std::time::Instant;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
-use super::{CloudError, RouteTable, Work};
+use serde::Deserialize;
 
-pub fn open(_work: &Work, _deadline: Instant) -> Result<Box<dyn RouteTable>, CloudError> {
-    Err(CloudError::Local(
-        "the azure provider is not implemented yet".into(),
-    ))
+use super::http::{self, ProxyUse};
+use super::{CloudError, Route, RouteTable, Work};
+use crate::node::{Cidr, Node, Param};
+
+/// The `Microsoft.Network` API version for Route Tables - Get and Routes - Create Or Update: a
+/// stable (non-preview) version, the one Azure's own IaC tooling (azure-native 3.x) defaults to.
+/// Later versions exist (2025-xx) but reach the sovereign clouds (azusgov, azchina) last; nothing
+/// this provider reads or writes changed between them.
+pub const API_VERSION: &str = "2024-05-01";
+
+/// The IMDS managed-identity token API version (the one Microsoft documents for this endpoint).
+pub const IMDS_API_VERSION: &str = "2018-02-01";
+
+/// Where the provider talks to, resolved once per handler. Tests fill it by hand so they never
+/// touch the process environment; [`AzureConfig::from_env`] is what [`open`] uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureConfig {
+    /// Azure Resource Manager base URL, no trailing `/`.
+    pub arm: String,
+    /// Azure AD login base URL (the tenant id follows), no trailing `/`.
+    pub login: String,
+    /// Instance metadata service base URL, no trailing `/`.
+    pub imds: String,
+    /// The token audience asked for (`resource=`); ARM accepts tokens for this value.
+    pub resource: String,
+    /// How long to wait between polls of a long-running write when ARM sends no `Retry-After`.
+    pub poll_interval: Duration,
+}
+
+/// The longest wait between polls of a long-running write, whatever `Retry-After` ARM sends:
+/// a route update finishes in seconds and failover time matters more than a few extra reads.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A token is used until this long before it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(300);
+
+impl AzureConfig {
+    /// The public endpoints of `cloud` (`azure`, `azusgov`, `azchina`).
+    pub fn for_cloud(cloud: &str) -> Result<AzureConfig, CloudError> {
+        let (arm, login) = match cloud {
+            "azure" => (
+                "https://management.azure.com",
+                "https://login.microsoftonline.com",
+            ),
+            "azusgov" => (
+                "https://management.usgovcloudapi.net",
+                "https://login.microsoftonline.us",
+            ),
+            "azchina" => (
+                "https://management.chinacloudapi.cn",
+                "https://login.chinacloudapi.cn",
+            ),
+            other => {
+                return Err(CloudError::Local(format!(
+                    "-p {other:?} is not an Azure cloud: expected azure, azusgov or azchina"
+                )))
+            }
+        };
+        Ok(AzureConfig {
+            arm: arm.to_string(),
+            login: login.to_string(),
+            imds: "http://169.254.169.254".to_string(),
+            resource: format!("{arm}/"),
+            poll_interval: Duration::from_secs(1),
+        })
+    }
+
+    /// [`AzureConfig::for_cloud`] with each endpoint overridable by `CSR_HA_AZURE_ARM_ENDPOINT`,
+    /// `CSR_HA_AZURE_LOGIN_ENDPOINT` and `CSR_HA_AZURE_IMDS_ENDPOINT`. The token audience stays
+    /// the cloud's: an overridden ARM endpoint (a proxy, a test fake) still wants ARM's tokens.
+    pub fn from_env(cloud: &str) -> Result<AzureConfig, CloudError> {
+        let defaults = AzureConfig::for_cloud(cloud)?;
+        Ok(AzureConfig {
+            arm: http::endpoint(&["CSR_HA_AZURE_ARM_ENDPOINT"], &defaults.arm),
+            login: http::endpoint(&["CSR_HA_AZURE_LOGIN_ENDPOINT"], &defaults.login),
+            imds: http::endpoint(&["CSR_HA_AZURE_IMDS_ENDPOINT"], &defaults.imds),
+            ..defaults
+        })
+    }
+}
+
+/// Opens the route table named by the group's first node, with endpoints from the environment.
+pub fn open(work: &Work, deadline: Instant) -> Result<Box<dyn RouteTable>, CloudError> {
+    let node = first_node(work)?;
+    let cloud = required(node, Param::Cloud)?;
+    open_with(work, deadline, AzureConfig::from_env(cloud)?)
+}
+
+/// Opens the route table named by the group's first node against `config`'s endpoints. No request
+/// is made yet: credentials are fetched on the first read, so a `check` reports them as a warning.
+pub fn open_with(
+    work: &Work,
+    deadline: Instant,
+    config: AzureConfig,
+) -> Result<Box<dyn RouteTable>, CloudError> {
+    let node = first_node(work)?;
+    let subscription = required(node, Param::SubscriptionId)?;
+    let group = required(node, Param::ResourceGroup)?;
+    let name = required(node, Param::RouteTableName)?.to_string();
+    let credential = Credential::of(node)?;
+    let table_url = format!(
+        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/routeTables/{}",
+        config.arm,
+        segment(subscription),
+        segment(group),
+        segment(&name)
+    );
+    Ok(Box::new(AzureTable {
+        location: format!("resource group {group}, subscription {subscription}"),
+        name,
+        table_url,
+        arm: http::agent(ProxyUse::FromEnv),
+        imds: http::agent(ProxyUse::Never),
+        config,
+        credential,
+        deadline,
+        prefixes: HashMap::new(),
+    }))
+}
+
+fn first_node(work: &Work) -> Result<&Node, CloudError> {
+    work.nodes
+        .first()
+        .ok_or_else(|| CloudError::Local("no node to act on".into()))
+}
+
+fn required(node: &Node, param: Param) -> Result<&str, CloudError> {
+    node.get(param).ok_or_else(|| {
+        CloudError::Local(format!(
+            "node {} has no {} ({}): set it with set_params",
+            node.index,
+            param.key(),
+            param.flag()
+        ))
+    })
+}
+
+/// A secret string (app key, bearer token): no `Display`, and `Debug` shows only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
+/// Where the bearer token comes from.
+#[derive(Debug, Clone)]
+enum Credential {
+    /// The VM's managed identity, from IMDS.
+    ManagedIdentity,
+    /// An Azure AD application (`-a`, `-d`, `-k`).
+    App {
+        tenant: String,
+        app_id: String,
+        key: Secret,
+    },
+}
+
+impl Credential {
+    fn of(node: &Node) -> Result<Credential, CloudError> {
+        match node.get(Param::AppId) {
+            None => Ok(Credential::ManagedIdentity),
+            Some(app_id) => Ok(Credential::App {
+                tenant: required(node, Param::TenantId)?.to_string(),
+                app_id: app_id.to_string(),
+                key: Secret(decode_app_key(required(node, Param::AppKey)?)),
+            }),
+        }
+    }
+
+    /// The process-wide cache key. It holds a digest of the key, never the key, so a changed key
+    /// (`set_params -k`) never reuses a token obtained with the old one.
+    fn cache_key(&self, config: &AzureConfig) -> String {
+        match self {
+            Credential::ManagedIdentity => format!("imds {} {}", config.imds, config.resource),
+            Credential::App {
+                tenant,
+                app_id,
+                key,
+            } => {
+                use sha2::Digest;
+                let digest = hex::encode(sha2::Sha256::digest(key.expose().as_bytes()));
+                format!(
+                    "app {} {tenant} {app_id} {digest} {}",
+                    config.login, config.resource
+                )
+            }
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        match self {
+            Credential::App { key, .. } if !key.expose().is_empty() => {
+                text.replace(key.expose(), "********")
+            }
+            _ => text.to_string(),
+        }
+    }
+}
+
+/// App keys pasted from the portal URL-encoded are recognised as the original package did: longer
+/// than 44 characters (a raw key's length) and containing `%`. Decoded like Python's
+/// `urllib.parse.unquote`: `%XX` becomes the byte, anything else stays as it is.
+pub fn decode_app_key(key: &str) -> String {
+    if key.chars().count() <= 44 || !key.contains('%') {
+        return key.to_string();
+    }
+    let hex = |b: &u8| {
+        char::from(*b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(hex),
+            bytes.get(i + 2).and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(high << 4 | low);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+struct CachedToken {
+    token: Secret,
+    fresh_until: Instant,
+}
+
+/// Tokens by [`Credential::cache_key`], shared by every table the process opens.
+static TOKENS: Mutex<BTreeMap<String, CachedToken>> = Mutex::new(BTreeMap::new());
+
+/// One Azure route table and what is needed to reach it.
+struct AzureTable {
+    name: String,
+    /// `resource group g, subscription s`, for messages.
+    location: String,
+    table_url: String,
+    arm: ureq::Agent,
+    imds: ureq::Agent,
+    config: AzureConfig,
+    credential: Credential,
+    deadline: Instant,
+    /// Route name → `addressPrefix` exactly as ARM holds it, so a write sends it back unchanged.
+    prefixes: HashMap<String, String>,
+}
+
+/// A request, with its body.
+enum Call<'a> {
+    Get,
+    Put(&'a str),
+    PostForm(&'a [(&'a str, &'a str)]),
+}
+
+/// What came back from one HTTP exchange, body read. No `Debug`: a body may hold a token.
+struct Reply {
+    status: u16,
+    body: String,
+    async_operation: Option<String>,
+    location: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Reply {
+    fn error(&self) -> (String, String) {
+        arm_error(self.status, &self.body)
+    }
+}
+
+/// Sends one request with the remaining time as its budget and reads the answer.
+fn exchange(
+    agent: &ureq::Agent,
+    call: &Call,
+    url: &str,
+    headers: &[(&str, &str)],
+    deadline: Instant,
+) -> Result<Reply, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(50) {
+        return Err("the event's deadline passed".into());
+    }
+    let budget = agent
+        .config()
+        .timeouts()
+        .global
+        .map_or(left, |g| g.min(left));
+    let result = match call {
+        Call::Get => {
+            let mut req = agent.get(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.config().timeout_global(Some(budget)).build().call()
+        }
+        Call::Put(body) => {
+            let mut req = agent.put(url).header("Content-Type", "application/json");
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.config()
+                .timeout_global(Some(budget))
+                .build()
+                .send(*body)
+        }
+        Call::PostForm(form) => {
+            let mut req = agent.post(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.config()
+                .timeout_global(Some(budget))
+                .build()
+                .send_form(form.iter().copied())
+        }
+    };
+    let mut response = result.map_err(|e| e.to_string())?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let async_operation = header("azure-asyncoperation");
+    let location = header("location");
+    let retry_after = http::retry_after(&response);
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    Ok(Reply {
+        status,
+        body,
+        async_operation,
+        location,
+        retry_after,
+    })
+}
+
+/// ARM's `{"error":{"code","message"}}` (or the same fields at the top level), else the status
+/// and the start of the body.
+fn arm_error(status: u16, body: &str) -> (String, String) {
+    #[derive(Deserialize)]
+    struct Detail {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: Option<Detail>,
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let parsed: Option<Envelope> = serde_json::from_str(body).ok();
+    let (code, message) = match parsed {
+        Some(Envelope { error: Some(d), .. }) => (d.code, d.message),
+        Some(Envelope { code, message, .. }) => (code, message),
+        None => (None, None),
+    };
+    let code = code.unwrap_or_else(|| format!("HTTP{status}"));
+    let message = message.unwrap_or_else(|| {
+        let start: String = body.chars().take(200).collect();
+        if start.trim().is_empty() {
+            format!("HTTP status {status} with no error body")
+        } else {
+            format!("HTTP status {status}: {}", start.trim())
+        }
+    });
+    (code, message)
+}
+
+/// `scheme://host[:port]` of a URL, to keep the bearer token on ARM's own host.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find(['/', '?']) {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+/// Percent-encodes one URL path segment (resource group names may hold `(`, `.`, non-ASCII).
+fn segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~()".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Seconds since the epoch, as a string or a number (IMDS sends strings, some clients numbers).
+fn seconds(value: &Option<serde_json::Value>) -> Option<u64> {
+    match value.as_ref()? {
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        serde_json::Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// How long a token with these `expires_on`/`expires_in` may be used from now.
+fn token_lifetime(expires_on: Option<u64>, expires_in: Option<u64>, now_unix: u64) -> Duration {
+    let lifetime = match (expires_on, expires_in) {
+        (Some(on), _) if on > now_unix => Duration::from_secs(on - now_unix),
+        (_, Some(secs)) => Duration::from_secs(secs),
+        _ => Duration::ZERO,
+    };
+    lifetime.saturating_sub(TOKEN_MARGIN.min(lifetime / 2))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: Option<String>,
+    expires_on: Option<serde_json::Value>,
+    expires_in: Option<serde_json::Value>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The part of an OAuth error worth showing: AAD descriptions end in trace ids and timestamps.
+fn oauth_error(status: u16, body: &str) -> String {
+    match serde_json::from_str::<TokenBody>(body) {
+        Ok(TokenBody {
+            error: Some(error),
+            error_description,
+            ..
+        }) => {
+            let first = error_description
+                .as_deref()
+                .and_then(|d| d.lines().next())
+                .unwrap_or("")
+                .trim();
+            if first.is_empty() {
+                error
+            } else {
+                format!("{error}: {first}")
+            }
+        }
+        _ => {
+            let (code, message) = arm_error(status, body);
+            format!("{code}: {message}")
+        }
+    }
+}
+
+impl AzureTable {
+    /// A bearer token, from the cache or fetched now.
+    fn token(&self) -> Result<Secret, CloudError> {
+        let key = self.credential.cache_key(&self.config);
+        {
+            let cache = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = cache.get(&key).filter(|c| c.fresh_until > Instant::now()) {
+                return Ok(cached.token.clone());
+            }
+        }
+        let (token, lifetime) = self.fetch_token()?;
+        let mut cache = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(
+            key,
+            CachedToken {
+                token: token.clone(),
+                fresh_until: Instant::now() + lifetime,
+            },
+        );
+        Ok(token)
+    }
+
+    /// Drops a token ARM refused (revoked, or the clock is off), so the next call fetches one.
+    fn forget_token(&self) {
+        let key = self.credential.cache_key(&self.config);
+        TOKENS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+    }
+
+    fn fetch_token(&self) -> Result<(Secret, Duration), CloudError> {
+        let (source, reply) = match &self.credential {
+            Credential::ManagedIdentity => {
+                let url = format!(
+                    "{}/metadata/identity/oauth2/token?api-version={IMDS_API_VERSION}&resource={}",
+                    self.config.imds,
+                    query_value(&self.config.resource)
+                );
+                let source = format!(
+                    "the VM's managed identity (metadata service {})",
+                    self.config.imds
+                );
+                // IMDS answers 404/410 while it starts and 429 when busy: retry those as well.
+                let reply = self.with_retries(
+                    &source,
+                    |r| [404, 410, 429].contains(&r.status),
+                    || {
+                        exchange(
+                            &self.imds,
+                            &Call::Get,
+                            &url,
+                            &[("Metadata", "true")],
+                            self.deadline,
+                        )
+                    },
+                )?;
+                (source, reply)
+            }
+            Credential::App {
+                tenant,
+                app_id,
+                key,
+            } => {
+                let url = format!("{}/{}/oauth2/token", self.config.login, segment(tenant));
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", app_id.as_str()),
+                    ("client_secret", key.expose()),
+                    ("resource", self.config.resource.as_str()),
+                ];
+                let source = format!(
+                    "Azure AD app {app_id} in tenant {tenant} ({})",
+                    self.config.login
+                );
+                let reply = self.with_retries(
+                    &source,
+                    |r| r.status == 429,
+                    || {
+                        exchange(
+                            &self.arm,
+                            &Call::PostForm(&form),
+                            &url,
+                            &[("Accept", "application/json")],
+                            self.deadline,
+                        )
+                    },
+                )?;
+                (source, reply)
+            }
+        };
+        let scrub = |s: &str| self.credential.scrub(s);
+        if reply.status != 200 {
+            let hint = match self.credential {
+                Credential::ManagedIdentity => {
+                    "; give the VM a managed identity allowed to write the route table, or give the node app credentials (-a -d -k)"
+                }
+                Credential::App { .. } => "; check the app id (-a), tenant (-d) and key (-k)",
+            };
+            return Err(CloudError::Auth(scrub(&format!(
+                "no token from {source}: {}{hint}",
+                oauth_error(reply.status, &reply.body)
+            ))));
+        }
+        let body: TokenBody = serde_json::from_str(&reply.body).map_err(|e| {
+            CloudError::Auth(format!(
+                "no token from {source}: the answer is not a token ({e})"
+            ))
+        })?;
+        let token = body.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            CloudError::Auth(format!(
+                "no token from {source}: the answer has no access_token"
+            ))
+        })?;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let lifetime = token_lifetime(seconds(&body.expires_on), seconds(&body.expires_in), now);
+        log::debug!(
+            "azure: token from {source}, usable for {} s",
+            lifetime.as_secs()
+        );
+        Ok((Secret(token), lifetime))
+    }
+
+    /// Runs `send` until it answers something other than a transport error, a 5xx or an answer
+    /// `busy` says to retry, waiting `Retry-After` or a backoff in between, within the deadline.
+    /// When time runs out the last answer is returned for the caller to report.
+    fn with_retries(
+        &self,
+        what: &str,
+        busy: impl Fn(&Reply) -> bool,
+        mut send: impl FnMut() -> Result<Reply, String>,
+    ) -> Result<Reply, CloudError> {
+        let mut attempt = 0;
+        loop {
+            let wait = match send() {
+                Ok(reply) if reply.status >= 500 || busy(&reply) => {
+                    let wait = reply.retry_after.map_or_else(
+                        || http::backoff(attempt, self.deadline),
+                        |after| http::wait_within(after, self.deadline),
+                    );
+                    match wait {
+                        Some(wait) => wait,
+                        None => return Ok(reply),
+                    }
+                }
+                Ok(reply) => return Ok(reply),
+                Err(e) => match http::backoff(attempt, self.deadline) {
+                    Some(wait) => wait,
+                    None => {
+                        return Err(CloudError::Transport(self.credential.scrub(&format!(
+                            "cannot reach {what}: {e} (gave up after {} tries)",
+                            attempt + 1
+                        ))))
+                    }
+                },
+            };
+            log::debug!("azure: {what}: retrying in {} ms", wait.as_millis());
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    /// One ARM call with a bearer token; 429, 409 `AnotherOperationInProgress` and 5xx retried,
+    /// a refused token replaced once. The answer may still be an error: see [`Self::api_error`].
+    fn arm_call(&self, call: &Call, url: &str, what: &str) -> Result<Reply, CloudError> {
+        if origin(url) != origin(&self.config.arm) {
+            return Err(CloudError::Transport(format!(
+                "Azure sent {what} to {}, which is not the Resource Manager endpoint {}; refusing to send it a token",
+                origin(url),
+                self.config.arm
+            )));
+        }
+        let mut fresh_token_tried = false;
+        loop {
+            let token = self.token()?;
+            let bearer = format!("Bearer {}", token.expose());
+            let target = format!("Azure Resource Manager ({what})");
+            // A table busy with another write answers 409 AnotherOperationInProgress: retried
+            // like a 429, after its Retry-After.
+            let busy = |r: &Reply| {
+                r.status == 429 || (r.status == 409 && r.error().0 == "AnotherOperationInProgress")
+            };
+            let reply = self.with_retries(&target, busy, || {
+                exchange(
+                    &self.arm,
+                    call,
+                    url,
+                    &[("Authorization", &bearer)],
+                    self.deadline,
+                )
+            })?;
+            if reply.status == 401 && !fresh_token_tried {
+                fresh_token_tried = true;
+                self.forget_token();
+                continue;
+            }
+            log::debug!("azure: {what}: HTTP {}", reply.status);
+            return Ok(reply);
+        }
+    }
+
+    fn api_error(&self, reply: &Reply) -> CloudError {
+        let (code, message) = reply.error();
+        let message = match reply.status {
+            429 => format!("{message} (still throttled when the event's deadline came)"),
+            409 if code == "AnotherOperationInProgress" => {
+                format!("{message} (table still busy when the event's deadline came)")
+            }
+            s if s >= 500 => format!("{message} (still failing when the event's deadline came)"),
+            _ => message,
+        };
+        CloudError::Api {
+            cloud: "Azure",
+            code,
+            message: self.credential.scrub(&message),
+        }
+    }
+
+    fn route_url(&self, name: &str) -> String {
+        format!(
+            "{}/routes/{}?api-version={API_VERSION}",
+            self.table_url,
+            segment(name)
+        )
+    }
+
+    /// Follows a long-running write until it succeeds, fails, or the deadline comes.
+    fn follow(&self, reply: Reply, what: &str) -> Result<(), CloudError> {
+        if let Some(url) = reply.async_operation.clone() {
+            return self.poll_async_operation(&url, reply.retry_after, what);
+        }
+        if reply.status == 202 {
+            if let Some(url) = reply.location.clone() {
+                return self.poll_location(&url, reply.retry_after, what);
+            }
+        }
+        if provisioning_state(&reply.body).as_deref() == Some("Failed") {
+            return Err(CloudError::Api {
+                cloud: "Azure",
+                code: "ProvisioningFailed".into(),
+                message: format!(
+                    "{what}: ARM accepted the write but the route's provisioningState is Failed"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn pause(
+        &self,
+        retry_after: Option<Duration>,
+        what: &str,
+        last: &str,
+    ) -> Result<(), CloudError> {
+        let wait = retry_after
+            .unwrap_or(self.config.poll_interval)
+            .min(MAX_POLL_INTERVAL);
+        match http::wait_within(wait, self.deadline) {
+            Some(wait) => {
+                std::thread::sleep(wait);
+                Ok(())
+            }
+            None => Err(CloudError::Transport(format!(
+                "Azure had not finished {what} when the event's deadline came (last status: {last}); \
+                 it may still complete: look at Route Table {} before retrying",
+                self.name
+            ))),
+        }
+    }
+
+    /// `Azure-AsyncOperation`: GET until `status` is `Succeeded`, `Failed` or `Canceled`.
+    fn poll_async_operation(
+        &self,
+        url: &str,
+        mut retry_after: Option<Duration>,
+        what: &str,
+    ) -> Result<(), CloudError> {
+        #[derive(Deserialize)]
+        struct Status {
+            status: Option<String>,
+            error: Option<serde_json::Value>,
+        }
+        let mut last = "Accepted".to_string();
+        loop {
+            self.pause(retry_after, what, &last)?;
+            let reply = self.arm_call(&Call::Get, url, what)?;
+            if reply.status != 200 {
+                return Err(self.api_error(&reply));
+            }
+            let status: Status = serde_json::from_str(&reply.body).map_err(|e| {
+                CloudError::Transport(format!(
+                    "Azure answered the status of {what} with something unreadable ({e})"
+                ))
+            })?;
+            last = status.status.unwrap_or_default();
+            match last.as_str() {
+                "Succeeded" => return Ok(()),
+                "Failed" | "Canceled" => {
+                    let body = serde_json::json!({ "error": status.error }).to_string();
+                    let (code, message) = arm_error(200, &body);
+                    let code = if code.starts_with("HTTP") {
+                        format!("Operation{last}")
+                    } else {
+                        code
+                    };
+                    let message = if message.starts_with("HTTP") {
+                        format!("{what} ended {last}")
+                    } else {
+                        message
+                    };
+                    return Err(CloudError::Api {
+                        cloud: "Azure",
+                        code,
+                        message: self.credential.scrub(&message),
+                    });
+                }
+                _ => retry_after = reply.retry_after,
+            }
+        }
+    }
+
+    /// `Location`: GET while 202; 200 or 204 means done.
+    fn poll_location(
+        &self,
+        url: &str,
+        mut retry_after: Option<Duration>,
+        what: &str,
+    ) -> Result<(), CloudError> {
+        loop {
+            self.pause(retry_after, what, "Accepted")?;
+            let reply = self.arm_call(&Call::Get, url, what)?;
+            match reply.status {
+                202 => retry_after = reply.retry_after,
+                200 | 201 | 204 => return Ok(()),
+                _ => return Err(self.api_error(&reply)),
+            }
+        }
+    }
+}
+
+fn provisioning_state(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value
+        .pointer("/properties/provisioningState")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Percent-encodes a query value (the `resource` URI).
+fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 2);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct TableBody {
+    properties: Option<TableProperties>,
+}
+
+#[derive(Deserialize)]
+struct TableProperties {
+    #[serde(default)]
+    routes: Vec<RouteBody>,
+}
+
+#[derive(Deserialize)]
+struct RouteBody {
+    name: String,
+    #[serde(default)]
+    properties: RouteProperties,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RouteProperties {
+    address_prefix: Option<String>,
+    next_hop_type: Option<String>,
+    next_hop_ip_address: Option<String>,
+}
+
+/// The routes of a Route Tables - Get answer; each route's raw prefix goes into `prefixes`.
+fn parse_routes(body: &str, prefixes: &mut HashMap<String, String>) -> Result<Vec<Route>, String> {
+    let table: TableBody = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let routes = table.properties.map(|p| p.routes).unwrap_or_default();
+    prefixes.clear();
+    Ok(routes
+        .into_iter()
+        .map(|r| {
+            let raw = r.properties.address_prefix.unwrap_or_default();
+            // Service tags (`AzureCloud`) are kept as written; they never match a -r CIDR.
+            let destination = raw
+                .parse::<Cidr>()
+                .map_or_else(|_| raw.clone(), |c| c.to_string());
+            let next_hop = match r.properties.next_hop_type.as_deref() {
+                Some(t) if t.eq_ignore_ascii_case("VirtualAppliance") => r
+                    .properties
+                    .next_hop_ip_address
+                    .map(|ip| ip.parse::<std::net::IpAddr>().map_or(ip, |a| a.to_string())),
+                _ => None,
+            };
+            prefixes.insert(r.name.clone(), raw);
+            Route {
+                destination,
+                next_hop,
+                id: r.name,
+            }
+        })
+        .collect())
+}
+
+impl RouteTable for AzureTable {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn read(&mut self) -> Result<Vec<Route>, CloudError> {
+        let url = format!("{}?api-version={API_VERSION}", self.table_url);
+        let what = format!("reading Route Table {}", self.name);
+        let reply = self.arm_call(&Call::Get, &url, &what)?;
+        if reply.status == 404 && reply.error().0 == "ResourceNotFound" {
+            return Err(CloudError::TableNotFound(format!(
+                "{} ({})",
+                self.name, self.location
+            )));
+        }
+        if reply.status != 200 {
+            return Err(self.api_error(&reply));
+        }
+        parse_routes(&reply.body, &mut self.prefixes).map_err(|e| {
+            CloudError::Transport(format!(
+                "Azure answered {what} with something that is not a route table ({e})"
+            ))
+        })
+    }
+
+    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
+        let prefix = self
+            .prefixes
+            .get(&route.id)
+            .cloned()
+            .unwrap_or_else(|| route.destination.clone());
+        let body = serde_json::json!({
+            "properties": {
+                "addressPrefix": prefix,
+                "nextHopType": "VirtualAppliance",
+                "nextHopIpAddress": next_hop,
+            }
+        })
+        .to_string();
+        let what = format!(
+            "writing route {} ({}) in Route Table {}",
+            route.id, route.destination, self.name
+        );
+        let reply = self.arm_call(&Call::Put(&body), &self.route_url(&route.id), &what)?;
+        match reply.status {
+            200..=202 => self.follow(reply, &what),
+            _ => Err(self.api_error(&reply)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_encoded_keys_are_decoded_like_unquote() {
+        let raw = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";
+        assert_eq!(raw.len(), 44);
+        assert_eq!(decode_app_key(raw), raw);
+        assert_eq!(
+            decode_app_key("short%2Bkey"),
+            "short%2Bkey",
+            "44 characters or fewer stay as given"
+        );
+        let encoded = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH%2B%3D%zz%";
+        assert_eq!(
+            decode_app_key(encoded),
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH+=%zz%"
+        );
+    }
+
+    #[test]
+    fn routes_parse_with_only_virtual_appliances_movable() {
+        let body = r#"{"name":"t","properties":{"routes":[
+            {"name":"r1","properties":{"addressPrefix":"10.99.0.0/16","nextHopType":"VirtualAppliance","nextHopIpAddress":"10.0.1.10"}},
+            {"name":"r6","properties":{"addressPrefix":"2001:DB8::/32","nextHopType":"VirtualAppliance","nextHopIpAddress":"2001:DB8::A"}},
+            {"name":"web","properties":{"addressPrefix":"0.0.0.0/0","nextHopType":"Internet"}},
+            {"name":"tag","properties":{"addressPrefix":"AzureCloud","nextHopType":"None"}}]}}"#;
+        let mut prefixes = HashMap::new();
+        let routes = parse_routes(body, &mut prefixes).expect("parses");
+        assert_eq!(routes.len(), 4);
+        assert_eq!(routes[0].next_hop.as_deref(), Some("10.0.1.10"));
+        assert_eq!(routes[1].destination, "2001:db8::/32");
+        assert_eq!(routes[1].next_hop.as_deref(), Some("2001:db8::a"));
+        assert_eq!(
+            prefixes.get("r6").map(String::as_str),
+            Some("2001:DB8::/32")
+        );
+        assert!(!routes[2].movable() && !routes[3].movable());
+        assert_eq!(routes[3].destination, "AzureCloud");
+        assert!(parse_routes("<html>", &mut prefixes).is_err());
+    }
+
+    #[test]
+    fn arm_errors_keep_code_and_message() {
+        let body = r#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' does not have authorization"}}"#;
+        assert_eq!(
+            arm_error(403, body),
+            (
+                "AuthorizationFailed".into(),
+                "The client 'x' does not have authorization".into()
+            )
+        );
+        assert_eq!(arm_error(502, "Bad Gateway").0, "HTTP502");
+        assert!(arm_error(502, "").1.contains("502"));
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(
+            origin("http://127.0.0.1:8080/subscriptions/x?a=b"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(origin("https://h.example"), "https://h.example");
+        assert_ne!(
+            origin("https://h.example.evil/x"),
+            origin("https://h.example/x")
+        );
+    }
+
+    #[test]
+    fn token_lifetime_keeps_a_margin() {
+        assert_eq!(
+            token_lifetime(Some(1_000 + 3_600), None, 1_000),
+            Duration::from_secs(3_300)
+        );
+        assert_eq!(
+            token_lifetime(None, Some(600), 1_000),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            token_lifetime(Some(10), Some(120), 1_000),
+            Duration::from_secs(60)
+        );
+        assert_eq!(token_lifetime(None, None, 1_000), Duration::ZERO);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_or_scrubbed_text() {
+        let credential = Credential::App {
+            tenant: "t".into(),
+            app_id: "a".into(),
+            key: Secret("k3y-s3cret".into()),
+        };
+        assert!(!format!("{credential:?}").contains("k3y-s3cret"));
+        assert_eq!(
+            credential.scrub("echo k3y-s3cret back"),
+            "echo ******** back"
+        );
+    }
+
+    #[test]
+    fn each_cloud_has_its_own_endpoints() {
+        let gov = AzureConfig::for_cloud("azusgov").expect("a cloud");
+        assert_eq!(gov.arm, "https://management.usgovcloudapi.net");
+        assert_eq!(gov.login, "https://login.microsoftonline.us");
+        assert_eq!(gov.resource, "https://management.usgovcloudapi.net/");
+        let china = AzureConfig::for_cloud("azchina").expect("a cloud");
+        assert_eq!(china.login, "https://login.chinacloudapi.cn");
+        assert_eq!(china.imds, "http://169.254.169.254");
+        assert!(AzureConfig::for_cloud("gcp").is_err());
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(segment("rg-(prod).1"), "rg-(prod).1");
+        assert_eq!(segment("a b/é"), "a%20b%2F%C3%A9");
+    }
 }

@@ -69,9 +69,7 @@ impl FileTable {
 
     fn open_file(&self) -> Result<File, CloudError> {
         File::open(&self.path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                CloudError::TableNotFound(format!("{} ({})", self.name, self.path.display()))
-            }
+            std::io::ErrorKind::NotFound => CloudError::TableNotFound(self.name.clone()),
             _ => CloudError::Local(format!("cannot open {}: {e}", self.path.display())),
         })
     }

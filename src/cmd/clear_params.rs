@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use super::{describe_params, Applied, State};
 use crate::cli::{self, Args, CliError};
 use crate::node::{NodeIndex, Param, Provider};
-use crate::paths::HaDir;
 use crate::protocol::{Command, Response};
 
 pub fn help(provider: Provider) -> String {
@@ -63,40 +62,13 @@ pub fn apply(state: &mut State, index: NodeIndex, params: Vec<Param>) -> Applied
             node.params.remove(&Param::AppKey);
         }
     }
-    if let Err(r) = super::check_app_credentials(&node) {
-        return Applied::Reply(r);
-    }
-    let missing = node.missing();
-    if let Err(e) = state.db.put(node.clone()) {
-        return Applied::Reply(Response::bad(format!("400: node {index} not changed: {e}")));
-    }
-    let body = format!(
-        "Cleared parameters on node with index {index}: {}\nRedundancy node configuration:\n{}",
-        describe_params(&params),
-        node.describe()
+    let headline = format!(
+        "Cleared parameters on node with index {index}: {}",
+        describe_params(&params)
     );
-    if missing.is_empty() {
-        Applied::Reply(Response::ok(format!("200: {body}")))
-    } else {
-        Applied::Reply(Response::new(
-            199,
-            format!(
-                "199: Warning: node {index} is not complete for {}: missing {}\n{body}",
-                node.provider,
-                describe_params(&missing)
-            ),
-        ))
-    }
+    super::store_and_reply(state, node, headline)
 }
 
 pub fn main() -> ExitCode {
-    let dir = HaDir::from_env();
-    let provider = match cli::configured_provider(&dir) {
-        Ok(p) => p,
-        Err(e) => return cli::reject(e, ""),
-    };
-    match parse(&cli::argv(), provider) {
-        Ok(command) => cli::send_and_print(&dir, command, |r| r.text.clone()),
-        Err(e) => cli::reject(e, &help(provider)),
-    }
+    cli::main_for_provider(parse, help)
 }

@@ -2,10 +2,9 @@
 
 use std::process::ExitCode;
 
-use super::{check_app_credentials, store_and_reply, validate_params, Applied, State};
+use super::{store_and_reply, validate_params, Applied, State};
 use crate::cli::{self, Args, CliError};
 use crate::node::{Node, NodeIndex, Param, Provider};
-use crate::paths::HaDir;
 use crate::protocol::{Command, Response};
 
 pub fn help(provider: Provider) -> String {
@@ -56,9 +55,6 @@ pub fn apply(
     }
     let mut node = Node::new(index, provider);
     node.params.extend(params);
-    if let Err(r) = check_app_credentials(&node) {
-        return Applied::Reply(r);
-    }
     store_and_reply(
         state,
         node,
@@ -67,13 +63,5 @@ pub fn apply(
 }
 
 pub fn main() -> ExitCode {
-    let dir = HaDir::from_env();
-    let provider = match cli::configured_provider(&dir) {
-        Ok(p) => p,
-        Err(e) => return cli::reject(e, ""),
-    };
-    match parse(&cli::argv(), provider) {
-        Ok(command) => cli::send_and_print(&dir, command, |r| r.text.clone()),
-        Err(e) => cli::reject(e, &help(provider)),
-    }
+    cli::main_for_provider(parse, help)
 }

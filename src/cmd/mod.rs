@@ -84,7 +84,7 @@ pub(crate) fn validate_params(
 }
 
 /// `-a` (Azure app id) is only usable with its tenant and key.
-pub(crate) fn check_app_credentials(node: &Node) -> Result<(), Response> {
+fn check_app_credentials(node: &Node) -> Result<(), Response> {
     if node.provider == Provider::Azure
         && node.get(Param::AppId).is_some()
         && (node.get(Param::TenantId).is_none() || node.get(Param::AppKey).is_none())
@@ -100,6 +100,9 @@ pub(crate) fn check_app_credentials(node: &Node) -> Result<(), Response> {
 /// warning first when the node still lacks what its provider needs. Complete nodes are checked
 /// against the live route table before the reply goes out.
 pub(crate) fn store_and_reply(state: &mut State, node: Node, headline: String) -> Applied {
+    if let Err(r) = check_app_credentials(&node) {
+        return Applied::Reply(r);
+    }
     let index = node.index;
     if let Err(e) = state.db.put(node.clone()) {
         log::error!("node {index}: cannot store: {e}");

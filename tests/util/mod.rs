@@ -1,5 +1,5 @@
 //! Test helper: a fresh HA directory, a real `ha_server` process, and the real client binaries.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::new_without_default)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -40,6 +40,19 @@ impl Ha {
     pub fn with_env(mut self, key: &str, value: &str) -> Ha {
         self.env.push((key.into(), value.into()));
         self
+    }
+
+    /// Replaces the event handler by a shell script with this body.
+    pub fn with_handler(self, body: &str) -> Ha {
+        let path = self._tmp.path().join("handler.sh");
+        write_exec(&path, &format!("#!/bin/sh\n{body}\n"));
+        let path = path.to_str().expect("utf8 path").to_string();
+        self.with_env("CSR_HA_HANDLER", &path)
+    }
+
+    /// A scratch directory beside the HA directory.
+    pub fn scratch(&self) -> &Path {
+        self._tmp.path()
     }
 
     fn command(&self, name: &str) -> Command {

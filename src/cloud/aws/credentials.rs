@@ -1,0 +1,549 @@
+//! AWS credentials, looked for where the AWS tools look, in their order:
+//!
+//! 1. the environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`;
+//! 2. the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`),
+//!    profile `AWS_PROFILE`, else `default`;
+//! 3. the instance's IAM role through IMDSv2:
+//!
+//! ```text
+//! PUT <imds>/latest/api/token                      X-aws-ec2-metadata-token-ttl-seconds: 21600
+//!   -> token
+//! GET <imds>/latest/meta-data/iam/security-credentials/        X-aws-ec2-metadata-token: token
+//!   -> role name
+//! GET <imds>/latest/meta-data/iam/security-credentials/<role>  X-aws-ec2-metadata-token: token
+//!   -> {"Code":"Success","AccessKeyId":..,"SecretAccessKey":..,"Token":..,"Expiration":"..Z"}
+//! ```
+//!
+//! The token and the role's credentials are kept in memory (per metadata endpoint) until shortly
+//! before they expire, so a server that runs many events pays the metadata round trips once per
+//! few hours. A `401` from the metadata service means the token expired early (the instance was
+//! stopped, the service restarted): the token is dropped and fetched again, once.
+//!
+//! No secret leaves this module except into the signer: [`Credentials`]' `Debug` masks them and
+//! no error message quotes a response body.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+
+use super::sigv4::parse_utc;
+use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::CloudError;
+
+/// An access key, with the session token that goes with temporary (role) credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl Credentials {
+    pub fn new(
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Credentials {
+        Credentials {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: secret_access_key.to_string(),
+            session_token: session_token.filter(|t| !t.is_empty()).map(str::to_string),
+        }
+    }
+}
+
+/// Shows the key id (it is no secret: CloudTrail and IAM show it) and masks the rest.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &crate::node::mask(&self.secret_access_key),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_deref().map(crate::node::mask),
+            )
+            .finish()
+    }
+}
+
+/// Where credentials are looked for; [`CredentialSources::from_env`] fills it the AWS way, tests
+/// fill it by hand so that no test touches the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialSources {
+    /// Keys from the environment, if both `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are set.
+    pub static_keys: Option<Credentials>,
+    /// The shared credentials file; `None` when no home directory is known.
+    pub shared_file: Option<PathBuf>,
+    /// `AWS_PROFILE`; `None` means `default`, and a missing `default` profile is no error.
+    pub profile: Option<String>,
+    /// The instance metadata service; `None` when disabled (`AWS_EC2_METADATA_DISABLED=true`).
+    pub imds: Option<ImdsConfig>,
+}
+
+/// Where the instance metadata service is and how long its session tokens should live.
+#[derive(Debug, Clone)]
+pub struct ImdsConfig {
+    /// `http://169.254.169.254` or `AWS_EC2_METADATA_SERVICE_ENDPOINT`, without trailing `/`.
+    pub endpoint: String,
+    /// The TTL asked for each session token (IMDS accepts 1 s to 6 h).
+    pub token_ttl: Duration,
+}
+
+/// The metadata service's address on every EC2 instance.
+pub const IMDS_DEFAULT: &str = "http://169.254.169.254";
+/// Tokens are asked for the longest TTL IMDS grants.
+pub const IMDS_TOKEN_TTL: Duration = Duration::from_secs(21_600);
+/// Role credentials are renewed this long before they expire.
+const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
+/// The metadata service's address when `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`.
+pub const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
+/// How many times one metadata request is tried (a machine without a metadata service must not
+/// spend the whole event deadline finding out).
+const IMDS_TRIES: u32 = 2;
+
+impl CredentialSources {
+    pub fn from_env() -> CredentialSources {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let static_keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => Some(Credentials::new(
+                id.trim(),
+                secret.trim(),
+                var("AWS_SESSION_TOKEN").as_deref(),
+            )),
+            (Some(_), None) => {
+                log::warn!(
+                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: ignoring both"
+                );
+                None
+            }
+            _ => None,
+        };
+        let shared_file = var("AWS_SHARED_CREDENTIALS_FILE")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|home| Path::new(&home).join(".aws").join("credentials")));
+        let imds_disabled =
+            var("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let ipv6 = var("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE")
+            .is_some_and(|m| m.eq_ignore_ascii_case("ipv6"));
+        let default = if ipv6 {
+            IMDS_DEFAULT_IPV6
+        } else {
+            IMDS_DEFAULT
+        };
+        let imds = (!imds_disabled).then(|| ImdsConfig {
+            endpoint: http::endpoint(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], default),
+            token_ttl: IMDS_TOKEN_TTL,
+        });
+        CredentialSources {
+            static_keys,
+            shared_file,
+            profile: var("AWS_PROFILE"),
+            imds,
+        }
+    }
+
+    /// The first credentials found, and where they came from (for the log).
+    pub fn resolve(&self, deadline: Instant) -> Result<(Credentials, String), CloudError> {
+        let mut tried = Vec::new();
+        match &self.static_keys {
+            Some(keys) => return Ok((keys.clone(), "environment".into())),
+            None => tried.push("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set".to_string()),
+        }
+        let profile = self.profile.as_deref().unwrap_or("default");
+        match &self.shared_file {
+            Some(path) => match from_file(path, profile, self.profile.is_some())? {
+                Some(keys) => return Ok((keys, format!("{} [{profile}]", path.display()))),
+                None => tried.push(format!("no profile [{profile}] in {}", path.display())),
+            },
+            None => tried.push("no shared credentials file (HOME not set)".into()),
+        }
+        match &self.imds {
+            Some(imds) => match from_imds(imds, deadline) {
+                Ok(keys) => return Ok((keys, format!("instance role via {}", imds.endpoint))),
+                Err(e) => tried.push(format!("instance role: {e}")),
+            },
+            None => tried.push("instance metadata disabled (AWS_EC2_METADATA_DISABLED)".into()),
+        }
+        Err(CloudError::Auth(format!(
+            "no AWS credentials found: {}",
+            tried.join("; ")
+        )))
+    }
+}
+
+/// Keys of `profile` in a shared credentials file. A missing file or profile is `None` unless
+/// the profile was asked for by name; a profile without both keys is an error.
+fn from_file(
+    path: &Path,
+    profile: &str,
+    explicit: bool,
+) -> Result<Option<Credentials>, CloudError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
+        Err(e) => {
+            return Err(CloudError::Auth(format!(
+                "cannot read {} (AWS_PROFILE={profile}): {e}",
+                path.display()
+            )))
+        }
+    };
+    let sections = parse_ini(&text);
+    let wanted = [profile.to_string(), format!("profile {profile}")];
+    let Some(keys) = wanted.iter().find_map(|name| sections.get(name)) else {
+        if explicit {
+            return Err(CloudError::Auth(format!(
+                "profile [{profile}] (AWS_PROFILE) not found in {}",
+                path.display()
+            )));
+        }
+        return Ok(None);
+    };
+    let get = |k: &str| keys.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+        (Some(id), Some(secret)) => {
+            Ok(Some(Credentials::new(id, secret, get("aws_session_token"))))
+        }
+        _ => Err(CloudError::Auth(format!(
+            "profile [{profile}] in {} lacks aws_access_key_id or aws_secret_access_key",
+            path.display()
+        ))),
+    }
+}
+
+/// `[section]` headers and `key = value` lines; `#` and `;` start comments.
+fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim().to_string();
+            sections.entry(name.clone()).or_default();
+            current = Some(name);
+        } else if let (Some(section), Some((key, value))) = (&current, line.split_once('=')) {
+            if let Some(keys) = sections.get_mut(section) {
+                keys.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+            }
+        }
+    }
+    sections
+}
+
+/// Tokens and role credentials per metadata endpoint, for the life of the process.
+static IMDS_CACHE: Mutex<BTreeMap<String, ImdsCache>> = Mutex::new(BTreeMap::new());
+
+#[derive(Default)]
+struct ImdsCache {
+    /// The session token and when to stop using it.
+    token: Option<(String, Instant)>,
+    /// The role's credentials and when to stop using them.
+    credentials: Option<(Credentials, SystemTime)>,
+}
+
+fn with_cache<T>(endpoint: &str, f: impl FnOnce(&mut ImdsCache) -> T) -> T {
+    // A poisoned lock only means another thread panicked mid-update; the cache is still a
+    // plain value, and the worst case is one extra fetch.
+    let mut cache = IMDS_CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(cache.entry(endpoint.to_string()).or_default())
+}
+
+/// Why a metadata request failed.
+enum ImdsError {
+    /// The token was refused (expired or revoked): fetch a new one and try again.
+    Unauthorized,
+    Other(String),
+}
+
+impl fmt::Display for ImdsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImdsError::Unauthorized => {
+                f.write_str("the metadata service refused a fresh session token (401)")
+            }
+            ImdsError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+fn from_imds(config: &ImdsConfig, deadline: Instant) -> Result<Credentials, String> {
+    let cached = with_cache(&config.endpoint, |c| {
+        c.credentials
+            .as_ref()
+            .filter(|(_, until)| SystemTime::now() < *until)
+            .map(|(k, _)| k.clone())
+    });
+    if let Some(keys) = cached {
+        return Ok(keys);
+    }
+    let agent = http::agent(ProxyUse::Never);
+    let (keys, until) = match fetch_role_credentials(&agent, config, deadline, false) {
+        Err(ImdsError::Unauthorized) => {
+            log::info!(
+                "instance metadata at {}: session token refused, fetching a new one",
+                config.endpoint
+            );
+            fetch_role_credentials(&agent, config, deadline, true)
+        }
+        other => other,
+    }
+    .map_err(|e| e.to_string())?;
+    with_cache(&config.endpoint, |c| {
+        c.credentials = until.map(|u| (keys.clone(), u))
+    });
+    Ok(keys)
+}
+
+/// The role's credentials and until when they may be reused (`None`: do not cache).
+fn fetch_role_credentials(
+    agent: &ureq::Agent,
+    config: &ImdsConfig,
+    deadline: Instant,
+    fresh_token: bool,
+) -> Result<(Credentials, Option<SystemTime>), ImdsError> {
+    let token = session_token(agent, config, deadline, fresh_token)?;
+    const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
+    let roles = imds_get(agent, config, &token, ROLES, deadline)?;
+    let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return Err(ImdsError::Other(format!(
+            "{}{ROLES} lists no IAM role: attach one to the instance",
+            config.endpoint
+        )));
+    };
+    let body = imds_get(agent, config, &token, &format!("{ROLES}{role}"), deadline)?;
+    parse_role_credentials(&body, role).map_err(ImdsError::Other)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RoleCredentials {
+    code: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    token: Option<String>,
+    expiration: Option<String>,
+}
+
+fn parse_role_credentials(
+    body: &str,
+    role: &str,
+) -> Result<(Credentials, Option<SystemTime>), String> {
+    // The body holds the secret: the error quotes only where parsing stopped.
+    let parsed: RoleCredentials = serde_json::from_str(body).map_err(|e| {
+        format!(
+            "credentials of role {role} are not JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    if let Some(code) = parsed.code.as_deref().filter(|c| *c != "Success") {
+        return Err(format!(
+            "credentials of role {role} not available: Code {code}"
+        ));
+    }
+    let (Some(id), Some(secret)) = (parsed.access_key_id, parsed.secret_access_key) else {
+        return Err(format!(
+            "credentials of role {role} lack AccessKeyId or SecretAccessKey"
+        ));
+    };
+    let keys = Credentials::new(&id, &secret, parsed.token.as_deref());
+    let until = match parsed.expiration.as_deref().map(parse_utc) {
+        Some(Some(expires)) => expires
+            .checked_sub(CREDENTIALS_MARGIN)
+            .filter(|u| *u > SystemTime::now()),
+        Some(None) => {
+            return Err(format!(
+                "credentials of role {role} have an unreadable Expiration"
+            ))
+        }
+        None => Some(SystemTime::now() + CREDENTIALS_MARGIN),
+    };
+    Ok((keys, until))
+}
+
+/// The cached session token, or a new one from `PUT /latest/api/token`.
+fn session_token(
+    agent: &ureq::Agent,
+    config: &ImdsConfig,
+    deadline: Instant,
+    fresh: bool,
+) -> Result<String, ImdsError> {
+    if !fresh {
+        let cached = with_cache(&config.endpoint, |c| {
+            c.token
+                .as_ref()
+                .filter(|(_, until)| Instant::now() < *until)
+                .map(|(t, _)| t.clone())
+        });
+        if let Some(token) = cached {
+            return Ok(token);
+        }
+    }
+    let ttl = config
+        .token_ttl
+        .as_secs()
+        .clamp(1, IMDS_TOKEN_TTL.as_secs());
+    let url = format!("{}/latest/api/token", config.endpoint);
+    let started = Instant::now();
+    let token = imds_request(config, "/latest/api/token", deadline, || {
+        agent
+            .put(&url)
+            .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
+            .send_empty()
+    })?;
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(ImdsError::Other(format!(
+            "{url} answered an empty session token"
+        )));
+    }
+    // Renew a little before IMDS would refuse it: a minute early, or half the TTL if shorter.
+    let ttl = Duration::from_secs(ttl);
+    let until = started + ttl - (ttl / 2).min(Duration::from_secs(60));
+    with_cache(&config.endpoint, |c| c.token = Some((token.clone(), until)));
+    Ok(token)
+}
+
+fn imds_get(
+    agent: &ureq::Agent,
+    config: &ImdsConfig,
+    token: &str,
+    path: &str,
+    deadline: Instant,
+) -> Result<String, ImdsError> {
+    let url = format!("{}{path}", config.endpoint);
+    imds_request(config, path, deadline, || {
+        agent
+            .get(&url)
+            .header("X-aws-ec2-metadata-token", token)
+            .call()
+    })
+}
+
+/// One metadata request, tried up to [`IMDS_TRIES`] times on connection errors and 5xx.
+fn imds_request(
+    config: &ImdsConfig,
+    path: &str,
+    deadline: Instant,
+    send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<String, ImdsError> {
+    let where_ = format!("instance metadata {}{path}", config.endpoint);
+    let mut attempt = 0;
+    loop {
+        let failure = match send() {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                match status {
+                    200 => {
+                        return response.body_mut().read_to_string().map_err(|e| {
+                            ImdsError::Other(format!("{where_}: reading the answer: {e}"))
+                        })
+                    }
+                    401 => return Err(ImdsError::Unauthorized),
+                    404 if path.contains("security-credentials") => {
+                        return Err(ImdsError::Other(format!(
+                            "{where_}: 404, no IAM role is attached to this instance"
+                        )))
+                    }
+                    500..=599 => format!("{where_}: HTTP {status}"),
+                    _ => return Err(ImdsError::Other(format!("{where_}: HTTP {status}"))),
+                }
+            }
+            Err(e) => format!("{where_}: {e}"),
+        };
+        attempt += 1;
+        match http::backoff(attempt - 1, deadline).filter(|_| attempt < IMDS_TRIES) {
+            Some(wait) => std::thread::sleep(wait),
+            None => return Err(ImdsError::Other(failure)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_secrets() {
+        let keys = Credentials::new(
+            "AKIAEXAMPLE",
+            "very-secret-key",
+            Some("session-token-value"),
+        );
+        let shown = format!("{keys:?}");
+        assert!(shown.contains("AKIAEXAMPLE"));
+        assert!(
+            !shown.contains("very-secret-key") && !shown.contains("session-token-value"),
+            "{shown}"
+        );
+        let sources = CredentialSources {
+            static_keys: Some(keys),
+            ..Default::default()
+        };
+        assert!(!format!("{sources:?}").contains("very-secret-key"));
+    }
+
+    #[test]
+    fn shared_file_profiles() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("credentials");
+        std::fs::write(
+            &path,
+            "# comment\n[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s1\n\n\
+             [ops]\naws_access_key_id=AKIAOPS\naws_secret_access_key=s2\naws_session_token = t2\n[broken]\naws_access_key_id=x\n",
+        )
+        .expect("write");
+        let keys = from_file(&path, "default", false)
+            .expect("ok")
+            .expect("found");
+        assert_eq!(
+            (keys.access_key_id.as_str(), keys.session_token),
+            ("AKIADEFAULT", None)
+        );
+        let keys = from_file(&path, "ops", true).expect("ok").expect("found");
+        assert_eq!(keys.session_token.as_deref(), Some("t2"));
+        assert_eq!(from_file(&path, "nothere", false), Ok(None));
+        let err = from_file(&path, "nothere", true).expect_err("explicit profile must exist");
+        assert!(
+            err.to_string()
+                .contains("profile [nothere] (AWS_PROFILE) not found"),
+            "{err}"
+        );
+        let err = from_file(&path, "broken", false).expect_err("half a profile");
+        assert!(
+            err.to_string()
+                .contains("lacks aws_access_key_id or aws_secret_access_key"),
+            "{err}"
+        );
+        assert_eq!(
+            from_file(&dir.path().join("none"), "default", false),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn role_credentials_parse_and_expire() {
+        let body = r#"{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2999-01-01T00:00:00Z"}"#;
+        let (keys, until) = parse_role_credentials(body, "r").expect("parses");
+        assert_eq!(keys.session_token.as_deref(), Some("tok"));
+        assert!(until.is_some());
+        let soon = r#"{"Code":"Success","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2000-01-01T00:00:00Z"}"#;
+        assert_eq!(parse_role_credentials(soon, "r").map(|(_, u)| u), Ok(None));
+        let err = parse_role_credentials(r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"sek""#, "r")
+            .expect_err("truncated");
+        assert!(!err.contains("sek"), "{err}");
+        let err = parse_role_credentials(r#"{"Code":"Failure"}"#, "r").expect_err("failed code");
+        assert!(err.contains("Code Failure"));
+    }
+}

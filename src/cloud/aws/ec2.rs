@@ -1,0 +1,324 @@
+//! The EC2 Query API: one signed form POST per call, XML back.
+//!
+//! ```text
+//! POST / HTTP/1.1
+//! Host: ec2.us-east-1.amazonaws.com
+//! Content-Type: application/x-www-form-urlencoded; charset=utf-8
+//! X-Amz-Date: 20261124T191500Z
+//! X-Amz-Security-Token: ...                     (role credentials only)
+//! Authorization: AWS4-HMAC-SHA256 Credential=AKIA.../20261124/us-east-1/ec2/aws4_request, ...
+//!
+//! Action=DescribeRouteTables&RouteTableId.1=rtb-0abc1234&Version=2016-11-15
+//! ```
+//!
+//! Errors come back as
+//! `<Response><Errors><Error><Code>..</Code><Message>..</Message></Error></Errors>..</Response>`
+//! (IAM and STS use `<ErrorResponse><Error>..`). Throttling (`RequestLimitExceeded`), 5xx and
+//! connection failures are retried with backoff until the event's deadline; anything else is
+//! handed back at once with AWS's code and message.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Instant, SystemTime};
+
+use serde::Deserialize;
+
+use super::credentials::Credentials;
+use super::sigv4::{self, amz_date, uri_encode};
+use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::CloudError;
+
+/// The EC2 API version every call names.
+pub const EC2_VERSION: &str = "2016-11-15";
+
+/// Error codes that mean "slow down or try again", whatever the HTTP status.
+const RETRY_CODES: &[&str] = &[
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+];
+
+/// A signed client for one Query API endpoint (EC2 by default).
+pub struct Ec2Client {
+    agent: ureq::Agent,
+    endpoint: String,
+    host: String,
+    path: String,
+    region: String,
+    service: String,
+    version: String,
+    credentials: Credentials,
+    calls: AtomicU32,
+}
+
+impl Ec2Client {
+    /// A client for `endpoint` (`https://ec2.us-east-1.amazonaws.com`) signing for `region`.
+    pub fn new(
+        endpoint: &str,
+        region: &str,
+        credentials: Credentials,
+    ) -> Result<Ec2Client, CloudError> {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        let bad = |why: &str| {
+            CloudError::Local(format!("AWS endpoint {endpoint:?} is not usable: {why}"))
+        };
+        let uri: ureq::http::Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| bad("no http:// or https://"))?;
+        let host = uri.host().ok_or_else(|| bad("no host"))?;
+        let default_port = match scheme {
+            "https" => 443,
+            "http" => 80,
+            _ => return Err(bad("scheme must be http or https")),
+        };
+        let host = match uri.port_u16() {
+            Some(port) if port != default_port => format!("{host}:{port}"),
+            _ => host.to_string(),
+        };
+        let path = match uri.path() {
+            "" => "/".to_string(),
+            p => p.to_string(),
+        };
+        Ok(Ec2Client {
+            agent: http::agent(ProxyUse::FromEnv),
+            endpoint,
+            host,
+            path,
+            region: region.to_string(),
+            service: "ec2".into(),
+            version: EC2_VERSION.into(),
+            credentials,
+            calls: AtomicU32::new(0),
+        })
+    }
+
+    /// The same client for another Query API service on the same endpoint (`iam`, `2010-05-08`);
+    /// tests use it to prepare an emulator.
+    pub fn for_service(mut self, service: &str, version: &str) -> Ec2Client {
+        self.service = service.to_string();
+        self.version = version.to_string();
+        self
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// HTTP requests sent so far, retries included.
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Calls `action` with `params` and returns the response body, retrying throttling, 5xx and
+    /// connection errors until `deadline`.
+    pub fn call(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<String, CloudError> {
+        let mut fields = vec![("Action", action), ("Version", self.version.as_str())];
+        fields.extend_from_slice(params);
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut attempt = 0;
+        loop {
+            let error = match self.send_once(&body, deadline) {
+                Ok((status, text)) if (200..300).contains(&status) => return Ok(text),
+                Ok((status, text)) => {
+                    let error = api_error(status, &text, &self.endpoint);
+                    let retry = status >= 500
+                        || matches!(&error, CloudError::Api { code, .. } if RETRY_CODES.contains(&code.as_str()));
+                    if !retry {
+                        return Err(error);
+                    }
+                    error
+                }
+                Err(e) => {
+                    CloudError::Transport(format!("cannot reach AWS at {}: {e}", self.endpoint))
+                }
+            };
+            match http::backoff(attempt, deadline) {
+                Some(wait) => {
+                    log::warn!(
+                        "AWS {action}: {error}; try {} in {} ms",
+                        attempt + 2,
+                        wait.as_millis()
+                    );
+                    std::thread::sleep(wait);
+                    attempt += 1;
+                }
+                None => return Err(gave_up(error, attempt + 1)),
+            }
+        }
+    }
+
+    fn send_once(&self, body: &str, deadline: Instant) -> Result<(u16, String), ureq::Error> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let date = amz_date(SystemTime::now());
+        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+        let mut headers = vec![
+            ("content-type", content_type),
+            ("host", self.host.as_str()),
+            ("x-amz-date", date.as_str()),
+        ];
+        if let Some(token) = &self.credentials.session_token {
+            headers.push(("x-amz-security-token", token.as_str()));
+        }
+        let request = sigv4::Request {
+            method: "POST",
+            path: &self.path,
+            query: "",
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let scope = sigv4::Scope {
+            region: &self.region,
+            service: &self.service,
+        };
+        let authorization = sigv4::authorization(&self.credentials, &scope, &request, &date);
+
+        let mut builder = self.agent.post(&self.endpoint);
+        for (name, value) in &headers {
+            builder = builder.header(*name, *value);
+        }
+        builder = builder.header("authorization", &authorization);
+        // Never wait on one request past the event's deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < http::GLOBAL_TIMEOUT {
+            builder = builder
+                .config()
+                .timeout_global(Some(left.max(std::time::Duration::from_millis(1))))
+                .build();
+        }
+        let mut response = builder.send(body)?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string()?;
+        Ok((status, text))
+    }
+}
+
+fn gave_up(error: CloudError, tries: u32) -> CloudError {
+    if tries < 2 {
+        return error;
+    }
+    let suffix = format!(" (gave up after {tries} tries, the event's deadline is near)");
+    match error {
+        CloudError::Api {
+            cloud,
+            code,
+            message,
+        } => CloudError::Api {
+            cloud,
+            code,
+            message: message + &suffix,
+        },
+        CloudError::Transport(m) => CloudError::Transport(m + &suffix),
+        other => other,
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorXml {
+    #[serde(rename = "Code", default)]
+    code: String,
+    #[serde(rename = "Message", default)]
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorsXml {
+    #[serde(rename = "Error", default)]
+    error: Vec<ErrorXml>,
+}
+
+/// EC2: `<Response><Errors><Error>..`.
+#[derive(Deserialize)]
+struct Ec2ErrorResponse {
+    #[serde(rename = "Errors")]
+    errors: ErrorsXml,
+}
+
+/// IAM, STS: `<ErrorResponse><Error>..`.
+#[derive(Deserialize)]
+struct QueryErrorResponse {
+    #[serde(rename = "Error")]
+    error: ErrorXml,
+}
+
+/// The AWS error in a non-2xx answer, or a transport error naming the status if the body is not
+/// AWS's (a proxy's error page, say).
+fn api_error(status: u16, body: &str, endpoint: &str) -> CloudError {
+    let first = quick_xml::de::from_str::<Ec2ErrorResponse>(body)
+        .ok()
+        .and_then(|r| r.errors.error.into_iter().next())
+        .or_else(|| {
+            quick_xml::de::from_str::<QueryErrorResponse>(body)
+                .ok()
+                .map(|r| r.error)
+        });
+    match first {
+        Some(e) if !e.code.is_empty() => CloudError::Api {
+            cloud: "AWS",
+            code: e.code,
+            message: e.message,
+        },
+        _ => {
+            let excerpt: String = body.chars().take(200).collect();
+            CloudError::Transport(format!(
+                "AWS at {endpoint} answered HTTP {status} without an AWS error: {}",
+                excerpt.split_whitespace().collect::<Vec<_>>().join(" ")
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec2_errors_become_code_and_message() {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>InvalidRouteTableID.NotFound</Code>\
+                    <Message>The routeTable ID 'rtb-0abc1234' does not exist</Message></Error></Errors>\
+                    <RequestID>ea966190-f9aa-478e-9ede-example</RequestID></Response>";
+        let error = api_error(400, body, "https://ec2.us-east-1.amazonaws.com");
+        assert_eq!(
+            error.to_string(),
+            "AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist"
+        );
+        let iam = "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
+                   <Code>AccessDenied</Code><Message>nope</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+        assert_eq!(
+            api_error(403, iam, "x").to_string(),
+            "AWS AccessDenied: nope"
+        );
+        let html = api_error(502, "<html><body>Bad   Gateway</body></html>", "https://e");
+        assert_eq!(html.to_string(), "AWS at https://e answered HTTP 502 without an AWS error: <html><body>Bad Gateway</body></html>");
+    }
+
+    #[test]
+    fn endpoints_give_the_signed_host() {
+        let keys = Credentials::new("AKIA", "s", None);
+        let c = Ec2Client::new("http://127.0.0.1:5000/", "us-east-1", keys.clone()).expect("valid");
+        assert_eq!(
+            (c.host.as_str(), c.path.as_str(), c.endpoint()),
+            ("127.0.0.1:5000", "/", "http://127.0.0.1:5000")
+        );
+        let c = Ec2Client::new(
+            "https://ec2.eu-west-1.amazonaws.com:443",
+            "eu-west-1",
+            keys.clone(),
+        )
+        .expect("valid");
+        assert_eq!(c.host, "ec2.eu-west-1.amazonaws.com");
+        assert!(Ec2Client::new("ec2.example", "us-east-1", keys).is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! AWS VPC route tables over the EC2 Query API, with no SDK.
+//!
+//! A node names its table, region and own network interface: `-t rtb-… -rg us-east-1 -n eni-…`.
+//! An event reads the table once (`DescribeRouteTables`) and moves routes with `ReplaceRoute`
+//! (`NetworkInterfaceId`, and `DestinationCidrBlock` or `DestinationIpv6CidrBlock`). Only routes
+//! that point at a network interface can move: the local route, gateways, NAT and peering routes
+//! have no next hop here ([`Route::next_hop`] is `None`), so the generic engine never touches
+//! them (AWS would refuse anyway).
+//!
+//! Endpoints: `AWS_ENDPOINT_URL_EC2`, else `AWS_ENDPOINT_URL`, else
+//! `https://ec2.<region>.amazonaws.com`; the API honours `HTTPS_PROXY`/`NO_PROXY`, the metadata
+//! service is never proxied. Credentials: see [`credentials`]. Everything the environment decides
+//! is gathered in [`AwsConfig`], so tests pass it explicitly instead of mutating the process
+//! environment.
+
+pub mod credentials;
+pub mod ec2;
+pub mod sigv4;
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+pub use credentials::{CredentialSources, Credentials, ImdsConfig};
+pub use ec2::Ec2Client;
+
+use super::{apply, fail_all, CloudError, NodeOutcome, Route, RouteTable, Work};
+use crate::event_log::EventLog;
+use crate::node::{Cidr, Param};
+
+/// What the AWS provider takes from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct AwsConfig {
+    /// The EC2 endpoint; `None` means `https://ec2.<region>.amazonaws.com`.
+    pub endpoint: Option<String>,
+    pub credentials: CredentialSources,
+}
+
+impl AwsConfig {
+    /// The configuration the AWS CLI would use in this environment.
+    pub fn from_env() -> AwsConfig {
+        let endpoint =
+            crate::cloud::http::endpoint(&["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"], "");
+        AwsConfig {
+            endpoint: (!endpoint.is_empty()).then_some(endpoint),
+            credentials: CredentialSources::from_env(),
+        }
+    }
+
+    /// The EC2 endpoint for `region`.
+    pub fn endpoint_for(&self, region: &str) -> String {
+        match &self.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None if region.starts_with("cn-") => format!("https://ec2.{region}.amazonaws.com.cn"),
+            None => format!("https://ec2.{region}.amazonaws.com"),
+        }
+    }
+}
+
+/// Opens the route table of the group's first node, configured from the environment.
+pub fn open(work: &Work, deadline: Instant) -> Result<Box<dyn RouteTable>, CloudError> {
+    open_with(work, deadline, &AwsConfig::from_env())
+}
+
+/// Opens the route table of the group's first node: finds credentials, builds the client.
+pub fn open_with(
+    work: &Work,
+    deadline: Instant,
+    config: &AwsConfig,
+) -> Result<Box<dyn RouteTable>, CloudError> {
+    Ok(Box::new(Ec2Table::open(work, deadline, config)?))
+}
+
+/// [`crate::cloud::run`] for AWS with an explicit configuration.
+pub fn run_with(work: &Work, config: &AwsConfig) -> Vec<NodeOutcome> {
+    let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
+    let mut log = EventLog::new(work);
+    let outcomes = match Ec2Table::open(work, deadline, config) {
+        Ok(mut table) => apply(&mut table, work, &mut log),
+        Err(e) => fail_all(work, &e, &mut log),
+    };
+    log.finish(&outcomes);
+    outcomes
+}
+
+/// One VPC route table.
+pub struct Ec2Table {
+    client: Ec2Client,
+    table_id: String,
+    deadline: Instant,
+}
+
+impl Ec2Table {
+    pub fn open(
+        work: &Work,
+        deadline: Instant,
+        config: &AwsConfig,
+    ) -> Result<Ec2Table, CloudError> {
+        let node = work
+            .nodes
+            .first()
+            .ok_or_else(|| CloudError::Local("no node to act on".into()))?;
+        let missing = |param: Param| {
+            CloudError::Local(format!(
+                "node {} has no {} ({}): set it with set_params",
+                node.index,
+                param.key(),
+                param.flag()
+            ))
+        };
+        let table_id = node
+            .get(Param::RouteTableId)
+            .ok_or_else(|| missing(Param::RouteTableId))?;
+        let region = node
+            .get(Param::Region)
+            .ok_or_else(|| missing(Param::Region))?;
+        let (credentials, source) = config.credentials.resolve(deadline)?;
+        log::info!(
+            "node {}: AWS credentials from {source}, key id {}",
+            node.index,
+            credentials.access_key_id
+        );
+        let client = Ec2Client::new(&config.endpoint_for(region), region, credentials)?;
+        Ok(Ec2Table {
+            client,
+            table_id: table_id.to_string(),
+            deadline,
+        })
+    }
+
+    /// HTTP requests sent so far (retries included), for benchmarks.
+    pub fn calls(&self) -> u32 {
+        self.client.calls()
+    }
+}
+
+impl RouteTable for Ec2Table {
+    fn name(&self) -> String {
+        self.table_id.clone()
+    }
+
+    fn read(&mut self) -> Result<Vec<Route>, CloudError> {
+        let body = self.client.call(
+            "DescribeRouteTables",
+            &[("RouteTableId.1", &self.table_id)],
+            self.deadline,
+        )?;
+        let routes = parse_route_table(&body, &self.table_id).map_err(|e| {
+            CloudError::Transport(format!(
+                "AWS at {} answered DescribeRouteTables with XML we cannot read: {e}",
+                self.client.endpoint()
+            ))
+        })?;
+        routes.ok_or_else(|| CloudError::TableNotFound(self.table_id.clone()))
+    }
+
+    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
+        let destination = destination_param(&route.destination);
+        let body = self.client.call(
+            "ReplaceRoute",
+            &[
+                ("RouteTableId", &self.table_id),
+                (destination, &route.destination),
+                ("NetworkInterfaceId", next_hop),
+            ],
+            self.deadline,
+        )?;
+        if body.contains("<return>false</return>") {
+            return Err(CloudError::Transport(format!(
+                "AWS answered ReplaceRoute of {} in {} with return=false: the route was not changed",
+                route.destination, self.table_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The `ReplaceRoute` parameter that names a destination of this form.
+fn destination_param(destination: &str) -> &'static str {
+    if destination.starts_with("pl-") {
+        "DestinationPrefixListId"
+    } else if destination.contains(':') {
+        "DestinationIpv6CidrBlock"
+    } else {
+        "DestinationCidrBlock"
+    }
+}
+
+#[derive(Deserialize)]
+struct Items<T> {
+    #[serde(rename = "item", default = "Vec::new")]
+    item: Vec<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeRouteTablesResponse {
+    route_table_set: Option<Items<RouteTableXml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteTableXml {
+    route_table_id: String,
+    route_set: Option<Items<RouteXml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteXml {
+    destination_cidr_block: Option<String>,
+    destination_ipv6_cidr_block: Option<String>,
+    destination_prefix_list_id: Option<String>,
+    network_interface_id: Option<String>,
+}
+
+/// The routes of `table_id` in a `DescribeRouteTablesResponse`; `None` if it is not there.
+fn parse_route_table(body: &str, table_id: &str) -> Result<Option<Vec<Route>>, quick_xml::DeError> {
+    let response: DescribeRouteTablesResponse = quick_xml::de::from_str(body)?;
+    let tables = response.route_table_set.map(|s| s.item).unwrap_or_default();
+    let Some(table) = tables.into_iter().find(|t| t.route_table_id == table_id) else {
+        return Ok(None);
+    };
+    let routes = table
+        .route_set
+        .map(|s| s.item)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| {
+            let destination = r
+                .destination_cidr_block
+                .or(r.destination_ipv6_cidr_block)
+                .or(r.destination_prefix_list_id)?;
+            let destination = destination
+                .parse::<Cidr>()
+                .map(|c| c.to_string())
+                .unwrap_or(destination);
+            let next_hop = r.network_interface_id.filter(|eni| !eni.is_empty());
+            Some(Route {
+                destination,
+                next_hop,
+                id: String::new(),
+            })
+        })
+        .collect();
+    Ok(Some(routes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DESCRIBED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeRouteTablesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>6f570b0b-9c18-4b07-bdec-73740dcf861a</requestId>
+  <routeTableSet>
+    <item>
+      <routeTableId>rtb-0abc1234</routeTableId>
+      <vpcId>vpc-1122aabb</vpcId>
+      <ownerId>123456789012</ownerId>
+      <routeSet>
+        <item><destinationCidrBlock>10.0.0.0/16</destinationCidrBlock><gatewayId>local</gatewayId><state>active</state></item>
+        <item><destinationCidrBlock>0.0.0.0/0</destinationCidrBlock><gatewayId>igw-1234abcd</gatewayId><state>active</state></item>
+        <item><destinationCidrBlock>10.99.0.0/16</destinationCidrBlock><networkInterfaceId>eni-0aaa1111</networkInterfaceId><instanceOwnerId>1</instanceOwnerId><state>active</state></item>
+        <item><destinationIpv6CidrBlock>2001:DB8:0::/56</destinationIpv6CidrBlock><networkInterfaceId>eni-0bbb2222</networkInterfaceId><state>blackhole</state></item>
+        <item><destinationPrefixListId>pl-63a5400a</destinationPrefixListId><gatewayId>vpce-1a2b3c4d</gatewayId></item>
+      </routeSet>
+      <associationSet/>
+      <tagSet/>
+    </item>
+  </routeTableSet>
+</DescribeRouteTablesResponse>"#;
+
+    #[test]
+    fn describe_route_tables_parses_routes_and_routers() {
+        let routes = parse_route_table(DESCRIBED, "rtb-0abc1234")
+            .expect("parses")
+            .expect("table present");
+        let seen: Vec<(&str, Option<&str>)> = routes
+            .iter()
+            .map(|r| (r.destination.as_str(), r.next_hop.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("10.0.0.0/16", None),
+                ("0.0.0.0/0", None),
+                ("10.99.0.0/16", Some("eni-0aaa1111")),
+                ("2001:db8::/56", Some("eni-0bbb2222")),
+                ("pl-63a5400a", None),
+            ]
+        );
+        assert_eq!(
+            parse_route_table(DESCRIBED, "rtb-0fff9999").expect("parses"),
+            None
+        );
+        let empty = r#"<DescribeRouteTablesResponse><requestId>1</requestId><routeTableSet/></DescribeRouteTablesResponse>"#;
+        assert_eq!(
+            parse_route_table(empty, "rtb-0abc1234").expect("parses"),
+            None
+        );
+    }
+
+    #[test]
+    fn destinations_pick_their_parameter() {
+        assert_eq!(destination_param("10.99.0.0/16"), "DestinationCidrBlock");
+        assert_eq!(
+            destination_param("2001:db8::/56"),
+            "DestinationIpv6CidrBlock"
+        );
+        assert_eq!(destination_param("pl-63a5400a"), "DestinationPrefixListId");
+    }
+
+    #[test]
+    fn default_endpoints_follow_the_region() {
+        let config = AwsConfig::default();
+        assert_eq!(
+            config.endpoint_for("eu-west-1"),
+            "https://ec2.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            config.endpoint_for("cn-north-1"),
+            "https://ec2.cn-north-1.amazonaws.com.cn"
+        );
+        let config = AwsConfig {
+            endpoint: Some("http://127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        assert_eq!(config.endpoint_for("eu-west-1"), "http://127.0.0.1:1");
+    }
+}

@@ -1,0 +1,466 @@
+//! OAuth2 access tokens for the Compute API, from the metadata server or a service-account key.
+//!
+//! ```text
+//! metadata server   GET http://<GCE_METADATA_HOST>/computeMetadata/v1/instance/service-accounts/default/token
+//!                   Metadata-Flavor: Google          (never through a proxy)
+//! key file          POST <token_uri>  grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
+//!                                     assertion=<RS256 JWT signed with the key's private_key>
+//! both answer       {"access_token":"…","expires_in":3599,"token_type":"Bearer"}
+//! ```
+//!
+//! Tokens are kept in memory, per source, until a minute before they expire, so a process that
+//! runs several events asks once. No token, assertion or key ever reaches a log line, an error
+//! or a `Debug` output: the types that hold them implement `Debug` by hand.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::CloudError;
+
+/// The only scope the provider needs: read, insert and delete routes.
+const SCOPE: &str = "https://www.googleapis.com/auth/compute";
+/// Refresh this long before the token's announced expiry.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// Where tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The VM's default service account, `host[:port]` of the metadata server.
+    Metadata(String),
+    /// A service-account key file (`credentials.json`).
+    KeyFile(PathBuf),
+}
+
+impl Source {
+    fn cache_key(&self) -> String {
+        match self {
+            Source::Metadata(host) => format!("metadata {host}"),
+            Source::KeyFile(path) => format!("key {}", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Metadata(host) => write!(f, "metadata server {host}"),
+            Source::KeyFile(path) => write!(f, "key file {}", path.display()),
+        }
+    }
+}
+
+/// A bearer token and when to stop using it.
+#[derive(Clone)]
+struct Token {
+    value: String,
+    renew_at: Instant,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &"********")
+            .field("renew_at", &self.renew_at)
+            .finish()
+    }
+}
+
+/// Tokens already fetched by this process, by source.
+static CACHE: Mutex<Vec<(String, Token)>> = Mutex::new(Vec::new());
+
+/// Hands out a valid token for one source, fetching a new one only when needed.
+pub struct Tokens {
+    source: Source,
+}
+
+impl Tokens {
+    pub fn new(source: Source) -> Tokens {
+        Tokens { source }
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// A token valid for at least another minute.
+    pub fn get(&self, deadline: Instant) -> Result<String, CloudError> {
+        let key = self.source.cache_key();
+        if let Some(token) = cached(&key) {
+            return Ok(token);
+        }
+        let (value, expires_in) = match &self.source {
+            Source::Metadata(host) => from_metadata(host, deadline)?,
+            Source::KeyFile(path) => from_key_file(path, deadline)?,
+        };
+        if let Some(life) = expires_in.checked_sub(EXPIRY_MARGIN) {
+            let token = Token {
+                value: value.clone(),
+                renew_at: Instant::now() + life,
+            };
+            if let Ok(mut cache) = CACHE.lock() {
+                cache.retain(|(k, _)| *k != key);
+                cache.push((key, token));
+            }
+        }
+        Ok(value)
+    }
+
+    /// Forgets the cached token, e.g. after the API answered 401 (revoked or rotated).
+    pub fn invalidate(&self) {
+        let key = self.source.cache_key();
+        if let Ok(mut cache) = CACHE.lock() {
+            cache.retain(|(k, _)| *k != key);
+        }
+    }
+}
+
+fn cached(key: &str) -> Option<String> {
+    let cache = CACHE.lock().ok()?;
+    let now = Instant::now();
+    cache
+        .iter()
+        .find(|(k, t)| k == key && t.renew_at > now)
+        .map(|(_, t)| t.value.clone())
+}
+
+/// The token endpoints' answer. No `Debug`: it holds the token.
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+/// The token endpoint's error body (`{"error":"invalid_grant","error_description":"…"}`).
+#[derive(Deserialize, Default)]
+struct OAuthError {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn from_metadata(host: &str, deadline: Instant) -> Result<(String, Duration), CloudError> {
+    let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
+    let agent = http::agent(ProxyUse::Never);
+    let what = format!("metadata server {host}");
+    let body = fetch(&what, &agent, deadline, |timeout| {
+        agent
+            .get(&url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Metadata-Flavor", "Google")
+            .call()
+    })
+    .map_err(|e| match e {
+        Fetch::Unreachable(m) => CloudError::Auth(format!(
+            "{m}; outside a GCE VM put a service-account key in credentials.json in the HA directory or set GOOGLE_APPLICATION_CREDENTIALS"
+        )),
+        Fetch::Refused(status, _) => CloudError::Auth(format!(
+            "{what} answered HTTP {status} for the default service account's token; does the VM have a service account with the compute scope?"
+        )),
+    })?;
+    parse_answer(&body, &what)
+}
+
+fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), CloudError> {
+    let key = KeyFile::load(path)?;
+    let assertion = key.assertion(SystemTime::now())?;
+    let what = format!("token endpoint {}", key.token_uri);
+    let agent = http::agent(ProxyUse::FromEnv);
+    let body = fetch(&what, &agent, deadline, |timeout| {
+        agent
+            .post(&key.token_uri)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send_form([
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ])
+    })
+    .map_err(|e| match e {
+        Fetch::Unreachable(m) => CloudError::Auth(m),
+        Fetch::Refused(status, body) => {
+            let err: OAuthError = serde_json::from_str(&body).unwrap_or_default();
+            CloudError::Auth(format!(
+                "{what} refused the key of {} from {} (HTTP {status}): {}{}",
+                key.client_email,
+                path.display(),
+                err.error.as_deref().unwrap_or("no error code"),
+                err.error_description
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default(),
+            ))
+        }
+    })?;
+    parse_answer(&body, &what)
+}
+
+fn parse_answer(body: &str, what: &str) -> Result<(String, Duration), CloudError> {
+    let answer: TokenAnswer = serde_json::from_str(body)
+        .map_err(|_| CloudError::Auth(format!("{what} answered without an access_token")))?;
+    if answer.access_token.is_empty() {
+        return Err(CloudError::Auth(format!(
+            "{what} answered with an empty access_token"
+        )));
+    }
+    Ok((
+        answer.access_token,
+        Duration::from_secs(answer.expires_in.unwrap_or(0)),
+    ))
+}
+
+enum Fetch {
+    /// Transport failure, or retries exhausted: a message.
+    Unreachable(String),
+    /// A non-retryable HTTP status and the body.
+    Refused(u16, String),
+}
+
+/// Tries per token request: a token service that is down stays down for this event, and the
+/// deadline is better spent reporting it.
+const TOKEN_TRIES: u32 = 4;
+
+/// Sends with `send` until a 2xx (its body), retrying 429/5xx and transport errors with backoff
+/// within the deadline, at most [`TOKEN_TRIES`] times.
+fn fetch(
+    what: &str,
+    agent: &ureq::Agent,
+    deadline: Instant,
+    send: impl Fn(Duration) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<String, Fetch> {
+    let mut attempt = 0;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining < Duration::from_millis(100) {
+            return Err(Fetch::Unreachable(format!(
+                "{what}: the event's deadline passed before it answered"
+            )));
+        }
+        let timeout = remaining.min(agent.config().timeouts().global.unwrap_or(remaining));
+        let (retry, last) = match send(timeout) {
+            Err(e) => (None, Fetch::Unreachable(format!("{what} unreachable: {e}"))),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry = http::retry_after(&response);
+                let body = response.into_body().read_to_string().unwrap_or_default();
+                match status {
+                    200..=299 => return Ok(body),
+                    429 | 500..=599 => (
+                        retry,
+                        Fetch::Unreachable(format!("{what} answered HTTP {status}")),
+                    ),
+                    _ => return Err(Fetch::Refused(status, body)),
+                }
+            }
+        };
+        let wait = retry
+            .and_then(|d| http::wait_within(d, deadline))
+            .or_else(|| http::backoff(attempt, deadline));
+        match wait.filter(|_| attempt + 1 < TOKEN_TRIES) {
+            Some(wait) => std::thread::sleep(wait),
+            None => return Err(last),
+        }
+        attempt += 1;
+    }
+}
+
+/// The fields of a service-account key file this provider uses. No `Debug`: it holds the key.
+#[derive(Deserialize)]
+struct KeyFileJson {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    client_email: Option<String>,
+    private_key: Option<String>,
+    private_key_id: Option<String>,
+    token_uri: Option<String>,
+}
+
+/// A loaded service-account key.
+struct KeyFile {
+    client_email: String,
+    key_id: Option<String>,
+    token_uri: String,
+    key: ring::signature::RsaKeyPair,
+}
+
+/// Where keys send their JWTs when the file does not say.
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+impl KeyFile {
+    fn load(path: &Path) -> Result<KeyFile, CloudError> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CloudError::Auth(format!("cannot read service-account key file {shown}: {e}"))
+        })?;
+        // serde's message could quote a value from the file, so only its position is reported.
+        let json: KeyFileJson = serde_json::from_str(&text).map_err(|e| {
+            CloudError::Auth(format!(
+                "{shown} is not a service-account key file (JSON error at line {} column {}); download a JSON key from IAM",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if let Some(kind) = json.kind.as_deref().filter(|k| *k != "service_account") {
+            return Err(CloudError::Auth(format!(
+                "{shown} holds credentials of type {kind:?}; csr-ha needs a service_account key"
+            )));
+        }
+        let missing = |field: &str| {
+            CloudError::Auth(format!(
+                "{shown} has no {field}; is it a service-account key?"
+            ))
+        };
+        let client_email = json.client_email.ok_or_else(|| missing("client_email"))?;
+        let pem = json.private_key.ok_or_else(|| missing("private_key"))?;
+        let token_uri = json
+            .token_uri
+            .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string());
+        check_token_uri(&token_uri, path)?;
+        let key = private_key(&pem).map_err(|why| {
+            CloudError::Auth(format!("private_key in {shown} is not usable: {why}"))
+        })?;
+        Ok(KeyFile {
+            client_email,
+            key_id: json.private_key_id,
+            token_uri,
+            key,
+        })
+    }
+
+    /// The signed JWT that the token endpoint exchanges for an access token.
+    fn assertion(&self, now: SystemTime) -> Result<String, CloudError> {
+        let iat = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
+        if let Some(kid) = &self.key_id {
+            header["kid"] = kid.as_str().into();
+        }
+        let claims = serde_json::json!({
+            "iss": self.client_email,
+            "scope": SCOPE,
+            "aud": self.token_uri,
+            "iat": iat,
+            "exp": iat + 3600,
+        });
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let signing_input = format!(
+            "{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        );
+        let mut signature = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| {
+                CloudError::Auth(format!(
+                    "cannot sign the token request for {}",
+                    self.client_email
+                ))
+            })?;
+        Ok(format!("{signing_input}.{}", b64.encode(signature)))
+    }
+}
+
+/// The JWT carries no secret, but it grants a token: it goes over TLS, or plain HTTP only to
+/// this machine (test fakes, local proxies).
+fn check_token_uri(uri: &str, path: &Path) -> Result<(), CloudError> {
+    let host_of = |rest: &str| rest.split(['/', '?']).next().unwrap_or("").to_string();
+    let loopback = uri
+        .strip_prefix("http://")
+        .map(host_of)
+        .is_some_and(|host| {
+            let name = match host.find(']') {
+                Some(end) if host.starts_with('[') => &host[..=end],
+                _ => host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h),
+            };
+            matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+        });
+    if uri.starts_with("https://") || loopback {
+        Ok(())
+    } else {
+        Err(CloudError::Auth(format!(
+            "token_uri {uri:?} in {} is not an https URL",
+            path.display()
+        )))
+    }
+}
+
+/// Decodes a PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`, what IAM issues) or PKCS#1
+/// (`BEGIN RSA PRIVATE KEY`). The error never quotes the key.
+fn private_key(pem: &str) -> Result<ring::signature::RsaKeyPair, String> {
+    let (label, der) = pem_der(pem).ok_or("not a PEM block")?;
+    match label.as_str() {
+        "PRIVATE KEY" => ring::signature::RsaKeyPair::from_pkcs8(&der)
+            .map_err(|e| format!("RSA key rejected ({e})")),
+        "RSA PRIVATE KEY" => ring::signature::RsaKeyPair::from_der(&der)
+            .map_err(|e| format!("RSA key rejected ({e})")),
+        other => Err(format!("a PEM {other:?} block, expected PRIVATE KEY")),
+    }
+}
+
+/// The label and bytes of the first PEM block.
+fn pem_der(pem: &str) -> Option<(String, Vec<u8>)> {
+    let start = pem.find("-----BEGIN ")?;
+    let rest = &pem[start + "-----BEGIN ".len()..];
+    let (label, rest) = rest.split_once("-----")?;
+    let end = rest.find(&format!("-----END {label}-----"))?;
+    let body: String = rest[..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    Some((label.to_string(), der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_uri_must_be_https_or_loopback() {
+        let p = Path::new("k.json");
+        assert!(check_token_uri("https://oauth2.example/token", p).is_ok());
+        assert!(check_token_uri("http://127.0.0.1:8080/token", p).is_ok());
+        assert!(check_token_uri("http://[::1]:9/token", p).is_ok());
+        assert!(check_token_uri("http://[::1]/token", p).is_ok());
+        assert!(check_token_uri("http://oauth2.example/token", p).is_err());
+        assert!(check_token_uri("http://127.0.0.1.evil.example/token", p).is_err());
+    }
+
+    #[test]
+    fn pem_blocks_are_decoded_and_garbage_rejected() {
+        let pem = "junk\n-----BEGIN PRIVATE KEY-----\nAAEC\nAw==\n-----END PRIVATE KEY-----\n";
+        assert_eq!(
+            pem_der(pem),
+            Some(("PRIVATE KEY".to_string(), vec![0, 1, 2, 3]))
+        );
+        assert_eq!(
+            pem_der("-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----"),
+            None
+        );
+        assert!(
+            private_key("-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----").is_err()
+        );
+    }
+
+    #[test]
+    fn token_debug_hides_the_value() {
+        let token = Token {
+            value: "ya29.secret".into(),
+            renew_at: Instant::now(),
+        };
+        assert!(!format!("{token:?}").contains("ya29"));
+    }
+}

@@ -1,0 +1,743 @@
+//! A stateful fake of the three Azure services the provider talks to, on one loopback port:
+//!
+//! ```text
+//! IMDS   GET  /metadata/identity/oauth2/token?api-version=2018-02-01&resource=…   (Metadata: true)
+//! AAD    POST /{tenant}/oauth2/token   grant_type=client_credentials&client_id=…&client_secret=…&resource=…
+//! ARM    GET  /subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/routeTables/{t}
+//!        PUT  …/routeTables/{t}/routes/{name}
+//!        GET  /subscriptions/{s}/providers/Microsoft.Network/locations/westeurope/operations/{id}
+//!        GET  /subscriptions/{s}/providers/Microsoft.Network/locations/westeurope/operationResults/{id}
+//! ```
+//!
+//! Shapes follow the REST reference: ARM errors are `{"error":{"code","message"}}`, throttling is
+//! 429 with `Retry-After: 1`, a busy table 409 `AnotherOperationInProgress`, long-running writes
+//! answer 201/200 with `Azure-AsyncOperation` (or 202 with `Location`) and complete on the second
+//! poll. ARM accepts only the bearer tokens this fake issued.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tiny_http::{Header, Response, Server};
+
+/// One route as ARM stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeRoute {
+    pub name: String,
+    pub prefix: String,
+    pub hop_type: String,
+    pub hop_ip: Option<String>,
+}
+
+impl FakeRoute {
+    pub fn appliance(name: &str, prefix: &str, ip: &str) -> FakeRoute {
+        FakeRoute {
+            name: name.into(),
+            prefix: prefix.into(),
+            hop_type: "VirtualAppliance".into(),
+            hop_ip: Some(ip.into()),
+        }
+    }
+
+    pub fn other(name: &str, prefix: &str, hop_type: &str) -> FakeRoute {
+        FakeRoute {
+            name: name.into(),
+            prefix: prefix.into(),
+            hop_type: hop_type.into(),
+            hop_ip: None,
+        }
+    }
+
+    fn to_json(&self, table_id: &str) -> Value {
+        let mut props = json!({
+            "provisioningState": "Succeeded",
+            "addressPrefix": self.prefix,
+            "nextHopType": self.hop_type,
+            "hasBgpOverride": false,
+        });
+        if let Some(ip) = &self.hop_ip {
+            props["nextHopIpAddress"] = json!(ip);
+        }
+        json!({
+            "name": self.name,
+            "id": format!("{table_id}/routes/{}", self.name),
+            "etag": "W/\"00000000-0000-0000-0000-000000000001\"",
+            "type": "Microsoft.Network/routeTables/routes",
+            "properties": props,
+        })
+    }
+}
+
+/// A request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub status: u16,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn path(&self) -> &str {
+        self.url.split('?').next().unwrap_or("")
+    }
+    pub fn is_imds(&self) -> bool {
+        self.path() == "/metadata/identity/oauth2/token"
+    }
+    pub fn is_login(&self) -> bool {
+        self.method == "POST" && self.path().ends_with("/oauth2/token")
+    }
+    pub fn is_route_put(&self) -> bool {
+        self.method == "PUT" && self.path().contains("/routes/")
+    }
+    pub fn is_table_get(&self) -> bool {
+        self.method == "GET" && self.path().to_ascii_lowercase().contains("/routetables/")
+    }
+}
+
+/// How writes complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// 200/201 with the route, done at once.
+    Immediate,
+    /// 200/201 + `Azure-AsyncOperation`; the write lands on the second poll.
+    AzureAsync,
+    /// 202 + `Location`; the write lands on the second poll.
+    Location,
+}
+
+#[derive(Debug)]
+struct Op {
+    table: String,
+    route: FakeRoute,
+    polls: u32,
+    fail: bool,
+}
+
+/// The fake's state; tests set it up and inspect it through [`Fake::state`].
+#[derive(Debug)]
+pub struct State {
+    /// Route tables by lower-cased ARM id (`/subscriptions/s/resourcegroups/g/…/routetables/t`).
+    pub tables: BTreeMap<String, Vec<FakeRoute>>,
+    pub seen: Vec<Seen>,
+    /// The next N ARM requests answer 429 with `Retry-After: 1`.
+    pub throttle: u32,
+    /// The next N route PUTs answer 409 `AnotherOperationInProgress` with `Retry-After: 1`.
+    pub busy: u32,
+    /// The next N ARM requests answer 500.
+    pub server_errors: u32,
+    /// Route PUTs answer 403 `AuthorizationFailed`.
+    pub deny_writes: bool,
+    pub writes: Writes,
+    /// Long-running writes end `Failed` instead of `Succeeded`.
+    pub fail_operations: bool,
+    ops: BTreeMap<u32, Op>,
+    next_op: u32,
+    /// The `resource=` token requests must name (empty: any `https://…/`).
+    pub resource: String,
+    /// The managed identity's current token; ARM accepts it.
+    pub imds_token: String,
+    /// IMDS answers "Identity not found" (a VM without a managed identity).
+    pub no_identity: bool,
+    /// The app registration: tenant, app id, key. ARM accepts `app_token` once it was issued.
+    pub app: Option<(String, String, String)>,
+    pub app_token: String,
+    pub arm_base: String,
+}
+
+/// A running fake; stopped when dropped.
+pub struct Fake {
+    pub base: String,
+    pub state: Arc<Mutex<State>>,
+    server: Arc<Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub const SUB: &str = "00000000-1111-2222-3333-444444444444";
+pub const GROUP: &str = "rg-csr";
+/// The token audience the tests configure (a reserved, unresolvable name).
+pub const RESOURCE: &str = "https://arm.fake.invalid/";
+
+pub fn table_id(table: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{GROUP}/providers/Microsoft.Network/routeTables/{table}")
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}.{nanos:x}.fake-signature")
+}
+
+impl Fake {
+    pub fn start() -> Fake {
+        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind a loopback port"));
+        let port = server.server_addr().to_ip().expect("an IP listener").port();
+        let base = format!("http://127.0.0.1:{port}");
+        let state = Arc::new(Mutex::new(State {
+            tables: BTreeMap::new(),
+            seen: Vec::new(),
+            throttle: 0,
+            busy: 0,
+            server_errors: 0,
+            deny_writes: false,
+            writes: Writes::Immediate,
+            fail_operations: false,
+            ops: BTreeMap::new(),
+            next_op: 1,
+            resource: RESOURCE.into(),
+            imds_token: unique("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imds"),
+            no_identity: false,
+            app: None,
+            app_token: unique("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.app"),
+            arm_base: base.clone(),
+        }));
+        let thread = {
+            let server = Arc::clone(&server);
+            let state = Arc::clone(&state);
+            std::thread::spawn(move || {
+                for mut request in server.incoming_requests() {
+                    let mut body = String::new();
+                    let _ = request.as_reader().read_to_string(&mut body);
+                    let seen = Seen {
+                        method: request.method().as_str().to_string(),
+                        url: request.url().to_string(),
+                        headers: request
+                            .headers()
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.field.as_str().as_str().to_string(),
+                                    h.value.as_str().to_string(),
+                                )
+                            })
+                            .collect(),
+                        body,
+                        status: 0,
+                    };
+                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                    let answer = st.handle(&seen);
+                    st.seen.push(Seen {
+                        status: answer.status,
+                        ..seen
+                    });
+                    drop(st);
+                    let mut response =
+                        Response::from_string(answer.body).with_status_code(answer.status);
+                    response.add_header(
+                        Header::from_bytes("Content-Type", "application/json; charset=utf-8")
+                            .expect("header"),
+                    );
+                    for (k, v) in answer.headers {
+                        response.add_header(
+                            Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("header"),
+                        );
+                    }
+                    let _ = request.respond(response);
+                }
+            })
+        };
+        Fake {
+            base,
+            state,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a table in the test subscription and resource group.
+    pub fn add_table(&self, name: &str, routes: Vec<FakeRoute>) {
+        self.state()
+            .tables
+            .insert(table_id(name).to_ascii_lowercase(), routes);
+    }
+
+    pub fn routes(&self, table: &str) -> Vec<FakeRoute> {
+        self.state()
+            .tables
+            .get(&table_id(table).to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn route(&self, table: &str, name: &str) -> FakeRoute {
+        self.routes(table)
+            .into_iter()
+            .find(|r| r.name == name)
+            .expect("route exists")
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state().seen.clone()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Answer {
+    status: u16,
+    body: String,
+    headers: Vec<(String, String)>,
+}
+
+fn answer(status: u16, body: Value) -> Answer {
+    Answer {
+        status,
+        body: body.to_string(),
+        headers: Vec::new(),
+    }
+}
+
+fn arm_error(status: u16, code: &str, message: &str) -> Answer {
+    answer(status, json!({"error": {"code": code, "message": message}}))
+}
+
+fn query(url: &str) -> BTreeMap<String, String> {
+    url.split_once('?')
+        .map(|(_, q)| form(q))
+        .unwrap_or_default()
+}
+
+/// `application/x-www-form-urlencoded` (also query strings).
+pub fn form(text: &str) -> BTreeMap<String, String> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (unescape(k), unescape(v))
+        })
+        .collect()
+}
+
+fn unescape(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl State {
+    /// `resource=` must be the configured audience; an empty `resource` accepts any URI (for
+    /// runs whose audience is the real cloud's default, which tests do not spell out).
+    fn resource_ok(&self, asked: Option<&String>) -> bool {
+        match asked {
+            Some(asked) if self.resource.is_empty() => {
+                asked.starts_with("https://") && asked.ends_with('/')
+            }
+            Some(asked) => *asked == self.resource,
+            None => false,
+        }
+    }
+
+    fn handle(&mut self, req: &Seen) -> Answer {
+        let path = req.path().to_string();
+        if path == "/metadata/identity/oauth2/token" {
+            return self.imds(req);
+        }
+        if req.method == "POST" && path.ends_with("/oauth2/token") {
+            return self.login(req);
+        }
+        self.arm(req, &path)
+    }
+
+    fn imds(&mut self, req: &Seen) -> Answer {
+        if req.header("Metadata") != Some("true") {
+            return answer(
+                400,
+                json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}),
+            );
+        }
+        let q = query(&req.url);
+        if q.get("api-version").map(String::as_str) != Some("2018-02-01")
+            || !self.resource_ok(q.get("resource"))
+        {
+            return answer(
+                400,
+                json!({"error": "invalid_request", "error_description": "Invalid api-version or resource"}),
+            );
+        }
+        if self.no_identity {
+            return answer(
+                400,
+                json!({"error": "invalid_request", "error_description": "Identity not found"}),
+            );
+        }
+        answer(
+            200,
+            json!({
+                "access_token": self.imds_token,
+                "client_id": "55555555-6666-7777-8888-999999999999",
+                "expires_in": "86399",
+                "expires_on": (now() + 86399).to_string(),
+                "ext_expires_in": "86399",
+                "not_before": now().to_string(),
+                "resource": self.resource,
+                "token_type": "Bearer",
+            }),
+        )
+    }
+
+    fn login(&mut self, req: &Seen) -> Answer {
+        let tenant = req
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let f = form(&req.body);
+        let Some((app_tenant, app_id, key)) = self.app.clone() else {
+            return answer(
+                400,
+                json!({"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."}),
+            );
+        };
+        if tenant != app_tenant {
+            return answer(
+                400,
+                json!({"error": "invalid_request", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found.\r\nTrace ID: 1\r\nTimestamp: 2026-01-01 00:00:00Z")}),
+            );
+        }
+        if f.get("grant_type").map(String::as_str) != Some("client_credentials")
+            || !self.resource_ok(f.get("resource"))
+        {
+            return answer(
+                400,
+                json!({"error": "invalid_request", "error_description": "AADSTS900144: bad grant_type or resource"}),
+            );
+        }
+        if f.get("client_id") != Some(&app_id) {
+            return answer(
+                400,
+                json!({"error": "unauthorized_client", "error_description": format!("AADSTS700016: Application with identifier '{}' was not found in the directory.", f.get("client_id").cloned().unwrap_or_default())}),
+            );
+        }
+        if f.get("client_secret") != Some(&key) {
+            return answer(
+                401,
+                json!({
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.\r\nTrace ID: 2\r\nCorrelation ID: 3\r\nTimestamp: 2026-01-01 00:00:00Z",
+                    "error_codes": [7000215],
+                }),
+            );
+        }
+        answer(
+            200,
+            json!({
+                "token_type": "Bearer",
+                "expires_in": "3599",
+                "ext_expires_in": "3599",
+                "expires_on": (now() + 3599).to_string(),
+                "not_before": now().to_string(),
+                "resource": self.resource,
+                "access_token": self.app_token,
+            }),
+        )
+    }
+
+    fn arm(&mut self, req: &Seen, path: &str) -> Answer {
+        let bearer = req
+            .header("Authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if bearer != self.imds_token && !(self.app.is_some() && bearer == self.app_token) {
+            return arm_error(
+                401,
+                "InvalidAuthenticationToken",
+                "The access token is invalid.",
+            );
+        }
+        if !query(&req.url).contains_key("api-version") {
+            return arm_error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            );
+        }
+        if self.throttle > 0 {
+            self.throttle -= 1;
+            let mut a = arm_error(
+                429,
+                "SubscriptionRequestsThrottled",
+                &format!("Number of 'read' requests for subscription '{SUB}' exceeded. Please try again after '1' seconds."),
+            );
+            a.headers.push(("Retry-After".into(), "1".into()));
+            return a;
+        }
+        if self.server_errors > 0 {
+            self.server_errors -= 1;
+            return arm_error(
+                500,
+                "InternalServerError",
+                "Encountered internal server error.",
+            );
+        }
+        let lower = path.to_ascii_lowercase();
+        if let Some(id) = lower
+            .rsplit_once("/operations/")
+            .map(|(_, id)| id.to_string())
+        {
+            return self.poll(&id, false);
+        }
+        if let Some(id) = lower
+            .rsplit_once("/operationresults/")
+            .map(|(_, id)| id.to_string())
+        {
+            return self.poll(&id, true);
+        }
+        match (req.method.as_str(), lower.split_once("/routes/")) {
+            ("GET", None) => self.get_table(path),
+            ("PUT", Some((table, name))) => {
+                let name = path[path.len() - name.len()..].to_string();
+                self.put_route(table, &name, &req.body)
+            }
+            _ => arm_error(
+                400,
+                "InvalidRequest",
+                &format!("{} {path} is not supported by the fake", req.method),
+            ),
+        }
+    }
+
+    fn get_table(&self, path: &str) -> Answer {
+        let name = path.rsplit('/').next().unwrap_or("");
+        match self.tables.get(&path.to_ascii_lowercase()) {
+            None => arm_error(
+                404,
+                "ResourceNotFound",
+                &format!("The Resource 'Microsoft.Network/routeTables/{name}' under resource group '{GROUP}' was not found."),
+            ),
+            Some(routes) => answer(
+                200,
+                json!({
+                    "name": name,
+                    "id": path,
+                    "type": "Microsoft.Network/routeTables",
+                    "location": "westeurope",
+                    "properties": {
+                        "provisioningState": "Succeeded",
+                        "disableBgpRoutePropagation": false,
+                        "routes": routes.iter().map(|r| r.to_json(path)).collect::<Vec<_>>(),
+                    }
+                }),
+            ),
+        }
+    }
+
+    fn put_route(&mut self, table: &str, name: &str, body: &str) -> Answer {
+        let Some(routes) = self.tables.get(table) else {
+            return arm_error(404, "ParentResourceNotFound", "Can not perform requested operation on nested resource. Parent resource not found.");
+        };
+        if self.deny_writes {
+            return arm_error(
+                403,
+                "AuthorizationFailed",
+                &format!("The client '55555555-6666-7777-8888-999999999999' with object id '55555555-6666-7777-8888-999999999999' does not have authorization to perform action 'Microsoft.Network/routeTables/routes/write' over scope '{table}/routes/{name}' or the scope is invalid. If access was recently granted, please refresh your credentials."),
+            );
+        }
+        if self.busy > 0 || self.ops.values().any(|op| op.table == table) {
+            self.busy = self.busy.saturating_sub(1);
+            let mut a = arm_error(
+                409,
+                "AnotherOperationInProgress",
+                &format!("Another operation on this or dependent resource is in progress. To retry later, please wait for the operation to complete. Resource: {table}"),
+            );
+            a.headers.push(("Retry-After".into(), "1".into()));
+            return a;
+        }
+        let parsed: Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return arm_error(
+                    400,
+                    "InvalidRequestContent",
+                    &format!("The request content was invalid: {e}"),
+                )
+            }
+        };
+        let props = &parsed["properties"];
+        let (Some(prefix), Some(hop_type)) = (
+            props["addressPrefix"].as_str(),
+            props["nextHopType"].as_str(),
+        ) else {
+            return arm_error(
+                400,
+                "InvalidRequestFormat",
+                "addressPrefix and nextHopType are required.",
+            );
+        };
+        let hop_ip = props["nextHopIpAddress"].as_str().map(str::to_string);
+        if hop_type == "VirtualAppliance"
+            && hop_ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .is_none()
+        {
+            return arm_error(
+                400,
+                "InvalidRouteNextHopIpAddress",
+                "nextHopIpAddress must be an IP address for VirtualAppliance.",
+            );
+        }
+        let route = FakeRoute {
+            name: name.to_string(),
+            prefix: prefix.to_string(),
+            hop_type: hop_type.to_string(),
+            hop_ip,
+        };
+        let exists = routes.iter().any(|r| r.name == name);
+        let status = if exists { 200 } else { 201 };
+        let mut json = route.to_json(table);
+        match self.writes {
+            Writes::Immediate => {
+                self.apply(table, route);
+                answer(status, json)
+            }
+            Writes::AzureAsync | Writes::Location => {
+                let id = self.next_op;
+                self.next_op += 1;
+                self.ops.insert(
+                    id,
+                    Op {
+                        table: table.to_string(),
+                        route,
+                        polls: 0,
+                        fail: self.fail_operations,
+                    },
+                );
+                json["properties"]["provisioningState"] = json!("Updating");
+                let ops = format!(
+                    "{}/subscriptions/{SUB}/providers/Microsoft.Network/locations/westeurope",
+                    self.arm_base
+                );
+                if self.writes == Writes::AzureAsync {
+                    let mut a = answer(status, json);
+                    a.headers.push((
+                        "Azure-AsyncOperation".into(),
+                        format!("{ops}/operations/{id}?api-version=2024-05-01"),
+                    ));
+                    a
+                } else {
+                    let mut a = answer(202, json!(null));
+                    a.body = String::new();
+                    a.headers.push((
+                        "Location".into(),
+                        format!("{ops}/operationResults/{id}?api-version=2024-05-01"),
+                    ));
+                    a
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, table: &str, route: FakeRoute) {
+        if let Some(routes) = self.tables.get_mut(table) {
+            match routes.iter_mut().find(|r| r.name == route.name) {
+                Some(r) => *r = route,
+                None => routes.push(route),
+            }
+        }
+    }
+
+    /// How many times each finished operation was polled, by id.
+    pub fn polls(&self) -> BTreeMap<u32, u32> {
+        self.ops.iter().map(|(id, op)| (*id, op.polls)).collect()
+    }
+
+    fn poll(&mut self, id: &str, location: bool) -> Answer {
+        let Some(op) = id.parse::<u32>().ok().and_then(|id| self.ops.get_mut(&id)) else {
+            return arm_error(
+                404,
+                "OperationNotFound",
+                &format!("Operation {id} not found."),
+            );
+        };
+        op.polls += 1;
+        if op.polls < 2 {
+            return if location {
+                Answer {
+                    status: 202,
+                    body: String::new(),
+                    headers: vec![],
+                }
+            } else {
+                answer(200, json!({"status": "InProgress"}))
+            };
+        }
+        let (table, route, fail) = (op.table.clone(), op.route.clone(), op.fail);
+        // Finished operations stay for `polls()` but no longer block the table.
+        op.table = format!("done:{table}");
+        if fail {
+            return if location {
+                arm_error(
+                    400,
+                    "RouteConflict",
+                    "Route conflicts with a route of the virtual network.",
+                )
+            } else {
+                answer(
+                    200,
+                    json!({"status": "Failed", "error": {"code": "RouteConflict", "message": "Route conflicts with a route of the virtual network."}}),
+                )
+            };
+        }
+        self.apply(&table, route);
+        if location {
+            Answer {
+                status: 200,
+                body: String::new(),
+                headers: vec![],
+            }
+        } else {
+            answer(200, json!({"status": "Succeeded"}))
+        }
+    }
+}
