@@ -112,6 +112,11 @@ impl Machine {
             .env("CSR_HA_SYSTEMCTL", self.fake.join("systemctl"))
             .env("CSR_HA_CRONTAB", self.fake.join("crontab"))
             .env("CSR_HA_LOGINCTL", self.fake.join("loginctl"))
+            // Even a system-scope install must never reach the real /etc/systemd/system.
+            .env(
+                "CSR_HA_SYSTEM_UNIT_DIR",
+                self.root.join("etc-systemd-system"),
+            )
             .current_dir(&self.elsewhere)
             .stdin(Stdio::null());
         cmd
