@@ -385,6 +385,8 @@ fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_lea
         "# the user's own\nalias ll='ls -l'\n",
     )
     .expect("bashrc");
+    let users_cron = "MAILTO=ops\n0 1 * * * /usr/bin/backup.sh\n";
+    std::fs::write(m.fake.join("crontab.table"), users_cron).expect("crontab");
     let before = m.snapshot(false);
 
     let out = m.install(&["--cloud", "file", "--verify-every", "30"]);
@@ -438,7 +440,8 @@ fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_lea
 
     // Two cron entries: revert every 5 minutes (restarting the server if down), verify every 30.
     let cron = m.crontab().expect("crontab installed");
-    let lines: Vec<&str> = cron.lines().collect();
+    assert!(cron.starts_with(users_cron), "{cron}");
+    let lines: Vec<&str> = cron.lines().skip(2).collect();
     assert_eq!(lines.len(), 2, "{cron}");
     assert!(
         lines[0].starts_with("*/5 * * * * ") && lines[0].contains("revert_nodes.sh' --start"),
@@ -499,7 +502,7 @@ fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_lea
         text(&out)
     );
     assert_eq!(diff(&before, &m.snapshot(false)), Vec::<String>::new());
-    assert_eq!(m.crontab(), None);
+    assert_eq!(m.crontab().as_deref(), Some(users_cron));
 }
 
 #[test]
