@@ -26,6 +26,8 @@ pub enum CliError {
     Usage(String),
     /// `-h`: print the help text and exit 0.
     Help,
+    /// `--version`: print the version and exit 0.
+    Version,
 }
 
 impl From<InvalidValue> for CliError {
@@ -40,6 +42,7 @@ impl fmt::Display for CliError {
             CliError::Invalid(e) => write!(f, "{e}"),
             CliError::Usage(m) => f.write_str(m),
             CliError::Help => f.write_str("help requested"),
+            CliError::Version => f.write_str("version requested"),
         }
     }
 }
@@ -63,6 +66,9 @@ impl Args {
         while let Some(flag) = iter.next() {
             if flag == "-h" || flag == "--help" {
                 return Err(CliError::Help);
+            }
+            if flag == "--version" {
+                return Err(CliError::Version);
             }
             let value = match takes_value(flag) {
                 Some(true) => match iter.next() {
@@ -204,6 +210,10 @@ pub fn reject(error: CliError, help: &str) -> ExitCode {
             print!("{help}");
             ExitCode::SUCCESS
         }
+        CliError::Version => {
+            println!("{}", version());
+            ExitCode::SUCCESS
+        }
         e => {
             println!("400: {e}");
             ExitCode::from(EXIT_BAD_INPUT)
@@ -237,4 +247,17 @@ pub fn main_for_provider(
         Ok(command) => send_and_print(&dir, command, |r| r.text.clone()),
         Err(e) => reject(e, &help(provider)),
     }
+}
+
+/// `<program> (csr-ha <version>)`, for `--version` and debug bundles.
+pub fn version() -> String {
+    let program = std::env::args()
+        .next()
+        .and_then(|p| {
+            std::path::Path::new(&p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    format!("{program} (csr-ha {})", env!("CARGO_PKG_VERSION"))
 }

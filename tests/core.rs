@@ -161,6 +161,7 @@ fn aws_flags_are_validated_for_the_aws_cloud() {
         out.starts_with("199: Warning: node 1 is not complete for aws: missing -n (eniId)"),
         "{out}"
     );
+    assert!(ha.ok("create_node", &["--version"]).contains("csr-ha "));
     let help = ha.ok("create_node", &["-h"]);
     for flag in ["-i", "-t", "-rg", "-n", "-r", "-m"] {
         assert!(

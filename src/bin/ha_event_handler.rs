@@ -12,6 +12,10 @@ use std::process::ExitCode;
 use csr_ha::cloud::{self, Work};
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--version") {
+        println!("{}", csr_ha::cli::version());
+        return ExitCode::SUCCESS;
+    }
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
         eprintln!("ha_event_handler: cannot read work from stdin: {e}");

@@ -16,6 +16,10 @@ fn main() -> ExitCode {
         print!("{HELP}");
         return ExitCode::SUCCESS;
     }
+    if args.iter().any(|a| a == "--version") {
+        println!("{}", csr_ha::cli::version());
+        return ExitCode::SUCCESS;
+    }
     if let Some(a) = args.first() {
         eprintln!("400: ha_server takes no arguments (got {a:?}); see ha_server -h");
         return ExitCode::from(2);
