@@ -215,54 +215,54 @@ mod tests {
 
     #[test]
     fn rotates_once_past_the_cap_and_keeps_one_old_file() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("test file io");
         let path = tmp.path().join("csr_ha.log");
-        let mut log = RotatingFile::open(path.clone(), 50).unwrap();
+        let mut log = RotatingFile::open(path.clone(), 50).expect("test file io");
         for n in 0..3 {
-            log.write_all(line(n).as_bytes()).unwrap();
+            log.write_all(line(n).as_bytes()).expect("test file io");
         }
         // 2 lines (40 bytes) fit; the third would make 60 > 50.
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0) + &line(1));
         assert_eq!(read(&path), line(2));
         for n in 3..5 {
-            log.write_all(line(n).as_bytes()).unwrap();
+            log.write_all(line(n).as_bytes()).expect("test file io");
         }
         // The second rotation replaces the first .1: only one old file is ever kept.
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(2) + &line(3));
         assert_eq!(read(&path), line(4));
         let names: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .expect("test file io")
+            .map(|e| e.expect("test file io").file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]
     fn a_writer_follows_a_rotation_done_by_another_process() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("test file io");
         let path = tmp.path().join("csr_ha.log");
-        let mut server = RotatingFile::open(path.clone(), 50).unwrap();
-        let mut handler = RotatingFile::open(path.clone(), 50).unwrap();
-        server.write_all(line(0).as_bytes()).unwrap();
-        handler.write_all(line(1).as_bytes()).unwrap();
-        server.write_all(line(2).as_bytes()).unwrap(); // rotates
-        handler.write_all(line(3).as_bytes()).unwrap(); // must go to the new file, not .1
+        let mut server = RotatingFile::open(path.clone(), 50).expect("test file io");
+        let mut handler = RotatingFile::open(path.clone(), 50).expect("test file io");
+        server.write_all(line(0).as_bytes()).expect("test file io");
+        handler.write_all(line(1).as_bytes()).expect("test file io");
+        server.write_all(line(2).as_bytes()).expect("test file io"); // rotates
+        handler.write_all(line(3).as_bytes()).expect("test file io"); // must go to the new file, not .1
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0) + &line(1));
         assert_eq!(read(&path), line(2) + &line(3));
         // Both writers now see a full file: exactly one of them rotates it.
-        handler.write_all(line(4).as_bytes()).unwrap();
-        server.write_all(line(5).as_bytes()).unwrap();
+        handler.write_all(line(4).as_bytes()).expect("test file io");
+        server.write_all(line(5).as_bytes()).expect("test file io");
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(2) + &line(3));
         assert_eq!(read(&path), line(4) + &line(5));
     }
 
     #[test]
     fn a_line_longer_than_the_cap_is_still_written_whole() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("test file io");
         let path = tmp.path().join("csr_ha.log");
-        let mut log = RotatingFile::open(path.clone(), 10).unwrap();
-        log.write_all(line(0).as_bytes()).unwrap();
-        log.write_all(line(1).as_bytes()).unwrap();
+        let mut log = RotatingFile::open(path.clone(), 10).expect("test file io");
+        log.write_all(line(0).as_bytes()).expect("test file io");
+        log.write_all(line(1).as_bytes()).expect("test file io");
         assert_eq!(read(&path), line(1));
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0));
     }
@@ -270,14 +270,17 @@ mod tests {
     #[test]
     fn a_deleted_log_is_recreated_with_owner_only_permissions() {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().expect("test file io");
         let path = tmp.path().join("csr_ha.log");
-        let mut log = RotatingFile::open(path.clone(), 1000).unwrap();
-        log.write_all(line(0).as_bytes()).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        log.write_all(line(1).as_bytes()).unwrap();
+        let mut log = RotatingFile::open(path.clone(), 1000).expect("test file io");
+        log.write_all(line(0).as_bytes()).expect("test file io");
+        std::fs::remove_file(&path).expect("test file io");
+        log.write_all(line(1).as_bytes()).expect("test file io");
         assert_eq!(read(&path), line(1));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("test file io")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 

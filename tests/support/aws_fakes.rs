@@ -200,7 +200,7 @@ fn answer(state: &mut Ec2State, params: &BTreeMap<String, String>) -> (u16, Stri
                 })
                 .collect();
             let body = format!(
-                "<DescribeRouteTablesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>1</requestId>\
+                "<DescribeRouteTablesResponse xmlns=\"http://ec2.example.invalid/doc/2016-11-15/\"><requestId>1</requestId>\
                  <routeTableSet><item><routeTableId>{}</routeTableId><routeSet>{routes}</routeSet></item></routeTableSet>\
                  </DescribeRouteTablesResponse>",
                 state.table
