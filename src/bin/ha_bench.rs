@@ -130,15 +130,24 @@ fn fmt_us(v: f64) -> String {
 }
 
 /// A temporary HA directory with one `ha_server` child; dropping it stops the server.
+/// Where the binaries are, and where reply FIFOs go.
+struct Setup {
+    bins: PathBuf,
+    /// `--replies-tmpfs`: `replies/` is a symlink to a fresh directory under this tmpfs.
+    replies_in: Option<PathBuf>,
+}
+
 struct Ha {
     _tmp: tempfile::TempDir,
+    _replies_tmp: Option<tempfile::TempDir>,
     dir: HaDir,
     bins: PathBuf,
     server: Option<Child>,
 }
 
 impl Ha {
-    fn start(bins: &Path, server_env: &[(&str, &str)]) -> Res<Ha> {
+    fn start(setup: &Setup, server_env: &[(&str, &str)]) -> Res<Ha> {
+        let bins = &setup.bins;
         let tmp = tempfile::Builder::new()
             .prefix("csr-ha-bench")
             .tempdir()
@@ -147,11 +156,21 @@ impl Ha {
         let mut ha = Ha {
             dir: HaDir::new(&root),
             _tmp: tmp,
+            _replies_tmp: None,
             bins: bins.to_path_buf(),
             server: None,
         };
         std::fs::create_dir_all(ha.dir.route_tables())
             .map_err(|e| format!("cannot create {}: {e}", ha.dir.route_tables().display()))?;
+        if let Some(fast) = &setup.replies_in {
+            let replies = tempfile::Builder::new()
+                .prefix("csr-ha-bench-replies")
+                .tempdir_in(fast)
+                .map_err(|e| format!("cannot create a directory in {}: {e}", fast.display()))?;
+            std::os::unix::fs::symlink(replies.path(), ha.dir.replies())
+                .map_err(|e| format!("cannot link {}: {e}", ha.dir.replies().display()))?;
+            ha._replies_tmp = Some(replies);
+        }
         let mut cmd = ha.command("ha_server");
         for (k, v) in server_env {
             cmd.env(k, v);
@@ -600,7 +619,7 @@ fn bench_failover(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
 }
 
 /// Phase 1: a server with the two failover nodes.
-fn phase1(bins: &Path, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<Option<u64>> {
+fn phase1(bins: &Setup, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<Option<u64>> {
     let ha = Ha::start(bins, &[])?;
     ha.write_table("fo", &[(FAILOVER_ROUTE.to_string(), A)])?;
     for (i, hop, mode) in [(1u16, B, "primary"), (2, A, "secondary")] {
@@ -726,7 +745,7 @@ fn table_mod_64(i: u16) -> String {
 }
 
 /// Phase 2: a fresh server holding 1023 nodes.
-fn phase2(bins: &Path, sizes: &Sizes, rows: &mut Vec<Row>, idle: Option<u64>) -> Res<()> {
+fn phase2(bins: &Setup, sizes: &Sizes, rows: &mut Vec<Row>, idle: Option<u64>) -> Res<()> {
     // Generous deadlines so a slow run is measured rather than cut off; the note in
     // BENCHMARKS.md compares the result with the 30 s default.
     let mut ha = Ha::start(
@@ -832,30 +851,35 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
+const HELP: &str = "usage: ha_bench [--quick] [--replies-tmpfs]\n\
+Starts ha_server (beside this binary) in a temporary CSR_HA_DIR (under $TMPDIR, default /tmp)\n\
+with the file provider; measures latency, throughput, RSS, failover and revert; prints a\n\
+Markdown table. Build in release: cargo run --release --bin ha_bench -- [--quick]\n  \
+--quick          fewer runs (a smoke test, not numbers to publish)\n  \
+--replies-tmpfs  replies/ is a symlink into /dev/shm, the rest stays under $TMPDIR\n";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let sizes = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [] => Sizes::full(),
-        ["--quick"] => Sizes::quick(),
-        ["-h" | "--help"] => {
-            println!(
-                "usage: ha_bench [--quick]\n\
-                 Starts ha_server (beside this binary) in a temporary CSR_HA_DIR with the file\n\
-                 provider, measures latency, throughput, RSS and failover, prints a Markdown table.\n\
-                 Build in release: cargo run --release --bin ha_bench -- [--quick]"
-            );
-            return ExitCode::SUCCESS;
+    let (mut sizes, mut replies_in) = (Sizes::full(), None);
+    for arg in &args {
+        match arg.as_str() {
+            "--quick" => sizes = Sizes::quick(),
+            "--replies-tmpfs" => replies_in = Some(PathBuf::from("/dev/shm")),
+            "-h" | "--help" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("400: unknown argument {other:?}; see ha_bench -h");
+                return ExitCode::from(2);
+            }
         }
-        _ => {
-            eprintln!("400: ha_bench takes only --quick; see ha_bench -h");
-            return ExitCode::from(2);
-        }
-    };
+    }
     let bins = match std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
-        Some(b) => b,
+        Some(bins) => Setup { bins, replies_in },
         None => {
             eprintln!("400: cannot find the directory of ha_bench");
             return ExitCode::from(1);
@@ -869,6 +893,15 @@ fn main() -> ExitCode {
     let result =
         phase1(&bins, &sizes, &mut rows).and_then(|idle| phase2(&bins, &sizes, &mut rows, idle));
     println!("Machine: {}", machine());
+    println!(
+        "HA directories under: {}{}",
+        std::env::temp_dir().display(),
+        if bins.replies_in.is_some() {
+            " (replies/ linked into /dev/shm)"
+        } else {
+            ""
+        }
+    );
     println!(
         "Load average (1/5/15 min) at start: {load_before}; at end: {}\n",
         load_average()
