@@ -175,6 +175,16 @@ impl Ha {
         for (k, v) in server_env {
             cmd.env(k, v);
         }
+        // If the bench itself is killed (no Drop runs), the kernel sends the server SIGTERM,
+        // which it handles as a clean stop. SAFETY: `pre_exec` runs in the forked child before
+        // exec; prctl(2) is async-signal-safe and the closure allocates nothing.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -619,8 +629,8 @@ fn bench_failover(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
 }
 
 /// Phase 1: a server with the two failover nodes.
-fn phase1(bins: &Setup, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<Option<u64>> {
-    let ha = Ha::start(bins, &[])?;
+fn phase1(setup: &Setup, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<Option<u64>> {
+    let ha = Ha::start(setup, &[])?;
     ha.write_table("fo", &[(FAILOVER_ROUTE.to_string(), A)])?;
     for (i, hop, mode) in [(1u16, B, "primary"), (2, A, "secondary")] {
         ha.expect_ok(Command::CreateNode {
@@ -745,11 +755,11 @@ fn table_mod_64(i: u16) -> String {
 }
 
 /// Phase 2: a fresh server holding 1023 nodes.
-fn phase2(bins: &Setup, sizes: &Sizes, rows: &mut Vec<Row>, idle: Option<u64>) -> Res<()> {
+fn phase2(setup: &Setup, sizes: &Sizes, rows: &mut Vec<Row>, idle: Option<u64>) -> Res<()> {
     // Generous deadlines so a slow run is measured rather than cut off; the note in
     // BENCHMARKS.md compares the result with the 30 s default.
     let mut ha = Ha::start(
-        bins,
+        setup,
         &[
             ("CSR_HA_HANDLER_TIMEOUT", "600"),
             ("CSR_HA_CHECK_TIMEOUT", "60"),
@@ -796,7 +806,7 @@ fn phase2(bins: &Setup, sizes: &Sizes, rows: &mut Vec<Row>, idle: Option<u64>) -
     ha.stop();
     drop(ha);
     let ha = Ha::start(
-        bins,
+        setup,
         &[
             ("CSR_HA_HANDLER_TIMEOUT", "600"),
             ("CSR_HA_CHECK_TIMEOUT", "60"),
@@ -875,7 +885,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let bins = match std::env::current_exe()
+    let setup = match std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
@@ -891,12 +901,12 @@ fn main() -> ExitCode {
     let mut rows = Vec::new();
     let load_before = load_average();
     let result =
-        phase1(&bins, &sizes, &mut rows).and_then(|idle| phase2(&bins, &sizes, &mut rows, idle));
+        phase1(&setup, &sizes, &mut rows).and_then(|idle| phase2(&setup, &sizes, &mut rows, idle));
     println!("Machine: {}", machine());
     println!(
         "HA directories under: {}{}",
         std::env::temp_dir().display(),
-        if bins.replies_in.is_some() {
+        if setup.replies_in.is_some() {
             " (replies/ linked into /dev/shm)"
         } else {
             ""
