@@ -73,15 +73,73 @@ impl HaDir {
 
     /// Creates the directory tree with owner-only permissions where missing.
     pub fn create(&self) -> std::io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true).mode(0o700);
-        for dir in [self.root.clone(), self.replies(), self.events()] {
-            builder.create(&dir).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
-            })?;
+        for dir in [self.root.clone(), self.events()] {
+            owner_only_dir(&dir)?;
         }
-        Ok(())
+        self.create_replies()
+    }
+
+    /// `replies/` holds one FIFO per request, created and removed at request rate. On a disk
+    /// file system each create costs an inode allocation (ext4 avoids recently freed inodes), so
+    /// where a tmpfs is at hand (`$XDG_RUNTIME_DIR`, else `/dev/shm`) `replies` is a symlink to
+    /// an owner-only directory there. `CSR_HA_REPLIES_TMPFS=0` keeps a plain directory, and an
+    /// existing plain directory is kept as it is.
+    fn create_replies(&self) -> std::io::Result<()> {
+        let link = self.replies();
+        match std::fs::symlink_metadata(&link) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&link)?;
+                return owner_only_dir(&target).and_then(|_| check_ours(&target));
+            }
+            Ok(_) => {
+                return Err(std::io::Error::other(format!(
+                    "{} exists and is not a directory; remove it",
+                    link.display()
+                )))
+            }
+            Err(_) => {}
+        }
+        let tmpfs = std::env::var("CSR_HA_REPLIES_TMPFS").map_or(true, |v| v.trim() != "0");
+        if let Some(target) = tmpfs.then(|| self.runtime_replies()).flatten() {
+            if owner_only_dir(&target)
+                .and_then(|_| check_ours(&target))
+                .is_ok()
+                && std::os::unix::fs::symlink(&target, &link).is_ok()
+            {
+                return Ok(());
+            }
+        }
+        owner_only_dir(&link)
+    }
+
+    /// `<tmpfs>/csr_ha-<uid>-<hash of this HA dir>`, when a tmpfs directory is available.
+    fn runtime_replies(&self) -> Option<PathBuf> {
+        use sha2::Digest;
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute() && p.is_dir())
+            .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))?;
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let digest = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
+        let uid = nix::unistd::getuid();
+        Some(base.join(format!("csr_ha-{uid}-{}", hex::encode(&digest[..6]))))
+    }
+
+    /// Removes a tmpfs `replies` directory and its link when the server stops (clients then
+    /// see that no server runs); a plain directory stays.
+    pub fn remove_runtime_replies(&self) {
+        let link = self.replies();
+        let is_link = std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink());
+        if let (true, Ok(target)) = (is_link, std::fs::read_link(&link)) {
+            // FIFOs of clients still waiting: with no server they would wait in vain anyway.
+            for entry in std::fs::read_dir(&target).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            if std::fs::remove_dir(&target).is_ok() {
+                let _ = std::fs::remove_file(&link);
+            }
+        }
     }
 
     /// `$CSR_HA_CLOUD`, else the word in `<dir>/cloud`, else `file`.
@@ -103,5 +161,32 @@ impl HaDir {
             }),
             _ => Ok(Provider::File),
         }
+    }
+}
+
+/// Creates `dir` (and its parents) with mode 0700 if missing.
+fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))
+}
+
+/// A shared tmpfs is writable by everyone: use a directory there only if it is a real
+/// directory (not a link), ours, and closed to others.
+fn check_ours(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let ours =
+        meta.is_dir() && meta.uid() == nix::unistd::getuid().as_raw() && meta.mode() & 0o077 == 0;
+    if ours {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{} is not a directory of this user with mode 0700",
+            dir.display()
+        )))
     }
 }

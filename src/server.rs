@@ -178,11 +178,18 @@ pub fn run(dir: HaDir) -> Result<(), ServerError> {
     dir.create()
         .map_err(|e| ServerError::Setup(e.to_string()))?;
     let pid_lock = lock_pid_file(&dir)?;
-    let db = NodeDb::load(&dir).map_err(|e| ServerError::Setup(e.to_string()))?;
-    let fifo = open_request_fifo(&dir)?;
+    // From here on the directory is ours: a failed start leaves no tmpfs replies behind.
+    let setup = || -> Result<_, ServerError> {
+        let db = NodeDb::load(&dir).map_err(|e| ServerError::Setup(e.to_string()))?;
+        let fifo = open_request_fifo(&dir)?;
+        let terminate = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+        let child_exit = signal_pipe(&[signal_hook::consts::SIGCHLD])?;
+        Ok((db, fifo, terminate, child_exit))
+    };
+    let (db, fifo, terminate, child_exit) = setup().inspect_err(|_| {
+        dir.remove_runtime_replies();
+    })?;
     remove_stale_replies(&dir);
-    let terminate = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
-    let child_exit = signal_pipe(&[signal_hook::consts::SIGCHLD])?;
     log::info!(
         "ha_server pid {} serving {} with {} node(s)",
         std::process::id(),
@@ -206,6 +213,7 @@ pub fn run(dir: HaDir) -> Result<(), ServerError> {
     server.serve(&fifo, &terminate, &child_exit);
     server.shutdown();
     let _ = std::fs::remove_file(dir.request_fifo());
+    dir.remove_runtime_replies();
     let _ = std::fs::remove_file(dir.pid_file());
     drop(pid_lock);
     log::info!("ha_server pid {} stopped", std::process::id());

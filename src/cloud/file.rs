@@ -105,6 +105,25 @@ impl RouteTable for FileTable {
     }
 
     fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
+        let writes = [(route.clone(), next_hop.to_string())];
+        self.write_all(&writes).pop().unwrap_or(Ok(()))
+    }
+
+    /// One locked read-modify-rewrite (one fsync) for all of an event's writes to this table.
+    fn write_all(&mut self, writes: &[(Route, String)]) -> Vec<Result<(), CloudError>> {
+        match self.update(writes) {
+            Ok(results) => results,
+            Err(e) => writes.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+}
+
+impl FileTable {
+    /// Applies `writes` under the exclusive lock; the outer error means nothing was written.
+    fn update(
+        &self,
+        writes: &[(Route, String)],
+    ) -> Result<Vec<Result<(), CloudError>>, CloudError> {
         // The lock is taken on the live file; the rename below replaces it, so a writer that
         // waited on the old inode must notice and retry on the new one.
         loop {
@@ -119,20 +138,29 @@ impl RouteTable for FileTable {
                 continue;
             }
             let mut table = self.load(&mut file)?;
-            let wanted: Option<Cidr> = route.destination.parse().ok();
-            let entry = table
-                .routes
-                .iter_mut()
-                .find(|r| r.destination.parse::<Cidr>().ok() == wanted && wanted.is_some())
-                .ok_or_else(|| {
-                    CloudError::Local(format!(
-                        "Route {} not found in Route Table {}",
-                        route.destination, self.name
-                    ))
-                })?;
-            entry.next_hop = next_hop.to_string();
-            return self.replace(&table);
+            let results = writes
+                .iter()
+                .map(|(route, next_hop)| self.set(&mut table, route, next_hop))
+                .collect();
+            self.replace(&table)?;
+            return Ok(results);
         }
+    }
+
+    fn set(&self, table: &mut TableFile, route: &Route, next_hop: &str) -> Result<(), CloudError> {
+        let wanted: Option<Cidr> = route.destination.parse().ok();
+        let entry = table
+            .routes
+            .iter_mut()
+            .find(|r| wanted.is_some() && r.destination.parse::<Cidr>().ok() == wanted)
+            .ok_or_else(|| {
+                CloudError::Local(format!(
+                    "Route {} not found in Route Table {}",
+                    route.destination, self.name
+                ))
+            })?;
+        entry.next_hop = next_hop.to_string();
+        Ok(())
     }
 }
 

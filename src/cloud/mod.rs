@@ -166,6 +166,15 @@ pub trait RouteTable {
     fn read(&mut self) -> Result<Vec<Route>, CloudError>;
     /// Points `route` at `next_hop` (which may be its current next hop, for `verify`).
     fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError>;
+    /// Applies several writes in order, one result each. Cloud APIs take one route per call,
+    /// so the default writes one after another; a table kept as one document (the `file`
+    /// provider) rewrites it once for the whole event instead of once per route.
+    fn write_all(&mut self, writes: &[(Route, String)]) -> Vec<Result<(), CloudError>> {
+        writes
+            .iter()
+            .map(|(route, hop)| self.write(route, hop))
+            .collect()
+    }
 }
 
 /// The parameter that holds a node's own next hop, for providers that move routes.
@@ -240,41 +249,195 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
     };
     let read_ms = started.elapsed().as_millis();
     for node in &work.nodes {
-        log.line(
-            node.index.get(),
-            &format!(
-                "Read route table {name}: {} routes in {read_ms} ms",
-                routes.len()
-            ),
-        );
-        for r in &routes {
-            log.line(
-                node.index.get(),
-                &format!(
-                    "  {} via {}",
-                    r.destination,
-                    r.next_hop.as_deref().unwrap_or("(not a router)")
-                ),
-            );
+        log_table(log, node, &name, &routes, read_ms);
+    }
+    let kind = match work.action {
+        Action::Event(kind) => kind,
+        Action::Check => {
+            return work
+                .nodes
+                .iter()
+                .map(|node| {
+                    let (outcome, message) = check_node(node, &name, &routes);
+                    NodeOutcome::new(node.index.get(), outcome, message, started)
+                })
+                .collect();
+        }
+    };
+    // Plan every node against the table as the writes before it will leave it, then write.
+    let plans: Vec<NodePlan> = work
+        .nodes
+        .iter()
+        .map(|node| plan_node(node, &name, &mut routes, kind, log))
+        .collect();
+    let writes: Vec<(Route, String)> = plans
+        .iter()
+        .flat_map(|p| p.writes.iter().map(|w| (w.route.clone(), w.target.clone())))
+        .collect();
+    let results = if writes.is_empty() {
+        Vec::new()
+    } else {
+        table.write_all(&writes)
+    };
+    let mut results = results.into_iter();
+    plans
+        .into_iter()
+        .map(|plan| finish_node(plan, &name, kind, &mut results, log, started))
+        .collect()
+}
+
+/// What the node's log says of the table: its own route, or every route when it acts on all.
+fn log_table(log: &mut EventLog, node: &Node, name: &str, routes: &[Route], read_ms: u128) {
+    let index = node.index.get();
+    log.line(
+        index,
+        &format!(
+            "Read route table {name}: {} routes in {read_ms} ms",
+            routes.len()
+        ),
+    );
+    let own = node.route();
+    for r in routes {
+        if own.is_none() || r.destination.parse::<Cidr>().ok() == own {
+            let hop = r.next_hop.as_deref().unwrap_or("(not a router)");
+            log.line(index, &format!("  {} via {hop}", r.destination));
         }
     }
-    work.nodes
-        .iter()
-        .map(|node| {
-            let (outcome, message, wrote) = match work.action {
-                Action::Check => {
-                    let (outcome, message) = check_node(node, &name, &routes);
-                    (outcome, message, false)
-                }
-                Action::Event(kind) => event_node(table, &name, &mut routes, node, kind, log),
-            };
-            let mut out = NodeOutcome::new(node.index.get(), outcome, message, started);
-            if wrote {
-                out.message = format!("{}, {} ms", out.message, out.duration_ms);
+}
+
+/// One write a node needs.
+struct PlannedWrite {
+    route: Route,
+    target: String,
+    was: String,
+}
+
+/// A node's share of an event, decided before anything is written.
+struct NodePlan {
+    index: u16,
+    /// Why nothing can be done (route missing, no next hop).
+    error: Option<String>,
+    writes: Vec<PlannedWrite>,
+    /// Routes already via this router.
+    unchanged: Vec<String>,
+    own: String,
+}
+
+fn plan_node(
+    node: &Node,
+    name: &str,
+    routes: &mut [Route],
+    kind: EventKind,
+    log: &mut EventLog,
+) -> NodePlan {
+    let index = node.index.get();
+    let own = node
+        .get(next_hop_param(node.provider))
+        .unwrap_or_default()
+        .to_string();
+    let mut plan = NodePlan {
+        index,
+        error: None,
+        writes: Vec::new(),
+        unchanged: Vec::new(),
+        own: own.clone(),
+    };
+    if own.is_empty() {
+        plan.error = Some("node has no next hop (-n)".into());
+        return plan;
+    }
+    let found = match targets(node, name, routes) {
+        Ok(found) => found,
+        Err(message) => {
+            log.line(index, &format!("Error: {message}"));
+            plan.error = Some(message);
+            return plan;
+        }
+    };
+    for i in found {
+        let was = routes[i].next_hop.clone().unwrap_or_default();
+        let target = if kind == EventKind::Verify {
+            was.clone()
+        } else {
+            own.clone()
+        };
+        if kind != EventKind::Verify && was == own {
+            log.line(
+                index,
+                &format!(
+                    "Route {} already via {own}: no write",
+                    routes[i].destination
+                ),
+            );
+            plan.unchanged.push(routes[i].destination.clone());
+            continue;
+        }
+        plan.writes.push(PlannedWrite {
+            route: routes[i].clone(),
+            target: target.clone(),
+            was,
+        });
+        routes[i].next_hop = Some(target);
+    }
+    plan
+}
+
+fn finish_node(
+    plan: NodePlan,
+    name: &str,
+    kind: EventKind,
+    results: &mut impl Iterator<Item = Result<(), CloudError>>,
+    log: &mut EventLog,
+    started: Instant,
+) -> NodeOutcome {
+    let index = plan.index;
+    if let Some(message) = plan.error {
+        return NodeOutcome::new(index, Outcome::Failed, message, started);
+    }
+    let mut done = Vec::new();
+    let mut failure = None;
+    for w in &plan.writes {
+        let dest = &w.route.destination;
+        match results
+            .next()
+            .unwrap_or_else(|| Err(CloudError::Local("write not attempted".into())))
+        {
+            Ok(()) => {
+                log.wrote(
+                    index,
+                    &format!("Set route {dest}: {} -> {}", w.was, w.target),
+                );
+                done.push(if kind == EventKind::Verify {
+                    format!("{dest} in {name} verified via {}", w.target)
+                } else {
+                    format!("{dest} in {name} now via {} (was {})", w.target, w.was)
+                });
             }
-            out
-        })
-        .collect()
+            Err(e) => {
+                log.line(index, &format!("Error writing route {dest}: {e}"));
+                failure.get_or_insert(e.to_string());
+            }
+        }
+    }
+    let ms = started.elapsed().as_millis();
+    if let Some(mut message) = failure {
+        if !done.is_empty() {
+            message = format!("{message} (after {})", done.join("; "));
+        }
+        return NodeOutcome::new(index, Outcome::Failed, message, started);
+    }
+    let own = &plan.own;
+    let message = match (done.is_empty(), plan.unchanged.is_empty()) {
+        (true, true) => format!("no route in {name} points at a router, no write"),
+        (true, false) => format!("{} already via {own}, no write", plan.unchanged.join(", ")),
+        (false, true) => format!("{}, {ms} ms", done.join("; ")),
+        (false, false) => format!(
+            "{}; {} already via {own}, {ms} ms",
+            done.join("; "),
+            plan.unchanged.join(", ")
+        ),
+    };
+    NodeOutcome::new(index, Outcome::Ok, message, started)
 }
 
 fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {
@@ -334,98 +497,5 @@ fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Outcome, String) {
                 ),
             }
         }
-    }
-}
-
-fn event_node(
-    table: &mut dyn RouteTable,
-    name: &str,
-    routes: &mut [Route],
-    node: &Node,
-    kind: EventKind,
-    log: &mut EventLog,
-) -> (Outcome, String, bool) {
-    let index = node.index.get();
-    let Some(own) = node.get(next_hop_param(node.provider)).map(str::to_string) else {
-        return (Outcome::Failed, "node has no next hop (-n)".into(), false);
-    };
-    let found = match targets(node, name, routes) {
-        Ok(found) => found,
-        Err(message) => {
-            log.line(index, &format!("Error: {message}"));
-            return (Outcome::Failed, message, false);
-        }
-    };
-    if found.is_empty() {
-        log.line(
-            index,
-            "No route of the table points at a router: nothing to do",
-        );
-        return (
-            Outcome::Ok,
-            format!("no route in {name} points at a router, no write"),
-            false,
-        );
-    }
-    let mut done = Vec::new();
-    let mut unchanged = Vec::new();
-    for i in found {
-        let route = routes[i].clone();
-        let current = route.next_hop.clone().unwrap_or_default();
-        let target = if kind == EventKind::Verify {
-            current.clone()
-        } else {
-            own.clone()
-        };
-        if kind != EventKind::Verify && current == own {
-            log.line(
-                index,
-                &format!("Route {} already via {own}: no write", route.destination),
-            );
-            unchanged.push(route.destination.clone());
-            continue;
-        }
-        let write_started = Instant::now();
-        if let Err(e) = table.write(&route, &target) {
-            log.line(
-                index,
-                &format!("Error writing route {}: {e}", route.destination),
-            );
-            let mut message = e.to_string();
-            if !done.is_empty() {
-                message = format!("{message} (after {})", done.join("; "));
-            }
-            return (Outcome::Failed, message, !done.is_empty());
-        }
-        let took = write_started.elapsed().as_millis();
-        routes[i].next_hop = Some(target.clone());
-        let line = if kind == EventKind::Verify {
-            format!("{} in {name} verified via {target}", route.destination)
-        } else {
-            format!(
-                "{} in {name} now via {target} (was {current})",
-                route.destination
-            )
-        };
-        log.wrote(
-            index,
-            &format!(
-                "Set route {}: {current} -> {target} in {took} ms",
-                route.destination
-            ),
-        );
-        done.push(line);
-    }
-    if done.is_empty() {
-        (
-            Outcome::Ok,
-            format!("{} already via {own}, no write", unchanged.join(", ")),
-            false,
-        )
-    } else {
-        if !unchanged.is_empty() {
-            done.push(format!("{} already via {own}", unchanged.join(", ")));
-        }
-        (Outcome::Ok, done.join("; "), true)
     }
 }

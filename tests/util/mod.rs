@@ -191,7 +191,20 @@ impl Ha {
 }
 
 impl Drop for Ha {
+    /// SIGTERM first, so the server removes its FIFO and its tmpfs `replies` directory.
     fn drop(&mut self) {
+        if let Some(child) = self.server.as_mut() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    self.server = None;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         self.kill9();
     }
 }
