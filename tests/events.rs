@@ -526,3 +526,47 @@ fn a_client_killed_while_waiting_does_not_hurt_the_server() {
     let out = ha.ok("show_node", &["-i", "1"]);
     assert!(out.contains("lastEvent      peerFail"), "{out}");
 }
+
+#[test]
+fn no_more_handlers_run_at_once_than_configured() {
+    let ha = Ha::new();
+    let spy_dir = ha.scratch().join("running");
+    std::fs::create_dir_all(&spy_dir).expect("mkdir");
+    let counts = ha.scratch().join("counts");
+    let real = util::bin("ha_event_handler");
+    // Each handler registers itself, notes how many are registered, lingers, then does the work.
+    let body = format!(
+        "touch {d}/$$\nls {d} | wc -l >> {c}\nsleep 0.3\nrm -f {d}/$$\nexec {real}",
+        d = spy_dir.display(),
+        c = counts.display(),
+        real = real.display()
+    );
+    let mut ha = ha.with_handler(&body).with_env("CSR_HA_MAX_HANDLERS", "2");
+    ha.start();
+    for t in 1..=6 {
+        let table = format!("t{t}");
+        ha.table(&table, &[("10.99.0.0/16", A)]);
+        ha.ok(
+            "create_node",
+            &["-i", &t.to_string(), "-t", &table, "-n", B, "-m", "primary"],
+        );
+    }
+    std::fs::write(&counts, "").expect("reset counts");
+    let out = ha.ok("node_event", &["-i", "all", "-e", "revert"]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("200: ")).count(),
+        6,
+        "{out}"
+    );
+    let seen: Vec<u32> = std::fs::read_to_string(&counts)
+        .expect("counts")
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(seen.len(), 6, "one handler per table: {seen:?}");
+    assert!(
+        seen.iter().all(|&n| n <= 2),
+        "more than 2 handlers at once: {seen:?}"
+    );
+    assert!(seen.contains(&2), "handlers did run in parallel: {seen:?}");
+}
