@@ -1,24 +1,49 @@
 //! Failover timings of the AWS provider against moto on loopback, with the API calls made.
 //!
 //! ```text
-//! scripts/setup_venv.sh && cargo run --release --example aws_moto_bench [-- ROUNDS]
+//! scripts/setup_venv.sh            # or CSR_HA_MOTO_SERVER=<path to moto_server>
+//! cargo build --release --bins && cargo run --release --example aws_moto_bench [-- ROUNDS]
 //! ```
 //!
-//! 1. `peerFail` on one node (`-r`), alternating between two routers: time from the start of the
-//!    handler's work until moto shows the new ENI (confirmed by a separate read), median and p90.
-//! 2. `revert` of 200 primary nodes sharing one table (one `-r` route each): one
-//!    `DescribeRouteTables`, then 200 `ReplaceRoute`s; then the same `revert` again (no write).
+//! Everything runs on 127.0.0.1: moto, a counting proxy in front of it, and (part 2) a real
+//! `ha_server` with `CSR_HA_CLOUD=aws` in a temporary `CSR_HA_DIR`.
+//!
+//! 1. Library (what one `ha_event_handler` does, no server or processes): `peerFail` on one
+//!    node (`-r`), alternating two routers, until a separate read shows the new ENI; `revert` of
+//!    200 primary nodes sharing one table, then again with nothing to move. Calls counted by the
+//!    provider's client.
+//! 2. Through the server, as a router runs it: `node_event -i N -e peerFail` processes
+//!    alternating N = 1, 2 (two nodes with different ENIs on one route), timed from spawning
+//!    the process (a) until a poller reading moto directly sees the new ENI, and to the
+//!    process's exit; and (b) without the poller, to the process's exit, then confirmed by one
+//!    read. Then
+//!    `node_event -i all -e revert` of 200 primary nodes in one table (a fresh server).
+//!    The server's `AWS_ENDPOINT_URL` is the counting proxy, which parses each HTTP request on
+//!    its way to moto and counts it by its `Action=`; the bench's own reads and set-up go to moto
+//!    directly and are not counted.
 
 #[path = "../tests/support/aws_moto.rs"]
 mod aws_moto;
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use csr_ha::cloud::aws::{AwsConfig, CredentialSources, Ec2Table};
+use csr_ha::client;
+use csr_ha::cloud::aws::{AwsConfig, CredentialSources, Ec2Client, Ec2Table};
 use csr_ha::cloud::{apply, Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::paths::HaDir;
+use csr_ha::protocol::Command;
+
+const REVERT_NODES: u16 = 200;
+const REVERT_RUNS: usize = 5;
 
 fn node(index: u16, rtb: &str, eni: &str, route: &str) -> Node {
     let mut node = Node::new(NodeIndex::new(index).expect("index"), Provider::Aws);
@@ -33,7 +58,7 @@ fn node(index: u16, rtb: &str, eni: &str, route: &str) -> Node {
 /// Runs one handler's work as `ha_event_handler` would; returns outcomes and HTTP calls made.
 fn handle(
     kind: EventKind,
-    dir: &std::path::Path,
+    dir: &Path,
     config: &AwsConfig,
     nodes: Vec<Node>,
 ) -> (Vec<NodeOutcome>, u32) {
@@ -56,14 +81,258 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50);
-    let moto = aws_moto::Moto::start(&[]);
-    let ec2 = moto.client(aws_moto::any_keys());
-    let vpc = aws_moto::Vpc::create(&ec2);
+/// Median and p90 (nearest rank) of `times`, in ms.
+fn stats(times: &[Duration]) -> (f64, f64) {
+    let mut t = times.to_vec();
+    t.sort();
+    let rank = |p: f64| t[((p * t.len() as f64).ceil() as usize).clamp(1, t.len()) - 1];
+    (ms(rank(0.5)), ms(rank(0.9)))
+}
+
+/// A loopback TCP proxy in front of moto that counts HTTP requests by their `Action=`.
+/// It reads each request's head and `Content-Length` body on the way up (keep-alive: several
+/// requests per connection) and copies responses back unchanged.
+struct CountingProxy {
+    endpoint: String,
+    counts: Arc<Mutex<BTreeMap<String, u32>>>,
+}
+
+impl CountingProxy {
+    fn start(upstream_endpoint: &str) -> CountingProxy {
+        let upstream = upstream_endpoint
+            .strip_prefix("http://")
+            .expect("moto endpoint is http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("proxy addr"));
+        let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let shared = Arc::clone(&counts);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, counts) = (upstream.clone(), Arc::clone(&shared));
+                std::thread::spawn(move || {
+                    if let Err(e) = relay(client, &upstream, &counts) {
+                        eprintln!("aws_moto_bench: proxy connection: {e}");
+                    }
+                });
+            }
+        });
+        CountingProxy { endpoint, counts }
+    }
+
+    /// The counts since the last call, by action (`?` for a request without one).
+    fn take(&self) -> BTreeMap<String, u32> {
+        std::mem::take(&mut *self.counts.lock().expect("counts"))
+    }
+}
+
+fn relay(
+    client: TcpStream,
+    upstream: &str,
+    counts: &Mutex<BTreeMap<String, u32>>,
+) -> std::io::Result<()> {
+    let server = TcpStream::connect(upstream)?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    let (mut down_from, mut down_to) = (server.try_clone()?, client.try_clone()?);
+    let down = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut down_from, &mut down_to);
+        let _ = down_to.shutdown(Shutdown::Write);
+    });
+    let mut up_to = server;
+    let mut reader = BufReader::new(client);
+    loop {
+        let mut head = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                let _ = up_to.shutdown(Shutdown::Write);
+                let _ = down.join();
+                return Ok(());
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.trim().eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            head.extend_from_slice(line.as_bytes());
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        let text = String::from_utf8_lossy(&body);
+        let action = text
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .unwrap_or("?")
+            .to_string();
+        *counts.lock().expect("counts").entry(action).or_default() += 1;
+        head.extend_from_slice(&body);
+        up_to.write_all(&head)?;
+    }
+}
+
+/// `2`, or `1.02` when not a whole number.
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// Calls per event by action, e.g. `2 per event (1 DescribeRouteTables + 1 ReplaceRoute)`.
+fn fmt_counts(counts: &BTreeMap<String, u32>, events: usize) -> String {
+    let per = |n: u32| num(f64::from(n) / events as f64);
+    let total: u32 = counts.values().sum();
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(action, n)| format!("{} {action}", per(*n)))
+        .collect();
+    let of = if events > 1 {
+        format!("; {total} in {events} events")
+    } else {
+        String::new()
+    };
+    format!("{} per event ({}{of})", per(total), parts.join(" + "))
+}
+
+/// The directory of `ha_server` and the client binaries: `target/release/` beside `examples/`.
+fn bins() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    for name in ["ha_server", "create_node", "node_event"] {
+        assert!(
+            dir.join(name).is_file(),
+            "{} missing: run `cargo build --release --bins` first",
+            dir.join(name).display()
+        );
+    }
+    dir
+}
+
+/// A real `ha_server` with `CSR_HA_CLOUD=aws` whose EC2 endpoint is `endpoint`; stopped on drop.
+struct Server {
+    _tmp: tempfile::TempDir,
+    dir: HaDir,
+    bins: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn start(bins: &Path, endpoint: &str) -> Server {
+        let tmp = tempfile::Builder::new()
+            .prefix("csr-ha-aws-bench")
+            .tempdir()
+            .expect("temp dir");
+        let dir = HaDir::new(tmp.path().join("HA"));
+        let mut server = Server {
+            _tmp: tmp,
+            dir,
+            bins: bins.to_path_buf(),
+            child: None,
+        };
+        let mut cmd = server.command("ha_server");
+        cmd.env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "AKIAMOTOTESTKEY00001")
+            .env("AWS_SECRET_ACCESS_KEY", "moto-does-not-check-this")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")
+            .env("NO_PROXY", "127.0.0.1")
+            .env("no_proxy", "127.0.0.1");
+        for var in [
+            "AWS_ENDPOINT_URL_EC2",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            cmd.env_remove(var);
+        }
+        // If the bench is killed (no Drop runs), the kernel sends the server SIGTERM.
+        // SAFETY: runs in the forked child before exec; prctl(2) is async-signal-safe and the
+        // closure allocates nothing.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ha_server");
+        server.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(10);
+        while !client::request(&server.dir, Command::Ping, client::REPLY_WAIT)
+            .is_ok_and(|r| r.succeeded())
+        {
+            assert!(Instant::now() < until, "ha_server did not answer ping");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// A server or client process for this HA directory (clients get no AWS settings).
+    fn command(&self, name: &str) -> Process {
+        let mut cmd = Process::new(self.bins.join(name));
+        cmd.env("CSR_HA_DIR", self.dir.root())
+            .env("CSR_HA_CLOUD", "aws")
+            .env_remove("CSR_HA_TIMEOUT")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs a client process to its end; panics unless it exits 0.
+    fn ok(&self, name: &str, args: &[&str]) -> String {
+        let out = self.command(name).args(args).output().expect("run client");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{name} {args:?}: {text}");
+        text
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = client::request(&self.dir, Command::Stop, client::REPLY_WAIT);
+            let until = Instant::now() + Duration::from_secs(5);
+            while !matches!(child.try_wait(), Ok(Some(_))) {
+                if Instant::now() > until {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// One row of the printed table.
+fn row(what: &str, runs: usize, time: &str, calls: &str) {
+    println!("| {what} | {runs} | {time} | {calls} |");
+}
+
+/// Part 1: the provider through the library.
+fn library(moto: &aws_moto::Moto, ec2: &Ec2Client, rounds: usize) {
+    let vpc = aws_moto::Vpc::create(ec2);
     let config = AwsConfig {
         endpoint: Some(moto.endpoint.clone()),
         credentials: CredentialSources {
@@ -73,9 +342,8 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
 
-    // 1. peerFail on one route, alternating routers.
     let mut times = Vec::new();
-    let mut calls = Vec::new();
+    let mut calls = 0;
     for round in 0..rounds {
         let eni = if round % 2 == 0 {
             &vpc.eni_a
@@ -89,37 +357,29 @@ fn main() {
             &config,
             vec![node(1, &vpc.rtb, eni, aws_moto::V4_ROUTE)],
         );
-        let shown = aws_moto::eni_of(&ec2, &vpc.rtb, aws_moto::V4_ROUTE);
+        let shown = aws_moto::eni_of(ec2, &vpc.rtb, aws_moto::V4_ROUTE);
         let took = started.elapsed();
         assert!(
             outcomes[0].outcome == Outcome::Ok && shown.as_deref() == Some(eni.as_str()),
             "{outcomes:?}"
         );
         times.push(took);
-        calls.push(n);
+        calls += n;
     }
-    times.sort();
-    let median = times[times.len() / 2];
-    let p90 = times[times.len() * 9 / 10];
-    println!("| peerFail, 1 node, -r, until moto shows the new ENI ({rounds} rounds) | median {:.1} ms, p90 {:.1} ms | {} calls/event (1 DescribeRouteTables + 1 ReplaceRoute) |",
-        ms(median), ms(p90), calls[0]);
+    let (median, p90) = stats(&times);
+    row(
+        "library: peerFail, 1 node, `-r`, handler work + a read showing the new ENI",
+        rounds,
+        &format!("median {median:.1} ms, p90 {p90:.1} ms"),
+        &format!(
+            "{} per event (counted by the client: DescribeRouteTables + ReplaceRoute)",
+            num(f64::from(calls) / rounds as f64)
+        ),
+    );
 
-    // 2. revert of 200 primary nodes in one table.
-    for i in 0..200u16 {
-        let dest = format!("172.16.{i}.0/24");
-        ec2.call(
-            "CreateRoute",
-            &[
-                ("RouteTableId", &vpc.rtb),
-                ("DestinationCidrBlock", &dest),
-                ("NetworkInterfaceId", &vpc.eni_b),
-            ],
-            aws_moto::deadline(),
-        )
-        .expect("CreateRoute");
-    }
-    let nodes: Vec<Node> = (0..200u16)
-        .map(|i| node(i + 10, &vpc.rtb, &vpc.eni_a, &format!("172.16.{i}.0/24")))
+    create_routes(ec2, &vpc.rtb, &vpc.eni_b);
+    let nodes: Vec<Node> = (0..REVERT_NODES)
+        .map(|i| node(i + 10, &vpc.rtb, &vpc.eni_a, &revert_route(i)))
         .collect();
     let started = Instant::now();
     let (outcomes, n) = handle(EventKind::Revert, dir.path(), &config, nodes.clone());
@@ -128,15 +388,296 @@ fn main() {
         outcomes.iter().all(|o| o.outcome == Outcome::Ok),
         "{outcomes:?}"
     );
-    let moved = aws_moto::routes(&ec2, &vpc.rtb)
-        .iter()
-        .filter(|r| {
-            r.destination.starts_with("172.16.") && r.eni.as_deref() == Some(vpc.eni_a.as_str())
-        })
-        .count();
-    assert_eq!(moved, 200);
-    println!("| revert, 200 primary nodes in one table, all moved | {:.1} ms ({:.2} ms/route) | {n} calls (1 DescribeRouteTables + 200 ReplaceRoute) |", ms(took), ms(took) / 200.0);
+    assert_eq!(moved(ec2, &vpc.rtb, &vpc.eni_a), usize::from(REVERT_NODES));
+    row(
+        "library: revert, 200 primary nodes in one table, all moved",
+        1,
+        &format!(
+            "{:.1} ms ({:.2} ms per route)",
+            ms(took),
+            ms(took) / f64::from(REVERT_NODES)
+        ),
+        &format!("{n} (counted by the client: 1 DescribeRouteTables + 200 ReplaceRoute)"),
+    );
     let started = Instant::now();
     let (_, n) = handle(EventKind::Revert, dir.path(), &config, nodes);
-    println!("| revert again, 200 nodes already in place | {:.1} ms | {n} call (1 DescribeRouteTables) |", ms(started.elapsed()));
+    row(
+        "library: revert again, 200 nodes already in place",
+        1,
+        &format!("{:.1} ms", ms(started.elapsed())),
+        &format!("{n} (counted by the client: 1 DescribeRouteTables)"),
+    );
+}
+
+fn revert_route(i: u16) -> String {
+    format!("172.16.{i}.0/24")
+}
+
+fn create_routes(ec2: &Ec2Client, rtb: &str, eni: &str) {
+    for i in 0..REVERT_NODES {
+        ec2.call(
+            "CreateRoute",
+            &[
+                ("RouteTableId", rtb),
+                ("DestinationCidrBlock", &revert_route(i)),
+                ("NetworkInterfaceId", eni),
+            ],
+            aws_moto::deadline(),
+        )
+        .expect("CreateRoute");
+    }
+}
+
+/// How many of the 200 revert routes point at `eni`, according to moto.
+fn moved(ec2: &Ec2Client, rtb: &str, eni: &str) -> usize {
+    aws_moto::routes(ec2, rtb)
+        .iter()
+        .filter(|r| r.destination.starts_with("172.16.") && r.eni.as_deref() == Some(eni))
+        .count()
+}
+
+/// Part 2a: `node_event -i N -e peerFail` processes through a real server.
+fn server_failover(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy, rounds: usize) {
+    let vpc = aws_moto::Vpc::create(ec2);
+    let server = Server::start(bins, &proxy.endpoint);
+    // Node 1 is this router (eni_a), node 2 the peer (eni_b); the route starts via eni_b.
+    for (index, eni, mode) in [("1", &vpc.eni_a, "primary"), ("2", &vpc.eni_b, "secondary")] {
+        let out = server.ok(
+            "create_node",
+            &[
+                "-i",
+                index,
+                "-t",
+                &vpc.rtb,
+                "-rg",
+                "us-east-1",
+                "-n",
+                eni,
+                "-r",
+                aws_moto::V4_ROUTE,
+                "-m",
+                mode,
+            ],
+        );
+        assert!(out.starts_with("200: "), "{out}");
+    }
+    for poll in [true, false] {
+        let (mut seen, mut exited, mut polls) = (Vec::new(), Vec::new(), Vec::new());
+        let warm_up = 2;
+        proxy.take();
+        let mut counted = BTreeMap::new();
+        for run in 0..rounds + warm_up {
+            let (index, want) = if run % 2 == 0 {
+                ("1", &vpc.eni_a)
+            } else {
+                ("2", &vpc.eni_b)
+            };
+            if run == warm_up {
+                proxy.take();
+            }
+            let started = Instant::now();
+            let mut child = server
+                .command("node_event")
+                .args(["-i", index, "-e", "peerFail"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn node_event");
+            // With the poller: poll moto and watch for the exit until both happened.
+            // Without: block in wait(), so the exit time is exact.
+            let (mut seen_at, mut exit_at) = (None, None);
+            while poll && (seen_at.is_none() || exit_at.is_none()) {
+                if seen_at.is_none() {
+                    let sent = Instant::now();
+                    if aws_moto::eni_of(ec2, &vpc.rtb, aws_moto::V4_ROUTE).as_deref() == Some(want)
+                    {
+                        seen_at = Some(started.elapsed());
+                    }
+                    polls.push(sent.elapsed());
+                } else {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                if exit_at.is_none() && matches!(child.try_wait(), Ok(Some(_))) {
+                    exit_at = Some(started.elapsed());
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("node_event -i {index}: no new ENI within 60 s");
+                }
+            }
+            let status = child.wait().expect("wait for node_event");
+            let exit_at = exit_at.unwrap_or_else(|| started.elapsed());
+            let mut out = String::new();
+            if let Some(mut stdout) = child.stdout.take() {
+                let _ = stdout.read_to_string(&mut out);
+            }
+            assert!(
+                status.success() && out.starts_with("200: "),
+                "{status}: {out}"
+            );
+            if !poll {
+                let shown = aws_moto::eni_of(ec2, &vpc.rtb, aws_moto::V4_ROUTE);
+                assert_eq!(
+                    shown.as_deref(),
+                    Some(want.as_str()),
+                    "not confirmed by a read"
+                );
+            }
+            if run >= warm_up {
+                seen.extend(seen_at);
+                exited.push(exit_at);
+            }
+        }
+        for (action, n) in proxy.take() {
+            *counted.entry(action).or_insert(0) += n;
+        }
+        let calls = fmt_counts(&counted, rounds);
+        if poll {
+            let (median, p90) = stats(&seen);
+            let (poll_median, _) = stats(&polls);
+            row(
+                &format!("server: `node_event -i N -e peerFail` (N = 1, 2 alternating) spawn → poller (1 DescribeRouteTables in flight, {poll_median:.1} ms median each) sees the new ENI"),
+                rounds,
+                &format!("median {median:.1} ms, p90 {p90:.1} ms"),
+                &calls,
+            );
+            let (median, p90) = stats(&exited);
+            row(
+                "server: same runs, spawn → `node_event` exit",
+                rounds,
+                &format!("median {median:.1} ms, p90 {p90:.1} ms"),
+                "(same runs)",
+            );
+        } else {
+            let (median, p90) = stats(&exited);
+            row(
+                "server: `node_event -i N -e peerFail` (N = 1, 2 alternating) spawn → exit, no poller (confirmed by a read after exit)",
+                rounds,
+                &format!("median {median:.1} ms, p90 {p90:.1} ms"),
+                &calls,
+            );
+        }
+    }
+}
+
+/// Part 2b: `node_event -i all -e revert` of 200 primary nodes in one table, fresh server.
+fn server_revert(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy) {
+    let vpc = aws_moto::Vpc::create(ec2);
+    create_routes(ec2, &vpc.rtb, &vpc.eni_b);
+    let server = Server::start(bins, &proxy.endpoint);
+    let validated = |p: Param, v: &str| (p, p.validate(v, Provider::Aws).expect("valid"));
+    std::thread::scope(|scope| {
+        for t in 0..4u16 {
+            let (server, vpc) = (&server, &vpc);
+            scope.spawn(move || {
+                for i in (t..REVERT_NODES).step_by(4) {
+                    let command = Command::CreateNode {
+                        index: NodeIndex::new(i + 1).expect("index"),
+                        provider: Provider::Aws,
+                        params: vec![
+                            validated(Param::RouteTableId, &vpc.rtb),
+                            validated(Param::Region, "us-east-1"),
+                            validated(Param::EniId, &vpc.eni_a),
+                            validated(Param::Route, &revert_route(i)),
+                            validated(Param::Mode, "primary"),
+                        ],
+                    };
+                    let wait = client::wait_for(&command);
+                    let reply = client::request(&server.dir, command, wait).expect("create");
+                    assert!(reply.text.starts_with("200: "), "{}", reply.text);
+                }
+            });
+        }
+    });
+    let mut times = Vec::new();
+    let mut counted = BTreeMap::new();
+    let mut again = (Duration::ZERO, BTreeMap::new());
+    for run in 0..=REVERT_RUNS {
+        let in_place = run == REVERT_RUNS;
+        if !in_place && run > 0 {
+            for i in 0..REVERT_NODES {
+                ec2.call(
+                    "ReplaceRoute",
+                    &[
+                        ("RouteTableId", &vpc.rtb),
+                        ("DestinationCidrBlock", &revert_route(i)),
+                        ("NetworkInterfaceId", &vpc.eni_b),
+                    ],
+                    aws_moto::deadline(),
+                )
+                .expect("reset route");
+            }
+        }
+        assert_eq!(
+            moved(ec2, &vpc.rtb, &vpc.eni_a),
+            if in_place { 200 } else { 0 }
+        );
+        proxy.take();
+        let started = Instant::now();
+        let out = server.ok("node_event", &["-i", "all", "-e", "revert"]);
+        let took = started.elapsed();
+        let counts = proxy.take();
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("200: ")).count(),
+            200,
+            "{out}"
+        );
+        assert_eq!(moved(ec2, &vpc.rtb, &vpc.eni_a), 200);
+        if in_place {
+            again = (took, counts);
+        } else {
+            times.push(took);
+            for (action, n) in counts {
+                *counted.entry(action).or_insert(0) += n;
+            }
+        }
+    }
+    let all: Vec<String> = times.iter().map(|t| format!("{:.0} ms", ms(*t))).collect();
+    let (median, _) = stats(&times);
+    row(
+        "server: `node_event -i all -e revert`, 200 primary nodes in one table, all moved",
+        REVERT_RUNS,
+        &format!(
+            "median {median:.0} ms (runs: {}; {:.2} ms per route)",
+            all.join(", "),
+            median / 200.0
+        ),
+        &fmt_counts(&counted, REVERT_RUNS),
+    );
+    row(
+        "server: `node_event -i all -e revert` again, 200 routes already in place",
+        1,
+        &format!("{:.1} ms", ms(again.0)),
+        &fmt_counts(&again.1, 1),
+    );
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(50);
+    let bins = bins();
+    let moto = aws_moto::Moto::start(&[]);
+    let ec2 = moto.client(aws_moto::any_keys());
+    let proxy = CountingProxy::start(&moto.endpoint);
+    // The venv's python beside moto_server knows moto's version.
+    let python = aws_moto::moto_server().with_file_name("python");
+    let moto_version = Process::new(python)
+        .args(["-c", "import moto; print(moto.__version__)"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "moto_server {moto_version} on {}; counting proxy on {} (the server's \
+         AWS_ENDPOINT_URL; server rows' calls are counted there)",
+        moto.endpoint, proxy.endpoint
+    );
+    println!("\n| what | runs | time | API calls |");
+    println!("|---|---|---|---|");
+    library(&moto, &ec2, rounds);
+    server_failover(&bins, &ec2, &proxy, rounds);
+    server_revert(&bins, &ec2, &proxy);
 }

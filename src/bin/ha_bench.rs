@@ -1,10 +1,11 @@
-//! `ha_bench [--quick]`: latency, throughput, memory and failover benchmarks of csr-ha.
+//! `ha_bench [--quick] [--replies-disk]`: latency, throughput, memory and failover benchmarks.
 //!
-//! Build and run in release: `cargo run --release --bin ha_bench -- [--quick]`.
+//! Build and run in release: `cargo run --release --bin ha_bench -- [--quick] [--replies-disk]`.
 //! It creates its own temporary `CSR_HA_DIR`, starts the `ha_server` beside itself with the
 //! `file` provider, drives it through the real client binaries and the in-process client
 //! library, prints a Markdown table, and stops every server it started, also on error or
-//! panic. It touches nothing but local files and FIFOs under the temporary directory.
+//! panic. It touches nothing but local files and FIFOs under the temporary directory and the
+//! server's own `replies/` directory on tmpfs (removed when the server stops).
 //!
 //! ```text
 //! phase 1 (small server: nodes 1, 2 on table "fo")
@@ -129,17 +130,17 @@ fn fmt_us(v: f64) -> String {
     }
 }
 
-/// A temporary HA directory with one `ha_server` child; dropping it stops the server.
 /// Where the binaries are, and where reply FIFOs go.
 struct Setup {
     bins: PathBuf,
-    /// `--replies-tmpfs`: `replies/` is a symlink to a fresh directory under this tmpfs.
-    replies_in: Option<PathBuf>,
+    /// `--replies-disk`: the server gets `CSR_HA_REPLIES_TMPFS=0`, so `replies/` is a plain
+    /// directory inside the HA dir (the layout before replies moved to tmpfs by default).
+    replies_disk: bool,
 }
 
+/// A temporary HA directory with one `ha_server` child; dropping it stops the server.
 struct Ha {
     _tmp: tempfile::TempDir,
-    _replies_tmp: Option<tempfile::TempDir>,
     dir: HaDir,
     bins: PathBuf,
     server: Option<Child>,
@@ -156,22 +157,15 @@ impl Ha {
         let mut ha = Ha {
             dir: HaDir::new(&root),
             _tmp: tmp,
-            _replies_tmp: None,
             bins: bins.to_path_buf(),
             server: None,
         };
         std::fs::create_dir_all(ha.dir.route_tables())
             .map_err(|e| format!("cannot create {}: {e}", ha.dir.route_tables().display()))?;
-        if let Some(fast) = &setup.replies_in {
-            let replies = tempfile::Builder::new()
-                .prefix("csr-ha-bench-replies")
-                .tempdir_in(fast)
-                .map_err(|e| format!("cannot create a directory in {}: {e}", fast.display()))?;
-            std::os::unix::fs::symlink(replies.path(), ha.dir.replies())
-                .map_err(|e| format!("cannot link {}: {e}", ha.dir.replies().display()))?;
-            ha._replies_tmp = Some(replies);
-        }
         let mut cmd = ha.command("ha_server");
+        if setup.replies_disk {
+            cmd.env("CSR_HA_REPLIES_TMPFS", "0");
+        }
         for (k, v) in server_env {
             cmd.env(k, v);
         }
@@ -219,6 +213,15 @@ impl Ha {
             // Long reverts are measured, not cut off at the 60 s default wait.
             .env("CSR_HA_EVENT_TIMEOUT", "600");
         cmd
+    }
+
+    /// Where the server put `replies/`: the symlink's target, or the plain directory.
+    fn replies_at(&self) -> String {
+        let link = self.dir.replies();
+        match std::fs::read_link(&link) {
+            Ok(target) => format!("symlink to {}", target.display()),
+            Err(_) => format!("plain directory {}", link.display()),
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -629,8 +632,9 @@ fn bench_failover(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
 }
 
 /// Phase 1: a server with the two failover nodes.
-fn phase1(setup: &Setup, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<Option<u64>> {
+fn phase1(setup: &Setup, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<(Option<u64>, String)> {
     let ha = Ha::start(setup, &[])?;
+    let replies_at = ha.replies_at();
     ha.write_table("fo", &[(FAILOVER_ROUTE.to_string(), A)])?;
     for (i, hop, mode) in [(1u16, B, "primary"), (2, A, "secondary")] {
         ha.expect_ok(Command::CreateNode {
@@ -653,7 +657,7 @@ fn phase1(setup: &Setup, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<Option<u64>>
     bench_throughput(&ha, sizes.throughput_for, rows)?;
     eprintln!("ha_bench: failover…");
     bench_failover(&ha, sizes.failover_runs, rows)?;
-    Ok(idle_rss)
+    Ok((idle_rss, replies_at))
 }
 
 /// Creates nodes `1..=MAX_NODES` (primary, one `-r` route each) from 8 client threads.
@@ -861,20 +865,20 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
-const HELP: &str = "usage: ha_bench [--quick] [--replies-tmpfs]\n\
+const HELP: &str = "usage: ha_bench [--quick] [--replies-disk]\n\
 Starts ha_server (beside this binary) in a temporary CSR_HA_DIR (under $TMPDIR, default /tmp)\n\
 with the file provider; measures latency, throughput, RSS, failover and revert; prints a\n\
 Markdown table. Build in release: cargo run --release --bin ha_bench -- [--quick]\n  \
 --quick          fewer runs (a smoke test, not numbers to publish)\n  \
---replies-tmpfs  replies/ is a symlink into /dev/shm, the rest stays under $TMPDIR\n";
+--replies-disk   CSR_HA_REPLIES_TMPFS=0 for the server: replies/ is a plain directory in\n                   the HA dir instead of the default symlink to $XDG_RUNTIME_DIR or /dev/shm\n";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut sizes, mut replies_in) = (Sizes::full(), None);
+    let (mut sizes, mut replies_disk) = (Sizes::full(), false);
     for arg in &args {
         match arg.as_str() {
             "--quick" => sizes = Sizes::quick(),
-            "--replies-tmpfs" => replies_in = Some(PathBuf::from("/dev/shm")),
+            "--replies-disk" => replies_disk = true,
             "-h" | "--help" => {
                 print!("{HELP}");
                 return ExitCode::SUCCESS;
@@ -889,7 +893,7 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
-        Some(bins) => Setup { bins, replies_in },
+        Some(bins) => Setup { bins, replies_disk },
         None => {
             eprintln!("400: cannot find the directory of ha_bench");
             return ExitCode::from(1);
@@ -900,16 +904,19 @@ fn main() -> ExitCode {
     }
     let mut rows = Vec::new();
     let load_before = load_average();
-    let result =
-        phase1(&setup, &sizes, &mut rows).and_then(|idle| phase2(&setup, &sizes, &mut rows, idle));
+    let mut replies_at = String::from("n/a (phase 1 did not start)");
+    let result = phase1(&setup, &sizes, &mut rows).and_then(|(idle, at)| {
+        replies_at = at;
+        phase2(&setup, &sizes, &mut rows, idle)
+    });
     println!("Machine: {}", machine());
+    println!("HA directories under: {}", std::env::temp_dir().display());
     println!(
-        "HA directories under: {}{}",
-        std::env::temp_dir().display(),
-        if setup.replies_in.is_some() {
-            " (replies/ linked into /dev/shm)"
+        "replies/: {replies_at}{}",
+        if setup.replies_disk {
+            " (--replies-disk: server ran with CSR_HA_REPLIES_TMPFS=0)"
         } else {
-            ""
+            " (server default)"
         }
     );
     println!(
