@@ -856,7 +856,7 @@ fn an_unreachable_arm_endpoint_is_named_in_the_error() {
 
 /// Latency of peerFail against the loopback fake, and requests made. Not a pass/fail test: run
 /// `cargo test --release --test azure -- --ignored --nocapture bench_` and copy the numbers into
-/// BENCHMARKS-azure.md.
+/// BENCHMARKS.md.
 #[test]
 #[ignore = "benchmark: run on demand"]
 fn bench_peer_fail_against_the_fake() {

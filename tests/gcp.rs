@@ -859,7 +859,7 @@ fn node_event_through_the_server_deletes_the_peer_route() {
 /// peerFail latency for one secondary node against the fake (GET peer route, DELETE, one
 /// operation wait, GET own route), with a cached metadata token after the first run; the event
 /// log write is timed apart. Not a pass/fail test: run
-/// `cargo test --release --test gcp -- --ignored --nocapture bench_` and see BENCHMARKS-gcp.md.
+/// `cargo test --release --test gcp -- --ignored --nocapture bench_` and see BENCHMARKS.md.
 #[test]
 #[ignore]
 fn bench_peer_fail_latency() {
