@@ -20,7 +20,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::node::{Node, NodeIndex, Param, Provider};
+use crate::node::{LastEvent, Node, NodeIndex, Param, Provider};
 use crate::paths::HaDir;
 
 const HEADER: &str = "# csr-ha node_file v1: one node per line, key=value separated by spaces,\n\
@@ -153,6 +153,34 @@ impl NodeDb {
             .and_then(|d| d.sync_all())
             .map_err(io)?;
         Ok(())
+    }
+}
+
+/// Each node's last event, as `show_node` shows it; `{}` when the file is missing or unreadable
+/// (it is a convenience, the event files are the record).
+pub fn load_last_events(dir: &HaDir) -> BTreeMap<u16, LastEvent> {
+    std::fs::read_to_string(dir.last_events_file())
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Replaces `last_events.json` (temp file and rename; no fsync: losing the newest entry in a
+/// power cut costs nothing that the event files do not hold).
+pub fn save_last_events(dir: &HaDir, events: &BTreeMap<u16, LastEvent>) {
+    let path = dir.last_events_file();
+    let written = serde_json::to_vec_pretty(events)
+        .map_err(std::io::Error::other)
+        .and_then(|text| {
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".last_events.")
+                .tempfile_in(dir.root())?;
+            tmp.write_all(&text)?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        });
+    if let Err(e) = written {
+        log::warn!("cannot write {}: {e}", path.display());
     }
 }
 

@@ -10,6 +10,7 @@
 //! ├── replies/           one reply FIFO per waiting client
 //! ├── events/            one log file per node and event (at most 512)
 //! ├── route_tables/      the `file` provider's tables, <name>.json
+//! ├── last_events.json   each node's last event, for show_node across restarts
 //! └── csr_ha.log         server and handler log
 //! ```
 
@@ -66,6 +67,9 @@ impl HaDir {
     }
     pub fn route_tables(&self) -> PathBuf {
         self.root.join("route_tables")
+    }
+    pub fn last_events_file(&self) -> PathBuf {
+        self.root.join("last_events.json")
     }
     pub fn log_file(&self) -> PathBuf {
         self.root.join("csr_ha.log")

@@ -10,7 +10,6 @@
 //! Nothing in the loop blocks: a client that does not read, a handler stuck on a slow cloud,
 //! or garbage on the FIFO costs other clients nothing.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -197,11 +196,15 @@ pub fn run(dir: HaDir) -> Result<(), ServerError> {
         db.len()
     );
 
+    let last_events = crate::node_db::load_last_events(&dir)
+        .into_iter()
+        .filter(|(index, _)| db.nodes().any(|n| n.index.get() == *index))
+        .collect();
     let mut server = Server {
         state: State {
             dir: dir.clone(),
             db,
-            last_events: BTreeMap::new(),
+            last_events,
             bad_frames: 0,
         },
         events: EventMgr::new(Limits::from_env()),
@@ -367,11 +370,17 @@ impl Server {
     }
 
     fn send_finished(&mut self) {
+        let mut recorded = false;
         for finished in self.events.take_finished() {
+            recorded |= !finished.last_events.is_empty();
             for (index, last) in finished.last_events {
                 self.state.last_events.insert(index, last);
             }
             self.reply(&finished.reply_to, &finished.response);
+        }
+        // After the replies: the record is for show_node, not on the failover path.
+        if recorded {
+            crate::node_db::save_last_events(&self.state.dir, &self.state.last_events);
         }
     }
 

@@ -441,6 +441,12 @@ fn show_node_shows_the_last_event() {
     let json: serde_json::Value =
         serde_json::from_str(&ha.ok("show_node", &["-i", "1", "--json"])).expect("json");
     assert_eq!(json["nodes"][0]["lastEvent"]["event"], "peerFail");
+    // The record survives a restart of the server.
+    let mut ha = ha;
+    ha.kill9();
+    ha.start();
+    let again = ha.ok("show_node", &["-i", "1"]);
+    assert!(again.contains(line), "{again}");
 }
 
 #[test]

@@ -23,7 +23,9 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
 pub fn apply(state: &mut State, index: NodeIndex) -> Applied {
     match state.db.remove(index) {
         Ok(true) => {
-            state.last_events.remove(&index.get());
+            if state.last_events.remove(&index.get()).is_some() {
+                crate::node_db::save_last_events(&state.dir, &state.last_events);
+            }
             log::info!("node {index}: deleted");
             Applied::Reply(Response::ok(format!(
                 "200: Successfully deleted node {index}"
