@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use util::write_exec;
+use util::{write_exec, OutputRetry};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -126,7 +126,7 @@ impl Machine {
         self.command(Path::new("/bin/sh"))
             .arg(repo().join("scripts").join(name))
             .args(args)
-            .output()
+            .output_retrying()
             .expect("run script")
     }
 
@@ -151,7 +151,7 @@ impl Machine {
         let out = self
             .command(&self.prefix.join("share/csr_ha/uninstall.sh"))
             .args(extra)
-            .output()
+            .output_retrying()
             .expect("run uninstall.sh");
         assert_ok(&out, "uninstall.sh");
         out
@@ -161,7 +161,7 @@ impl Machine {
     fn installed(&self, name: &str, args: &[&str]) -> Output {
         self.command(&self.prefix.join("bin").join(name))
             .args(args)
-            .output()
+            .output_retrying()
             .expect("run installed command")
     }
 
@@ -200,7 +200,7 @@ impl Drop for Machine {
                 .command(&api)
                 .env("CSR_HA_DIR", self.ha_dir())
                 .args(["-c", "stop"])
-                .output();
+                .output_retrying();
         }
     }
 }
@@ -301,7 +301,7 @@ fn all_wrappers_are_the_same_executable_posix_sh_script() {
     let out = Command::new("sh")
         .arg("-n")
         .arg(repo().join("bin/node_event.py"))
-        .output()
+        .output_retrying()
         .expect("sh -n");
     assert_ok(&out, "sh -n bin/node_event.py");
 }
@@ -316,7 +316,7 @@ fn checkout_wrappers_run_the_built_binaries_by_full_path_from_any_directory() {
                 .command(&repo().join("bin").join(&file))
                 .env("CARGO_TARGET_DIR", &target)
                 .arg("-h")
-                .output()
+                .output_retrying()
                 .expect("run wrapper");
             assert_ok(&out, &file);
             assert!(
@@ -331,7 +331,7 @@ fn checkout_wrappers_run_the_built_binaries_by_full_path_from_any_directory() {
         .command(&repo().join("bin/node_event.py"))
         .env("CARGO_TARGET_DIR", &target)
         .args(["-i", "0", "-e", "revert"])
-        .output()
+        .output_retrying()
         .expect("run wrapper");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(stdout(&out).starts_with("400: "), "{}", text(&out));
@@ -346,7 +346,7 @@ fn a_symlinked_wrapper_finds_its_binary_and_a_missing_one_says_where_it_looked()
         .command(&link)
         .env("CSR_HA_BIN", bin_dir())
         .arg("-h")
-        .output()
+        .output_retrying()
         .expect("run");
     assert!(
         stdout(&out).starts_with("usage: show_node"),
@@ -358,7 +358,7 @@ fn a_symlinked_wrapper_finds_its_binary_and_a_missing_one_says_where_it_looked()
         .command(&repo().join("bin/ha_api.py"))
         .env("CSR_HA_BIN", &m.fake)
         .arg("-h")
-        .output()
+        .output_retrying()
         .expect("run");
     assert_eq!(out.status.code(), Some(127), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -367,7 +367,7 @@ fn a_symlinked_wrapper_finds_its_binary_and_a_missing_one_says_where_it_looked()
     // An installed-looking copy with no binary beside it and none on PATH.
     let lone = m.elsewhere.join("node_event.py");
     std::fs::copy(repo().join("bin/node_event.py"), &lone).expect("copy");
-    let out = m.command(&lone).arg("-h").output().expect("run");
+    let out = m.command(&lone).arg("-h").output_retrying().expect("run");
     assert_eq!(out.status.code(), Some(127), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cannot find the csr-ha binary 'node_event'")
@@ -429,7 +429,7 @@ fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_lea
     let out = m
         .command(Path::new("/bin/sh"))
         .args(["-c", ". \"$HOME/.profile\"; command -v node_event.py"])
-        .output()
+        .output_retrying()
         .expect("sh");
     assert_eq!(
         stdout(&out).trim(),
@@ -466,7 +466,7 @@ fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_lea
     };
     let mut ping = m.command(&bin.join("ha_api.py"));
     ha_env(&mut ping);
-    let out = ping.args(["-c", "ping"]).output().expect("ping");
+    let out = ping.args(["-c", "ping"]).output_retrying().expect("ping");
     assert_ok(&out, "ha_api.py -c ping");
     let out = m.installed(
         "create_node.py",
@@ -671,7 +671,7 @@ fn cron_scripts_log_failures_one_line_each_and_stay_quiet_otherwise() {
             .arg(repo().join("scripts").join(script))
             .env("CSR_HA_DIR", m.ha_dir())
             .env("CSR_HA_BIN", bin)
-            .output()
+            .output_retrying()
             .expect("run cron script")
     };
 
@@ -717,20 +717,20 @@ fn revert_with_start_brings_up_a_stopped_server() {
         .arg("--start")
         .env("CSR_HA_DIR", m.ha_dir())
         .env("CSR_HA_BIN", bin_dir())
-        .output()
+        .output_retrying()
         .expect("run revert_nodes.sh");
     let stop = || {
         m.command(&bin_dir().join("ha_api"))
             .env("CSR_HA_DIR", m.ha_dir())
             .args(["-c", "stop"])
-            .output()
+            .output_retrying()
             .expect("stop")
     };
     let ping = m
         .command(&bin_dir().join("ha_api"))
         .env("CSR_HA_DIR", m.ha_dir())
         .args(["-c", "ping"])
-        .output();
+        .output_retrying();
     stop();
     assert_ok(&out, "revert_nodes.sh --start");
     assert_ok(
@@ -792,7 +792,7 @@ fn debug_bundle_holds_the_files_and_no_secret() {
         .args(["-o", out_dir.to_str().expect("utf-8")])
         .env("CSR_HA_DIR", &ha)
         .env("CSR_HA_BIN", bin_dir())
-        .output()
+        .output_retrying()
         .expect("run debug_bundle.sh");
     assert_ok(&out, "debug_bundle.sh");
     let tarballs: Vec<PathBuf> = std::fs::read_dir(&out_dir)
@@ -819,7 +819,7 @@ fn debug_bundle_holds_the_files_and_no_secret() {
         .arg(&tarballs[0])
         .arg("-C")
         .arg(&x)
-        .output()
+        .output_retrying()
         .expect("tar");
     assert_ok(&untar, "tar -xzf");
     let top = std::fs::read_dir(&x)
@@ -912,7 +912,7 @@ fn install_builds_with_cargo_release_when_no_bin_dir_is_given() {
         ])
         .env("CSR_HA_CARGO", m.fake.join("cargo"))
         .env("CARGO_TARGET_DIR", &target)
-        .output()
+        .output_retrying()
         .expect("install.sh");
     assert_ok(&out, "install.sh");
     let want = format!(

@@ -235,3 +235,25 @@ pub fn write_exec(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write script");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+/// `Command::output`, retried while the program is "text file busy": a script written by this
+/// test process moments ago can still be open for writing in a child that another test thread
+/// forked and has not yet exec'd (the fd is close-on-exec, so the window is short).
+pub trait OutputRetry {
+    fn output_retrying(&mut self) -> std::io::Result<Output>;
+}
+
+impl OutputRetry for Command {
+    fn output_retrying(&mut self) -> std::io::Result<Output> {
+        let mut tries = 0;
+        loop {
+            match self.output() {
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+}
