@@ -1,7 +1,7 @@
 #!/bin/sh
 # Cron job, as in the original package: `revert_nodes.sh` sends `node_event -i all -e revert`
 # (points the routes of every primary node back at this router if they moved); called as
-# `verify_nodes.sh` (the same file) it sends `-e verify` (proves every node's credentials can
+# `verify_nodes.sh` (a link to this file) it sends `-e verify` (proves every node's credentials can
 # still write its route). Output is discarded when all is well; a failure is appended to
 # $CSR_HA_DIR/csr_ha.log, one line per line of output, and the exit code is node_event's.
 #
@@ -12,15 +12,18 @@
 # checkout's bin/ wrappers (running from a checkout), else PATH.
 set -u
 
+# The event and the name in log lines come from the name this was called by (verify_nodes.sh is
+# a link to this file); the real file's location is where the binaries are looked for.
+name=${0##*/}
+case $name in
+  *verify*) event=verify ;;
+  *) event=revert ;;
+esac
 self=$0
 while [ -L "$self" ]; do
   link=$(readlink -- "$self") || break
   case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
 done
-case $self in
-  */*verify*) event=verify ;;
-  *) event=revert ;;
-esac
 start=0
 for arg in "$@"; do
   case $arg in
@@ -30,7 +33,7 @@ for arg in "$@"; do
       exit 0
       ;;
     *)
-      echo "400: ${self##*/}: unknown argument '$arg'; see -h" >&2
+      echo "400: $name: unknown argument '$arg'; see -h" >&2
       exit 2
       ;;
   esac
@@ -57,7 +60,7 @@ run() { # run NAME ARGS...: NAME from $bin, else (a checkout) the bin/ wrapper, 
 log() {
   [ -d "$ha_dir" ] || return 0
   printf '[%s %-5s %s[%s] cron] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.000Z)" "$1" \
-    "${self##*/}" "$$" "$2" >>"$ha_dir/csr_ha.log"
+    "$name" "$$" "$2" >>"$ha_dir/csr_ha.log"
 }
 log_output() { # log_output LEVEL PREFIX TEXT: one log line per line of TEXT
   printf '%s\n' "$3" | while IFS= read -r line; do log "$1" "$2: $line"; done
