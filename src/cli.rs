@@ -136,6 +136,18 @@ impl Args {
         }
     }
 
+    /// `-i N` and the provider's parameter flags, as `create_node` and `set_params` take them.
+    pub fn node_params(
+        argv: &[String],
+        command: &str,
+        provider: Provider,
+    ) -> Result<(NodeIndex, Vec<(Param, String)>), CliError> {
+        let args = Args::parse(argv, command, |f| {
+            (f == "-i" || provider.param_for_flag(f).is_some()).then_some(true)
+        })?;
+        Ok((args.index()?, args.params(provider)?))
+    }
+
     /// The provider parameters given, each validated for `provider`.
     pub fn params(&self, provider: Provider) -> Result<Vec<(Param, String)>, CliError> {
         let mut out = Vec::new();

@@ -558,6 +558,14 @@ fn finish_event(job: Job, kind: EventKind) -> Finished {
 }
 
 fn finish_check(job: Job) -> Finished {
+    for o in &job.outcomes {
+        log::info!(
+            "node {} check: {}: {}",
+            o.index,
+            o.outcome.code(),
+            o.message
+        );
+    }
     let base = job
         .check_reply
         .unwrap_or_else(|| Response::ok("200: stored"));

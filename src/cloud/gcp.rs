@@ -136,13 +136,12 @@ pub fn run_with(
                     Action::Event(EventKind::Verify) => verify(&mut api, &spec, log),
                 },
             };
+            // The server logs every outcome; the event file gets the error line.
             if outcome == Outcome::Failed {
                 log.line(index, &format!("Error: {message}"));
-                log::warn!("node {index} {}: {message}", work.action.label());
             }
             let mut out = NodeOutcome::new(index, outcome, message, started);
             if wrote {
-                log::info!("node {index} {}: {}", work.action.label(), out.message);
                 out.message = format!("{}, {} ms", out.message, out.duration_ms);
             }
             out

@@ -19,11 +19,7 @@ pub fn help(provider: Provider) -> String {
 
 /// Flags → `CreateNode`, every value validated.
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
-    let args = Args::parse(argv, "create_node", |f| {
-        (f == "-i" || provider.param_for_flag(f).is_some()).then_some(true)
-    })?;
-    let index = args.index()?;
-    let params = args.params(provider)?;
+    let (index, params) = Args::node_params(argv, "create_node", provider)?;
     if provider == Provider::Azure {
         let given = |p: Param| params.iter().any(|(q, _)| *q == p);
         if given(Param::AppId) && !(given(Param::TenantId) && given(Param::AppKey)) {

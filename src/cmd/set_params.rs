@@ -17,11 +17,7 @@ pub fn help(provider: Provider) -> String {
 }
 
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
-    let args = Args::parse(argv, "set_params", |f| {
-        (f == "-i" || provider.param_for_flag(f).is_some()).then_some(true)
-    })?;
-    let index = args.index()?;
-    let params = args.params(provider)?;
+    let (index, params) = Args::node_params(argv, "set_params", provider)?;
     if params.is_empty() {
         return Err(CliError::Usage(
             "set_params: give at least one parameter flag to set; see set_params -h".into(),
