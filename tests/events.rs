@@ -145,8 +145,10 @@ fn verify_reads_and_writes_back_unchanged() {
     let ha = Ha::started();
     two_nodes(&ha);
     let table = ha.path("route_tables/t1.json");
-    let inode_before =
-        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&table).expect("table"));
+    // Hold the original file open so its inode cannot be freed and handed to a later rewrite:
+    // otherwise two atomic renames in a row may legitimately reuse it and the check below flakes.
+    let original = std::fs::File::open(&table).expect("table");
+    let inode_before = std::os::unix::fs::MetadataExt::ino(&original.metadata().expect("table"));
     for (index, mode_routes) in [("1", 1), ("2", 3)] {
         let out = ha.ok("node_event", &["-i", index, "-e", "verify"]);
         assert_eq!(out.matches("verified via").count(), mode_routes, "{out}");
@@ -154,6 +156,7 @@ fn verify_reads_and_writes_back_unchanged() {
     let inode_after =
         std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&table).expect("table"));
     assert_ne!(inode_before, inode_after, "verify really wrote the table");
+    drop(original);
     for dest in ["10.99.0.0/16", "10.98.0.0/16", "0.0.0.0/0"] {
         assert_eq!(
             ha.next_hop("t1", dest).as_deref(),
