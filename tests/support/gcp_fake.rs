@@ -189,6 +189,10 @@ impl Drop for GcpFake {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // Keep the port bound until the test process exits: the providers cache tokens per
+        // process by endpoint URL, so a later fake handed the same port would otherwise be sent
+        // this fake's cached token and see an extra 401 and retry.
+        std::mem::forget(Arc::clone(&self.server));
     }
 }
 
