@@ -431,15 +431,7 @@ fn origin(url: &str) -> &str {
 
 /// Percent-encodes one URL path segment (resource group names may hold `(`, `.`, non-ASCII).
 fn segment(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~()".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    http::percent_encode(value, b"()")
 }
 
 /// Seconds since the epoch, as a string or a number (IMDS sends strings, some clients numbers).
@@ -533,7 +525,7 @@ impl AzureTable {
                 let url = format!(
                     "{}/metadata/identity/oauth2/token?api-version={IMDS_API_VERSION}&resource={}",
                     self.config.imds,
-                    query_value(&self.config.resource)
+                    http::percent_encode(&self.config.resource, b"")
                 );
                 let source = format!(
                     "the VM's managed identity (metadata service {})",
@@ -844,19 +836,6 @@ fn provisioning_state(body: &str) -> Option<String> {
         .pointer("/properties/provisioningState")?
         .as_str()
         .map(str::to_string)
-}
-
-/// Percent-encodes a query value (the `resource` URI).
-fn query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 2);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[derive(Deserialize)]

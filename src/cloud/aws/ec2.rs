@@ -23,7 +23,7 @@ use std::time::{Instant, SystemTime};
 use serde::Deserialize;
 
 use super::credentials::Credentials;
-use super::sigv4::{self, amz_date, uri_encode};
+use super::sigv4::{self, amz_date};
 use crate::cloud::http::{self, ProxyUse};
 use crate::cloud::CloudError;
 
@@ -125,7 +125,13 @@ impl Ec2Client {
         fields.extend_from_slice(params);
         let body = fields
             .iter()
-            .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    http::percent_encode(k, b""),
+                    http::percent_encode(v, b"")
+                )
+            })
             .collect::<Vec<_>>()
             .join("&");
         let mut attempt = 0;

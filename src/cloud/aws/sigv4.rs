@@ -106,20 +106,6 @@ fn collapse_spaces(value: &str) -> String {
     value.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// RFC 3986 percent-encoding of a query or form value: only `A-Z a-z 0-9 - _ . ~` stay as is.
-pub fn uri_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// `time` as `YYYYMMDDTHHMMSSZ` (UTC), the `X-Amz-Date` form.
 pub fn amz_date(time: SystemTime) -> String {
     let secs = time
@@ -297,11 +283,5 @@ mod tests {
         );
         assert_eq!(parse_utc("yesterday"), None);
         assert_eq!(parse_utc("2024-13-01T00:00:00Z"), None);
-    }
-
-    #[test]
-    fn form_values_are_rfc3986_encoded() {
-        assert_eq!(uri_encode("2001:db8::/64"), "2001%3Adb8%3A%3A%2F64");
-        assert_eq!(uri_encode("a b~c*"), "a%20b~c%2A");
     }
 }
