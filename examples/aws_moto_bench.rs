@@ -278,13 +278,9 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start ha_server");
-        server.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        while !client::request(&server.dir, Command::Ping, client::REPLY_WAIT)
-            .is_ok_and(|r| r.succeeded())
-        {
-            assert!(Instant::now() < until, "ha_server did not answer ping");
-            std::thread::sleep(Duration::from_millis(20));
+        let child = server.child.insert(child);
+        if let Err(e) = client::await_started(&server.dir, child, Duration::from_secs(10)) {
+            panic!("ha_server did not start: {e:?}");
         }
         server
     }

@@ -182,6 +182,37 @@ fn send_frame(dir: &HaDir, frame: &[u8], until: Instant) -> Result<(), ClientErr
     }
 }
 
+/// Why a server the caller has just started is not serving.
+#[derive(Debug)]
+pub enum StartError {
+    /// It exited before it answered (a corrupt node_file, another server holding the pid lock).
+    Exited(std::process::ExitStatus),
+    /// It is still running but did not answer `ping` in time.
+    Silent(Duration),
+}
+
+/// Pings the server the caller has just spawned as `child` until it answers, it exits, or
+/// `within` passes. Asking the child between pings reports a server that died at start at once
+/// rather than after the whole wait.
+pub fn await_started(
+    dir: &HaDir,
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Result<Response, StartError> {
+    let until = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(StartError::Exited(status));
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        match request(dir, Command::Ping, left.min(Duration::from_millis(500))) {
+            Ok(reply) if reply.succeeded() => return Ok(reply),
+            _ if left.is_zero() => return Err(StartError::Silent(within)),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
 /// Sends `command` and waits up to `wait` for the reply.
 pub fn request(dir: &HaDir, command: Command, wait: Duration) -> Result<Response, ClientError> {
     let started = Instant::now();

@@ -185,21 +185,15 @@ impl Ha {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bins.join("ha_server").display()))?;
-        ha.server = Some(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(r) = ha.request(Command::Ping) {
-                if r.succeeded() {
-                    return Ok(ha);
-                }
+        let child = ha.server.insert(child);
+        match client::await_started(&ha.dir, child, Duration::from_secs(10)) {
+            Ok(_) => Ok(ha),
+            Err(client::StartError::Exited(status)) => {
+                Err(format!("ha_server exited at start: {status}"))
             }
-            if let Some(Ok(Some(status))) = ha.server.as_mut().map(|c| c.try_wait()) {
-                return Err(format!("ha_server exited at start: {status}"));
+            Err(client::StartError::Silent(_)) => {
+                Err("ha_server did not answer ping within 10 s".into())
             }
-            if Instant::now() > until {
-                return Err("ha_server did not answer ping within 10 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -77,28 +77,28 @@ fn start(dir: &HaDir) -> ExitCode {
             }
         }
     };
-    let until = Instant::now() + START_WAIT;
-    while Instant::now() < until {
-        if let Ok(Some(status)) = child.try_wait() {
-            let why = std::fs::read_to_string(&out_path).unwrap_or_default();
-            println!("400: HA server exited at start ({status}): {}", why.trim());
-            return ExitCode::from(EXIT_FAILED);
-        }
-        if let Ok(r) = ping_once(dir, Duration::from_millis(500)) {
+    match client::await_started(dir, &mut child, START_WAIT) {
+        Ok(r) => {
             println!(
                 "200: HA server started: {}",
                 r.text.trim_start_matches("200: ")
             );
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
-        std::thread::sleep(Duration::from_millis(20));
+        Err(client::StartError::Exited(status)) => {
+            let why = std::fs::read_to_string(&out_path).unwrap_or_default();
+            println!("400: HA server exited at start ({status}): {}", why.trim());
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(client::StartError::Silent(waited)) => {
+            println!(
+                "400: HA server did not answer within {} s; see {}",
+                waited.as_secs(),
+                out_path.display()
+            );
+            ExitCode::from(EXIT_NO_SERVER)
+        }
     }
-    println!(
-        "400: HA server did not answer within {} s; see {}",
-        START_WAIT.as_secs(),
-        out_path.display()
-    );
-    ExitCode::from(EXIT_NO_SERVER)
 }
 
 fn stop(dir: &HaDir) -> ExitCode {
