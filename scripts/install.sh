@@ -34,11 +34,6 @@ die() {
 }
 say() { echo "$*"; }
 
-BINARIES="ha_server ha_api ha_event_handler create_node set_params clear_params delete_node show_node node_event"
-WRAPPERS="create_node.py set_params.py clear_params.py delete_node.py show_node.py node_event.py ha_api.py"
-SCRIPTS="revert_nodes.sh verify_nodes.sh debug_bundle.sh"
-MARK="# csr_ha:"
-
 cloud=""
 prefix=""
 verify=""
@@ -82,6 +77,8 @@ LOGINCTL=${CSR_HA_LOGINCTL:-loginctl}
 CARGO=${CSR_HA_CARGO:-cargo}
 
 repo=$(cd -P -- "$(dirname -- "$0")/.." && pwd -P) || die "cannot find the source tree from $0"
+[ -f "$repo/scripts/manifest.sh" ] || die "$repo/scripts/manifest.sh is missing: run install.sh from a csr-ha checkout"
+. "$repo/scripts/manifest.sh"
 
 absolute() { # absolute PATH: PATH made absolute against the current directory
   case $1 in /*) echo "$1" ;; *) echo "$(pwd -P)/$1" ;; esac
@@ -280,6 +277,7 @@ done
 for w in $WRAPPERS; do put_file "$repo/bin/$w" "$prefix/bin/$w" 755 || changed=1; done
 for s in $SCRIPTS; do put_file "$repo/scripts/$s" "$prefix/bin/$s" 755 || changed=1; done
 put_file "$repo/scripts/uninstall.sh" "$share/uninstall.sh" 755
+put_file "$repo/scripts/manifest.sh" "$share/manifest.sh" 644
 
 # 2. The cloud word.
 put_text "$ha_dir/cloud" 600 "$cloud"

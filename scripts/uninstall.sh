@@ -25,10 +25,11 @@ die() {
 }
 say() { echo "$*"; }
 
-BINARIES="ha_server ha_api ha_event_handler create_node set_params clear_params delete_node show_node node_event"
-WRAPPERS="create_node.py set_params.py clear_params.py delete_node.py show_node.py node_event.py ha_api.py"
-SCRIPTS="revert_nodes.sh verify_nodes.sh debug_bundle.sh"
-MARK="# csr_ha:"
+# The file lists and the mark, shared with install.sh; beside this file in a checkout
+# (scripts/) and in an install (<prefix>/share/csr_ha/).
+manifest=$(dirname -- "$0")/manifest.sh
+[ -f "$manifest" ] || die "$manifest is missing: run the uninstall.sh of a checkout or of an install"
+. "$manifest"
 
 prefix=""
 ha_dir=""
@@ -159,7 +160,7 @@ done
 
 # 4. Installed files.
 for b in $BINARIES $WRAPPERS $SCRIPTS; do remove "$prefix/bin/$b"; done
-remove "$conf" "$share/uninstall.sh"
+remove "$conf" "$share/uninstall.sh" "$share/manifest.sh"
 
 # 5. The HA directory: the installer's and the server's runtime files, or everything (--purge).
 if [ -d "$ha_dir" ]; then
