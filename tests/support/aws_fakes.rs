@@ -6,51 +6,23 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
-use tiny_http::{Header, Request, Response, Server};
+use tiny_http::{Header, Request, Response};
 
-/// A tiny_http server on a free loopback port, answering from a thread until dropped.
-struct Loopback {
-    server: Arc<Server>,
-    thread: Option<JoinHandle<()>>,
-    endpoint: String,
-}
+#[path = "loopback.rs"]
+mod loopback;
+use loopback::Loopback;
 
-impl Loopback {
-    fn start(
-        mut handle: impl FnMut(&mut Request, String) -> (u16, String) + Send + 'static,
-    ) -> Loopback {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind loopback"));
-        let port = server.server_addr().to_ip().expect("ip address").port();
-        let serving = Arc::clone(&server);
-        let thread = std::thread::spawn(move || {
-            for mut request in serving.incoming_requests() {
-                let mut body = String::new();
-                let _ = request.as_reader().read_to_string(&mut body);
-                let (status, text) = handle(&mut request, body);
-                let _ = request.respond(Response::from_string(text).with_status_code(status));
-            }
-        });
-        Loopback {
-            server,
-            thread: Some(thread),
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Loopback {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        // Keep the port bound until the test process exits: the providers cache tokens per
-        // process by endpoint URL, so a later fake handed the same port would otherwise be sent
-        // this fake's cached token and see an extra 401 and retry.
-        std::mem::forget(Arc::clone(&self.server));
-    }
+/// A loopback server answering each request with `handle(request, body) -> (status, text)`.
+fn answering(
+    mut handle: impl FnMut(&mut Request, String) -> (u16, String) + Send + 'static,
+) -> Loopback {
+    Loopback::bind().serve(move |mut request| {
+        let mut body = String::new();
+        let _ = request.as_reader().read_to_string(&mut body);
+        let (status, text) = handle(&mut request, body);
+        let _ = request.respond(Response::from_string(text).with_status_code(status));
+    })
 }
 
 fn header(request: &Request, name: &str) -> Option<String> {
@@ -126,7 +98,7 @@ impl FakeEc2 {
             ..Default::default()
         }));
         let shared = Arc::clone(&state);
-        let server = Loopback::start(move |request, body| {
+        let server = answering(move |request, body| {
             let mut state = shared.lock().expect("fake state");
             let params = form(&body);
             let authorization = header(request, "authorization").unwrap_or_default();
@@ -149,7 +121,7 @@ impl FakeEc2 {
             }
             answer(&mut state, &params)
         });
-        let endpoint = server.endpoint.clone();
+        let endpoint = server.url.clone();
         FakeEc2 {
             state,
             _server: server,
@@ -272,7 +244,7 @@ impl FakeImds {
             ..Default::default()
         }));
         let shared = Arc::clone(&state);
-        let server = Loopback::start(move |request, _body| {
+        let server = answering(move |request, _body| {
             let mut state = shared.lock().expect("imds state");
             let url = request.url().to_string();
             if request.method().as_str() == "PUT" && url == "/latest/api/token" {
@@ -304,7 +276,7 @@ impl FakeImds {
                 _ => (404, String::new()),
             }
         });
-        let endpoint = server.endpoint.clone();
+        let endpoint = server.url.clone();
         FakeImds {
             state,
             _server: server,

@@ -18,11 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use tiny_http::{Header, Response, Server};
+use tiny_http::{Header, Response};
+
+#[path = "loopback.rs"]
+mod loopback;
+use loopback::Loopback;
 
 /// One route as ARM stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,8 +163,7 @@ pub struct State {
 pub struct Fake {
     pub base: String,
     pub state: Arc<Mutex<State>>,
-    server: Arc<Server>,
-    thread: Option<JoinHandle<()>>,
+    _server: Loopback,
 }
 
 pub const SUB: &str = "00000000-1111-2222-3333-444444444444";
@@ -183,9 +185,8 @@ fn unique(prefix: &str) -> String {
 
 impl Fake {
     pub fn start() -> Fake {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind a loopback port"));
-        let port = server.server_addr().to_ip().expect("an IP listener").port();
-        let base = format!("http://127.0.0.1:{port}");
+        let server = Loopback::bind();
+        let base = server.url.clone();
         let state = Arc::new(Mutex::new(State {
             tables: BTreeMap::new(),
             seen: Vec::new(),
@@ -204,56 +205,48 @@ impl Fake {
             app_token: unique("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.app"),
             arm_base: base.clone(),
         }));
-        let thread = {
-            let server = Arc::clone(&server);
-            let state = Arc::clone(&state);
-            std::thread::spawn(move || {
-                for mut request in server.incoming_requests() {
-                    let mut body = String::new();
-                    let _ = request.as_reader().read_to_string(&mut body);
-                    let seen = Seen {
-                        method: request.method().as_str().to_string(),
-                        url: request.url().to_string(),
-                        headers: request
-                            .headers()
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.field.as_str().as_str().to_string(),
-                                    h.value.as_str().to_string(),
-                                )
-                            })
-                            .collect(),
-                        body,
-                        status: 0,
-                    };
-                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                    let answer = st.handle(&seen);
-                    st.seen.push(Seen {
-                        status: answer.status,
-                        ..seen
-                    });
-                    drop(st);
-                    let mut response =
-                        Response::from_string(answer.body).with_status_code(answer.status);
-                    response.add_header(
-                        Header::from_bytes("Content-Type", "application/json; charset=utf-8")
-                            .expect("header"),
-                    );
-                    for (k, v) in answer.headers {
-                        response.add_header(
-                            Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("header"),
-                        );
-                    }
-                    let _ = request.respond(response);
-                }
-            })
-        };
+        let shared = Arc::clone(&state);
+        let server = server.serve(move |mut request| {
+            let mut body = String::new();
+            let _ = request.as_reader().read_to_string(&mut body);
+            let seen = Seen {
+                method: request.method().as_str().to_string(),
+                url: request.url().to_string(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.field.as_str().as_str().to_string(),
+                            h.value.as_str().to_string(),
+                        )
+                    })
+                    .collect(),
+                body,
+                status: 0,
+            };
+            let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let answer = st.handle(&seen);
+            st.seen.push(Seen {
+                status: answer.status,
+                ..seen
+            });
+            drop(st);
+            let mut response = Response::from_string(answer.body).with_status_code(answer.status);
+            response.add_header(
+                Header::from_bytes("Content-Type", "application/json; charset=utf-8")
+                    .expect("header"),
+            );
+            for (k, v) in answer.headers {
+                response
+                    .add_header(Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("header"));
+            }
+            let _ = request.respond(response);
+        });
         Fake {
             base,
             state,
-            server,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -285,19 +278,6 @@ impl Fake {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state().seen.clone()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        // Keep the port bound until the test process exits: the providers cache tokens per
-        // process by endpoint URL, so a later fake handed the same port would otherwise be sent
-        // this fake's cached token and see an extra 401 and retry.
-        std::mem::forget(Arc::clone(&self.server));
     }
 }
 

@@ -17,10 +17,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use base64::Engine;
 use serde_json::{json, Value};
+
+#[path = "loopback.rs"]
+mod loopback;
+use loopback::Loopback;
 
 /// Where the fake says routes and networks live (never contacted).
 pub const SELF_LINK: &str = "https://compute.fake.invalid/compute/v1";
@@ -84,14 +87,13 @@ pub struct GcpFake {
     /// `127.0.0.1:PORT`
     pub host: String,
     state: Arc<Mutex<State>>,
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl GcpFake {
     pub fn start() -> GcpFake {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind fake"));
-        let port = server.server_addr().to_ip().expect("ip listener").port();
+        let server = Loopback::bind();
+        let port = server.port;
         let state = Arc::new(Mutex::new(State {
             routes: BTreeMap::new(),
             requests: Vec::new(),
@@ -110,20 +112,13 @@ impl GcpFake {
             ops: BTreeMap::new(),
             next_op: 0,
         }));
-        let thread = {
-            let (server, state) = (server.clone(), state.clone());
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    serve(&state, request);
-                }
-            })
-        };
+        let shared = Arc::clone(&state);
+        let server = server.serve(move |request| serve(&shared, request));
         GcpFake {
-            url: format!("http://127.0.0.1:{port}"),
+            url: server.url.clone(),
             host: format!("127.0.0.1:{port}"),
             state,
-            server,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -180,19 +175,6 @@ impl GcpFake {
             .filter(|r| r.contains(needle))
             .cloned()
             .collect()
-    }
-}
-
-impl Drop for GcpFake {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        // Keep the port bound until the test process exits: the providers cache tokens per
-        // process by endpoint URL, so a later fake handed the same port would otherwise be sent
-        // this fake's cached token and see an extra 401 and retry.
-        std::mem::forget(Arc::clone(&self.server));
     }
 }
 
