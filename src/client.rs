@@ -223,11 +223,8 @@ pub fn request(dir: &HaDir, command: Command, wait: Duration) -> Result<Response
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_string();
-    let frame = protocol::encode_request(&Request {
-        reply_to: name,
-        command,
-    })
-    .map_err(ClientError::Frame)?;
+    let frame =
+        protocol::encode_request(&Request::new(name, command, wait)).map_err(ClientError::Frame)?;
     send_frame(dir, &frame[..], started + CONNECT_WAIT.min(wait))?;
     let deadline = started + wait;
     let mut buf = Vec::new();

@@ -5,8 +5,19 @@
 //! loop: their pipes are polled with the request FIFO, so a slow cloud never freezes
 //! `show_node` or `ping`. At most `CSR_HA_MAX_HANDLERS` (8) run at once; each is killed after
 //! `CSR_HA_HANDLER_TIMEOUT` (30 s) and reported.
+//!
+//! One job per route table at a time: an event whose table already has a handler running waits
+//! in the queue, so a `verify` that read a route can never write it back over a `peerFail` that
+//! ran meanwhile. Queued work starts in this order, each class in arrival order:
+//!
+//! ```text
+//! 1. peerFail          a failover never waits behind cron work on other tables
+//! 2. check             the read-only check after create/set; a user is waiting; never
+//!                      waits for a busy table (it writes nothing)
+//! 3. revert, verify    the cron jobs
+//! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
@@ -19,6 +30,11 @@ use crate::event::EventKind;
 use crate::event_log::local_time;
 use crate::node::{LastEvent, Mode, Node, NodeIndex, Param, Provider};
 use crate::protocol::{Response, Target};
+use crate::reply::Client;
+
+/// Time kept back from a handler's deadline for its reply to reach a client before the client
+/// gives up.
+const REPLY_MARGIN: Duration = Duration::from_millis(250);
 
 /// One node's line decided without a handler (skipped, nothing to do).
 #[derive(Debug, Clone)]
@@ -219,7 +235,9 @@ impl Limits {
 
 /// A client waiting for an event's (or check's) handlers.
 struct Job {
-    reply_to: String,
+    client: Client,
+    /// When the client stops waiting: work not started by then is not started at all.
+    client_deadline: Instant,
     action: Action,
     /// For a check: the reply to send, amended with the check's warning.
     check_reply: Option<Response>,
@@ -232,6 +250,8 @@ struct Job {
 struct Handler {
     job: u64,
     nodes: Vec<u16>,
+    /// The route table this handler holds; `None` for a read-only check.
+    table: Option<String>,
     child: Child,
     stdin: Option<ChildStdin>,
     input: Vec<u8>,
@@ -243,9 +263,29 @@ struct Handler {
     killed: bool,
 }
 
+/// Work waiting for a handler slot and for its route table to be free.
+struct Queued {
+    seq: u64,
+    priority: u8,
+    job: u64,
+    work: Work,
+    /// The table's identity (see [`table_key`]); `None` for a read-only check.
+    table: Option<String>,
+    deadline: Duration,
+}
+
+/// Lower starts first: failover, then the check a user waits for, then the cron jobs.
+fn priority(action: Action) -> u8 {
+    match action {
+        Action::Event(EventKind::PeerFail) => 0,
+        Action::Check => 1,
+        Action::Event(EventKind::Revert | EventKind::Verify) => 2,
+    }
+}
+
 /// A finished job: who to answer and with what.
 pub struct Finished {
-    pub reply_to: String,
+    pub client: Client,
     pub response: Response,
     /// Last-event records to keep (events only, not checks).
     pub last_events: Vec<(u16, LastEvent)>,
@@ -263,7 +303,11 @@ pub struct EventMgr {
     limits: Limits,
     jobs: BTreeMap<u64, Job>,
     next_job: u64,
-    queue: VecDeque<(u64, Work, Duration)>,
+    queue: Vec<Queued>,
+    /// Arrival number of the next queued work.
+    next_seq: u64,
+    /// Route tables with a writing handler running.
+    busy: BTreeSet<String>,
     running: Vec<Handler>,
     finished: Vec<Finished>,
 }
@@ -274,14 +318,23 @@ impl EventMgr {
             limits,
             jobs: BTreeMap::new(),
             next_job: 1,
-            queue: VecDeque::new(),
+            queue: Vec::new(),
+            next_seq: 0,
+            busy: BTreeSet::new(),
             running: Vec::new(),
             finished: Vec::new(),
         }
     }
 
-    /// Queues a plan's handlers; the reply is produced once all of them are done.
-    pub fn submit(&mut self, reply_to: String, plan: Plan, check_reply: Option<Response>) {
+    /// Queues a plan's handlers; the reply is produced once all of them are done. Nothing is
+    /// started for a client past `client_deadline`.
+    pub fn submit(
+        &mut self,
+        client: Client,
+        client_deadline: Instant,
+        plan: Plan,
+        check_reply: Option<Response>,
+    ) {
         let id = self.next_job;
         self.next_job += 1;
         let deadline = match plan.action {
@@ -289,7 +342,8 @@ impl EventMgr {
             Action::Event(_) => self.limits.event_deadline,
         };
         let job = Job {
-            reply_to,
+            client,
+            client_deadline,
             action: plan.action,
             check_reply,
             remaining: plan.groups.len(),
@@ -298,8 +352,32 @@ impl EventMgr {
             started: SystemTime::now(),
         };
         self.jobs.insert(id, job);
+        let nodes: Vec<u16> = plan
+            .groups
+            .iter()
+            .flat_map(|w| w.nodes.iter().map(|n| n.index.get()))
+            .collect();
+        if !nodes.is_empty() {
+            log::info!(
+                "{} for node(s) {nodes:?}: {} route table(s) queued",
+                plan.action.label(),
+                plan.groups.len()
+            );
+        }
         for work in plan.groups {
-            self.queue.push_back((id, work, deadline));
+            let table = match work.action {
+                Action::Check => None,
+                Action::Event(_) => work.nodes.first().map(table_key),
+            };
+            self.queue.push(Queued {
+                seq: self.next_seq,
+                priority: priority(work.action),
+                job: id,
+                work,
+                table,
+                deadline,
+            });
+            self.next_seq += 1;
         }
         self.finish_if_done(id);
         self.start_queued();
@@ -368,6 +446,9 @@ impl EventMgr {
             match self.running[i].child.try_wait() {
                 Ok(Some(status)) => {
                     let mut h = self.running.swap_remove(i);
+                    if let Some(table) = &h.table {
+                        self.busy.remove(table);
+                    }
                     drain(&mut h);
                     let outcomes = outcomes_of(&h, status);
                     self.record(h.job, outcomes);
@@ -397,42 +478,74 @@ impl EventMgr {
             let _ = h.child.wait();
         }
         self.running.clear();
+        self.busy.clear();
         self.queue.clear();
         for (_, job) in std::mem::take(&mut self.jobs) {
             self.finished.push(Finished {
-                reply_to: job.reply_to,
+                client: job.client,
                 response: Response::bad("400: HA server stopped before the event finished"),
                 last_events: Vec::new(),
             });
         }
     }
 
+    /// Which queued work may start now: the first by (priority, arrival) whose table is free.
+    fn next_startable(&self) -> Option<usize> {
+        self.queue
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.table.as_ref().is_none_or(|t| !self.busy.contains(t)))
+            .min_by_key(|(_, q)| (q.priority, q.seq))
+            .map(|(i, _)| i)
+    }
+
     fn start_queued(&mut self) {
         while self.running.len() < self.limits.max_running {
-            let Some((job, mut work, deadline)) = self.queue.pop_front() else {
+            let Some(i) = self.next_startable() else {
                 break;
             };
+            let Queued {
+                job,
+                mut work,
+                table,
+                deadline,
+                ..
+            } = self.queue.remove(i);
+            let nodes: Vec<u16> = work.nodes.iter().map(|n| n.index.get()).collect();
+            // The handler must be done (and its reply sent) before the client stops waiting.
+            let client_left = self
+                .jobs
+                .get(&job)
+                .map(|j| j.client_deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_default()
+                .saturating_sub(REPLY_MARGIN);
+            if client_left.is_zero() {
+                log::warn!(
+                    "{} for node(s) {nodes:?}: not started, its client stopped waiting",
+                    work.action.label()
+                );
+                let outcomes = failed(&nodes, "not started: the client stopped waiting");
+                self.record(job, outcomes);
+                continue;
+            }
+            let deadline = deadline.min(client_left);
             // Leave the handler time to report before it is killed.
             work.deadline_ms = deadline.mul_f64(0.9).as_millis() as u64;
-            let nodes: Vec<u16> = work.nodes.iter().map(|n| n.index.get()).collect();
             match self.spawn(job, &work, deadline, nodes.clone()) {
-                Ok(h) => self.running.push(h),
+                Ok(mut h) => {
+                    if let Some(table) = table {
+                        self.busy.insert(table.clone());
+                        h.table = Some(table);
+                    }
+                    self.running.push(h);
+                }
                 Err(e) => {
                     log::error!("cannot start {}: {e}", self.limits.handler.display());
                     let message = format!(
                         "cannot start event handler {}: {e}",
                         self.limits.handler.display()
                     );
-                    let outcomes = nodes
-                        .iter()
-                        .map(|&index| NodeOutcome {
-                            index,
-                            outcome: Outcome::Failed,
-                            message: message.clone(),
-                            duration_ms: 0,
-                        })
-                        .collect();
-                    self.record(job, outcomes);
+                    self.record(job, failed(&nodes, &message));
                 }
             }
         }
@@ -473,6 +586,7 @@ impl EventMgr {
         let mut h = Handler {
             job,
             nodes,
+            table: None,
             child,
             stdin,
             input,
@@ -507,6 +621,19 @@ impl EventMgr {
             Action::Check => finish_check(job),
         });
     }
+}
+
+/// The same failure for every node of a handler that did not run.
+fn failed(nodes: &[u16], message: &str) -> Vec<NodeOutcome> {
+    nodes
+        .iter()
+        .map(|&index| NodeOutcome {
+            index,
+            outcome: Outcome::Failed,
+            message: message.to_string(),
+            duration_ms: 0,
+        })
+        .collect()
 }
 
 fn finish_event(job: Job, kind: EventKind) -> Finished {
@@ -551,7 +678,7 @@ fn finish_event(job: Job, kind: EventKind) -> Finished {
         .collect::<Vec<_>>()
         .join("\n");
     Finished {
-        reply_to: job.reply_to,
+        client: job.client,
         response: Response::new(code, text),
         last_events,
     }
@@ -588,7 +715,7 @@ fn finish_check(job: Job) -> Finished {
         }
     };
     Finished {
-        reply_to: job.reply_to,
+        client: job.client,
         response,
         last_events: Vec::new(),
     }

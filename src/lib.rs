@@ -17,4 +17,5 @@ pub mod node;
 pub mod node_db;
 pub mod paths;
 pub mod protocol;
+pub mod reply;
 pub mod server;

@@ -6,10 +6,15 @@
 //! ```text
 //! request frame, exactly FRAME (4096) bytes
 //! +-------+---------+----------------------------------------+-------------+
-//! | CSRH  | version | bincode(reply_to, command)              | zero padding|
+//! | CSRH  | version | bincode(reply_to, deadline_ms, command) | zero padding|
 //! | 4 B   | u16 LE  | fixed-int, little-endian, limit 4096    |             |
 //! +-------+---------+----------------------------------------+-------------+
 //! ```
+//!
+//! `deadline_ms` is when the client gives up waiting, on the system-wide monotonic clock
+//! (`CLOCK_MONOTONIC`, the same for every process on the machine). A frame read after it is
+//! dropped and counted: a `create_node` that already printed "no server answered" must not
+//! create the node when a stopped server resumes.
 //!
 //! The reply goes to the client's own FIFO (`replies/<name>`), which has one writer, so it may
 //! be longer than a frame (`show_node -i all` with 1023 nodes):
@@ -17,6 +22,8 @@
 //! ```text
 //! reply: u32 LE length | bincode(Response), at most MAX_REPLY bytes
 //! ```
+
+use std::time::Duration;
 
 use bincode::config::{self, Configuration, Fixint, Limit, LittleEndian};
 use serde::{Deserialize, Serialize};
@@ -29,7 +36,7 @@ pub const FRAME: usize = 4096;
 /// First bytes of every frame; anything else on the FIFO is garbage.
 pub const MAGIC: [u8; 4] = *b"CSRH";
 /// Bumped whenever `Request` changes shape; old clients get a clear refusal.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Largest reply accepted by a client (1023 nodes shown take well under 1 MiB).
 pub const MAX_REPLY: usize = 16 << 20;
 
@@ -95,7 +102,34 @@ pub enum Command {
 pub struct Request {
     /// File name of the client's reply FIFO inside `replies/` (no path).
     pub reply_to: String,
+    /// When the client stops waiting, in [`monotonic_ms`]; the server applies nothing later.
+    pub deadline_ms: u64,
     pub command: Command,
+}
+
+impl Request {
+    /// A request whose client waits `wait` from now.
+    pub fn new(reply_to: impl Into<String>, command: Command, wait: Duration) -> Request {
+        Request {
+            reply_to: reply_to.into(),
+            deadline_ms: monotonic_ms().saturating_add(wait.as_millis() as u64),
+            command,
+        }
+    }
+
+    /// Time left before the client gives up; zero once it has.
+    pub fn time_left(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms.saturating_sub(monotonic_ms()))
+    }
+}
+
+/// Milliseconds on `CLOCK_MONOTONIC`: comparable between processes on one machine, and never
+/// stepped by NTP or a user setting the date.
+pub fn monotonic_ms() -> u64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| (t.tv_sec() as u64).saturating_mul(1000) + (t.tv_nsec() as u64) / 1_000_000)
+        .unwrap_or(0)
 }
 
 /// A node as `show_node` receives it: secrets already masked by the server.
@@ -315,10 +349,7 @@ mod tests {
     use super::*;
 
     fn request(command: Command) -> Request {
-        Request {
-            reply_to: "123-abc".into(),
-            command,
-        }
+        Request::new("123-abc", command, Duration::from_secs(2))
     }
 
     #[test]

@@ -7,13 +7,17 @@
 //!       ├─ handler stdin/stdout pipes          → feed work, collect results
 //!       └─ pending replies (POLLOUT)           → finish long replies; 1 s per client at most
 //! ```
+//! A request is applied only while its client still waits: a frame read after the client's
+//! deadline is dropped and counted, and the client's reply FIFO is opened before anything is
+//! changed (see [`crate::reply`]). Every 250 ms the loop checks that `ha_server.fifo` and
+//! `replies/` still exist and recreates what was removed.
 //! Nothing in the loop blocks: a client that does not read, a handler stuck on a slow cloud,
 //! or garbage on the FIFO costs other clients nothing.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -27,11 +31,15 @@ use crate::event_mgr::{self, EventMgr, HandlerFd, Limits};
 use crate::node_db::NodeDb;
 use crate::paths::HaDir;
 use crate::protocol::{self, FrameReader, Response};
+use crate::reply::{Client, Gone, Outgoing};
 
-/// A client gets this long to read its reply before it is dropped.
-pub const REPLY_DEADLINE: Duration = Duration::from_secs(1);
+pub use crate::reply::REPLY_DEADLINE;
 /// A partial frame older than this is garbage.
 const PARTIAL_FRAME_AGE: Duration = Duration::from_secs(1);
+/// A request with less time left than this is not applied: its reply would come too late.
+const APPLY_MARGIN: Duration = Duration::from_millis(50);
+/// How often the server checks that its FIFO and `replies/` are still where clients look.
+const REACHABLE_CHECK: Duration = Duration::from_millis(250);
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -55,15 +63,6 @@ impl std::fmt::Display for ServerError {
 }
 
 impl std::error::Error for ServerError {}
-
-/// A reply still being written to a slow client.
-struct Outgoing {
-    name: String,
-    file: File,
-    data: Vec<u8>,
-    written: usize,
-    deadline: Instant,
-}
 
 /// What a ready fd in the poll set is.
 #[derive(Clone, Copy)]
@@ -135,6 +134,25 @@ fn open_request_fifo(dir: &HaDir) -> Result<File, ServerError> {
     Ok(File::from(fd))
 }
 
+/// The inode of the request FIFO at its path, if it is still there.
+fn fifo_inode_at(dir: &HaDir) -> Option<u64> {
+    std::fs::symlink_metadata(dir.request_fifo())
+        .ok()
+        .filter(|m| m.file_type().is_fifo())
+        .map(|m| m.ino())
+}
+
+/// Lets the server hold one fd per waiting client however many wait: raises the soft open-file
+/// limit to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, ServerError> {
     let setup =
         |e: std::io::Error| ServerError::Setup(format!("cannot set up signal handling: {e}"));
@@ -174,6 +192,7 @@ fn close_inherited_fds_on_exec() {
 /// Runs the server in the foreground until SIGTERM, SIGINT or `ha_api -c stop`.
 pub fn run(dir: HaDir) -> Result<(), ServerError> {
     close_inherited_fds_on_exec();
+    raise_fd_limit();
     dir.create()
         .map_err(|e| ServerError::Setup(e.to_string()))?;
     let pid_lock = lock_pid_file(&dir)?;
@@ -206,14 +225,18 @@ pub fn run(dir: HaDir) -> Result<(), ServerError> {
             db,
             last_events,
             bad_frames: 0,
+            stale_requests: 0,
         },
         events: EventMgr::new(Limits::from_env()),
+        fifo_inode: fifo.metadata().map(|m| m.ino()).ok(),
+        fifo,
+        next_reach_check: Instant::now() + REACHABLE_CHECK,
         reader: FrameReader::default(),
         last_bytes: Instant::now(),
         outgoing: Vec::new(),
         stopping: false,
     };
-    server.serve(&fifo, &terminate, &child_exit);
+    server.serve(&terminate, &child_exit);
     server.shutdown();
     let _ = std::fs::remove_file(dir.request_fifo());
     dir.remove_runtime_replies();
@@ -226,6 +249,10 @@ pub fn run(dir: HaDir) -> Result<(), ServerError> {
 struct Server {
     state: State,
     events: EventMgr,
+    /// The request FIFO, open read-write, and the inode it had at its path.
+    fifo: File,
+    fifo_inode: Option<u64>,
+    next_reach_check: Instant,
     reader: FrameReader,
     last_bytes: Instant,
     outgoing: Vec<Outgoing>,
@@ -233,12 +260,12 @@ struct Server {
 }
 
 impl Server {
-    fn serve(&mut self, fifo: &File, terminate: &UnixStream, child_exit: &UnixStream) {
+    fn serve(&mut self, terminate: &UnixStream, child_exit: &UnixStream) {
         while !self.stopping {
-            let ready = self.wait(fifo, terminate, child_exit);
+            let ready = self.wait(terminate, child_exit);
             for (slot, flags) in ready {
                 match slot {
-                    Slot::Requests => self.read_requests(fifo),
+                    Slot::Requests => self.read_requests(),
                     Slot::Terminate => {
                         drain_pipe(terminate);
                         log::info!("ha_server: signal received, stopping");
@@ -249,7 +276,7 @@ impl Server {
                         if flags.intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
                             self.outgoing[i].deadline = Instant::now();
                         } else {
-                            write_some(&mut self.outgoing[i]);
+                            self.outgoing[i].write_some();
                         }
                     }
                     Slot::Handler(fd) => self.events.on_ready(fd),
@@ -258,25 +285,57 @@ impl Server {
             self.events.tick();
             self.send_finished();
             self.expire();
+            self.keep_reachable();
+        }
+    }
+
+    /// Recreates `ha_server.fifo` and `replies/` if someone removed them while we run, so
+    /// clients find the server again within a second.
+    fn keep_reachable(&mut self) {
+        let now = Instant::now();
+        if now < self.next_reach_check {
+            return;
+        }
+        self.next_reach_check = now + REACHABLE_CHECK;
+        let dir = self.state.dir.clone();
+        if !dir.replies().is_dir() {
+            match dir.create() {
+                Ok(()) => log::warn!("{} was removed: recreated", dir.replies().display()),
+                Err(e) => log::error!("cannot recreate {}: {e}", dir.replies().display()),
+            }
+        }
+        if fifo_inode_at(&dir).is_some() && fifo_inode_at(&dir) == self.fifo_inode {
+            return;
+        }
+        // Frames written to the old FIFO before it was unlinked are still ours to read.
+        self.read_requests();
+        if fifo_inode_at(&dir).is_none() {
+            let _ = std::fs::remove_file(dir.request_fifo());
+        }
+        match open_request_fifo(&dir) {
+            Ok(fifo) => {
+                self.fifo_inode = fifo.metadata().map(|m| m.ino()).ok();
+                self.fifo = fifo;
+                log::warn!(
+                    "{} was removed or replaced: listening on a new one",
+                    dir.request_fifo().display()
+                );
+            }
+            Err(e) => log::error!("{e}"),
         }
     }
 
     /// One poll over everything; returns the ready slots.
-    fn wait(
-        &self,
-        fifo: &File,
-        terminate: &UnixStream,
-        child_exit: &UnixStream,
-    ) -> Vec<(Slot, PollFlags)> {
+    fn wait(&self, terminate: &UnixStream, child_exit: &UnixStream) -> Vec<(Slot, PollFlags)> {
         let mut slots = vec![Slot::Requests, Slot::Terminate, Slot::Child];
         let mut fds = vec![
-            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.fifo.as_fd(), PollFlags::POLLIN),
             PollFd::new(terminate.as_fd(), PollFlags::POLLIN),
             PollFd::new(child_exit.as_fd(), PollFlags::POLLIN),
         ];
         for (i, o) in self.outgoing.iter().enumerate() {
             slots.push(Slot::Reply(i));
-            fds.push(PollFd::new(o.file.as_fd(), PollFlags::POLLOUT));
+            fds.push(PollFd::new(o.file().as_fd(), PollFlags::POLLOUT));
         }
         for (fd, write, which) in self.events.poll_fds() {
             slots.push(Slot::Handler(which));
@@ -291,7 +350,7 @@ impl Server {
         }
         let now = Instant::now();
         let wake = [
-            Some(now + Duration::from_secs(1)),
+            Some(self.next_reach_check),
             self.outgoing.iter().map(|o| o.deadline).min(),
             self.events.next_deadline(),
         ]
@@ -320,10 +379,10 @@ impl Server {
             .collect()
     }
 
-    fn read_requests(&mut self, mut fifo: &File) {
+    fn read_requests(&mut self) {
         let mut buf = [0u8; protocol::FRAME * 4];
         loop {
-            match fifo.read(&mut buf) {
+            match (&self.fifo).read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
                     self.reader.push(&buf[..n]);
@@ -352,19 +411,43 @@ impl Server {
         }
     }
 
+    /// Applies a request whose client still waits for it; anything else is dropped unapplied.
     fn handle(&mut self, request: protocol::Request) {
-        let reply_to = request.reply_to;
+        let left = request.time_left();
+        if left < APPLY_MARGIN {
+            self.state.stale_requests += 1;
+            log::warn!(
+                "request from {} read after its client stopped waiting: dropped, not applied ({} so far)",
+                request.reply_to,
+                self.state.stale_requests
+            );
+            return;
+        }
+        let client = match Client::open(&self.state.dir, &request.reply_to) {
+            Ok(client) => client,
+            Err(Gone::Left) => {
+                self.state.stale_requests += 1;
+                log::warn!(
+                    "client {} has gone: its request is dropped, not applied",
+                    request.reply_to
+                );
+                return;
+            }
+            Err(Gone::BadName | Gone::Refused) => return,
+        };
+        let client_deadline = Instant::now() + left;
         match cmd::apply(&mut self.state, request.command) {
-            Applied::Reply(response) => self.reply(&reply_to, &response),
+            Applied::Reply(response) => self.reply(client, &response),
             Applied::Stop(response) => {
-                self.reply(&reply_to, &response);
+                self.reply(client, &response);
                 self.stopping = true;
             }
             Applied::Check { node, response } => {
                 let plan = event_mgr::check_plan(&self.state, node);
-                self.events.submit(reply_to, plan, Some(response));
+                self.events
+                    .submit(client, client_deadline, plan, Some(response));
             }
-            Applied::Event(plan) => self.events.submit(reply_to, plan, None),
+            Applied::Event(plan) => self.events.submit(client, client_deadline, plan, None),
         }
         self.send_finished();
     }
@@ -376,7 +459,7 @@ impl Server {
             for (index, last) in finished.last_events {
                 self.state.last_events.insert(index, last);
             }
-            self.reply(&finished.reply_to, &finished.response);
+            self.reply(finished.client, &finished.response);
         }
         // After the replies: the record is for show_node, not on the failover path.
         if recorded {
@@ -385,18 +468,9 @@ impl Server {
     }
 
     /// Starts a reply; whatever does not fit the FIFO now is finished by the poll loop.
-    fn reply(&mut self, name: &str, response: &Response) {
-        let Some(file) = open_reply_fifo(&self.state.dir, name) else {
-            return;
-        };
-        let mut out = Outgoing {
-            name: name.to_string(),
-            file,
-            data: protocol::encode_reply(response),
-            written: 0,
-            deadline: Instant::now() + REPLY_DEADLINE,
-        };
-        if !write_some(&mut out) {
+    fn reply(&mut self, client: Client, response: &Response) {
+        let mut out = client.answer(response);
+        if !out.write_some() {
             self.outgoing.push(out);
         }
     }
@@ -405,11 +479,11 @@ impl Server {
     fn expire(&mut self) {
         let now = Instant::now();
         self.outgoing.retain(|o| {
-            let keep = o.written < o.data.len() && o.deadline > now;
-            if !keep && o.written < o.data.len() {
+            let keep = !o.done() && o.deadline > now;
+            if !keep && !o.done() {
                 log::warn!(
                     "reply to {} dropped: client did not read it within {:?}",
-                    o.name,
+                    o.client.name,
                     REPLY_DEADLINE
                 );
             }
@@ -428,28 +502,12 @@ impl Server {
         let until = Instant::now() + REPLY_DEADLINE;
         while !self.outgoing.is_empty() && Instant::now() < until {
             for o in &mut self.outgoing {
-                write_some(o);
+                o.write_some();
             }
-            self.outgoing.retain(|o| o.written < o.data.len());
+            self.outgoing.retain(|o| !o.done());
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-}
-
-/// Writes what the FIFO takes now; `true` once everything is written or the client is gone.
-fn write_some(out: &mut Outgoing) -> bool {
-    while out.written < out.data.len() {
-        match (&out.file).write(&out.data[out.written..]) {
-            Ok(n) => out.written += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                log::warn!("reply to {} dropped: {e}", out.name);
-                out.written = out.data.len();
-            }
-        }
-    }
-    true
 }
 
 /// Reply FIFOs left by clients killed while waiting (a client removes its own otherwise).
@@ -466,40 +524,6 @@ fn remove_stale_replies(dir: &HaDir) {
             .is_some_and(|t| t < old);
         if stale {
             let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Opens a client's reply FIFO, only if it is a plain name of a FIFO inside `replies/`.
-fn open_reply_fifo(dir: &HaDir, name: &str) -> Option<File> {
-    let plain = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && !name.starts_with('.');
-    if !plain {
-        log::warn!("refused reply FIFO name {name:?}: not a plain file name");
-        return None;
-    }
-    let path = dir.replies().join(name);
-    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let file = match nix::fcntl::open(&path, flags, Mode::empty()) {
-        Ok(fd) => File::from(fd),
-        Err(Errno::ENXIO) => {
-            log::info!("client {name} has gone before its reply");
-            return None;
-        }
-        Err(e) => {
-            log::warn!("cannot open reply FIFO {}: {e}", path.display());
-            return None;
-        }
-    };
-    match file.metadata() {
-        Ok(meta) if meta.file_type().is_fifo() => Some(file),
-        _ => {
-            log::warn!("refused reply path {}: not a FIFO", path.display());
-            None
         }
     }
 }

@@ -460,10 +460,11 @@ fn garbage_on_the_fifo_never_stops_the_server() {
         })
         .collect();
     write_fifo(&ha, &random);
-    let good = encode_request(&Request {
-        reply_to: "nobody".into(),
-        command: Command::Ping,
-    })
+    let good = encode_request(&Request::new(
+        "nobody",
+        Command::Ping,
+        std::time::Duration::from_secs(5),
+    ))
     .expect("frame");
     write_fifo(&ha, &good[..1000]); // truncated
     let mut wrong_version = good.clone();
@@ -511,26 +512,25 @@ fn a_client_that_never_reads_does_not_stall_others() {
         .custom_flags(nix::libc::O_NONBLOCK)
         .open(&fifo)
         .expect("open reader");
-    let request = Request {
-        reply_to: "stuck-1".into(),
-        command: Command::ShowNode {
+    let request = Request::new(
+        "stuck-1",
+        Command::ShowNode {
             target: Target::All,
         },
-    };
+        std::time::Duration::from_secs(5),
+    );
     write_fifo(&ha, &encode_request(&request).expect("frame")[..]);
     // A client that died: its FIFO exists but nobody holds it open.
     let dead = ha.path("replies/dead-1");
     nix::unistd::mkfifo(&dead, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
-    let request = Request {
-        reply_to: "dead-1".into(),
-        command: Command::Ping,
-    };
+    let request = Request::new("dead-1", Command::Ping, std::time::Duration::from_secs(5));
     write_fifo(&ha, &encode_request(&request).expect("frame")[..]);
     // Path tricks are refused.
-    let request = Request {
-        reply_to: "../ha_server.fifo".into(),
-        command: Command::Ping,
-    };
+    let request = Request::new(
+        "../ha_server.fifo",
+        Command::Ping,
+        std::time::Duration::from_secs(5),
+    );
     write_fifo(&ha, &encode_request(&request).expect("frame")[..]);
     for _ in 0..5 {
         ha.ok("ha_api", &["-c", "ping"]);

@@ -47,8 +47,8 @@ fn command() -> impl Strategy<Value = Command> {
 
 proptest! {
     #[test]
-    fn requests_round_trip(reply_to in "[a-z0-9-]{1,40}", command in command()) {
-        let request = Request { reply_to, command };
+    fn requests_round_trip(reply_to in "[a-z0-9-]{1,40}", deadline_ms in any::<u64>(), command in command()) {
+        let request = Request { reply_to, deadline_ms, command };
         let frame = encode_request(&request).expect("fits in a frame");
         prop_assert_eq!(frame.len(), FRAME);
         prop_assert_eq!(decode_request(&frame[..]), Ok(request));
@@ -71,7 +71,7 @@ proptest! {
 
     #[test]
     fn corrupted_frames_never_panic(pos in 0usize..FRAME, byte in any::<u8>(), command in command()) {
-        let mut frame = encode_request(&Request { reply_to: "x".into(), command }).expect("fits");
+        let mut frame = encode_request(&Request::new("x", command, std::time::Duration::from_secs(5))).expect("fits");
         frame[pos] = byte;
         let _ = decode_request(&frame[..]);
     }
@@ -81,7 +81,7 @@ proptest! {
         // A whole magic inside the garbage starts a (bad) frame of its own; that case is the
         // truncated-frame test's. Here: garbage without one must never cost the good frame.
         prop_assume!(!garbage.windows(4).any(|w| w == b"CSRH"));
-        let good = encode_request(&Request { reply_to: "r".into(), command: Command::Ping }).expect("fits");
+        let good = encode_request(&Request::new("r", Command::Ping, std::time::Duration::from_secs(5))).expect("fits");
         let mut reader = FrameReader::default();
         reader.push(&garbage);
         let mut got = Vec::new();

@@ -21,10 +21,11 @@ const START_WAIT: Duration = Duration::from_secs(10);
 
 pub fn ping(state: &State) -> Response {
     Response::ok(format!(
-        "200: HA server is running (pid {}, {} node(s), {} bad frame(s) dropped)",
+        "200: HA server is running (pid {}, {} node(s), {} bad frame(s) dropped, {} request(s) dropped after their client stopped waiting)",
         std::process::id(),
         state.db.len(),
-        state.bad_frames
+        state.bad_frames,
+        state.stale_requests
     ))
 }
 

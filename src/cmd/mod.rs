@@ -25,6 +25,8 @@ pub struct State {
     pub last_events: BTreeMap<u16, LastEvent>,
     /// Refused frames so far, reported by `ping`.
     pub bad_frames: u64,
+    /// Requests dropped unapplied because their client had stopped waiting, reported by `ping`.
+    pub stale_requests: u64,
 }
 
 /// What applying a command asks the server to do next.
