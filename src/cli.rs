@@ -196,7 +196,7 @@ pub fn send_and_print(
     let wait = client::wait_for(&command);
     match client::request(dir, command, wait) {
         Ok(response) => {
-            print!("{}", ensure_newline(render(&response)));
+            crate::out!("{}", ensure_newline(render(&response)));
             if response.succeeded() {
                 ExitCode::SUCCESS
             } else {
@@ -204,7 +204,7 @@ pub fn send_and_print(
             }
         }
         Err(e) => {
-            println!("400: {e}");
+            crate::outln!("400: {e}");
             match e {
                 ClientError::NotRunning { .. } | ClientError::NoReply { .. } => {
                     ExitCode::from(EXIT_NO_SERVER)
@@ -219,15 +219,15 @@ pub fn send_and_print(
 pub fn reject(error: CliError, help: &str) -> ExitCode {
     match error {
         CliError::Help => {
-            print!("{help}");
+            crate::out!("{help}");
             ExitCode::SUCCESS
         }
         CliError::Version => {
-            println!("{}", version());
+            crate::outln!("{}", version());
             ExitCode::SUCCESS
         }
         e => {
-            println!("400: {e}");
+            crate::outln!("400: {e}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }

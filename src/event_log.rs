@@ -122,9 +122,12 @@ fn header(node: &Node, action: Action) -> Vec<String> {
     lines
 }
 
-/// Creates `dir/name`, or `dir/name.N` if two events of one node share a second.
+/// Creates `dir/name` (mode 0600), or `dir/name.N` if two events of one node share a second.
+/// `events/` is made owner-only whoever (re)created it.
 fn write_unique(dir: &std::path::Path, name: &str, text: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    crate::paths::owner_only_dir(dir)?;
+    crate::paths::owner_only(dir);
     for n in 0..100 {
         let file = if n == 0 {
             name.to_string()
@@ -134,6 +137,7 @@ fn write_unique(dir: &std::path::Path, name: &str, text: &str) -> std::io::Resul
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(dir.join(file))
         {
             Ok(mut f) => return writeln!(f, "{text}"),

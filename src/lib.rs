@@ -15,6 +15,7 @@ pub mod event_mgr;
 pub mod logging;
 pub mod node;
 pub mod node_db;
+pub mod output;
 pub mod paths;
 pub mod protocol;
 pub mod reply;

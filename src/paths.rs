@@ -14,6 +14,7 @@
 //! └── csr_ha.log         server and handler log
 //! ```
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::node::Provider;
@@ -75,12 +76,28 @@ impl HaDir {
         self.root.join("csr_ha.log")
     }
 
-    /// Creates the directory tree with owner-only permissions where missing.
+    /// Creates the directory tree with owner-only permissions where missing, and closes what
+    /// exists to group and others: node parameters, event logs and keys are the HA user's alone
+    /// (the original left `events/` at 0777).
     pub fn create(&self) -> std::io::Result<()> {
         for dir in [self.root.clone(), self.events()] {
             owner_only_dir(&dir)?;
         }
+        self.tighten();
         self.create_replies()
+    }
+
+    /// Removes group and other permissions from the HA directory, `events/`, `route_tables/`
+    /// and the files directly in them. Links are left alone (`replies` points at tmpfs).
+    pub fn tighten(&self) {
+        for dir in [self.root.clone(), self.events(), self.route_tables()] {
+            owner_only(&dir);
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_file() || t.is_fifo()) {
+                    owner_only(&entry.path());
+                }
+            }
+        }
     }
 
     /// `replies/` holds one FIFO per request, created and removed at request rate. On a disk
@@ -88,7 +105,7 @@ impl HaDir {
     /// where a tmpfs is at hand (`$XDG_RUNTIME_DIR`, else `/dev/shm`) `replies` is a symlink to
     /// an owner-only directory there. `CSR_HA_REPLIES_TMPFS=0` keeps a plain directory, and an
     /// existing plain directory is kept as it is.
-    fn create_replies(&self) -> std::io::Result<()> {
+    pub fn create_replies(&self) -> std::io::Result<()> {
         let link = self.replies();
         match std::fs::symlink_metadata(&link) {
             Ok(meta) if meta.is_dir() => return Ok(()),
@@ -168,8 +185,23 @@ impl HaDir {
     }
 }
 
+/// Clears the group and other bits of `path` (not following a link); errors are logged.
+pub fn owner_only(path: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.file_type().is_symlink() || meta.mode() & 0o077 == 0 {
+        return;
+    }
+    let mode = meta.mode() & 0o7700;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        log::warn!("cannot make {} owner-only: {e}", path.display());
+    }
+}
+
 /// Creates `dir` (and its parents) with mode 0700 if missing.
-fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+pub fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)

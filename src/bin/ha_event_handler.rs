@@ -13,7 +13,7 @@ use csr_ha::cloud::{self, Work};
 
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("--version") {
-        println!("{}", csr_ha::cli::version());
+        csr_ha::outln!("{}", csr_ha::cli::version());
         return ExitCode::SUCCESS;
     }
     let mut input = String::new();

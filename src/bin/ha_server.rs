@@ -13,11 +13,11 @@ CSR_HA_HANDLER_TIMEOUT (30 s), CSR_HA_CHECK_TIMEOUT (5 s), RUST_LOG (info).\n";
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{HELP}");
+        csr_ha::out!("{HELP}");
         return ExitCode::SUCCESS;
     }
     if args.iter().any(|a| a == "--version") {
-        println!("{}", csr_ha::cli::version());
+        csr_ha::outln!("{}", csr_ha::cli::version());
         return ExitCode::SUCCESS;
     }
     if let Some(a) = args.first() {

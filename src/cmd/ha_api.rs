@@ -43,20 +43,108 @@ fn server_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("ha_server"))
 }
 
+/// The server holding the pid-file lock, found without its FIFO.
+#[derive(Debug, PartialEq, Eq)]
+enum LockHolder {
+    /// No process holds the lock: no server runs in this directory.
+    None,
+    /// An `ha_server` with this pid holds it.
+    Server(i32),
+    /// The lock is held but the pid file does not name a live `ha_server`.
+    Unknown(String),
+}
+
+/// Asks the pid file's lock (not the FIFO, which may have been removed) whether a server runs.
+fn lock_holder(dir: &HaDir) -> LockHolder {
+    use nix::errno::Errno;
+    use nix::fcntl::{Flock, FlockArg};
+    use std::io::Read;
+    let path = dir.pid_file();
+    let Ok(file) = std::fs::File::open(&path) else {
+        return LockHolder::None;
+    };
+    let mut file = match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_unlocked) => return LockHolder::None,
+        Err((file, Errno::EWOULDBLOCK)) => file,
+        Err((_, e)) => {
+            return LockHolder::Unknown(format!("cannot test the lock on {}: {e}", path.display()))
+        }
+    };
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return LockHolder::Unknown(format!(
+            "{} is locked but holds no pid ({:?})",
+            path.display(),
+            text.trim()
+        ));
+    };
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() == "ha_server" {
+        LockHolder::Server(pid)
+    } else {
+        LockHolder::Unknown(format!(
+            "{} is locked, but pid {pid} is not an ha_server ({:?}); not signalling it",
+            path.display(),
+            comm.trim()
+        ))
+    }
+}
+
+/// Waits until no process holds the pid-file lock.
+fn await_unlocked(dir: &HaDir) -> bool {
+    let until = Instant::now() + START_WAIT;
+    while Instant::now() < until {
+        if lock_holder(dir) == LockHolder::None {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 fn start(dir: &HaDir) -> ExitCode {
     if let Ok(r) = ping_once(dir, Duration::from_secs(1)) {
-        println!(
+        crate::outln!(
             "200: HA server already running: {}",
             r.text.trim_start_matches("200: ")
         );
         return ExitCode::SUCCESS;
     }
+    if let LockHolder::Server(pid) = lock_holder(dir) {
+        // A running server recreates a removed FIFO within a second.
+        let until = Instant::now() + START_WAIT;
+        while Instant::now() < until {
+            if let Ok(r) = ping_once(dir, Duration::from_millis(500)) {
+                crate::outln!(
+                    "200: HA server already running: {}",
+                    r.text.trim_start_matches("200: ")
+                );
+                return ExitCode::SUCCESS;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        crate::outln!(
+            "400: HA server pid {pid} holds {} but does not answer; stop it with ha_api -c stop",
+            dir.pid_file().display()
+        );
+        return ExitCode::from(EXIT_NO_SERVER);
+    }
     if let Err(e) = dir.create() {
-        println!("400: {e}");
+        crate::outln!("400: {e}");
         return ExitCode::from(EXIT_FAILED);
     }
     let out_path = dir.root().join("ha_server.out");
-    let stderr = match std::fs::File::create(&out_path) {
+    let created = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&out_path)
+    };
+    let stderr = match created {
         Ok(f) => Stdio::from(f),
         Err(_) => Stdio::null(),
     };
@@ -73,14 +161,14 @@ fn start(dir: &HaDir) -> ExitCode {
         {
             Ok(child) => child,
             Err(e) => {
-                println!("400: cannot start {}: {e}", binary.display());
+                crate::outln!("400: cannot start {}: {e}", binary.display());
                 return ExitCode::from(EXIT_FAILED);
             }
         }
     };
     match client::await_started(dir, &mut child, START_WAIT) {
         Ok(r) => {
-            println!(
+            crate::outln!(
                 "200: HA server started: {}",
                 r.text.trim_start_matches("200: ")
             );
@@ -88,11 +176,11 @@ fn start(dir: &HaDir) -> ExitCode {
         }
         Err(client::StartError::Exited(status)) => {
             let why = std::fs::read_to_string(&out_path).unwrap_or_default();
-            println!("400: HA server exited at start ({status}): {}", why.trim());
+            crate::outln!("400: HA server exited at start ({status}): {}", why.trim());
             ExitCode::from(EXIT_FAILED)
         }
         Err(client::StartError::Silent(waited)) => {
-            println!(
+            crate::outln!(
                 "400: HA server did not answer within {} s; see {}",
                 waited.as_secs(),
                 out_path.display()
@@ -102,23 +190,46 @@ fn start(dir: &HaDir) -> ExitCode {
     }
 }
 
+/// Asks the server to stop over its FIFO; if it cannot be reached there, signals the process
+/// that holds the pid-file lock, after checking it is an `ha_server`.
 fn stop(dir: &HaDir) -> ExitCode {
-    match client::request(dir, Command::Stop, client::REPLY_WAIT) {
+    let asked = client::request(dir, Command::Stop, client::REPLY_WAIT);
+    let unreachable = match asked {
         Ok(_) => {
-            let until = Instant::now() + START_WAIT;
-            while Instant::now() < until && dir.request_fifo().exists() {
-                std::thread::sleep(Duration::from_millis(20));
+            if await_unlocked(dir) {
+                crate::outln!("200: HA server stopped");
+                return ExitCode::SUCCESS;
             }
-            println!("200: HA server stopped");
+            "it said it was stopping".to_string()
+        }
+        Err(e) => e.to_string(),
+    };
+    match lock_holder(dir) {
+        LockHolder::None => {
+            crate::outln!("200: HA server is not running");
             ExitCode::SUCCESS
         }
-        Err(client::ClientError::NotRunning { .. }) => {
-            println!("200: HA server is not running");
-            ExitCode::SUCCESS
+        LockHolder::Server(pid) => {
+            use nix::sys::signal::{kill, Signal};
+            use nix::unistd::Pid;
+            if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM) {
+                crate::outln!("400: cannot signal HA server pid {pid}: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+            if await_unlocked(dir) {
+                crate::outln!("200: HA server stopped (pid {pid}, by SIGTERM: {unreachable})");
+                ExitCode::SUCCESS
+            } else {
+                crate::outln!(
+                    "400: HA server pid {pid} did not stop within {} s of SIGTERM",
+                    START_WAIT.as_secs()
+                );
+                ExitCode::from(EXIT_FAILED)
+            }
         }
-        Err(e) => {
-            println!("400: {e}");
-            ExitCode::from(EXIT_NO_SERVER)
+        LockHolder::Unknown(why) => {
+            crate::outln!("400: {why}");
+            ExitCode::from(EXIT_FAILED)
         }
     }
 }
