@@ -147,8 +147,13 @@ fn the_ha_directory_is_owner_only_however_it_was_made() {
 #[test]
 fn a_closed_stdout_ends_a_client_quietly() {
     let ha = Ha::started();
-    for i in 1..=300 {
-        ha.ok("create_node", &["-i", &i.to_string(), "-t", "t1", "-n", B]);
+    // Far more output than a pipe holds (64 KiB), so the writer meets the closed pipe.
+    let table = "a-route-table-with-a-rather-long-name-to-fill-the-pipe";
+    for i in 1..=700 {
+        ha.ok(
+            "create_node",
+            &["-i", &i.to_string(), "-t", table, "-n", "2001:db8::1234"],
+        );
     }
     // `show_node -i all | head -1`: the pipe closes after the first line.
     let script = format!(
