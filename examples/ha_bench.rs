@@ -1,7 +1,7 @@
 //! `ha_bench [--quick] [--replies-disk]`: latency, throughput, memory and failover benchmarks.
 //!
-//! Build and run in release: `cargo run --release --bin ha_bench -- [--quick] [--replies-disk]`.
-//! It creates its own temporary `CSR_HA_DIR`, starts the `ha_server` beside itself with the
+//! Build and run in release: `cargo build --release --bins && cargo run --release --example ha_bench -- [--quick] [--replies-disk]`.
+//! It creates its own temporary `CSR_HA_DIR`, starts the `ha_server` of its target directory with the
 //! `file` provider, drives it through the real client binaries and the in-process client
 //! library, prints a Markdown table, and stops every server it started, also on error or
 //! panic. It touches nothing but local files and FIFOs under the temporary directory and the
@@ -860,9 +860,9 @@ fn table(rows: &[Row]) -> String {
 }
 
 const HELP: &str = "usage: ha_bench [--quick] [--replies-disk]\n\
-Starts ha_server (beside this binary) in a temporary CSR_HA_DIR (under $TMPDIR, default /tmp)\n\
+Starts ha_server (in target/release/, beside examples/) in a temporary CSR_HA_DIR (under $TMPDIR, default /tmp)\n\
 with the file provider; measures latency, throughput, RSS, failover and revert; prints a\n\
-Markdown table. Build in release: cargo run --release --bin ha_bench -- [--quick]\n  \
+Markdown table. Build in release: cargo build --release --bins && cargo run --release --example ha_bench\n  \
 --quick          fewer runs (a smoke test, not numbers to publish)\n  \
 --replies-disk   CSR_HA_REPLIES_TMPFS=0 for the server: replies/ is a plain directory in\n                   the HA dir instead of the default symlink to $XDG_RUNTIME_DIR or /dev/shm\n";
 
@@ -883,13 +883,15 @@ fn main() -> ExitCode {
             }
         }
     }
-    let setup = match std::env::current_exe()
+    // An example lives in target/<profile>/examples/; the binaries it drives one level up.
+    let bins = std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
+        .and_then(|e| e.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .filter(|dir| dir.join("ha_server").is_file());
+    let setup = match bins {
         Some(bins) => Setup { bins, replies_disk },
         None => {
-            eprintln!("400: cannot find the directory of ha_bench");
+            eprintln!("400: ha_server not found beside target/*/examples/; run `cargo build --release --bins` first");
             return ExitCode::from(1);
         }
     };
