@@ -13,6 +13,7 @@ use crate::cloud::{Action, NodeOutcome, Work};
 use crate::event::EventKind;
 use crate::node::Node;
 use crate::paths::HaDir;
+use crate::timestamp;
 
 /// Oldest files are removed first once there are more than this many.
 pub const MAX_EVENT_FILES: usize = 512;
@@ -32,7 +33,7 @@ struct NodeLog {
 
 impl EventLog {
     pub fn new(work: &Work) -> EventLog {
-        let stamp = local_time(SystemTime::now(), "%Y-%m-%d_%H:%M:%S");
+        let stamp = timestamp::local(SystemTime::now(), timestamp::EVENT_FILE);
         let nodes = work
             .nodes
             .iter()
@@ -114,7 +115,7 @@ fn header(node: &Node, action: Action) -> Vec<String> {
         format!("Event type is {}", action.label()),
         format!(
             "Started {}",
-            local_time(SystemTime::now(), "%Y-%m-%d %H:%M:%S")
+            timestamp::local(SystemTime::now(), timestamp::EVENT_TIME)
         ),
         "Node configuration:".to_string(),
     ];
@@ -170,27 +171,4 @@ pub fn prune(dir: &std::path::Path, keep: usize) {
     for (_, name) in files.into_iter().take(excess) {
         let _ = std::fs::remove_file(dir.join(name));
     }
-}
-
-/// Formats `time` in the machine's local time zone with strftime(3).
-pub fn local_time(time: SystemTime, format: &str) -> String {
-    use nix::libc;
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as libc::time_t;
-    let Ok(format) = std::ffi::CString::new(format) else {
-        return String::new();
-    };
-    let mut buf = [0u8; 64];
-    // SAFETY: localtime_r writes only into `tm`, which we own; strftime writes at most
-    // buf.len() bytes into `buf` and returns how many it wrote (0 on overflow).
-    let written = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&secs, &mut tm).is_null() {
-            return String::new();
-        }
-        libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm)
-    };
-    String::from_utf8_lossy(&buf[..written]).into_owned()
 }

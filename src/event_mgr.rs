@@ -27,7 +27,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cloud::{Action, NodeOutcome, Outcome, Work};
 use crate::cmd::{describe_params, State};
 use crate::event::EventKind;
-use crate::event_log::local_time;
 use crate::node::{LastEvent, Mode, Node, NodeIndex, Param, Provider};
 use crate::protocol::{Response, Target};
 use crate::reply::Client;
@@ -642,7 +641,7 @@ fn finish_event(job: Job, kind: EventKind) -> Finished {
         .into_iter()
         .map(|d| (d.index, d.outcome, d.message))
         .collect();
-    let time = local_time(job.started, "%Y-%m-%d %H:%M:%S");
+    let time = crate::timestamp::local(job.started, crate::timestamp::EVENT_TIME);
     let mut last_events = Vec::new();
     for o in &job.outcomes {
         last_events.push((

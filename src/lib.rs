@@ -20,3 +20,4 @@ pub mod paths;
 pub mod protocol;
 pub mod reply;
 pub mod server;
+pub mod timestamp;

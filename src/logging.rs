@@ -16,7 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::paths::HaDir;
 
@@ -42,7 +42,7 @@ pub fn init_file(dir: &HaDir) {
         writeln!(
             buf,
             "[{} {:<5} {process}[{pid}] {}] {}",
-            utc_timestamp(SystemTime::now()),
+            crate::timestamp::utc(SystemTime::now(), crate::timestamp::LOG_LINE),
             record.level(),
             record.target(),
             record.args()
@@ -169,40 +169,9 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// `2026-11-24T19:19:00.123Z`. env_logger's own timestamps need a date crate we leave out.
-pub fn utc_timestamp(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn read(path: &Path) -> String {
         std::fs::read_to_string(path).unwrap_or_default()
@@ -282,17 +251,5 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-    }
-
-    #[test]
-    fn timestamps_are_utc_iso8601_with_millis() {
-        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        assert_eq!(utc_timestamp(t), "2023-11-14T22:13:20.123Z");
-        // A leap day and the last second of a year.
-        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(utc_timestamp(t), "2000-02-29T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599);
-        assert_eq!(utc_timestamp(t), "2026-12-31T23:59:59.000Z");
     }
 }

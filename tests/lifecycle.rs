@@ -43,10 +43,12 @@ fn a_request_whose_client_gave_up_is_never_applied() {
         ping.contains("1 request(s) dropped after their client stopped waiting"),
         "{ping}"
     );
-    assert!(!ha.path("node_file").exists() || {
-        let db = std::fs::read_to_string(ha.path("node_file")).expect("node_file");
-        !db.contains("index=5")
-    });
+    assert!(
+        !ha.path("node_file").exists() || {
+            let db = std::fs::read_to_string(ha.path("node_file")).expect("node_file");
+            !db.contains("index=5")
+        }
+    );
 }
 
 /// Polls `ha_api -c ping` until it answers; panics after `within`.
@@ -123,7 +125,12 @@ fn the_ha_directory_is_owner_only_however_it_was_made() {
     );
     assert_eq!(mode(&root), 0o700);
     assert_eq!(mode(&root.join("events")), 0o700);
-    for name in ["cloud", "ha_server.pid", "node_file", "events/node_1_old_peerFail"] {
+    for name in [
+        "cloud",
+        "ha_server.pid",
+        "node_file",
+        "events/node_1_old_peerFail",
+    ] {
         assert_eq!(mode(&root.join(name)), 0o600, "{name}");
     }
     // events/ removed and made again by someone with a loose umask: still owner-only.
