@@ -1,7 +1,9 @@
-//! The event manager: which nodes an event touches, and the handler processes that do the work.
+//! The event manager: queues, spawns, feeds, reaps and times out `ha_event_handler` processes.
 //!
-//! Nodes that share a route table form one group, handed to one `ha_event_handler` process so
-//! the table is read once and its writes are serialised. Handlers run beside the server's poll
+//! It is handed a job: one [`Work`] per route table and a [`Reply`] that turns the handlers'
+//! outcomes into the client's answer. Which nodes an event touches and how the answer reads
+//! are the commands' business (`cmd::node_event`, the check in `cmd`); this module only
+//! supervises processes. Handlers run beside the server's poll
 //! loop: their pipes are polled with the request FIFO, so a slow cloud never freezes
 //! `show_node` or `ping`. At most `CSR_HA_MAX_HANDLERS` (8) run at once; each is killed after
 //! `CSR_HA_HANDLER_TIMEOUT` (30 s) and reported.
@@ -22,175 +24,27 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::cloud::{Action, NodeOutcome, Outcome, Work};
-use crate::cmd::{describe_params, State};
 use crate::event::EventKind;
-use crate::node::{LastEvent, Mode, Node, NodeIndex, Param, Provider};
-use crate::protocol::{Response, Target};
+use crate::node::LastEvent;
+use crate::protocol::Response;
 use crate::reply::Client;
+
+/// Turns every node's outcome (in no particular order) into the client's answer.
+pub type Reply = Box<dyn FnOnce(Vec<NodeOutcome>) -> Answer>;
+
+/// What a finished job tells its client, and what it leaves for `show_node`.
+pub struct Answer {
+    pub response: Response,
+    /// Last-event records to keep (events only, not checks).
+    pub last_events: Vec<(u16, LastEvent)>,
+}
 
 /// Time kept back from a handler's deadline for its reply to reach a client before the client
 /// gives up.
 const REPLY_MARGIN: Duration = Duration::from_millis(250);
-
-/// One node's line decided without a handler (skipped, nothing to do).
-#[derive(Debug, Clone)]
-pub struct Decided {
-    pub index: u16,
-    pub outcome: Outcome,
-    pub message: String,
-}
-
-/// What an event (or a post-create check) will do: one `Work` per route table.
-#[derive(Debug)]
-pub struct Plan {
-    pub action: Action,
-    pub groups: Vec<Work>,
-    pub decided: Vec<Decided>,
-}
-
-/// Decides, per node, what `event` needs; `Err` is the reply when nothing can run at all.
-pub fn plan(
-    state: &State,
-    target: Target,
-    max: Option<NodeIndex>,
-    event: EventKind,
-) -> Result<Plan, Response> {
-    let nodes: Vec<&Node> = match (target, max) {
-        (Target::One(index), None) => match state.db.get(index) {
-            Some(node) => vec![node],
-            None => {
-                return Err(Response::bad(format!(
-                    "400: Node with index {index} not found"
-                )))
-            }
-        },
-        (Target::One(first), Some(last)) => {
-            if last < first {
-                return Err(Response::bad(format!(
-                    "400: -mi {last} must be at least -i {first}"
-                )));
-            }
-            let nodes: Vec<&Node> = state
-                .db
-                .nodes()
-                .filter(|n| n.index >= first && n.index <= last)
-                .collect();
-            if nodes.is_empty() {
-                return Err(Response::bad(format!(
-                    "400: No redundancy nodes found in range {first}-{last}"
-                )));
-            }
-            nodes
-        }
-        (Target::All, _) => {
-            if event == EventKind::PeerFail {
-                return Err(Response::bad(
-                    "400: peerFail cannot be sent to all nodes; name the node with -i <index> (or a range with -mi)",
-                ));
-            }
-            if state.db.is_empty() {
-                return Err(Response::bad("400: No redundancy nodes found"));
-            }
-            state.db.nodes().collect()
-        }
-    };
-    let single = matches!((target, max), (Target::One(_), None));
-    let mut decided = Vec::new();
-    let mut groups: BTreeMap<String, Vec<Node>> = BTreeMap::new();
-    for node in nodes {
-        let index = node.index.get();
-        let missing = node.missing();
-        // GCP reverts every node (its own route is re-inserted whatever the mode).
-        let skip_secondary = event == EventKind::Revert
-            && node.provider != Provider::Gcp
-            && node.mode() != Mode::Primary;
-        if skip_secondary {
-            if single {
-                decided.push(Decided {
-                    index,
-                    outcome: Outcome::Ok,
-                    message: "secondary node, nothing to do (revert acts on primary nodes)".into(),
-                });
-            }
-            continue;
-        }
-        if !missing.is_empty() {
-            decided.push(Decided {
-                index,
-                outcome: Outcome::Failed,
-                message: format!(
-                    "skipped: missing {} needed for {} events",
-                    describe_params(&missing),
-                    node.provider
-                ),
-            });
-            continue;
-        }
-        groups
-            .entry(table_key(node))
-            .or_default()
-            .push(node.clone());
-    }
-    if groups.is_empty() && decided.is_empty() {
-        return Err(Response::ok(format!(
-            "200: No primary nodes configured, {event} event aborted"
-        )));
-    }
-    let action = Action::Event(event);
-    let groups = groups
-        .into_values()
-        .map(|nodes| work(state, action, nodes))
-        .collect();
-    Ok(Plan {
-        action,
-        groups,
-        decided,
-    })
-}
-
-/// The read-only check run after `create_node`/`set_params` stored a complete node.
-pub fn check_plan(state: &State, node: Node) -> Plan {
-    Plan {
-        action: Action::Check,
-        groups: vec![work(state, Action::Check, vec![node])],
-        decided: Vec::new(),
-    }
-}
-
-fn work(state: &State, action: Action, nodes: Vec<Node>) -> Work {
-    let provider = nodes.first().map(|n| n.provider).unwrap_or(Provider::File);
-    Work {
-        action,
-        provider,
-        ha_dir: state.dir.root().display().to_string(),
-        deadline_ms: 0,
-        nodes,
-    }
-}
-
-/// Nodes with equal keys share a route table and so one handler.
-fn table_key(node: &Node) -> String {
-    let keys: &[Param] = match node.provider {
-        Provider::File => &[Param::RouteTable],
-        Provider::Aws => &[Param::Region, Param::RouteTableId],
-        Provider::Azure => &[
-            Param::Cloud,
-            Param::SubscriptionId,
-            Param::ResourceGroup,
-            Param::RouteTableName,
-        ],
-        Provider::Gcp => &[Param::Project, Param::Vpc],
-    };
-    let mut key = node.provider.to_string();
-    for p in keys {
-        key.push('/');
-        key.push_str(node.get(*p).unwrap_or_default());
-    }
-    key
-}
 
 /// Limits and paths, from the environment.
 #[derive(Debug, Clone)]
@@ -237,13 +91,9 @@ struct Job {
     client: Client,
     /// When the client stops waiting: work not started by then is not started at all.
     client_deadline: Instant,
-    action: Action,
-    /// For a check: the reply to send, amended with the check's warning.
-    check_reply: Option<Response>,
     remaining: usize,
-    decided: Vec<Decided>,
     outcomes: Vec<NodeOutcome>,
-    started: SystemTime,
+    reply: Reply,
 }
 
 struct Handler {
@@ -268,7 +118,7 @@ struct Queued {
     priority: u8,
     job: u64,
     work: Work,
-    /// The table's identity (see [`table_key`]); `None` for a read-only check.
+    /// The table's identity ([`crate::node::Node::route_table_id`]); `None` for a check.
     table: Option<String>,
     deadline: Duration,
 }
@@ -285,9 +135,7 @@ fn priority(action: Action) -> u8 {
 /// A finished job: who to answer and with what.
 pub struct Finished {
     pub client: Client,
-    pub response: Response,
-    /// Last-event records to keep (events only, not checks).
-    pub last_events: Vec<(u16, LastEvent)>,
+    pub answer: Answer,
 }
 
 /// What the poll loop watches for the handlers.
@@ -325,48 +173,34 @@ impl EventMgr {
         }
     }
 
-    /// Queues a plan's handlers; the reply is produced once all of them are done. Nothing is
-    /// started for a client past `client_deadline`.
+    /// Queues a job's handlers (one per route table); `reply` makes the answer once all of
+    /// them are done. Nothing is started for a client past `client_deadline`.
     pub fn submit(
         &mut self,
         client: Client,
         client_deadline: Instant,
-        plan: Plan,
-        check_reply: Option<Response>,
+        works: Vec<Work>,
+        reply: Reply,
     ) {
         let id = self.next_job;
         self.next_job += 1;
-        let deadline = match plan.action {
-            Action::Check => self.limits.check_deadline,
-            Action::Event(_) => self.limits.event_deadline,
-        };
         let job = Job {
             client,
             client_deadline,
-            action: plan.action,
-            check_reply,
-            remaining: plan.groups.len(),
-            decided: plan.decided,
+            remaining: works.len(),
             outcomes: Vec::new(),
-            started: SystemTime::now(),
+            reply,
         };
         self.jobs.insert(id, job);
-        let nodes: Vec<u16> = plan
-            .groups
-            .iter()
-            .flat_map(|w| w.nodes.iter().map(|n| n.index.get()))
-            .collect();
-        if !nodes.is_empty() {
-            log::info!(
-                "{} for node(s) {nodes:?}: {} route table(s) queued",
-                plan.action.label(),
-                plan.groups.len()
-            );
-        }
-        for work in plan.groups {
-            let table = match work.action {
-                Action::Check => None,
-                Action::Event(_) => work.nodes.first().map(table_key),
+        for work in works {
+            let nodes: Vec<u16> = work.nodes.iter().map(|n| n.index.get()).collect();
+            log::info!("{} for node(s) {nodes:?}: queued", work.action.label());
+            let (table, deadline) = match work.action {
+                Action::Check => (None, self.limits.check_deadline),
+                Action::Event(_) => (
+                    work.nodes.first().map(|n| n.route_table_id()),
+                    self.limits.event_deadline,
+                ),
             };
             self.queue.push(Queued {
                 seq: self.next_seq,
@@ -482,8 +316,10 @@ impl EventMgr {
         for (_, job) in std::mem::take(&mut self.jobs) {
             self.finished.push(Finished {
                 client: job.client,
-                response: Response::bad("400: HA server stopped before the event finished"),
-                last_events: Vec::new(),
+                answer: Answer {
+                    response: Response::bad("400: HA server stopped before the event finished"),
+                    last_events: Vec::new(),
+                },
             });
         }
     }
@@ -615,9 +451,9 @@ impl EventMgr {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
-        self.finished.push(match job.action {
-            Action::Event(kind) => finish_event(job, kind),
-            Action::Check => finish_check(job),
+        self.finished.push(Finished {
+            client: job.client,
+            answer: (job.reply)(job.outcomes),
         });
     }
 }
@@ -633,103 +469,6 @@ fn failed(nodes: &[u16], message: &str) -> Vec<NodeOutcome> {
             duration_ms: 0,
         })
         .collect()
-}
-
-fn finish_event(job: Job, kind: EventKind) -> Finished {
-    let mut lines: Vec<(u16, Outcome, String)> = job
-        .decided
-        .into_iter()
-        .map(|d| (d.index, d.outcome, d.message))
-        .collect();
-    let time = crate::timestamp::local(job.started, crate::timestamp::EVENT_TIME);
-    let mut last_events = Vec::new();
-    for o in &job.outcomes {
-        last_events.push((
-            o.index,
-            LastEvent {
-                event: kind.to_string(),
-                time: time.clone(),
-                outcome: format!("{}: {}", o.outcome.code(), o.message),
-                duration_ms: o.duration_ms,
-            },
-        ));
-        lines.push((o.index, o.outcome, o.message.clone()));
-        let level = if o.outcome == Outcome::Failed {
-            log::Level::Warn
-        } else {
-            log::Level::Info
-        };
-        log::log!(
-            level,
-            "node {} {kind}: {}: {}",
-            o.index,
-            o.outcome.code(),
-            o.message
-        );
-    }
-    lines.sort_by_key(|(index, _, _)| *index);
-    let code = overall(lines.iter().map(|(_, o, _)| *o));
-    let text = lines
-        .iter()
-        .map(|(index, outcome, message)| {
-            format!("{}: node {index} {kind}: {message}", outcome.code())
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    Finished {
-        client: job.client,
-        response: Response::new(code, text),
-        last_events,
-    }
-}
-
-fn finish_check(job: Job) -> Finished {
-    for o in &job.outcomes {
-        log::info!(
-            "node {} check: {}: {}",
-            o.index,
-            o.outcome.code(),
-            o.message
-        );
-    }
-    let base = job
-        .check_reply
-        .unwrap_or_else(|| Response::ok("200: stored"));
-    let warning = job.outcomes.iter().find_map(|o| match o.outcome {
-        Outcome::Ok => None,
-        Outcome::Warning => Some(o.message.clone()),
-        Outcome::Failed => Some(format!(
-            "Warning: could not check the node against its route table: {}",
-            o.message
-        )),
-    });
-    let response = match warning {
-        None => base,
-        Some(warning) => {
-            let body = base.text.strip_prefix("200: ").unwrap_or(&base.text);
-            Response::new(
-                199,
-                format!("199: {warning}\nPlease verify the node configuration\n{body}"),
-            )
-        }
-    };
-    Finished {
-        client: job.client,
-        response,
-        last_events: Vec::new(),
-    }
-}
-
-fn overall(outcomes: impl Iterator<Item = Outcome>) -> u16 {
-    let mut code = 200;
-    for o in outcomes {
-        code = match (code, o) {
-            (_, Outcome::Failed) | (400, _) => 400,
-            (_, Outcome::Warning) | (199, _) => 199,
-            _ => 200,
-        };
-    }
-    code
 }
 
 /// One outcome per node of the handler: its report, or why there is none.

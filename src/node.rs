@@ -509,6 +509,29 @@ pub struct Node {
 }
 
 impl Node {
+    /// The route table's identity: file table name, AWS region and route table, Azure cloud,
+    /// subscription, resource group and table, GCP project and VPC. Nodes with equal ids share
+    /// one handler, and the event manager runs one job per id at a time.
+    pub fn route_table_id(&self) -> String {
+        let keys: &[Param] = match self.provider {
+            Provider::File => &[Param::RouteTable],
+            Provider::Aws => &[Param::Region, Param::RouteTableId],
+            Provider::Azure => &[
+                Param::Cloud,
+                Param::SubscriptionId,
+                Param::ResourceGroup,
+                Param::RouteTableName,
+            ],
+            Provider::Gcp => &[Param::Project, Param::Vpc],
+        };
+        let mut id = self.provider.to_string();
+        for p in keys {
+            id.push('/');
+            id.push_str(self.get(*p).unwrap_or_default());
+        }
+        id
+    }
+
     pub fn new(index: NodeIndex, provider: Provider) -> Node {
         Node {
             index,

@@ -27,7 +27,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 
 use crate::cmd::{self, Applied, State};
-use crate::event_mgr::{self, EventMgr, HandlerFd, Limits};
+use crate::event_mgr::{EventMgr, HandlerFd, Limits};
 use crate::node_db::NodeDb;
 use crate::paths::HaDir;
 use crate::protocol::{self, FrameReader, Response};
@@ -443,12 +443,9 @@ impl Server {
                 self.reply(client, &response);
                 self.stopping = true;
             }
-            Applied::Check { node, response } => {
-                let plan = event_mgr::check_plan(&self.state, node);
-                self.events
-                    .submit(client, client_deadline, plan, Some(response));
+            Applied::Handlers { works, reply } => {
+                self.events.submit(client, client_deadline, works, reply)
             }
-            Applied::Event(plan) => self.events.submit(client, client_deadline, plan, None),
         }
         self.send_finished();
     }
@@ -456,11 +453,12 @@ impl Server {
     fn send_finished(&mut self) {
         let mut recorded = false;
         for finished in self.events.take_finished() {
-            recorded |= !finished.last_events.is_empty();
-            for (index, last) in finished.last_events {
+            let answer = finished.answer;
+            recorded |= !answer.last_events.is_empty();
+            for (index, last) in answer.last_events {
                 self.state.last_events.insert(index, last);
             }
-            self.reply(finished.client, &finished.response);
+            self.reply(finished.client, &answer.response);
         }
         // After the replies: the record is for show_node, not on the failover path.
         if recorded {

@@ -11,7 +11,8 @@ pub mod show_node;
 
 use std::collections::BTreeMap;
 
-use crate::event_mgr::Plan;
+use crate::cloud::{Action, Outcome, Work};
+use crate::event_mgr::{Answer, Reply};
 use crate::node::{LastEvent, Node, Param, Provider};
 use crate::node_db::NodeDb;
 use crate::protocol::{Command, Response};
@@ -30,14 +31,11 @@ pub struct State {
 }
 
 /// What applying a command asks the server to do next.
-#[derive(Debug)]
 pub enum Applied {
     /// Reply now.
     Reply(Response),
-    /// The node was stored; reply with `response` once a read-only check of it has run.
-    Check { node: Node, response: Response },
-    /// Run the event's handlers; reply when they are done.
-    Event(Plan),
+    /// Run these handlers (one per route table); `reply` makes the answer once they are done.
+    Handlers { works: Vec<Work>, reply: Reply },
     /// Reply, then shut down.
     Stop(Response),
 }
@@ -117,10 +115,9 @@ pub(crate) fn store_and_reply(state: &mut State, node: Node, headline: String) -
     );
     let missing = node.missing();
     if missing.is_empty() {
-        return Applied::Check {
-            node,
-            response: Response::ok(format!("200: {body}")),
-        };
+        let works = vec![work(state, Action::Check, vec![node])];
+        let reply: Reply = Box::new(move |outcomes| checked(body, outcomes));
+        return Applied::Handlers { works, reply };
     }
     let warning = format!(
         "199: Warning: node {index} is not complete for {}: missing {}\n",
@@ -128,6 +125,50 @@ pub(crate) fn store_and_reply(state: &mut State, node: Node, headline: String) -
         describe_params(&missing)
     );
     Applied::Reply(Response::new(199, format!("{warning}{body}")))
+}
+
+/// The answer to a create/set whose node was checked against its live route table: the stored
+/// node's `body`, behind a `199` warning when the check found a problem.
+fn checked(body: String, outcomes: Vec<crate::cloud::NodeOutcome>) -> Answer {
+    for o in &outcomes {
+        log::info!(
+            "node {} check: {}: {}",
+            o.index,
+            o.outcome.code(),
+            o.message
+        );
+    }
+    let warning = outcomes.iter().find_map(|o| match o.outcome {
+        Outcome::Ok => None,
+        Outcome::Warning => Some(o.message.clone()),
+        Outcome::Failed => Some(format!(
+            "Warning: could not check the node against its route table: {}",
+            o.message
+        )),
+    });
+    let response = match warning {
+        None => Response::ok(format!("200: {body}")),
+        Some(warning) => Response::new(
+            199,
+            format!("199: {warning}\nPlease verify the node configuration\n{body}"),
+        ),
+    };
+    Answer {
+        response,
+        last_events: Vec::new(),
+    }
+}
+
+/// One handler's work: `nodes` (sharing one route table) and what to do with them.
+pub(crate) fn work(state: &State, action: Action, nodes: Vec<Node>) -> Work {
+    let provider = nodes.first().map(|n| n.provider).unwrap_or(Provider::File);
+    Work {
+        action,
+        provider,
+        ha_dir: state.dir.root().display().to_string(),
+        deadline_ms: 0,
+        nodes,
+    }
 }
 
 /// `-t (routeTable) -n (nextHop)`.

@@ -1,15 +1,23 @@
 //! `node_event -i N|all [-mi MAX] -e peerFail|revert|verify`: runs an event and prints one line
 //! per node, e.g. `200: node 3 peerFail: 10.99.0.0/16 in t1 now via 10.0.1.20 (was 10.0.1.10), 4 ms`.
 
-use std::process::ExitCode;
+//!
+//! The server half decides which nodes the event touches (grouped by route table, one handler
+//! each), which it answers without a handler (secondary nodes on revert, incomplete nodes), and
+//! how the answer reads once the handlers report.
 
-use super::{Applied, State};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use super::{describe_params, work, Applied, State};
 use crate::cli::{self, Args, CliError};
+use crate::cloud::{Action, NodeOutcome, Outcome};
 use crate::event::EventKind;
-use crate::event_mgr;
-use crate::node::{InvalidValue, NodeIndex};
+use crate::event_mgr::Answer;
+use crate::node::{InvalidValue, LastEvent, Mode, Node, NodeIndex, Provider};
 use crate::paths::HaDir;
-use crate::protocol::{Command, Target};
+use crate::protocol::{Command, Response, Target};
 
 pub const HELP: &str = "usage: node_event -i <index>|all [-mi <max index>] -e <event>\n\
 Runs an event on one node, a range of nodes (-i N -mi MAX) or all nodes.\n  \
@@ -63,10 +71,174 @@ pub fn apply(
     max: Option<NodeIndex>,
     event: EventKind,
 ) -> Applied {
-    match event_mgr::plan(state, target, max, event) {
-        Ok(plan) => Applied::Event(plan),
-        Err(response) => Applied::Reply(response),
+    let nodes = match select(state, target, max, event) {
+        Ok(nodes) => nodes,
+        Err(response) => return Applied::Reply(response),
+    };
+    let single = matches!((target, max), (Target::One(_), None));
+    let mut decided = Vec::new();
+    let mut groups: BTreeMap<String, Vec<Node>> = BTreeMap::new();
+    for node in nodes {
+        match decide(node, event, single) {
+            Some(Some(line)) => decided.push(line),
+            Some(None) => {}
+            None => groups
+                .entry(node.route_table_id())
+                .or_default()
+                .push(node.clone()),
+        }
     }
+    if groups.is_empty() && decided.is_empty() {
+        return Applied::Reply(Response::ok(format!(
+            "200: No primary nodes configured, {event} event aborted"
+        )));
+    }
+    let works = groups
+        .into_values()
+        .map(|nodes| work(state, Action::Event(event), nodes))
+        .collect();
+    let started = SystemTime::now();
+    Applied::Handlers {
+        works,
+        reply: Box::new(move |outcomes| answer(event, started, decided, outcomes)),
+    }
+}
+
+/// The nodes `-i`/`-mi` name; `Err` is the answer when there are none.
+fn select(
+    state: &State,
+    target: Target,
+    max: Option<NodeIndex>,
+    event: EventKind,
+) -> Result<Vec<&Node>, Response> {
+    match (target, max) {
+        (Target::One(index), None) => state
+            .db
+            .get(index)
+            .map(|node| vec![node])
+            .ok_or_else(|| Response::bad(format!("400: Node with index {index} not found"))),
+        (Target::One(first), Some(last)) if last < first => Err(Response::bad(format!(
+            "400: -mi {last} must be at least -i {first}"
+        ))),
+        (Target::One(first), Some(last)) => {
+            let nodes: Vec<&Node> = state
+                .db
+                .nodes()
+                .filter(|n| n.index >= first && n.index <= last)
+                .collect();
+            if nodes.is_empty() {
+                return Err(Response::bad(format!(
+                    "400: No redundancy nodes found in range {first}-{last}"
+                )));
+            }
+            Ok(nodes)
+        }
+        (Target::All, _) if event == EventKind::PeerFail => Err(Response::bad(
+            "400: peerFail cannot be sent to all nodes; name the node with -i <index> (or a range with -mi)",
+        )),
+        (Target::All, _) if state.db.is_empty() => {
+            Err(Response::bad("400: No redundancy nodes found"))
+        }
+        (Target::All, _) => Ok(state.db.nodes().collect()),
+    }
+}
+
+/// A node the event skips: `Some(Some(line))` answers it without a handler, `Some(None)` leaves
+/// it out silently (a secondary node in a bulk revert), `None` sends it to a handler.
+fn decide(node: &Node, event: EventKind, single: bool) -> Option<Option<NodeOutcome>> {
+    let index = node.index.get();
+    // GCP reverts every node (its own route is re-inserted whatever the mode).
+    let skip_secondary = event == EventKind::Revert
+        && node.provider != Provider::Gcp
+        && node.mode() != Mode::Primary;
+    if skip_secondary {
+        return Some(single.then(|| NodeOutcome {
+            index,
+            outcome: Outcome::Ok,
+            message: "secondary node, nothing to do (revert acts on primary nodes)".into(),
+            duration_ms: 0,
+        }));
+    }
+    let missing = node.missing();
+    if !missing.is_empty() {
+        return Some(Some(NodeOutcome {
+            index,
+            outcome: Outcome::Failed,
+            message: format!(
+                "skipped: missing {} needed for {} events",
+                describe_params(&missing),
+                node.provider
+            ),
+            duration_ms: 0,
+        }));
+    }
+    None
+}
+
+/// One line per node, in index order: `200: node 3 peerFail: …`; the worst status overall.
+/// Every outcome from a handler is also the node's last event and a log line.
+fn answer(
+    event: EventKind,
+    started: SystemTime,
+    decided: Vec<NodeOutcome>,
+    outcomes: Vec<NodeOutcome>,
+) -> Answer {
+    let time = crate::timestamp::local(started, crate::timestamp::EVENT_TIME);
+    let mut last_events = Vec::new();
+    for o in &outcomes {
+        last_events.push((
+            o.index,
+            LastEvent {
+                event: event.to_string(),
+                time: time.clone(),
+                outcome: format!("{}: {}", o.outcome.code(), o.message),
+                duration_ms: o.duration_ms,
+            },
+        ));
+        let level = if o.outcome == Outcome::Failed {
+            log::Level::Warn
+        } else {
+            log::Level::Info
+        };
+        log::log!(
+            level,
+            "node {} {event}: {}: {}",
+            o.index,
+            o.outcome.code(),
+            o.message
+        );
+    }
+    let mut lines: Vec<NodeOutcome> = decided.into_iter().chain(outcomes).collect();
+    lines.sort_by_key(|o| o.index);
+    let code = overall(lines.iter().map(|o| o.outcome));
+    let text = lines
+        .iter()
+        .map(|o| {
+            format!(
+                "{}: node {} {event}: {}",
+                o.outcome.code(),
+                o.index,
+                o.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Answer {
+        response: Response::new(code, text),
+        last_events,
+    }
+}
+
+fn overall(outcomes: impl Iterator<Item = Outcome>) -> u16 {
+    let mut code = 200;
+    for o in outcomes {
+        code = match (code, o) {
+            (_, Outcome::Failed) | (400, _) => 400,
+            (_, Outcome::Warning) | (199, _) => 199,
+            _ => 200,
+        };
+    }
+    code
 }
 
 pub fn main() -> ExitCode {
