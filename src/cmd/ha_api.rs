@@ -103,67 +103,53 @@ fn await_unlocked(dir: &HaDir) -> bool {
     false
 }
 
+/// Pings until a server that holds the pid lock answers (it recreates a removed FIFO within a
+/// second); `None` if it stays silent.
+fn await_answer(dir: &HaDir) -> Option<Response> {
+    let until = Instant::now() + START_WAIT;
+    while Instant::now() < until {
+        if let Ok(r) = ping_once(dir, Duration::from_millis(500)) {
+            return Some(r);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 fn start(dir: &HaDir) -> ExitCode {
-    if let Ok(r) = ping_once(dir, Duration::from_secs(1)) {
+    let running = match ping_once(dir, Duration::from_secs(1)) {
+        Ok(r) => Some(r),
+        Err(_) => match lock_holder(dir) {
+            LockHolder::Server(pid) => match await_answer(dir) {
+                Some(r) => Some(r),
+                None => {
+                    crate::outln!(
+                        "400: HA server pid {pid} holds {} but does not answer; stop it with ha_api -c stop",
+                        dir.pid_file().display()
+                    );
+                    return ExitCode::from(EXIT_NO_SERVER);
+                }
+            },
+            _ => None,
+        },
+    };
+    if let Some(r) = running {
         crate::outln!(
             "200: HA server already running: {}",
             r.text.trim_start_matches("200: ")
         );
         return ExitCode::SUCCESS;
     }
-    if let LockHolder::Server(pid) = lock_holder(dir) {
-        // A running server recreates a removed FIFO within a second.
-        let until = Instant::now() + START_WAIT;
-        while Instant::now() < until {
-            if let Ok(r) = ping_once(dir, Duration::from_millis(500)) {
-                crate::outln!(
-                    "200: HA server already running: {}",
-                    r.text.trim_start_matches("200: ")
-                );
-                return ExitCode::SUCCESS;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        crate::outln!(
-            "400: HA server pid {pid} holds {} but does not answer; stop it with ha_api -c stop",
-            dir.pid_file().display()
-        );
-        return ExitCode::from(EXIT_NO_SERVER);
-    }
     if let Err(e) = dir.create() {
         crate::outln!("400: {e}");
         return ExitCode::from(EXIT_FAILED);
     }
     let out_path = dir.root().join("ha_server.out");
-    let created = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&out_path)
-    };
-    let stderr = match created {
-        Ok(f) => Stdio::from(f),
-        Err(_) => Stdio::null(),
-    };
-    let binary = server_binary();
-    let mut child = {
-        use std::os::unix::process::CommandExt;
-        match std::process::Command::new(&binary)
-            .env("CSR_HA_DIR", dir.root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .process_group(0)
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => {
-                crate::outln!("400: cannot start {}: {e}", binary.display());
-                return ExitCode::from(EXIT_FAILED);
-            }
+    let mut child = match spawn_server(dir, &out_path) {
+        Ok(child) => child,
+        Err(message) => {
+            crate::outln!("400: {message}");
+            return ExitCode::from(EXIT_FAILED);
         }
     };
     match client::await_started(dir, &mut child, START_WAIT) {
@@ -188,6 +174,28 @@ fn start(dir: &HaDir) -> ExitCode {
             ExitCode::from(EXIT_NO_SERVER)
         }
     }
+}
+
+/// Starts the server in its own process group, its stderr (start errors) in `out_path` (0600).
+fn spawn_server(dir: &HaDir, out_path: &std::path::Path) -> Result<std::process::Child, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    let stderr = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out_path)
+        .map_or_else(|_| Stdio::null(), Stdio::from);
+    let binary = server_binary();
+    std::process::Command::new(&binary)
+        .env("CSR_HA_DIR", dir.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))
 }
 
 /// Asks the server to stop over its FIFO; if it cannot be reached there, signals the process
