@@ -19,6 +19,19 @@ use std::path::{Path, PathBuf};
 
 use crate::node::Provider;
 
+/// `name => "file"` becomes `pub fn name(&self) -> PathBuf`, the file's path in the HA directory
+/// (the tree drawn at the top of this module).
+macro_rules! files {
+    ($($name:ident => $file:literal,)*) => {
+        $(
+            #[doc = concat!("`<HA dir>/", $file, "`")]
+            pub fn $name(&self) -> PathBuf {
+                self.root.join($file)
+            }
+        )*
+    };
+}
+
 /// Where everything lives, resolved once from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HaDir {
@@ -45,35 +58,17 @@ impl HaDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
-    pub fn node_file(&self) -> PathBuf {
-        self.root.join("node_file")
-    }
-    pub fn node_file_orig(&self) -> PathBuf {
-        self.root.join("node_file.orig")
-    }
-    pub fn cloud_file(&self) -> PathBuf {
-        self.root.join("cloud")
-    }
-    pub fn request_fifo(&self) -> PathBuf {
-        self.root.join("ha_server.fifo")
-    }
-    pub fn pid_file(&self) -> PathBuf {
-        self.root.join("ha_server.pid")
-    }
-    pub fn replies(&self) -> PathBuf {
-        self.root.join("replies")
-    }
-    pub fn events(&self) -> PathBuf {
-        self.root.join("events")
-    }
-    pub fn route_tables(&self) -> PathBuf {
-        self.root.join("route_tables")
-    }
-    pub fn last_events_file(&self) -> PathBuf {
-        self.root.join("last_events.json")
-    }
-    pub fn log_file(&self) -> PathBuf {
-        self.root.join("csr_ha.log")
+    files! {
+        node_file => "node_file",
+        node_file_orig => "node_file.orig",
+        cloud_file => "cloud",
+        request_fifo => "ha_server.fifo",
+        pid_file => "ha_server.pid",
+        replies => "replies",
+        events => "events",
+        route_tables => "route_tables",
+        last_events_file => "last_events.json",
+        log_file => "csr_ha.log",
     }
 
     /// Creates the directory tree with owner-only permissions where missing, and closes what
