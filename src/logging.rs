@@ -173,6 +173,18 @@ fn open_append(path: &Path) -> io::Result<File> {
 mod tests {
     use super::*;
 
+    /// A fresh `csr_ha.log` path in `tmp` and a writer on it capped at `cap` bytes.
+    fn log_in(tmp: &tempfile::TempDir, cap: u64) -> (PathBuf, RotatingFile) {
+        let path = tmp.path().join("csr_ha.log");
+        let log = RotatingFile::open(path.clone(), cap).expect("test file io");
+        (path, log)
+    }
+
+    /// Writes test line `n`.
+    fn put(log: &mut RotatingFile, n: usize) {
+        log.write_all(line(n).as_bytes()).expect("test file io");
+    }
+
     fn read(path: &Path) -> String {
         std::fs::read_to_string(path).unwrap_or_default()
     }
@@ -185,16 +197,15 @@ mod tests {
     #[test]
     fn rotates_once_past_the_cap_and_keeps_one_old_file() {
         let tmp = tempfile::tempdir().expect("test file io");
-        let path = tmp.path().join("csr_ha.log");
-        let mut log = RotatingFile::open(path.clone(), 50).expect("test file io");
+        let (path, mut log) = log_in(&tmp, 50);
         for n in 0..3 {
-            log.write_all(line(n).as_bytes()).expect("test file io");
+            put(&mut log, n);
         }
         // 2 lines (40 bytes) fit; the third would make 60 > 50.
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0) + &line(1));
         assert_eq!(read(&path), line(2));
         for n in 3..5 {
-            log.write_all(line(n).as_bytes()).expect("test file io");
+            put(&mut log, n);
         }
         // The second rotation replaces the first .1: only one old file is ever kept.
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(2) + &line(3));
@@ -209,18 +220,17 @@ mod tests {
     #[test]
     fn a_writer_follows_a_rotation_done_by_another_process() {
         let tmp = tempfile::tempdir().expect("test file io");
-        let path = tmp.path().join("csr_ha.log");
-        let mut server = RotatingFile::open(path.clone(), 50).expect("test file io");
+        let (path, mut server) = log_in(&tmp, 50);
         let mut handler = RotatingFile::open(path.clone(), 50).expect("test file io");
-        server.write_all(line(0).as_bytes()).expect("test file io");
-        handler.write_all(line(1).as_bytes()).expect("test file io");
-        server.write_all(line(2).as_bytes()).expect("test file io"); // rotates
-        handler.write_all(line(3).as_bytes()).expect("test file io"); // must go to the new file, not .1
+        put(&mut server, 0);
+        put(&mut handler, 1);
+        put(&mut server, 2); // rotates
+        put(&mut handler, 3); // must go to the new file, not .1
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0) + &line(1));
         assert_eq!(read(&path), line(2) + &line(3));
         // Both writers now see a full file: exactly one of them rotates it.
-        handler.write_all(line(4).as_bytes()).expect("test file io");
-        server.write_all(line(5).as_bytes()).expect("test file io");
+        put(&mut handler, 4);
+        put(&mut server, 5);
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(2) + &line(3));
         assert_eq!(read(&path), line(4) + &line(5));
     }
@@ -228,10 +238,9 @@ mod tests {
     #[test]
     fn a_line_longer_than_the_cap_is_still_written_whole() {
         let tmp = tempfile::tempdir().expect("test file io");
-        let path = tmp.path().join("csr_ha.log");
-        let mut log = RotatingFile::open(path.clone(), 10).expect("test file io");
-        log.write_all(line(0).as_bytes()).expect("test file io");
-        log.write_all(line(1).as_bytes()).expect("test file io");
+        let (path, mut log) = log_in(&tmp, 10);
+        put(&mut log, 0);
+        put(&mut log, 1);
         assert_eq!(read(&path), line(1));
         assert_eq!(read(&tmp.path().join("csr_ha.log.1")), line(0));
     }
@@ -240,11 +249,10 @@ mod tests {
     fn a_deleted_log_is_recreated_with_owner_only_permissions() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().expect("test file io");
-        let path = tmp.path().join("csr_ha.log");
-        let mut log = RotatingFile::open(path.clone(), 1000).expect("test file io");
-        log.write_all(line(0).as_bytes()).expect("test file io");
+        let (path, mut log) = log_in(&tmp, 1000);
+        put(&mut log, 0);
         std::fs::remove_file(&path).expect("test file io");
-        log.write_all(line(1).as_bytes()).expect("test file io");
+        put(&mut log, 1);
         assert_eq!(read(&path), line(1));
         let mode = std::fs::metadata(&path)
             .expect("test file io")
