@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use csr_ha::cli::{self, Flag};
 use csr_ha::client;
 use csr_ha::node::{NodeIndex, Param, Provider};
 use csr_ha::paths::HaDir;
@@ -867,22 +868,17 @@ Markdown table. Build in release: cargo build --release --bins && cargo run --re
 --replies-disk   CSR_HA_REPLIES_TMPFS=0 for the server: replies/ is a plain directory in\n                   the HA dir instead of the default symlink to $XDG_RUNTIME_DIR or /dev/shm\n";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut sizes, mut replies_disk) = (Sizes::full(), false);
-    for arg in &args {
-        match arg.as_str() {
-            "--quick" => sizes = Sizes::quick(),
-            "--replies-disk" => replies_disk = true,
-            "-h" | "--help" => {
-                print!("{HELP}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("400: unknown argument {other:?}; see ha_bench -h");
-                return ExitCode::from(2);
-            }
-        }
-    }
+    let flags = [Flag::switch("--quick"), Flag::switch("--replies-disk")];
+    let args = match cli::Args::parse(&cli::argv(), "ha_bench", &flags) {
+        Ok(args) => args,
+        Err(e) => return cli::reject(e, HELP),
+    };
+    let sizes = if args.has("--quick") {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let replies_disk = args.has("--replies-disk");
     // An example lives in target/<profile>/examples/; the binaries it drives one level up.
     let bins = std::env::current_exe()
         .ok()

@@ -1,11 +1,18 @@
-//! Command-line parsing shared by the client commands.
+//! Command-line parsing shared by every binary, on clap's builder API.
 //!
-//! The original CLI has two-letter short flags (`-rg`, `-mi`) that no argument library parses
-//! as such, and users' scripts depend on them; and a rejected value must print `400: ` with the
-//! flag, the value and the accepted form. So the parsing is done here, by hand, from one table.
+//! The original CLI's flags are argparse's: single-dash, some of two letters (`-rg`, `-mi`),
+//! `-i5` and `-i=5` accepted, the last of a repeated flag winning. clap's short flags are one
+//! character, so two-letter flags become long ones (`-rg` → `--rg`, `-rg=x` → `--rg=x`) in argv
+//! before clap parses. Node parameter flags come from the node parameter table
+//! ([`Provider::params`]) and their value parsers are [`Param::validate`], so a rejected value
+//! prints the project's own `400: -n "10.0.0.300" is not valid: expected …` and exits 2. Each
+//! command keeps its hand-written `-h` text, which lists every flag with its accepted form.
 
 use std::fmt;
 use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, ArgAction, ArgMatches};
 
 use crate::client::{self, ClientError};
 use crate::node::{InvalidValue, NodeIndex, Param, Provider};
@@ -47,62 +54,198 @@ impl fmt::Display for CliError {
     }
 }
 
-/// Flags as given: `(flag, value)` in order, each flag at most once.
-#[derive(Debug, Default)]
+/// A flag as the original spelled it (`-i`, `-rg`, `--json`), and whether it takes a value.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag {
+    pub spelling: &'static str,
+    pub takes_value: bool,
+}
+
+impl Flag {
+    pub const fn value(spelling: &'static str) -> Flag {
+        Flag {
+            spelling,
+            takes_value: true,
+        }
+    }
+    pub const fn switch(spelling: &'static str) -> Flag {
+        Flag {
+            spelling,
+            takes_value: false,
+        }
+    }
+
+    /// clap's id: the spelling without its dashes.
+    fn id(self) -> &'static str {
+        self.spelling.trim_start_matches('-')
+    }
+
+    /// Single-dash flags of more than one letter, which clap can only take as long flags.
+    fn is_two_letter(self) -> bool {
+        !self.spelling.starts_with("--") && self.id().len() > 1
+    }
+
+    fn arg(self) -> Arg {
+        let id = self.id();
+        let arg = Arg::new(id);
+        let arg = match id.chars().next() {
+            Some(c) if id.len() == 1 && !self.spelling.starts_with("--") => arg.short(c),
+            _ => arg.long(id),
+        };
+        if self.takes_value {
+            arg.action(ArgAction::Set).num_args(1).value_name(id)
+        } else {
+            arg.action(ArgAction::SetTrue)
+        }
+    }
+}
+
+/// `-rg` → `--rg`, `-rg=x` → `--rg=x` for the two-letter flags among `flags`.
+fn long_form(argv: &[String], flags: &[Flag]) -> Vec<String> {
+    argv.iter()
+        .map(|token| {
+            let two_letter = flags.iter().filter(|f| f.is_two_letter()).find(|f| {
+                token == f.spelling
+                    || token
+                        .strip_prefix(f.spelling)
+                        .is_some_and(|rest| rest.starts_with('='))
+            });
+            match two_letter {
+                Some(_) => format!("-{token}"),
+                None => token.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The spelling the user typed for clap's rendering of an argument (`--rg <rg>` → `-rg`).
+fn spelling_of(rendered: &str, flags: &[Flag]) -> String {
+    let word = rendered.split([' ', '=']).next().unwrap_or(rendered);
+    flags
+        .iter()
+        .find(|f| {
+            let id = f.id();
+            word.trim_start_matches('-') == id
+        })
+        .map_or_else(|| word.to_string(), |f| f.spelling.to_string())
+}
+
+/// clap's refusal as the project's: the value's own validation error where there is one.
+fn refusal(e: &clap::Error, command: &str, flags: &[Flag]) -> CliError {
+    if let Some(invalid) =
+        std::error::Error::source(e).and_then(|s| s.downcast_ref::<InvalidValue>())
+    {
+        return CliError::Invalid(invalid.clone());
+    }
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(s)) => s.first().cloned(),
+        _ => None,
+    };
+    let arg = context(ContextKind::InvalidArg).unwrap_or_default();
+    CliError::Usage(match e.kind() {
+        ErrorKind::UnknownArgument => {
+            format!("{command}: unknown argument {arg:?}; see {command} -h for the accepted flags")
+        }
+        ErrorKind::InvalidValue | ErrorKind::NoEquals | ErrorKind::WrongNumberOfValues => {
+            format!(
+                "{} needs a value; see {command} -h",
+                spelling_of(&arg, flags)
+            )
+        }
+        _ => format!("{command}: {}; see {command} -h", e.kind()),
+    })
+}
+
+/// Parses `argv` (without the program name) for a command taking `flags` plus `-h` and
+/// `--version`, with argparse's habits: the last of a repeated flag wins.
+fn matches(
+    argv: &[String],
+    command: &'static str,
+    args: Vec<(Flag, Arg)>,
+) -> Result<ArgMatches, CliError> {
+    let flags: Vec<Flag> = args.iter().map(|(f, _)| *f).collect();
+    let clap_command = clap::Command::new(command)
+        .no_binary_name(true)
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .args_override_self(true)
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::SetTrue),
+        )
+        .arg(
+            Arg::new("version")
+                .long("version")
+                .action(ArgAction::SetTrue),
+        )
+        .args(args.into_iter().map(|(_, a)| a));
+    let found = clap_command
+        .try_get_matches_from(long_form(argv, &flags))
+        .map_err(|e| refusal(&e, command, &flags))?;
+    if found.get_flag("help") {
+        return Err(CliError::Help);
+    }
+    if found.get_flag("version") {
+        return Err(CliError::Version);
+    }
+    Ok(found)
+}
+
+/// The provider's parameter flags, as clap arguments whose value parser is [`Param::validate`].
+fn param_args(provider: Provider, with_values: bool) -> Vec<(Flag, Arg)> {
+    let mut args = plain(&[INDEX]);
+    args.extend(provider.params().iter().map(|&param| {
+        let flag = Flag {
+            spelling: param.flag(),
+            takes_value: with_values,
+        };
+        let arg = flag.arg();
+        let arg = if with_values {
+            arg.value_parser(move |value: &str| param.validate(value, provider))
+        } else {
+            arg
+        };
+        (flag, arg)
+    }));
+    args
+}
+
+/// Flags whose values are taken as given (checked by the command).
+fn plain(flags: &[Flag]) -> Vec<(Flag, Arg)> {
+    flags.iter().map(|f| (*f, f.arg())).collect()
+}
+
+/// Flags as parsed, read by their original spelling.
+#[derive(Debug)]
 pub struct Args {
-    pub pairs: Vec<(String, Option<String>)>,
+    found: ArgMatches,
 }
 
 impl Args {
-    /// Splits argv. `takes_value(flag)` says whether a flag takes a value (`Some(true)`), is a
-    /// switch (`Some(false)`) or is unknown (`None`).
-    pub fn parse(
-        argv: &[String],
-        command: &str,
-        takes_value: impl Fn(&str) -> Option<bool>,
-    ) -> Result<Args, CliError> {
-        let mut args = Args::default();
-        let mut iter = argv.iter();
-        while let Some(flag) = iter.next() {
-            if flag == "-h" || flag == "--help" {
-                return Err(CliError::Help);
-            }
-            if flag == "--version" {
-                return Err(CliError::Version);
-            }
-            let value = match takes_value(flag) {
-                Some(true) => match iter.next() {
-                    Some(v) => Some(v.clone()),
-                    None => {
-                        return Err(CliError::Usage(format!(
-                            "{flag} needs a value; see {command} -h"
-                        )))
-                    }
-                },
-                Some(false) => None,
-                None => {
-                    return Err(CliError::Usage(format!(
-                    "{command}: unknown argument {flag:?}; see {command} -h for the accepted flags"
-                )))
-                }
-            };
-            if args.get(flag).is_some() || args.has(flag) {
-                return Err(CliError::Usage(format!("{flag} given twice")));
-            }
-            args.pairs.push((flag.clone(), value));
-        }
-        Ok(args)
+    /// Parses a command that takes exactly `flags` (and `-h`, `--version`).
+    pub fn parse(argv: &[String], command: &'static str, flags: &[Flag]) -> Result<Args, CliError> {
+        Ok(Args {
+            found: matches(argv, command, plain(flags))?,
+        })
     }
 
-    pub fn get(&self, flag: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(f, _)| f == flag)
-            .and_then(|(_, v)| v.as_deref())
+    /// The value of a flag (by spelling: `-i`, `-mi`), if given.
+    pub fn get(&self, spelling: &str) -> Option<&str> {
+        let id = spelling.trim_start_matches('-');
+        self.found
+            .try_get_one::<String>(id)
+            .ok()
+            .flatten()
+            .map(String::as_str)
     }
 
-    pub fn has(&self, flag: &str) -> bool {
-        self.pairs.iter().any(|(f, _)| f == flag)
+    /// Whether a switch (by spelling) was given.
+    pub fn has(&self, spelling: &str) -> bool {
+        let id = spelling.trim_start_matches('-');
+        self.found.try_get_one::<bool>(id).ok().flatten() == Some(&true)
     }
 
     /// `-i N`, required.
@@ -136,32 +279,48 @@ impl Args {
         }
     }
 
-    /// `-i N` and the provider's parameter flags, as `create_node` and `set_params` take them.
+    /// `-i N` and the provider's parameter flags, as `create_node` and `set_params` take them;
+    /// every value validated (and put in canonical form) by its value parser.
     pub fn node_params(
         argv: &[String],
-        command: &str,
+        command: &'static str,
         provider: Provider,
     ) -> Result<(NodeIndex, Vec<(Param, String)>), CliError> {
-        let args = Args::parse(argv, command, |f| {
-            (f == "-i" || provider.param_for_flag(f).is_some()).then_some(true)
-        })?;
-        Ok((args.index()?, args.params(provider)?))
+        let found = matches(argv, command, param_args(provider, true))?;
+        let args = Args { found };
+        let params = provider
+            .params()
+            .iter()
+            .filter_map(|&p| {
+                let value = args
+                    .found
+                    .get_one::<String>(p.flag().trim_start_matches('-'))?;
+                Some((p, value.clone()))
+            })
+            .collect();
+        Ok((args.index()?, params))
     }
 
-    /// The provider parameters given, each validated for `provider`.
-    pub fn params(&self, provider: Provider) -> Result<Vec<(Param, String)>, CliError> {
-        let mut out = Vec::new();
-        for (flag, value) in &self.pairs {
-            if let Some(param) = provider.param_for_flag(flag) {
-                out.push((
-                    param,
-                    param.validate(value.as_deref().unwrap_or_default(), provider)?,
-                ));
-            }
-        }
-        Ok(out)
+    /// `-i N` and the provider's parameter flags as switches (`clear_params -i 3 -r -m`).
+    pub fn param_switches(
+        argv: &[String],
+        command: &'static str,
+        provider: Provider,
+    ) -> Result<(NodeIndex, Vec<Param>), CliError> {
+        let found = matches(argv, command, param_args(provider, false))?;
+        let args = Args { found };
+        let params = provider
+            .params()
+            .iter()
+            .copied()
+            .filter(|p| args.has(p.flag()))
+            .collect();
+        Ok((args.index()?, params))
     }
 }
+
+/// `-i <value>`, taken by every node command.
+pub const INDEX: Flag = Flag::value("-i");
 
 /// The configured provider, or a usage error naming where it came from.
 pub fn configured_provider(dir: &HaDir) -> Result<Provider, CliError> {

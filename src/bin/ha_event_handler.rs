@@ -9,12 +9,16 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use csr_ha::cli;
 use csr_ha::cloud::{self, Work};
 
+const HELP: &str = "usage: ha_event_handler < work.json\n\
+Started by ha_server, one per route table and event: reads one JSON Work on stdin, writes one\n\
+JSON array of node outcomes on stdout. Not meant to be run by hand.\n";
+
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("--version") {
-        csr_ha::outln!("{}", csr_ha::cli::version());
-        return ExitCode::SUCCESS;
+    if let Err(e) = cli::Args::parse(&cli::argv(), "ha_event_handler", &[]) {
+        return cli::reject(e, HELP);
     }
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {

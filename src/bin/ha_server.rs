@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use csr_ha::cli;
 use csr_ha::paths::HaDir;
 
 const HELP: &str = "usage: ha_server\n\
@@ -11,18 +12,8 @@ Environment: CSR_HA_DIR (default $HOME/cloud/HA), CSR_HA_HANDLER, CSR_HA_MAX_HAN
 CSR_HA_HANDLER_TIMEOUT (30 s), CSR_HA_CHECK_TIMEOUT (5 s), RUST_LOG (info).\n";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        csr_ha::out!("{HELP}");
-        return ExitCode::SUCCESS;
-    }
-    if args.iter().any(|a| a == "--version") {
-        csr_ha::outln!("{}", csr_ha::cli::version());
-        return ExitCode::SUCCESS;
-    }
-    if let Some(a) = args.first() {
-        eprintln!("400: ha_server takes no arguments (got {a:?}); see ha_server -h");
-        return ExitCode::from(2);
+    if let Err(e) = cli::Args::parse(&cli::argv(), "ha_server", &[]) {
+        return cli::reject(e, HELP);
     }
     let dir = HaDir::from_env();
     if let Err(e) = dir.create() {

@@ -17,17 +17,7 @@ pub fn help(provider: Provider) -> String {
 }
 
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
-    let args = Args::parse(argv, "clear_params", |f| match f {
-        "-i" => Some(true),
-        f if provider.param_for_flag(f).is_some() => Some(false),
-        _ => None,
-    })?;
-    let index = args.index()?;
-    let params: Vec<Param> = args
-        .pairs
-        .iter()
-        .filter_map(|(f, _)| provider.param_for_flag(f))
-        .collect();
+    let (index, params) = Args::param_switches(argv, "clear_params", provider)?;
     if params.is_empty() {
         return Err(CliError::Usage(
             "clear_params: name at least one parameter flag to clear, e.g. -r; see clear_params -h"

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::{Applied, State};
-use crate::cli::{self, Args, CliError};
+use crate::cli::{self, Args, CliError, INDEX};
 use crate::node::NodeIndex;
 use crate::paths::HaDir;
 use crate::protocol::{Command, Response};
@@ -14,7 +14,7 @@ Deletes redundancy node <index>; deleting a node that does not exist succeeds.\n
 -i <value>     index           an integer in range <1-1023> (required)\n";
 
 pub fn parse(argv: &[String]) -> Result<Command, CliError> {
-    let args = Args::parse(argv, "delete_node", |f| (f == "-i").then_some(true))?;
+    let args = Args::parse(argv, "delete_node", &[INDEX])?;
     Ok(Command::DeleteNode {
         index: args.index()?,
     })

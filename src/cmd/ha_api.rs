@@ -5,7 +5,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use super::State;
-use crate::cli::{self, Args, CliError, EXIT_FAILED, EXIT_NO_SERVER};
+use crate::cli::{self, Args, CliError, Flag, EXIT_FAILED, EXIT_NO_SERVER};
 use crate::client;
 use crate::node::InvalidValue;
 use crate::paths::HaDir;
@@ -244,7 +244,7 @@ fn stop(dir: &HaDir) -> ExitCode {
 
 pub fn main() -> ExitCode {
     let dir = HaDir::from_env();
-    let args = match Args::parse(&cli::argv(), "ha_api", |f| (f == "-c").then_some(true)) {
+    let args = match Args::parse(&cli::argv(), "ha_api", &[Flag::value("-c")]) {
         Ok(args) => args,
         Err(e) => return cli::reject(e, HELP),
     };

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use super::{describe_params, work, Applied, State};
-use crate::cli::{self, Args, CliError};
+use crate::cli::{self, Args, CliError, Flag, INDEX};
 use crate::cloud::{Action, NodeOutcome, Outcome};
 use crate::event::EventKind;
 use crate::event_mgr::Answer;
@@ -28,9 +28,11 @@ peerFail points the node's route(s) at this router; revert does the same for pri
 verify reads each route and writes it back unchanged. peerFail cannot be sent to all nodes.\n";
 
 pub fn parse(argv: &[String]) -> Result<Command, CliError> {
-    let args = Args::parse(argv, "node_event", |f| {
-        matches!(f, "-i" | "-mi" | "-e").then_some(true)
-    })?;
+    let args = Args::parse(
+        argv,
+        "node_event",
+        &[INDEX, Flag::value("-mi"), Flag::value("-e")],
+    )?;
     let target = args.target()?;
     let event: EventKind = match args.get("-e") {
         Some(e) => e.parse()?,

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use super::State;
-use crate::cli::{self, Args, CliError};
+use crate::cli::{self, Args, CliError, Flag, INDEX};
 use crate::node::{mask, Node};
 use crate::paths::HaDir;
 use crate::protocol::{Command, NodeView, Response, Target};
@@ -16,11 +16,7 @@ Prints the parameters and last event of one node or of all nodes.\n  \
 --json                         print JSON for scripts instead of text\n";
 
 pub fn parse(argv: &[String]) -> Result<(Command, bool), CliError> {
-    let args = Args::parse(argv, "show_node", |f| match f {
-        "-i" => Some(true),
-        "--json" => Some(false),
-        _ => None,
-    })?;
+    let args = Args::parse(argv, "show_node", &[INDEX, Flag::switch("--json")])?;
     Ok((
         Command::ShowNode {
             target: args.target()?,
