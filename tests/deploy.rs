@@ -591,7 +591,7 @@ fn install_takes_over_from_the_original_python_package() {
             .arg(repo().join("scripts/install.sh"))
             .args(["--prefix", m.prefix.to_str().expect("utf-8")])
             .args(["--bin-dir", bin_dir().to_str().expect("utf-8")])
-            .args(["--scope", "user", "--cloud", "aws"])
+            .args(["--scope", "user"])
             .args(extra)
             .output_retrying()
             .expect("install.sh");
@@ -618,6 +618,8 @@ fn install_takes_over_from_the_original_python_package() {
             old.cron_line
         ),
         "node_file holds 2 node(s) in the original's format".to_string(),
+        // No --cloud: the original's nodes have no cloud key, so they are AWS nodes.
+        "cloud aws, as the original's node_file says".to_string(),
     ] {
         assert!(said.contains(&want), "no {want:?} in:\n{said}");
     }
@@ -657,6 +659,7 @@ fn install_takes_over_from_the_original_python_package() {
     assert_eq!(cron.matches("revert_nodes.sh").count(), 1, "{cron}");
     assert!(cron.contains("# csr_ha: revert"), "{cron}");
     assert!(read(&m.home.join(".bashrc")).contains("alias create_node=create_node.py"));
+    assert_eq!(read(&m.ha_dir().join("cloud")), "aws\n");
 
     // Our server (started by ha_api) imported the original's nodes.
     let out = m
