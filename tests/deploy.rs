@@ -682,6 +682,98 @@ fn install_takes_over_from_the_original_python_package() {
     assert!(!said.contains("original's"), "{said}");
 }
 
+/// Guestshell: not root, systemd runs as the system manager only (no user manager), and the
+/// user has password-less sudo. The unit is then a system unit running as that user, as the
+/// original's was. Runs the install as `nobody` through setpriv, so it needs root.
+#[test]
+fn a_user_with_sudo_and_no_user_systemd_gets_a_system_unit_running_as_that_user() {
+    let root_uid = nix::unistd::Uid::effective().is_root();
+    if !root_uid || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and /usr/bin/setpriv to run the install as another user");
+        return;
+    }
+    let m = Machine::new(true);
+    write_exec(
+        &m.fake.join("systemctl"),
+        "#!/bin/sh\necho \"systemctl $*\" >> \"$FAKE_DIR/calls\"\n\
+         case \"$*\" in\n  *--user*is-system-running*) echo offline; exit 1 ;;\n  \
+         *is-system-running*) echo running ;;\nesac\nexit 0\n",
+    );
+    write_exec(
+        &m.fake.join("sudo"),
+        "#!/bin/sh\necho \"sudo $*\" >> \"$FAKE_DIR/calls\"\n[ \"$1\" = -n ] && shift\nexec \"$@\"\n",
+    );
+    let unit_dir = m.root.join("etc-systemd-system");
+    std::fs::create_dir(&unit_dir).expect("mkdir");
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    let nogroup = nix::unistd::Gid::from_raw(65534);
+    let mut stack = vec![m.root.clone()];
+    while let Some(p) = stack.pop() {
+        nix::unistd::chown(&p, Some(nobody), Some(nogroup)).expect("chown");
+        if p.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .expect("ls")
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    let as_nobody = |script: &Path, args: &[&str]| {
+        let out = m
+            .command(Path::new("/usr/bin/setpriv"))
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", m.fake.display()),
+            )
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/bin/sh",
+            ])
+            .arg(script)
+            .args(args)
+            .output_retrying()
+            .expect("setpriv");
+        assert_ok(&out, &script.display().to_string());
+        stdout(&out)
+    };
+    let said = as_nobody(
+        &repo().join("scripts/install.sh"),
+        &[
+            "--prefix",
+            m.prefix.to_str().expect("utf-8"),
+            "--bin-dir",
+            bin_dir().to_str().expect("utf-8"),
+        ],
+    );
+    assert!(said.contains("server via systemd"), "{said}");
+    let unit = read(&unit_dir.join("csr_ha.service"));
+    assert!(unit.contains("\nUser=nobody\n"), "{unit}");
+    assert!(unit.contains("\nWantedBy=multi-user.target\n"), "{unit}");
+    let calls = m.calls();
+    for want in [
+        "sudo -n true",
+        "systemctl daemon-reload",
+        "systemctl enable csr_ha.service",
+        "systemctl restart csr_ha.service",
+    ] {
+        assert!(calls.iter().any(|c| c == want), "no {want:?} in {calls:?}");
+    }
+    assert!(
+        !calls.iter().any(|c| c.starts_with("loginctl")),
+        "{calls:?}"
+    );
+
+    as_nobody(&m.prefix.join("share/csr_ha/uninstall.sh"), &[]);
+    assert!(!unit_dir.join("csr_ha.service").exists());
+    assert!(m
+        .calls()
+        .iter()
+        .any(|c| c == "systemctl disable --now csr_ha.service"));
+}
+
 #[test]
 fn uninstall_without_purge_keeps_the_node_file_only() {
     let m = Machine::new(false);
