@@ -105,5 +105,5 @@ for dir in ${PATH:-}; do
 done
 IFS=$old_ifs
 
-echo "400: cannot find the csr-ha binary '$cmd' (looked in:$looked and PATH); install with scripts/install.sh, build with cargo build --release, or set CSR_HA_BIN" >&2
+echo "400: cannot find the csr-ha binary '$cmd' (looked in:$looked and PATH); install the package (pip install --user csr_ha-….whl, then csr_ha_setup) or run scripts/install.sh in a checkout, build with cargo build --release, or set CSR_HA_BIN" >&2
 exit 127

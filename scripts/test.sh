@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (the Python venv with moto for the AWS
-# tests), then formatting, lints, and every unit, integration and property test.
+# tests), then formatting, lints, every unit, integration and property test, and the router
+# packages end to end (scripts/test_package.sh; CSR_HA_SKIP_PACKAGE=1 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +18,10 @@ status=0
 cargo test 2>&1 | tee "$log" || status=$?
 passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
-echo "tests: $passed passed, $failed failed"
+# The router packages: built, checked for glibc 2.17, installed and run (CSR_HA_SKIP_PACKAGE=1
+# skips this, and says so).
+package=ok
+scripts/test_package.sh 2>&1 | tee "$log" || { package=FAILED; status=1; }
+if grep -q '^test_package: SKIPPED' "$log"; then package=SKIPPED; fi
+echo "tests: $passed passed, $failed failed; router packages: $package"
 exit "$status"

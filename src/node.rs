@@ -148,6 +148,16 @@ impl Provider {
         }
     }
 
+    /// Flags `create_node` refuses to run without, as the original's argparse did (exit 2).
+    /// Azure's `-s`/`-g` are not among them: the original stored the node and warned (`199`).
+    pub fn create_required(self) -> &'static [Param] {
+        use Param::*;
+        match self {
+            Provider::Azure => &[Cloud, RouteTableName, NextHop],
+            other => other.required(),
+        }
+    }
+
     /// Every parameter this provider knows, in the order `show_node` prints them.
     pub fn params(self) -> &'static [Param] {
         use Param::*;

@@ -505,6 +505,275 @@ fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_lea
     assert_eq!(m.crontab().as_deref(), Some(users_cron));
 }
 
+/// What the original Python package (csr_ha 2.0.2) left on a router, in a Machine: a cron line,
+/// a unit with `ExecStart=… ha_server.py start`, `sock_file`, a Python-format `node_file`, the
+/// `.bashrc` aliases and a running stand-in `…/csr_ha/server/ha_server.py start`.
+struct Legacy {
+    server: std::process::Child,
+    cron_line: String,
+    unit: PathBuf,
+}
+
+impl Legacy {
+    fn new(m: &Machine) -> Legacy {
+        let site = m.home.join(".local/lib/python3.6/site-packages/csr_ha");
+        std::fs::create_dir_all(site.join("server")).expect("mkdir");
+        std::fs::create_dir_all(site.join("client_api")).expect("mkdir");
+        let script = site.join("server/ha_server.py");
+        std::fs::write(&script, "while :; do sleep 1; done\n").expect("stand-in");
+        let server = Command::new("sh")
+            .arg(&script)
+            .arg("start")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the stand-in ha_server.py");
+        let cron_line = format!(
+            "*/5 * * * * bash {}",
+            site.join("client_api/revert_nodes.sh").display()
+        );
+        std::fs::write(
+            m.fake.join("crontab.table"),
+            format!("0 1 * * * /usr/bin/backup.sh\n{cron_line}\n"),
+        )
+        .expect("crontab");
+        let unit = m.root.join("etc-systemd-user/csr_ha.service");
+        std::fs::create_dir_all(unit.parent().expect("dir")).expect("mkdir");
+        std::fs::write(
+            &unit,
+            format!(
+                "[Service]\nExecStart=/usr/bin/python3 {} start\nRestart=always\nUser=guestshell\n",
+                script.display()
+            ),
+        )
+        .expect("unit");
+        std::fs::create_dir_all(m.ha_dir()).expect("ha dir");
+        std::os::unix::net::UnixListener::bind(m.ha_dir().join("sock_file")).expect("sock_file");
+        std::fs::write(
+            m.ha_dir().join("node_file"),
+            "{'index': '1', 'routeTableId': 'rtb-c8bb373c6f6e3b358', 'region': 'us-east-1', 'eniId': 'eni-d18010c94d601fb03', 'route': '10.99.0.0/16', 'mode': 'primary'}\n\
+             {'index': '7', 'routeTableId': 'rtb-0a1b2c3d4e5f60718', 'region': 'us-west-2', 'eniId': 'eni-0a1b2c3d4e5f60718', 'mode': 'secondary'}\n",
+        )
+        .expect("node_file");
+        std::fs::write(
+            m.home.join(".bashrc"),
+            "alias create_node=create_node.py\nalias show_node=show_node.py\n",
+        )
+        .expect("bashrc");
+        Legacy {
+            server,
+            cron_line,
+            unit,
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        self.server.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Legacy {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+#[test]
+fn install_takes_over_from_the_original_python_package() {
+    let m = Machine::new(true);
+    let mut old = Legacy::new(&m);
+    let pid = old.server.id();
+    let legacy_unit = old.unit.clone();
+    let install = |extra: &[&str]| {
+        let out = m
+            .command(Path::new("/bin/sh"))
+            .env("CSR_HA_LEGACY_UNIT", &legacy_unit)
+            .arg(repo().join("scripts/install.sh"))
+            .args(["--prefix", m.prefix.to_str().expect("utf-8")])
+            .args(["--bin-dir", bin_dir().to_str().expect("utf-8")])
+            .args(["--scope", "user"])
+            .args(extra)
+            .output_retrying()
+            .expect("install.sh");
+        assert_ok(&out, "install.sh");
+        stdout(&out)
+    };
+
+    // --dry-run names every piece and changes nothing.
+    let before = m.snapshot(true);
+    let cron_before = m.crontab();
+    let said = install(&["--dry-run"]);
+    for want in [
+        format!(
+            "dry-run: would stop, disable and remove the original's unit {}",
+            old.unit.display()
+        ),
+        format!("dry-run: would stop the original's server, pid {pid}: sh "),
+        format!(
+            "dry-run: would remove the original's socket {}",
+            m.ha_dir().join("sock_file").display()
+        ),
+        format!(
+            "dry-run: would replace the original's cron line: {}",
+            old.cron_line
+        ),
+        "node_file holds 2 node(s) in the original's format".to_string(),
+        // No --cloud: the original's nodes have no cloud key, so they are AWS nodes.
+        "cloud aws, as the original's node_file says".to_string(),
+    ] {
+        assert!(said.contains(&want), "no {want:?} in:\n{said}");
+    }
+    assert_eq!(diff(&before, &m.snapshot(true)), Vec::<String>::new());
+    assert_eq!(m.crontab(), cron_before);
+    assert!(old.running(), "--dry-run stopped the original's server");
+
+    // The real run: each piece replaced or removed, reported in one line.
+    let said = install(&["--service", "ha_api"]);
+    for want in [
+        format!(
+            "replaced the original's unit: stopped, disabled and removed {}",
+            old.unit.display()
+        ),
+        format!("stopped the original's server, pid {pid}: sh "),
+        format!(
+            "removed the original's socket {}",
+            m.ha_dir().join("sock_file").display()
+        ),
+        format!("replaced the original's cron line: {}", old.cron_line),
+        "kept the original's lines in".to_string(),
+    ] {
+        assert!(said.contains(&want), "no {want:?} in:\n{said}");
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while old.running() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!old.running(), "the original's server still runs");
+    assert!(!old.unit.exists());
+    assert!(!m.ha_dir().join("sock_file").exists());
+    assert!(m
+        .calls()
+        .contains(&"systemctl disable --now csr_ha.service".to_string()));
+    let cron = m.crontab().expect("crontab");
+    assert!(cron.starts_with("0 1 * * * /usr/bin/backup.sh\n"), "{cron}");
+    assert_eq!(cron.matches("revert_nodes.sh").count(), 1, "{cron}");
+    assert!(cron.contains("# csr_ha: revert"), "{cron}");
+    assert!(read(&m.home.join(".bashrc")).contains("alias create_node=create_node.py"));
+    assert_eq!(read(&m.ha_dir().join("cloud")), "aws\n");
+
+    // Our server (started by ha_api) imported the original's nodes.
+    let out = m
+        .command(&m.prefix.join("bin/show_node.py"))
+        .env("CSR_HA_DIR", m.ha_dir())
+        .args(["-i", "all"])
+        .output_retrying()
+        .expect("show_node.py");
+    assert_ok(&out, "show_node.py -i all");
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("routeTableId   rtb-c8bb373c6f6e3b358")
+            && shown.contains("routeTableId   rtb-0a1b2c3d4e5f60718"),
+        "{shown}"
+    );
+    assert!(m.ha_dir().join("node_file.orig").is_file());
+
+    // A second run finds nothing of the original left.
+    let said = install(&["--service", "ha_api"]);
+    assert!(!said.contains("original's"), "{said}");
+}
+
+/// Guestshell: not root, systemd runs as the system manager only (no user manager), and the
+/// user has password-less sudo. The unit is then a system unit running as that user, as the
+/// original's was. Runs the install as `nobody` through setpriv, so it needs root.
+#[test]
+fn a_user_with_sudo_and_no_user_systemd_gets_a_system_unit_running_as_that_user() {
+    let root_uid = nix::unistd::Uid::effective().is_root();
+    if !root_uid || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and /usr/bin/setpriv to run the install as another user");
+        return;
+    }
+    let m = Machine::new(true);
+    write_exec(
+        &m.fake.join("systemctl"),
+        "#!/bin/sh\necho \"systemctl $*\" >> \"$FAKE_DIR/calls\"\n\
+         case \"$*\" in\n  *--user*is-system-running*) echo offline; exit 1 ;;\n  \
+         *is-system-running*) echo running ;;\nesac\nexit 0\n",
+    );
+    write_exec(
+        &m.fake.join("sudo"),
+        "#!/bin/sh\necho \"sudo $*\" >> \"$FAKE_DIR/calls\"\n[ \"$1\" = -n ] && shift\nexec \"$@\"\n",
+    );
+    let unit_dir = m.root.join("etc-systemd-system");
+    std::fs::create_dir(&unit_dir).expect("mkdir");
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    let nogroup = nix::unistd::Gid::from_raw(65534);
+    let mut stack = vec![m.root.clone()];
+    while let Some(p) = stack.pop() {
+        nix::unistd::chown(&p, Some(nobody), Some(nogroup)).expect("chown");
+        if p.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .expect("ls")
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    let as_nobody = |script: &Path, args: &[&str]| {
+        let out = m
+            .command(Path::new("/usr/bin/setpriv"))
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", m.fake.display()),
+            )
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/bin/sh",
+            ])
+            .arg(script)
+            .args(args)
+            .output_retrying()
+            .expect("setpriv");
+        assert_ok(&out, &script.display().to_string());
+        stdout(&out)
+    };
+    let said = as_nobody(
+        &repo().join("scripts/install.sh"),
+        &[
+            "--prefix",
+            m.prefix.to_str().expect("utf-8"),
+            "--bin-dir",
+            bin_dir().to_str().expect("utf-8"),
+        ],
+    );
+    assert!(said.contains("server via systemd"), "{said}");
+    let unit = read(&unit_dir.join("csr_ha.service"));
+    assert!(unit.contains("\nUser=nobody\n"), "{unit}");
+    assert!(unit.contains("\nWantedBy=multi-user.target\n"), "{unit}");
+    let calls = m.calls();
+    for want in [
+        "sudo -n true",
+        "systemctl daemon-reload",
+        "systemctl enable csr_ha.service",
+        "systemctl restart csr_ha.service",
+    ] {
+        assert!(calls.iter().any(|c| c == want), "no {want:?} in {calls:?}");
+    }
+    assert!(
+        !calls.iter().any(|c| c.starts_with("loginctl")),
+        "{calls:?}"
+    );
+
+    as_nobody(&m.prefix.join("share/csr_ha/uninstall.sh"), &[]);
+    assert!(!unit_dir.join("csr_ha.service").exists());
+    assert!(m
+        .calls()
+        .iter()
+        .any(|c| c == "systemctl disable --now csr_ha.service"));
+}
+
 #[test]
 fn uninstall_without_purge_keeps_the_node_file_only() {
     let m = Machine::new(false);

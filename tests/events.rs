@@ -194,7 +194,12 @@ fn failures_are_per_node_and_make_the_exit_code_nonzero() {
         "create_node",
         &["-i", "4", "-t", "t9", "-n", B, "-m", "primary"],
     );
-    ha.ok("create_node", &["-i", "5", "-t", "t1", "-m", "primary"]);
+    // An incomplete node: create_node requires -n, so it is cleared afterwards.
+    ha.ok(
+        "create_node",
+        &["-i", "5", "-t", "t1", "-n", B, "-m", "primary"],
+    );
+    ha.ok("clear_params", &["-i", "5", "-n"]);
     let out = ha.expect(1, "node_event", &["-i", "3", "-mi", "5", "-e", "revert"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");

@@ -1,8 +1,10 @@
-//! `create_node -i <1..1023> [-m primary|secondary] <cloud flags>`: stores a new node.
+//! `create_node -i <1..1023> [-m primary|secondary] <cloud flags>`: stores a node, or, when the
+//! index exists, updates it with the given flags (as the original did: provisioning scripts
+//! re-run `create_node` on every boot and expect success).
 
 use std::process::ExitCode;
 
-use super::{store_and_reply, validate_params, Applied, State};
+use super::{provider_mismatch, store_and_reply, validate_params, Applied, State};
 use crate::cli::{self, Args, CliError};
 use crate::node::{Node, NodeIndex, Param, Provider};
 use crate::protocol::{Command, Response};
@@ -10,16 +12,46 @@ use crate::protocol::{Command, Response};
 pub fn help(provider: Provider) -> String {
     format!(
         "usage: create_node -i <index> <flags>   (cloud: {provider})\n\
-         Creates redundancy node <index>. Flags for {provider}:\n  \
+         Creates redundancy node <index>, or updates it with the given flags if it exists.\n\
+         Required for {provider}: -i {}. Flags for {provider}:\n  \
          -i <value>     index           an integer in range <1-1023> (required)\n{}\
          The cloud comes from CSR_HA_CLOUD, else $CSR_HA_DIR/cloud, else file.\n",
+        flags(provider.create_required()),
         cli::param_help(provider, true)
     )
 }
 
-/// Flags → `CreateNode`, every value validated.
+/// `-t -n`.
+fn flags(params: &[Param]) -> String {
+    params
+        .iter()
+        .map(|p| p.flag())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The flags the original required for `provider` that `params` lacks: the reason to refuse.
+fn missing_required(provider: Provider, params: &[(Param, String)]) -> Option<String> {
+    let missing: Vec<Param> = provider
+        .create_required()
+        .iter()
+        .copied()
+        .filter(|p| !params.iter().any(|(q, _)| q == p))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "create_node: the following arguments are required for {provider}: {}; see create_node -h",
+            super::describe_params(&missing)
+        )
+    })
+}
+
+/// Flags → `CreateNode`, every value validated and the cloud's required flags present.
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
     let (index, params) = Args::node_params(argv, "create_node", provider)?;
+    if let Some(reason) = missing_required(provider, &params) {
+        return Err(CliError::Usage(reason));
+    }
     if provider == Provider::Azure {
         let given = |p: Param| params.iter().any(|(q, _)| *q == p);
         if given(Param::AppId) && !(given(Param::TenantId) && given(Param::AppKey)) {
@@ -44,18 +76,54 @@ pub fn apply(
     if let Err(r) = validate_params(provider, &params) {
         return Applied::Reply(r);
     }
-    if state.db.get(index).is_some() {
-        return Applied::Reply(Response::bad(format!(
-            "400: Node with index {index} already exists; change it with set_params -i {index} or remove it with delete_node -i {index}"
-        )));
+    // Checked again here: the FIFO is open to any local writer, not only our client.
+    if let Some(reason) = missing_required(provider, &params) {
+        return Applied::Reply(Response::bad(format!("400: {reason}")));
     }
-    let mut node = Node::new(index, provider);
-    node.params.extend(params);
-    store_and_reply(
-        state,
-        node,
-        format!("Successfully created new node with index {index}"),
-    )
+    let (node, headline) = match state.db.get(index) {
+        Some(existing) => {
+            if let Some(r) = provider_mismatch(existing, provider) {
+                return Applied::Reply(r);
+            }
+            let mut node = existing.clone();
+            node.params.extend(params);
+            (node, format!("Updated node {index} Successfully"))
+        }
+        None => {
+            let mut node = Node::new(index, provider);
+            node.params.extend(params);
+            (
+                node,
+                format!("Successfully created new node with index {index}"),
+            )
+        }
+    };
+    let azure_missing = azure_warnings(&node);
+    match store_and_reply(state, node, headline) {
+        Applied::Reply(mut r) if r.code == 199 && !azure_missing.is_empty() => {
+            r.text = format!("{azure_missing}{}", r.text);
+            Applied::Reply(r)
+        }
+        other => other,
+    }
+}
+
+/// The original's warnings for an Azure node created without `-s` or `-g`, which scripts and
+/// operators know; the node is stored and completed later with `set_params`.
+fn azure_warnings(node: &Node) -> String {
+    if node.provider != Provider::Azure {
+        return String::new();
+    }
+    [Param::SubscriptionId, Param::ResourceGroup]
+        .into_iter()
+        .filter(|p| node.get(*p).is_none())
+        .map(|p| {
+            format!(
+                "199: {key} is not found in input parameters. Please configure valid {key} using set_params.py\n",
+                key = p.key()
+            )
+        })
+        .collect()
 }
 
 pub fn main() -> ExitCode {
