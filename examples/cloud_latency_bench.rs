@@ -33,6 +33,9 @@
 //! (the fake finishes each on its second poll; today's handler waits 1 s between polls, so this
 //! takes minutes).
 
+// Each fake includes its own copy of `tests/support/loopback.rs`; three fakes here, three copies.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../tests/support/aws_fakes.rs"]
 mod aws_fakes;
 #[path = "../tests/support/aws_moto.rs"]
@@ -707,7 +710,13 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
             node("2", &vpc.eni_b, "secondary"),
         ],
     );
-    let want = |n: usize| if n % 2 == 0 { &vpc.eni_a } else { &vpc.eni_b };
+    let want = |n: usize| {
+        if n.is_multiple_of(2) {
+            &vpc.eni_a
+        } else {
+            &vpc.eni_b
+        }
+    };
     let samples = measure(
         &site,
         latency,
@@ -716,7 +725,7 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
         &mut Scenario {
             prepare: Box::new(|_| {}),
             args: Box::new(|n| {
-                let index = if n % 2 == 0 { "1" } else { "2" };
+                let index = if n.is_multiple_of(2) { "1" } else { "2" };
                 ["-i", index, "-e", "peerFail"].map(String::from).to_vec()
             }),
             confirm: Box::new(|n| {
@@ -797,11 +806,7 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
                 }
                 assert_eq!(moved_to(&vpc.eni_b), REVERT_ROUTES);
             }),
-            args: Box::new(|_| {
-                ["-i", "all", "-e", "revert"]
-                    .map(String::from)
-                    .to_vec()
-            }),
+            args: Box::new(|_| ["-i", "all", "-e", "revert"].map(String::from).to_vec()),
             confirm: Box::new(|n| assert_eq!(moved_to(&vpc.eni_a), REVERT_ROUTES, "event {n}")),
         },
     );
@@ -811,10 +816,7 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
         "AWS: `node_event -i all -e revert`, 200 primary nodes `-r` in 1 table, cold",
         &cold,
     );
-    report.row(
-        "AWS: same revert, warm (2nd event of a server)",
-        &warm,
-    );
+    report.row("AWS: same revert, warm (2nd event of a server)", &warm);
     let trips = warm.median.as_secs_f64() / latency.delay().as_secs_f64().max(1e-9);
     report.target(
         "AWS: 200-route revert (warm) ≤ 60 round trips of wall time (≤ 1.6 s at 25 ms)",
@@ -824,11 +826,7 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
 }
 
 fn azure_classify(method: &str, target: &str) -> Kind {
-    let path = target
-        .split('?')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let path = target.split('?').next().unwrap_or("").to_ascii_lowercase();
     if path == "/metadata/identity/oauth2/token" {
         Kind::Metadata
     } else if method == "POST" && path.contains("/oauth2/") {
@@ -877,9 +875,15 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
         }
         args
     };
-    let hop = |n: usize| if n % 2 == 0 { AZURE_OURS } else { AZURE_PEER };
+    let hop = |n: usize| {
+        if n.is_multiple_of(2) {
+            AZURE_OURS
+        } else {
+            AZURE_PEER
+        }
+    };
     let alternate = |n: usize| {
-        let index = if n % 2 == 0 { "1" } else { "2" };
+        let index = if n.is_multiple_of(2) { "1" } else { "2" };
         ["-i", index, "-e", "peerFail"].map(String::from).to_vec()
     };
 

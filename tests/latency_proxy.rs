@@ -14,7 +14,8 @@ use latency_proxy::{Kind, Latency};
 /// An upstream that answers every request with `METHOD TARGET BODY`.
 fn echo() -> String {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", server.server_addr());
+    let address = server.server_addr().to_ip().expect("an IP listener");
+    let url = format!("http://{address}");
     std::thread::spawn(move || {
         for mut request in server.incoming_requests() {
             let mut body = String::new();
