@@ -598,17 +598,21 @@ impl Report {
             .push(format!("- {what}: {}", s.first.join(", ")));
     }
 
+    /// A row for the cold events (`what, cold`) and one for the warm ones (`warm`).
+    fn cold_and_warm(&mut self, what: &str, warm: &str, samples: &[Sample]) -> (Summary, Summary) {
+        let cold_summary = Summary::of(samples.iter().filter(|s| s.cold));
+        let warm_summary = Summary::of(samples.iter().filter(|s| !s.cold));
+        self.row(&format!("{what}, cold"), &cold_summary);
+        self.row(warm, &warm_summary);
+        (cold_summary, warm_summary)
+    }
+
     /// Rows for the cold and warm events of a one-node peerFail, and the warm-cache target.
     fn peer_fail(&mut self, cloud: &str, samples: &[Sample]) -> Summary {
-        let cold = Summary::of(samples.iter().filter(|s| s.cold));
-        let warm = Summary::of(samples.iter().filter(|s| !s.cold));
-        self.row(
-            &format!("{cloud}: peerFail, 1 node `-r`, cold (1st event after start)"),
-            &cold,
-        );
-        self.row(
+        let (cold, warm) = self.cold_and_warm(
+            &format!("{cloud}: peerFail, 1 node `-r`"),
             &format!("{cloud}: peerFail, 1 node `-r`, warm (2nd and later events)"),
-            &warm,
+            samples,
         );
         self.sequence(&format!("{cloud} peerFail, cold"), &cold);
         self.sequence(&format!("{cloud} peerFail, warm"), &warm);
@@ -810,13 +814,11 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
             confirm: Box::new(|n| assert_eq!(moved_to(&vpc.eni_a), REVERT_ROUTES, "event {n}")),
         },
     );
-    let cold = Summary::of(samples.iter().filter(|s| s.cold));
-    let warm = Summary::of(samples.iter().filter(|s| !s.cold));
-    report.row(
-        "AWS: `node_event -i all -e revert`, 200 primary nodes `-r` in 1 table, cold",
-        &cold,
+    let (_, warm) = report.cold_and_warm(
+        "AWS: `node_event -i all -e revert`, 200 primary nodes `-r` in 1 table",
+        "AWS: same revert, warm (2nd event of a server)",
+        &samples,
     );
-    report.row("AWS: same revert, warm (2nd event of a server)", &warm);
     let trips = warm.median.as_secs_f64() / latency.delay().as_secs_f64().max(1e-9);
     report.target(
         "AWS: 200-route revert (warm) ≤ 60 round trips of wall time (≤ 1.6 s at 25 ms)",
@@ -959,13 +961,11 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
             confirm: Box::new(all_moved),
         },
     );
-    let cold = Summary::of(samples.iter().filter(|s| s.cold));
-    let warm = Summary::of(samples.iter().filter(|s| !s.cold));
-    report.row(
-        "Azure: peerFail, node without `-r`, 100 routes in the table, writes done at once, cold",
-        &cold,
+    let (_, warm) = report.cold_and_warm(
+        "Azure: peerFail, node without `-r`, 100 routes in the table, writes done at once",
+        "Azure: same, warm (2nd event of a server)",
+        &samples,
     );
-    report.row("Azure: same, warm (2nd event of a server)", &warm);
     report.target(
         "Azure: 100-route all-routes peerFail ≤ 4 ARM requests besides polls",
         format!("{} per event (warm)", num(warm.kind(Kind::Api))),
