@@ -1,0 +1,1144 @@
+//! Failover as a router in a real region would see it: every request to a cloud API, metadata
+//! service or login server is held for a region's round trip (default 25 ms) by a loopback
+//! proxy that also counts it.
+//!
+//! ```text
+//! scripts/setup_venv.sh                   # moto for EC2 (or CSR_HA_MOTO_SERVER=<moto_server>)
+//! cargo build --release --bins --examples
+//! cargo run --release --example cloud_latency_bench -- [--delay-ms 25] [--runs 5] [--events 4]
+//!     [--bulk-runs 3] [--clouds aws,azure,gcp] [--azure-lro]
+//! ```
+//!
+//! Everything runs on 127.0.0.1: moto (EC2), the AWS IMDS fake, the Azure fake (ARM, login and
+//! IMDS on one port) and the GCP fake (Compute and metadata on one port) from `tests/support/`,
+//! each behind its own front of the latency proxy (`tests/support/latency_proxy.rs`). The
+//! failovers go through the real binaries only — `ha_server`, `create_node`, `node_event`,
+//! `ha_api`, and the `ha_event_handler` the server forks — with every endpoint variable set on
+//! the server to a proxy front (and the other clouds' to a closed port), no AWS keys (the
+//! instance role of the IMDS fake is used), Azure's managed identity (IMDS), and the GCE
+//! metadata server's token. So the benchmark does not depend on how `src/cloud` is built inside.
+//!
+//! Each *run* starts a fresh server in a fresh HA directory holding a copy of the nodes (made once
+//! by a set-up server with no delay), sends `--events` events one after another, and stops the
+//! server with `ha_api -c stop`. The first event of a run is *cold* (no credential cached since
+//! the server started); the others are *warm*. Time is from spawning `node_event` to its exit;
+//! the reply comes only after the handler's writes were answered, and each event's result is then
+//! read back from moto or the fake (not counted, not delayed) and checked.
+//!
+//! Rows: peerFail of one node with `-r` on each cloud (two nodes, alternated, so every event
+//! moves the route); Azure peerFail of a node without `-r` on a table of 100 routes pointing at
+//! the peer (all-routes mode); AWS `node_event -i all -e revert` of 200 primary nodes with one
+//! `-r` route each in one table (the routes are pointed back at the peer through moto before each
+//! event). With `--azure-lro` one more Azure 100-route event runs with every write long-running
+//! (the fake finishes each on its second poll; today's handler waits 1 s between polls, so this
+//! takes minutes).
+
+// Each fake includes its own copy of `tests/support/loopback.rs`; three fakes here, three copies.
+#![allow(clippy::duplicate_mod)]
+
+#[path = "../tests/support/aws_fakes.rs"]
+mod aws_fakes;
+#[path = "../tests/support/aws_moto.rs"]
+mod aws_moto;
+#[path = "../tests/support/azure_fake.rs"]
+mod azure_fake;
+#[path = "../tests/support/gcp_fake.rs"]
+mod gcp_fake;
+#[path = "../tests/support/latency_proxy.rs"]
+mod latency_proxy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use csr_ha::client;
+use csr_ha::paths::HaDir;
+use latency_proxy::{Kind, Latency, Tally};
+
+/// An address nothing listens on: the endpoints of the clouds a server is not benchmarking.
+const CLOSED: &str = "http://127.0.0.1:9";
+
+const AZURE_OURS: &str = "10.0.1.20";
+const AZURE_PEER: &str = "10.0.1.10";
+const AZURE_ROUTES: usize = 100;
+const GCP_PROJECT: &str = "proj-1";
+const GCP_VPC: &str = "vpc-1";
+const REVERT_ROUTES: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cloud {
+    Aws,
+    Azure,
+    Gcp,
+}
+
+impl Cloud {
+    fn word(self) -> &'static str {
+        match self {
+            Cloud::Aws => "aws",
+            Cloud::Azure => "azure",
+            Cloud::Gcp => "gcp",
+        }
+    }
+}
+
+struct Options {
+    delay: Duration,
+    runs: usize,
+    events: usize,
+    bulk_runs: usize,
+    clouds: Vec<Cloud>,
+    azure_lro: bool,
+}
+
+const USAGE: &str = "usage: cloud_latency_bench [--delay-ms MS (25)] [--runs N (5)] \
+[--events N per run (4)] [--bulk-runs N (3)] [--clouds aws,azure,gcp] [--azure-lro]";
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        delay: Duration::from_millis(25),
+        runs: 5,
+        events: 4,
+        bulk_runs: 3,
+        clouds: vec![Cloud::Aws, Cloud::Azure, Cloud::Gcp],
+        azure_lro: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = |what: &str| {
+            args.next()
+                .ok_or_else(|| format!("{flag} needs {what}\n{USAGE}"))
+        };
+        let count = |text: String, flag: &str| {
+            text.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{flag} {text:?}: expected a whole number ≥ 1"))
+        };
+        match flag.as_str() {
+            "--delay-ms" => {
+                let text = value("milliseconds")?;
+                let ms: u64 = text
+                    .parse()
+                    .map_err(|_| format!("--delay-ms {text:?}: expected whole milliseconds"))?;
+                options.delay = Duration::from_millis(ms);
+            }
+            "--runs" => options.runs = count(value("a count")?, "--runs")?,
+            "--events" => options.events = count(value("a count")?, "--events")?,
+            "--bulk-runs" => options.bulk_runs = count(value("a count")?, "--bulk-runs")?,
+            "--clouds" => {
+                options.clouds = value("a list")?
+                    .split(',')
+                    .map(|word| match word.trim() {
+                        "aws" => Ok(Cloud::Aws),
+                        "azure" => Ok(Cloud::Azure),
+                        "gcp" => Ok(Cloud::Gcp),
+                        other => Err(format!("--clouds: {other:?} is not aws, azure or gcp")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--azure-lro" => options.azure_lro = true,
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if options.events < 2 {
+        return Err("--events must be at least 2 (one cold event, then warm ones)".into());
+    }
+    Ok(options)
+}
+
+/// `target/release/`, where `cargo build --release --bins` put the binaries this drives.
+fn bins() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    for name in [
+        "ha_server",
+        "ha_event_handler",
+        "create_node",
+        "node_event",
+        "ha_api",
+    ] {
+        assert!(
+            dir.join(name).is_file(),
+            "{} missing: run `cargo build --release --bins` first",
+            dir.join(name).display()
+        );
+    }
+    dir
+}
+
+/// Where a server's handlers send each cloud's requests: the proxy fronts of the cloud under
+/// test; [`CLOSED`] for the others.
+#[derive(Debug, Clone)]
+struct Endpoints {
+    cloud: Cloud,
+    ec2: String,
+    aws_imds: String,
+    arm: String,
+    azure_login: String,
+    azure_imds: String,
+    gcp_compute: String,
+    /// `host:port`, as `GCE_METADATA_HOST` wants it.
+    gcp_metadata_host: String,
+}
+
+impl Endpoints {
+    fn closed(cloud: Cloud) -> Endpoints {
+        Endpoints {
+            cloud,
+            ec2: CLOSED.into(),
+            aws_imds: CLOSED.into(),
+            arm: CLOSED.into(),
+            azure_login: CLOSED.into(),
+            azure_imds: CLOSED.into(),
+            gcp_compute: CLOSED.into(),
+            gcp_metadata_host: CLOSED.trim_start_matches("http://").into(),
+        }
+    }
+
+    /// The environment of `ha_server` (and so of its handlers), from nothing: no AWS keys, no
+    /// shared credentials file, no HTTP proxy variables survive `env_clear`.
+    fn apply(&self, cmd: &mut Command, home: &Path) {
+        cmd.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.env("HOME", home)
+            .env("CSR_HA_CLOUD", self.cloud.word())
+            .env("CSR_HA_HANDLER_TIMEOUT", "900")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost")
+            .env("AWS_ENDPOINT_URL", &self.ec2)
+            .env("AWS_ENDPOINT_URL_EC2", &self.ec2)
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &self.aws_imds)
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+            .env("AWS_CONFIG_FILE", "/nonexistent/config")
+            .env("CSR_HA_AZURE_ARM_ENDPOINT", &self.arm)
+            .env("CSR_HA_AZURE_LOGIN_ENDPOINT", &self.azure_login)
+            .env("CSR_HA_AZURE_IMDS_ENDPOINT", &self.azure_imds)
+            .env("CSR_HA_GCP_COMPUTE_ENDPOINT", &self.gcp_compute)
+            .env("GCE_METADATA_HOST", &self.gcp_metadata_host)
+            .env("GOOGLE_APPLICATION_CREDENTIALS", "");
+    }
+}
+
+/// The nodes of one scenario, created once by a set-up server; each run's server gets a copy.
+struct Site {
+    endpoints: Endpoints,
+    bins: PathBuf,
+    template: tempfile::TempDir,
+}
+
+impl Site {
+    /// Starts a server with no delay, creates a node per `create_node` argument list (4 at a
+    /// time), and stops it, leaving the node file behind.
+    fn new(endpoints: Endpoints, bins: &Path, latency: &Latency, nodes: &[Vec<String>]) -> Site {
+        let template = tempfile::Builder::new()
+            .prefix("csr-ha-latency-site")
+            .tempdir()
+            .expect("temp dir");
+        let site = Site {
+            endpoints,
+            bins: bins.to_path_buf(),
+            template,
+        };
+        let delay = latency.delay();
+        latency.set_delay(Duration::ZERO);
+        let server = Server::start(&site, site.template.path());
+        let per_thread = nodes.len().div_ceil(4);
+        std::thread::scope(|scope| {
+            for chunk in nodes.chunks(per_thread.max(1)) {
+                let server = &server;
+                scope.spawn(move || {
+                    for args in chunk {
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let out = server.client("create_node", &args);
+                        assert!(
+                            out.starts_with("200: ") || out.starts_with("199: "),
+                            "create_node {args:?}: {out}"
+                        );
+                    }
+                });
+            }
+        });
+        drop(server);
+        latency.set_delay(delay);
+        latency.take();
+        site
+    }
+
+    /// A server in a fresh HA directory holding a copy of the site's nodes: no credential cache,
+    /// wherever the cloud layer keeps one per HA directory.
+    fn server(&self) -> Server {
+        let run = tempfile::Builder::new()
+            .prefix("csr-ha-latency-run")
+            .tempdir()
+            .expect("temp dir");
+        let (from, to) = (
+            HaDir::new(self.template.path().join("HA")),
+            HaDir::new(run.path().join("HA")),
+        );
+        std::fs::create_dir_all(to.root()).expect("HA dir");
+        std::fs::copy(from.node_file(), to.node_file()).unwrap_or_else(|e| {
+            panic!("copy {}: {e}", from.node_file().display());
+        });
+        let mut server = Server::start(self, run.path());
+        server._run = Some(run);
+        server
+    }
+}
+
+/// A running `ha_server`; stopped with `ha_api -c stop` on drop.
+struct Server {
+    dir: HaDir,
+    cloud: Cloud,
+    home: PathBuf,
+    bins: PathBuf,
+    child: Option<Child>,
+    _run: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    fn start(site: &Site, base: &Path) -> Server {
+        let dir = HaDir::new(base.join("HA"));
+        let mut server = Server {
+            dir,
+            cloud: site.endpoints.cloud,
+            home: base.to_path_buf(),
+            bins: site.bins.clone(),
+            child: None,
+            _run: None,
+        };
+        let mut cmd = Command::new(site.bins.join("ha_server"));
+        site.endpoints.apply(&mut cmd, base);
+        cmd.env("CSR_HA_DIR", server.dir.root());
+        // If the bench is killed (no Drop runs), the kernel sends the server SIGTERM.
+        // SAFETY: runs in the forked child before exec; prctl(2) is async-signal-safe and the
+        // closure allocates nothing.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ha_server");
+        let child = server.child.insert(child);
+        if let Err(e) = client::await_started(&server.dir, child, Duration::from_secs(10)) {
+            panic!("ha_server did not start: {e:?}");
+        }
+        server
+    }
+
+    /// A client process for this server: it needs the cloud's word (its flags depend on it)
+    /// but no endpoint.
+    fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(self.bins.join(name));
+        cmd.env_clear()
+            .env("HOME", &self.home)
+            .env("CSR_HA_DIR", self.dir.root())
+            .env("CSR_HA_CLOUD", self.cloud.word())
+            .env("CSR_HA_EVENT_TIMEOUT", "900");
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd
+    }
+
+    /// Runs a client to its end and returns its output; panics unless it exits 0.
+    fn client(&self, name: &str, args: &[&str]) -> String {
+        let out = self
+            .command(name)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run client");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{name} {args:?}: {text}");
+        text
+    }
+
+    /// Times `node_event ARGS` from spawn to exit; every node must answer `200: `.
+    fn event(&self, args: &[String]) -> Duration {
+        let started = Instant::now();
+        let out = self
+            .command("node_event")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run node_event");
+        let took = started.elapsed();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.lines().all(|l| l.starts_with("200: ")),
+            "node_event {args:?}: {}\n{text}",
+            out.status
+        );
+        took
+    }
+}
+
+impl Drop for Server {
+    /// `ha_api -c stop`, the way an operator stops it (and whatever it clears, it clears).
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = self
+            .command("ha_api")
+            .args(["-c", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status();
+        let until = Instant::now() + Duration::from_secs(10);
+        while !matches!(child.try_wait(), Ok(Some(_))) {
+            if Instant::now() > until {
+                eprintln!("ha_server did not stop within 10 s: killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// One timed event and what the proxy carried for it.
+struct Sample {
+    /// The first event after the server started.
+    cold: bool,
+    took: Duration,
+    tally: Tally,
+}
+
+/// What a scenario does around each event `n` (counted over all runs from 0).
+struct Scenario<'a> {
+    /// Puts the cloud back where event `n` has something to move (straight to the fake).
+    prepare: Box<dyn FnMut(usize) + 'a>,
+    /// `node_event` arguments for event `n`.
+    args: Box<dyn Fn(usize) -> Vec<String> + 'a>,
+    /// Panics unless event `n`'s writes are in the cloud (read straight from the fake).
+    confirm: Box<dyn Fn(usize) + 'a>,
+}
+
+/// `runs` fresh servers × `events` events each.
+fn measure(
+    site: &Site,
+    latency: &Latency,
+    runs: usize,
+    events: usize,
+    scenario: &mut Scenario,
+) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut n = 0;
+    for _ in 0..runs {
+        let server = site.server();
+        for event in 0..events {
+            (scenario.prepare)(n);
+            latency.take();
+            let took = server.event(&(scenario.args)(n));
+            let tally = latency.take();
+            (scenario.confirm)(n);
+            samples.push(Sample {
+                cold: event == 0,
+                took,
+                tally,
+            });
+            n += 1;
+        }
+        drop(server);
+    }
+    samples
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Times and per-event request counts of some samples.
+struct Summary {
+    events: usize,
+    median: Duration,
+    p90: Duration,
+    /// Mean requests per event, by kind (in [`Kind::ALL`] order).
+    per_kind: [f64; 4],
+    connections: f64,
+    /// The request list of the first sample, `METHOD /path` (queries cut).
+    first: Vec<String>,
+}
+
+impl Summary {
+    fn of<'a>(samples: impl Iterator<Item = &'a Sample>) -> Summary {
+        let samples: Vec<&Sample> = samples.collect();
+        assert!(!samples.is_empty(), "no samples");
+        let mut times: Vec<Duration> = samples.iter().map(|s| s.took).collect();
+        times.sort();
+        let rank = |p: f64| {
+            let i = (p * times.len() as f64).ceil() as usize;
+            times[i.clamp(1, times.len()) - 1]
+        };
+        let mut all = Tally::default();
+        for s in &samples {
+            all.add(&s.tally);
+        }
+        let n = samples.len() as f64;
+        Summary {
+            events: samples.len(),
+            median: rank(0.5),
+            p90: rank(0.9),
+            per_kind: Kind::ALL.map(|k| all.count(k) as f64 / n),
+            connections: f64::from(all.connections()) / n,
+            first: samples[0]
+                .tally
+                .requests
+                .iter()
+                .map(|r| format!("{} {}", r.method, short_path(&r.target)))
+                .collect(),
+        }
+    }
+
+    fn kind(&self, kind: Kind) -> f64 {
+        self.per_kind[Kind::ALL.iter().position(|k| *k == kind).expect("kind")]
+    }
+
+    fn total(&self) -> f64 {
+        self.per_kind.iter().sum()
+    }
+
+    fn time(&self) -> String {
+        format!(
+            "median {}, p90 {}",
+            fmt_time(self.median),
+            fmt_time(self.p90)
+        )
+    }
+
+    /// `5 (2 API + 3 metadata); 5 connections`, per event.
+    fn requests(&self) -> String {
+        let parts: Vec<String> = Kind::ALL
+            .iter()
+            .zip(self.per_kind)
+            .filter(|(_, n)| *n > 0.0)
+            .map(|(k, n)| format!("{} {}", num(n), k.label()))
+            .collect();
+        format!(
+            "{} ({}); {} new connections",
+            num(self.total()),
+            parts.join(" + "),
+            num(self.connections)
+        )
+    }
+}
+
+/// A request's path without its query, long ones cut to `…/` and their last two segments.
+fn short_path(target: &str) -> String {
+    let path = target.split('?').next().unwrap_or("");
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments.len() > 5 {
+        format!("…/{}", segments[segments.len() - 2..].join("/"))
+    } else {
+        path.to_string()
+    }
+}
+
+fn fmt_time(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", ms(d))
+    }
+}
+
+/// `2`, or `1.25` when not a whole number.
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// Rows of the printed results table and the checks against the issue's targets.
+#[derive(Default)]
+struct Report {
+    rows: Vec<String>,
+    targets: Vec<String>,
+    sequences: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, what: &str, s: &Summary) {
+        self.rows.push(format!(
+            "| {what} | {} | {} | {} |",
+            s.events,
+            s.time(),
+            s.requests()
+        ));
+    }
+
+    fn target(&mut self, what: &str, measured: String, met: bool) {
+        let met = if met { "yes" } else { "**no**" };
+        self.targets
+            .push(format!("| {what} | {measured} | {met} |"));
+    }
+
+    fn sequence(&mut self, what: &str, s: &Summary) {
+        self.sequences
+            .push(format!("- {what}: {}", s.first.join(", ")));
+    }
+
+    /// A row for the cold events (`what, cold`) and one for the warm ones (`warm`).
+    fn cold_and_warm(&mut self, what: &str, warm: &str, samples: &[Sample]) -> (Summary, Summary) {
+        let cold_summary = Summary::of(samples.iter().filter(|s| s.cold));
+        let warm_summary = Summary::of(samples.iter().filter(|s| !s.cold));
+        self.row(&format!("{what}, cold"), &cold_summary);
+        self.row(warm, &warm_summary);
+        (cold_summary, warm_summary)
+    }
+
+    /// Rows for the cold and warm events of a one-node peerFail, and the warm-cache target.
+    fn peer_fail(&mut self, cloud: &str, samples: &[Sample]) -> Summary {
+        let (cold, warm) = self.cold_and_warm(
+            &format!("{cloud}: peerFail, 1 node `-r`"),
+            &format!("{cloud}: peerFail, 1 node `-r`, warm (2nd and later events)"),
+            samples,
+        );
+        self.sequence(&format!("{cloud} peerFail, cold"), &cold);
+        self.sequence(&format!("{cloud} peerFail, warm"), &warm);
+        if cold.kind(Kind::Metadata) + cold.kind(Kind::Login) == 0.0 {
+            eprintln!(
+                "warning: {cloud}: the cold events made no metadata or login request: a \
+                 credential cache survived the server's stop and a fresh HA directory"
+            );
+        }
+        let auth = warm.kind(Kind::Metadata) + warm.kind(Kind::Login);
+        self.target(
+            &format!("{cloud}: 0 metadata or login requests on 2nd and later events"),
+            format!("{} per event", num(auth)),
+            auth == 0.0,
+        );
+        warm
+    }
+}
+
+/// Unsigned EC2 Query calls straight to moto (it checks no signature), for the bench's own
+/// set-up; they go around the proxy and are not counted.
+struct MotoEc2 {
+    endpoint: String,
+    agent: ureq::Agent,
+}
+
+impl MotoEc2 {
+    fn call(&self, action: &str, params: &[(&str, &str)]) -> String {
+        let mut form = format!("Action={action}&Version=2016-11-15");
+        for (k, v) in params {
+            // Ids, CIDRs and `true` only: nothing that needs percent-encoding in a form.
+            assert!(
+                v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._/:".contains(&b)),
+                "{v:?}"
+            );
+            form.push_str(&format!("&{k}={v}"));
+        }
+        let mut response = self
+            .agent
+            .post(&format!("{}/", self.endpoint))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAMOTOTESTKEY00001/20260101/us-east-1/ec2/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            )
+            .send(form)
+            .unwrap_or_else(|e| panic!("{action} to moto: {e}"));
+        let body = response.body_mut().read_to_string().expect("moto answer");
+        assert!(response.status() == 200, "{action}: {body}");
+        body
+    }
+}
+
+fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
+    let moto = aws_moto::Moto::start(&[]);
+    let ec2 = moto.client(aws_moto::any_keys());
+    let direct = MotoEc2 {
+        endpoint: moto.endpoint.clone(),
+        agent: ureq::Agent::new_with_defaults(),
+    };
+    let imds = aws_fakes::FakeImds::start("2999-01-01T00:00:00Z");
+    let mut endpoints = Endpoints::closed(Cloud::Aws);
+    endpoints.ec2 = latency
+        .front("moto (EC2)", &moto.endpoint, |_, _| Kind::Api)
+        .url;
+    endpoints.aws_imds = latency
+        .front("AWS IMDS fake", &imds.endpoint, |_, _| Kind::Metadata)
+        .url;
+
+    // peerFail: node 1 (this router, eni_a) and node 2 (eni_b) name one route; alternating
+    // `-i 1` / `-i 2` moves it every event.
+    let vpc = aws_moto::Vpc::create(&ec2);
+    let node = |index: &str, eni: &str, mode: &str| -> Vec<String> {
+        [
+            "-i",
+            index,
+            "-t",
+            &vpc.rtb,
+            "-rg",
+            "us-east-1",
+            "-n",
+            eni,
+            "-r",
+            aws_moto::V4_ROUTE,
+            "-m",
+            mode,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let site = Site::new(
+        endpoints.clone(),
+        bins,
+        latency,
+        &[
+            node("1", &vpc.eni_a, "primary"),
+            node("2", &vpc.eni_b, "secondary"),
+        ],
+    );
+    let want = |n: usize| {
+        if n.is_multiple_of(2) {
+            &vpc.eni_a
+        } else {
+            &vpc.eni_b
+        }
+    };
+    let samples = measure(
+        &site,
+        latency,
+        options.runs,
+        options.events,
+        &mut Scenario {
+            prepare: Box::new(|_| {}),
+            args: Box::new(|n| {
+                let index = if n.is_multiple_of(2) { "1" } else { "2" };
+                ["-i", index, "-e", "peerFail"].map(String::from).to_vec()
+            }),
+            confirm: Box::new(|n| {
+                let shown = aws_moto::eni_of(&ec2, &vpc.rtb, aws_moto::V4_ROUTE);
+                assert_eq!(shown.as_deref(), Some(want(n).as_str()), "event {n}");
+            }),
+        },
+    );
+    let warm = report.peer_fail("AWS", &samples);
+    report.target(
+        "AWS: peerFail with a warm cache ≤ 2 requests",
+        format!("{} per event", num(warm.total())),
+        warm.total() <= 2.0,
+    );
+    report.target(
+        "AWS: peerFail with a warm cache ≤ 80 ms",
+        format!("median {}", fmt_time(warm.median)),
+        warm.median <= Duration::from_millis(80),
+    );
+
+    // Revert: 200 primary nodes (eni_a) with one `-r` /24 each, in one table whose routes are
+    // pointed at eni_b before every event.
+    let vpc = aws_moto::Vpc::create(&ec2);
+    let route = |i: usize| format!("172.16.{i}.0/24");
+    for i in 0..REVERT_ROUTES {
+        direct.call(
+            "CreateRoute",
+            &[
+                ("RouteTableId", &vpc.rtb),
+                ("DestinationCidrBlock", &route(i)),
+                ("NetworkInterfaceId", &vpc.eni_b),
+            ],
+        );
+    }
+    let nodes: Vec<Vec<String>> = (0..REVERT_ROUTES)
+        .map(|i| {
+            [
+                "-i",
+                &(i + 1).to_string(),
+                "-t",
+                &vpc.rtb,
+                "-rg",
+                "us-east-1",
+                "-n",
+                &vpc.eni_a,
+                "-r",
+                &route(i),
+                "-m",
+                "primary",
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+        .collect();
+    let site = Site::new(endpoints, bins, latency, &nodes);
+    let moved_to = |eni: &str| {
+        aws_moto::routes(&ec2, &vpc.rtb)
+            .iter()
+            .filter(|r| r.destination.starts_with("172.16.") && r.eni.as_deref() == Some(eni))
+            .count()
+    };
+    let samples = measure(
+        &site,
+        latency,
+        options.bulk_runs,
+        2,
+        &mut Scenario {
+            prepare: Box::new(|_| {
+                for i in 0..REVERT_ROUTES {
+                    direct.call(
+                        "ReplaceRoute",
+                        &[
+                            ("RouteTableId", &vpc.rtb),
+                            ("DestinationCidrBlock", &route(i)),
+                            ("NetworkInterfaceId", &vpc.eni_b),
+                        ],
+                    );
+                }
+                assert_eq!(moved_to(&vpc.eni_b), REVERT_ROUTES);
+            }),
+            args: Box::new(|_| ["-i", "all", "-e", "revert"].map(String::from).to_vec()),
+            confirm: Box::new(|n| assert_eq!(moved_to(&vpc.eni_a), REVERT_ROUTES, "event {n}")),
+        },
+    );
+    let (_, warm) = report.cold_and_warm(
+        "AWS: `node_event -i all -e revert`, 200 primary nodes `-r` in 1 table",
+        "AWS: same revert, warm (2nd event of a server)",
+        &samples,
+    );
+    let trips = warm.median.as_secs_f64() / latency.delay().as_secs_f64().max(1e-9);
+    report.target(
+        "AWS: 200-route revert (warm) ≤ 60 round trips of wall time (≤ 1.6 s at 25 ms)",
+        format!("median {} = {trips:.0} round trips", fmt_time(warm.median)),
+        trips <= 60.0,
+    );
+}
+
+fn azure_classify(method: &str, target: &str) -> Kind {
+    let path = target.split('?').next().unwrap_or("").to_ascii_lowercase();
+    if path == "/metadata/identity/oauth2/token" {
+        Kind::Metadata
+    } else if method == "POST" && path.contains("/oauth2/") {
+        Kind::Login
+    } else if path.contains("/operations/") || path.contains("/operationresults/") {
+        Kind::Poll
+    } else {
+        Kind::Api
+    }
+}
+
+fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
+    use azure_fake::{Fake, FakeRoute, Writes};
+    let fake = Fake::start();
+    let front = latency.front("Azure fake (ARM, login, IMDS)", &fake.base, azure_classify);
+    {
+        let mut state = fake.state();
+        // The handler asks for the public cloud's audience; accept any.
+        state.resource = String::new();
+        // Long-running operations are polled through the proxy too.
+        state.arm_base = front.url.clone();
+    }
+    let mut endpoints = Endpoints::closed(Cloud::Azure);
+    endpoints.arm = front.url.clone();
+    endpoints.azure_login = front.url.clone();
+    endpoints.azure_imds = front.url.clone();
+    let node = |index: &str, table: &str, hop: &str, route: Option<&str>| -> Vec<String> {
+        let mut args = [
+            "-i",
+            index,
+            "-p",
+            "azure",
+            "-s",
+            azure_fake::SUB,
+            "-g",
+            azure_fake::GROUP,
+            "-t",
+            table,
+            "-n",
+            hop,
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(route) = route {
+            args.extend(["-r".to_string(), route.to_string()]);
+        }
+        args
+    };
+    let hop = |n: usize| {
+        if n.is_multiple_of(2) {
+            AZURE_OURS
+        } else {
+            AZURE_PEER
+        }
+    };
+    let alternate = |n: usize| {
+        let index = if n.is_multiple_of(2) { "1" } else { "2" };
+        ["-i", index, "-e", "peerFail"].map(String::from).to_vec()
+    };
+
+    fake.add_table(
+        "rt-one",
+        vec![
+            FakeRoute::appliance("to-dc", "10.99.0.0/16", AZURE_PEER),
+            FakeRoute::other("internet", "0.0.0.0/0", "Internet"),
+        ],
+    );
+    let site = Site::new(
+        endpoints.clone(),
+        bins,
+        latency,
+        &[
+            node("1", "rt-one", AZURE_OURS, Some("10.99.0.0/16")),
+            node("2", "rt-one", AZURE_PEER, Some("10.99.0.0/16")),
+        ],
+    );
+    let samples = measure(
+        &site,
+        latency,
+        options.runs,
+        options.events,
+        &mut Scenario {
+            prepare: Box::new(|_| {}),
+            args: Box::new(alternate),
+            confirm: Box::new(|n| {
+                let route = fake.route("rt-one", "to-dc");
+                assert_eq!(route.hop_ip.as_deref(), Some(hop(n)), "event {n}");
+            }),
+        },
+    );
+    report.peer_fail("Azure", &samples);
+
+    // All-routes mode: nodes without `-r` on a table of 100 routes; every event moves all 100.
+    let routes: Vec<FakeRoute> = (0..AZURE_ROUTES)
+        .map(|i| {
+            FakeRoute::appliance(
+                &format!("r{i}"),
+                &format!("10.{}.{}.0/24", 100 + i / 256, i % 256),
+                AZURE_PEER,
+            )
+        })
+        .collect();
+    fake.add_table("rt-100", routes);
+    let site = Site::new(
+        endpoints,
+        bins,
+        latency,
+        &[
+            node("1", "rt-100", AZURE_OURS, None),
+            node("2", "rt-100", AZURE_PEER, None),
+        ],
+    );
+    let all_moved = |n: usize| {
+        let routes = fake.routes("rt-100");
+        assert_eq!(routes.len(), AZURE_ROUTES);
+        assert!(
+            routes.iter().all(|r| r.hop_ip.as_deref() == Some(hop(n))),
+            "event {n}: not every route via {}",
+            hop(n)
+        );
+    };
+    let samples = measure(
+        &site,
+        latency,
+        options.bulk_runs,
+        2,
+        &mut Scenario {
+            prepare: Box::new(|_| {}),
+            args: Box::new(alternate),
+            confirm: Box::new(all_moved),
+        },
+    );
+    let (_, warm) = report.cold_and_warm(
+        "Azure: peerFail, node without `-r`, 100 routes in the table, writes done at once",
+        "Azure: same, warm (2nd event of a server)",
+        &samples,
+    );
+    report.target(
+        "Azure: 100-route all-routes peerFail ≤ 4 ARM requests besides polls",
+        format!("{} per event (warm)", num(warm.kind(Kind::Api))),
+        warm.kind(Kind::Api) <= 4.0,
+    );
+
+    if options.azure_lro {
+        fake.state().writes = Writes::AzureAsync;
+        // Event 0 of this scenario would put every route back on ours: start from the other
+        // side so that it moves all 100.
+        let start = usize::from(fake.route("rt-100", "r0").hop_ip.as_deref() == Some(AZURE_OURS));
+        let samples = measure(
+            &site,
+            latency,
+            1,
+            1,
+            &mut Scenario {
+                prepare: Box::new(|_| {}),
+                args: Box::new(|n| alternate(n + start)),
+                confirm: Box::new(|n| all_moved(n + start)),
+            },
+        );
+        fake.state().writes = Writes::Immediate;
+        let one = Summary::of(samples.iter());
+        report.row(
+            "Azure: same 100 routes, every write long-running (done on the 2nd poll), cold",
+            &one,
+        );
+    }
+}
+
+fn gcp_classify(method: &str, target: &str) -> Kind {
+    let path = target.split('?').next().unwrap_or("");
+    if path.starts_with("/computeMetadata/") {
+        Kind::Metadata
+    } else if method == "POST" && path.ends_with("/token") {
+        Kind::Login
+    } else if path.ends_with("/wait") || path.contains("/operations/") {
+        Kind::Poll
+    } else {
+        Kind::Api
+    }
+}
+
+fn gcp(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
+    let fake = gcp_fake::GcpFake::start();
+    let front = latency.front("GCP fake (Compute, metadata)", &fake.url, gcp_classify);
+    let mut endpoints = Endpoints::closed(Cloud::Gcp);
+    endpoints.gcp_compute = front.url.clone();
+    endpoints.gcp_metadata_host = front.host.clone();
+    let seed_peer = || {
+        fake.put_route(
+            GCP_PROJECT,
+            GCP_VPC,
+            "route-b",
+            "10.99.0.0/16",
+            "10.0.1.10",
+            200,
+        )
+    };
+    fake.put_route(
+        GCP_PROJECT,
+        GCP_VPC,
+        "route-a",
+        "10.99.0.0/16",
+        "10.0.1.20",
+        100,
+    );
+    seed_peer();
+    // This router's node, secondary: its peerFail deletes the peer's route so that its own
+    // (same prefix, via 10.0.1.20) carries the traffic.
+    let site = Site::new(
+        endpoints,
+        bins,
+        latency,
+        &[[
+            "-i",
+            "3",
+            "-p",
+            "gcp",
+            "-g",
+            GCP_PROJECT,
+            "-v",
+            GCP_VPC,
+            "-a",
+            "route-a",
+            "-b",
+            "route-b",
+            "-n",
+            "10.0.1.20",
+            "-o",
+            "100",
+            "-r",
+            "10.99.0.0/16",
+            "-m",
+            "secondary",
+        ]
+        .map(String::from)
+        .to_vec()],
+    );
+    let samples = measure(
+        &site,
+        latency,
+        options.runs,
+        options.events,
+        &mut Scenario {
+            prepare: Box::new(|_| {
+                if fake.route(GCP_PROJECT, "route-b").is_none() {
+                    seed_peer();
+                }
+            }),
+            args: Box::new(|_| ["-i", "3", "-e", "peerFail"].map(String::from).to_vec()),
+            confirm: Box::new(|n| {
+                assert!(
+                    fake.route(GCP_PROJECT, "route-b").is_none()
+                        && fake.route(GCP_PROJECT, "route-a").is_some(),
+                    "event {n}: the peer route is still there"
+                );
+            }),
+        },
+    );
+    report.peer_fail("GCP", &samples);
+}
+
+fn main() {
+    let options = match options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let bins = bins();
+    let latency = Latency::new(options.delay);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "cloud_latency_bench: {} ms per request, {} runs × {} events (bulk: {} runs × 2 events); \
+         load average at start: {}",
+        options.delay.as_millis(),
+        options.runs,
+        options.events,
+        options.bulk_runs,
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut report = Report::default();
+    for cloud in &options.clouds {
+        let started = Instant::now();
+        match cloud {
+            Cloud::Aws => aws(&options, &bins, &latency, &mut report),
+            Cloud::Azure => azure(&options, &bins, &latency, &mut report),
+            Cloud::Gcp => gcp(&options, &bins, &latency, &mut report),
+        }
+        eprintln!(
+            "cloud_latency_bench: {} done in {:.1} s",
+            cloud.word(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    println!("\n| What | Events | Spawn → `node_event` exit | Requests per event (proxy count) |");
+    println!("|---|---|---|---|");
+    for row in &report.rows {
+        println!("{row}");
+    }
+    println!("\n| Target (issue 12) | Measured | Met |");
+    println!("|---|---|---|");
+    for target in &report.targets {
+        println!("{target}");
+    }
+    println!("\nRequests of the first cold and first warm event:");
+    for line in &report.sequences {
+        println!("{line}");
+    }
+}
