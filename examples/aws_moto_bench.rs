@@ -582,7 +582,11 @@ fn server_revert(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy) {
                     };
                     let wait = client::wait_for(&command);
                     let reply = client::request(&server.dir, command, wait).expect("create");
-                    assert!(reply.text.starts_with("200: "), "{}", reply.text);
+                    assert!(
+                        reply.status == csr_ha::protocol::Status::Ok,
+                        "{}",
+                        reply.render()
+                    );
                 }
             });
         }

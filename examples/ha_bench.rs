@@ -234,7 +234,7 @@ impl Ha {
         if r.succeeded() {
             Ok(r)
         } else {
-            Err(format!("{what} failed: {}", r.text.trim()))
+            Err(format!("{what} failed: {}", r.render().trim()))
         }
     }
 

@@ -17,7 +17,7 @@ use clap::{Arg, ArgAction, ArgMatches};
 use crate::client::{self, ClientError};
 use crate::node::{InvalidValue, NodeIndex, Param, Provider};
 use crate::paths::HaDir;
-use crate::protocol::{Command, Response, Target};
+use crate::protocol::{Command, Response, Status, Target};
 
 /// Exit code for input rejected before anything was sent.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -363,7 +363,7 @@ pub fn send_and_print(
             }
         }
         Err(e) => {
-            crate::outln!("400: {e}");
+            crate::say!(Status::Failed, "{e}");
             match e {
                 ClientError::NotRunning { .. } | ClientError::NoReply { .. } => {
                     ExitCode::from(EXIT_NO_SERVER)
@@ -386,7 +386,7 @@ pub fn reject(error: CliError, help: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         e => {
-            crate::outln!("400: {e}");
+            crate::say!(Status::Failed, "{e}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
@@ -415,7 +415,7 @@ pub fn main_for_provider(
         Err(e) => return reject(e, ""),
     };
     match parse(&argv(), provider) {
-        Ok(command) => send_and_print(&dir, command, |r| r.text.clone()),
+        Ok(command) => send_and_print(&dir, command, Response::render),
         Err(e) => reject(e, &help(provider)),
     }
 }

@@ -317,7 +317,7 @@ impl EventMgr {
             self.finished.push(Finished {
                 client: job.client,
                 answer: Answer {
-                    response: Response::bad("400: HA server stopped before the event finished"),
+                    response: Response::bad("HA server stopped before the event finished"),
                     last_events: Vec::new(),
                 },
             });

@@ -24,3 +24,15 @@ macro_rules! out {
 macro_rules! outln {
     ($($arg:tt)*) => { $crate::output::out(&format!("{}\n", format_args!($($arg)*))) };
 }
+
+/// A status line of client output: `say!(Status::Failed, "cannot start {}", x)` prints
+/// `400: cannot start …`. The prefix comes from the [`Status`](crate::protocol::Status).
+#[macro_export]
+macro_rules! say {
+    ($status:expr, $($arg:tt)*) => {
+        $crate::output::out(&format!(
+            "{}\n",
+            $crate::protocol::Line::status($status, format!($($arg)*))
+        ))
+    };
+}

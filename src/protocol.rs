@@ -139,33 +139,136 @@ pub struct NodeView {
     pub last_event: Option<LastEvent>,
 }
 
+/// How a request (or one node of it) went. Printed as the original's `200: `, `199: ` and
+/// `400: ` prefixes, and only when printed; everywhere else it is this type. Ordered by
+/// severity, so the worst of several is their `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// Done (`200`).
+    Ok,
+    /// Done, with something the user should look at (`199`).
+    Warning,
+    /// Not done (`400`).
+    Failed,
+}
+
+impl Status {
+    /// The original's code: 200, 199 or 400.
+    pub fn code(self) -> u16 {
+        match self {
+            Status::Ok => 200,
+            Status::Warning => 199,
+            Status::Failed => 400,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+impl From<crate::cloud::Outcome> for Status {
+    fn from(outcome: crate::cloud::Outcome) -> Status {
+        match outcome {
+            crate::cloud::Outcome::Ok => Status::Ok,
+            crate::cloud::Outcome::Warning => Status::Warning,
+            crate::cloud::Outcome::Failed => Status::Failed,
+        }
+    }
+}
+
+/// One line of an answer: a status line (`200: …`) or a plain one (a node's configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub status: Option<Status>,
+    pub text: String,
+}
+
+impl Line {
+    pub fn status(status: Status, text: impl Into<String>) -> Line {
+        Line {
+            status: Some(status),
+            text: text.into(),
+        }
+    }
+
+    pub fn plain(text: impl Into<String>) -> Line {
+        Line {
+            status: None,
+            text: text.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{status}: {}", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
 /// The server's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
-    /// 200 success, 199 success with a warning, 400 failure.
-    pub code: u16,
-    /// Lines to print, each already starting with its own status where it has one.
-    pub text: String,
+    /// The request's outcome: the worst of its lines' unless set otherwise.
+    pub status: Status,
+    pub lines: Vec<Line>,
     /// Nodes, for `show_node` (rendered as text or `--json` by the client).
     pub nodes: Vec<NodeView>,
 }
 
 impl Response {
-    pub fn new(code: u16, text: impl Into<String>) -> Response {
+    /// An answer of one status line.
+    pub fn new(status: Status, text: impl Into<String>) -> Response {
+        Response::of(vec![Line::status(status, text)])
+    }
+    pub fn ok(text: impl Into<String>) -> Response {
+        Response::new(Status::Ok, text)
+    }
+    pub fn bad(text: impl Into<String>) -> Response {
+        Response::new(Status::Failed, text)
+    }
+
+    /// An answer of these lines; its status is the worst of theirs (`Ok` if none has one).
+    pub fn of(lines: Vec<Line>) -> Response {
+        let status = lines
+            .iter()
+            .filter_map(|l| l.status)
+            .max()
+            .unwrap_or(Status::Ok);
         Response {
-            code,
-            text: text.into(),
+            status,
+            lines,
             nodes: Vec::new(),
         }
     }
-    pub fn ok(text: impl Into<String>) -> Response {
-        Response::new(200, text)
+
+    /// Appends `text`'s lines as plain lines (a node's configuration under its headline).
+    pub fn with_body(mut self, text: &str) -> Response {
+        self.lines.extend(text.lines().map(Line::plain));
+        self
     }
-    pub fn bad(text: impl Into<String>) -> Response {
-        Response::new(400, text)
-    }
+
     pub fn succeeded(&self) -> bool {
-        self.code != 400
+        self.status != Status::Failed
+    }
+
+    /// The first line's text, without its status: what `ha_api` quotes of a ping.
+    pub fn headline(&self) -> &str {
+        self.lines.first().map_or("", |l| l.text.as_str())
+    }
+
+    /// The lines as printed, each status line behind its `200: `-style prefix.
+    pub fn render(&self) -> String {
+        self.lines
+            .iter()
+            .map(Line::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -237,7 +340,7 @@ pub fn decode_request(frame: &[u8]) -> Result<Request, FrameError> {
 /// Encodes a reply with its length prefix.
 pub fn encode_reply(response: &Response) -> Vec<u8> {
     let body = bincode::serde::encode_to_vec(response, reply_config()).unwrap_or_else(|_| {
-        let fallback = Response::bad("400: reply too large to send; ask for fewer nodes");
+        let fallback = Response::bad("reply too large to send; ask for fewer nodes");
         bincode::serde::encode_to_vec(&fallback, reply_config()).unwrap_or_default()
     });
     let mut out = Vec::with_capacity(4 + body.len());

@@ -4,7 +4,7 @@ use csr_ha::event::EventKind;
 use csr_ha::node::{NodeIndex, Param, Provider};
 use csr_ha::protocol::{
     decode_reply, decode_request, encode_reply, encode_request, Command, FrameReader, Request,
-    Response, Target, FRAME,
+    Response, Status, Target, FRAME,
 };
 use proptest::prelude::*;
 
@@ -55,8 +55,8 @@ proptest! {
     }
 
     #[test]
-    fn replies_round_trip(code in prop_oneof![Just(200u16), Just(199), Just(400)], text in "\\PC{0,200}") {
-        let response = Response::new(code, text);
+    fn replies_round_trip(status in prop_oneof![Just(Status::Ok), Just(Status::Warning), Just(Status::Failed)], text in "\\PC{0,200}", body in "\\PC{0,200}") {
+        let response = Response::new(status, text).with_body(&body);
         prop_assert_eq!(decode_reply(&encode_reply(&response)), Ok(response));
     }
 

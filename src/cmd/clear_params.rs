@@ -30,13 +30,13 @@ pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
 pub fn apply(state: &mut State, index: NodeIndex, params: Vec<Param>) -> Applied {
     let Some(existing) = state.db.get(index) else {
         return Applied::Reply(Response::bad(format!(
-            "400: Node with index {index} does not exist"
+            "Node with index {index} does not exist"
         )));
     };
     let mut node = existing.clone();
     if let Some(p) = params.iter().find(|p| !node.provider.params().contains(p)) {
         return Applied::Reply(Response::bad(format!(
-            "400: {} ({}) is not a parameter of {} node {index}",
+            "{} ({}) is not a parameter of {} node {index}",
             p.flag(),
             p.key(),
             node.provider

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::{provider_mismatch, store_and_reply, validate_params, Applied, State};
 use crate::cli::{self, Args, CliError};
 use crate::node::{Node, NodeIndex, Param, Provider};
-use crate::protocol::{Command, Response};
+use crate::protocol::{Command, Line, Response, Status};
 
 pub fn help(provider: Provider) -> String {
     format!(
@@ -78,7 +78,7 @@ pub fn apply(
     }
     // Checked again here: the FIFO is open to any local writer, not only our client.
     if let Some(reason) = missing_required(provider, &params) {
-        return Applied::Reply(Response::bad(format!("400: {reason}")));
+        return Applied::Reply(Response::bad(reason));
     }
     let (node, headline) = match state.db.get(index) {
         Some(existing) => {
@@ -100,8 +100,8 @@ pub fn apply(
     };
     let azure_missing = azure_warnings(&node);
     match store_and_reply(state, node, headline) {
-        Applied::Reply(mut r) if r.code == 199 && !azure_missing.is_empty() => {
-            r.text = format!("{azure_missing}{}", r.text);
+        Applied::Reply(mut r) if r.status == Status::Warning => {
+            r.lines.splice(0..0, azure_missing);
             Applied::Reply(r)
         }
         other => other,
@@ -110,17 +110,20 @@ pub fn apply(
 
 /// The original's warnings for an Azure node created without `-s` or `-g`, which scripts and
 /// operators know; the node is stored and completed later with `set_params`.
-fn azure_warnings(node: &Node) -> String {
+fn azure_warnings(node: &Node) -> Vec<Line> {
     if node.provider != Provider::Azure {
-        return String::new();
+        return Vec::new();
     }
     [Param::SubscriptionId, Param::ResourceGroup]
         .into_iter()
         .filter(|p| node.get(*p).is_none())
         .map(|p| {
-            format!(
-                "199: {key} is not found in input parameters. Please configure valid {key} using set_params.py\n",
-                key = p.key()
+            Line::status(
+                Status::Warning,
+                format!(
+                    "{key} is not found in input parameters. Please configure valid {key} using set_params.py",
+                    key = p.key()
+                ),
             )
         })
         .collect()

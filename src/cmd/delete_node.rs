@@ -27,21 +27,19 @@ pub fn apply(state: &mut State, index: NodeIndex) -> Applied {
                 crate::node_db::save_last_events(&state.dir, &state.last_events);
             }
             log::info!("node {index}: deleted");
-            Applied::Reply(Response::ok(format!(
-                "200: Successfully deleted node {index}"
-            )))
+            Applied::Reply(Response::ok(format!("Successfully deleted node {index}")))
         }
         Ok(false) => Applied::Reply(Response::ok(format!(
-            "200: Node {index} does not exist, nothing to delete"
+            "Node {index} does not exist, nothing to delete"
         ))),
-        Err(e) => Applied::Reply(Response::bad(format!("400: node {index} not deleted: {e}"))),
+        Err(e) => Applied::Reply(Response::bad(format!("node {index} not deleted: {e}"))),
     }
 }
 
 pub fn main() -> ExitCode {
     let dir = HaDir::from_env();
     match parse(&cli::argv()) {
-        Ok(command) => cli::send_and_print(&dir, command, |r| r.text.clone()),
+        Ok(command) => cli::send_and_print(&dir, command, Response::render),
         Err(e) => cli::reject(e, HELP),
     }
 }

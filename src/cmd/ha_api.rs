@@ -9,7 +9,7 @@ use crate::cli::{self, Args, CliError, Flag, EXIT_FAILED, EXIT_NO_SERVER};
 use crate::client;
 use crate::node::InvalidValue;
 use crate::paths::HaDir;
-use crate::protocol::{Command, Response};
+use crate::protocol::{Command, Response, Status};
 
 pub const HELP: &str = "usage: ha_api -c start|stop|ping\n  \
 -c <value>     command         start: run ha_server in the background and wait until it answers;\n                                 \
@@ -21,7 +21,7 @@ const START_WAIT: Duration = Duration::from_secs(10);
 
 pub fn ping(state: &State) -> Response {
     Response::ok(format!(
-        "200: HA server is running (pid {}, {} node(s), {} bad frame(s) dropped, {} request(s) dropped after their client stopped waiting)",
+        "HA server is running (pid {}, {} node(s), {} bad frame(s) dropped, {} request(s) dropped after their client stopped waiting)",
         std::process::id(),
         state.db.len(),
         state.bad_frames,
@@ -123,8 +123,9 @@ fn start(dir: &HaDir) -> ExitCode {
             LockHolder::Server(pid) => match await_answer(dir) {
                 Some(r) => Some(r),
                 None => {
-                    crate::outln!(
-                        "400: HA server pid {pid} holds {} but does not answer; stop it with ha_api -c stop",
+                    crate::say!(
+                        Status::Failed,
+                        "HA server pid {pid} holds {} but does not answer; stop it with ha_api -c stop",
                         dir.pid_file().display()
                     );
                     return ExitCode::from(EXIT_NO_SERVER);
@@ -134,40 +135,39 @@ fn start(dir: &HaDir) -> ExitCode {
         },
     };
     if let Some(r) = running {
-        crate::outln!(
-            "200: HA server already running: {}",
-            r.text.trim_start_matches("200: ")
-        );
+        crate::say!(Status::Ok, "HA server already running: {}", r.headline());
         return ExitCode::SUCCESS;
     }
     if let Err(e) = dir.create() {
-        crate::outln!("400: {e}");
+        crate::say!(Status::Failed, "{e}");
         return ExitCode::from(EXIT_FAILED);
     }
     let out_path = dir.root().join("ha_server.out");
     let mut child = match spawn_server(dir, &out_path) {
         Ok(child) => child,
         Err(message) => {
-            crate::outln!("400: {message}");
+            crate::say!(Status::Failed, "{message}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
     match client::await_started(dir, &mut child, START_WAIT) {
         Ok(r) => {
-            crate::outln!(
-                "200: HA server started: {}",
-                r.text.trim_start_matches("200: ")
-            );
+            crate::say!(Status::Ok, "HA server started: {}", r.headline());
             ExitCode::SUCCESS
         }
         Err(client::StartError::Exited(status)) => {
             let why = std::fs::read_to_string(&out_path).unwrap_or_default();
-            crate::outln!("400: HA server exited at start ({status}): {}", why.trim());
+            crate::say!(
+                Status::Failed,
+                "HA server exited at start ({status}): {}",
+                why.trim()
+            );
             ExitCode::from(EXIT_FAILED)
         }
         Err(client::StartError::Silent(waited)) => {
-            crate::outln!(
-                "400: HA server did not answer within {} s; see {}",
+            crate::say!(
+                Status::Failed,
+                "HA server did not answer within {} s; see {}",
                 waited.as_secs(),
                 out_path.display()
             );
@@ -205,7 +205,7 @@ fn stop(dir: &HaDir) -> ExitCode {
     let unreachable = match asked {
         Ok(_) => {
             if await_unlocked(dir) {
-                crate::outln!("200: HA server stopped");
+                crate::say!(Status::Ok, "HA server stopped");
                 return ExitCode::SUCCESS;
             }
             "it said it was stopping".to_string()
@@ -214,29 +214,33 @@ fn stop(dir: &HaDir) -> ExitCode {
     };
     match lock_holder(dir) {
         LockHolder::None => {
-            crate::outln!("200: HA server is not running");
+            crate::say!(Status::Ok, "HA server is not running");
             ExitCode::SUCCESS
         }
         LockHolder::Server(pid) => {
             use nix::sys::signal::{kill, Signal};
             use nix::unistd::Pid;
             if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM) {
-                crate::outln!("400: cannot signal HA server pid {pid}: {e}");
+                crate::say!(Status::Failed, "cannot signal HA server pid {pid}: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
             if await_unlocked(dir) {
-                crate::outln!("200: HA server stopped (pid {pid}, by SIGTERM: {unreachable})");
+                crate::say!(
+                    Status::Ok,
+                    "HA server stopped (pid {pid}, by SIGTERM: {unreachable})"
+                );
                 ExitCode::SUCCESS
             } else {
-                crate::outln!(
-                    "400: HA server pid {pid} did not stop within {} s of SIGTERM",
+                crate::say!(
+                    Status::Failed,
+                    "HA server pid {pid} did not stop within {} s of SIGTERM",
                     START_WAIT.as_secs()
                 );
                 ExitCode::from(EXIT_FAILED)
             }
         }
         LockHolder::Unknown(why) => {
-            crate::outln!("400: {why}");
+            crate::say!(Status::Failed, "{why}");
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -251,7 +255,7 @@ pub fn main() -> ExitCode {
     match args.get("-c") {
         Some("start") => start(&dir),
         Some("stop") => stop(&dir),
-        Some("ping") => cli::send_and_print(&dir, Command::Ping, |r| r.text.clone()),
+        Some("ping") => cli::send_and_print(&dir, Command::Ping, Response::render),
         other => cli::reject(
             CliError::Invalid(InvalidValue::new(
                 "-c",

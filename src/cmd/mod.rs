@@ -15,7 +15,7 @@ use crate::cloud::{Action, Outcome, Work};
 use crate::event_mgr::{Answer, Reply};
 use crate::node::{LastEvent, Node, Param, Provider};
 use crate::node_db::NodeDb;
-use crate::protocol::{Command, Response};
+use crate::protocol::{Command, Line, Response, Status};
 
 /// What the server keeps between requests.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ pub enum Applied {
 pub fn apply(state: &mut State, command: Command) -> Applied {
     match command {
         Command::Ping => Applied::Reply(ha_api::ping(state)),
-        Command::Stop => Applied::Stop(Response::ok("200: HA server stopping")),
+        Command::Stop => Applied::Stop(Response::ok("HA server stopping")),
         Command::CreateNode {
             index,
             provider,
@@ -71,13 +71,13 @@ pub(crate) fn validate_params(
     for (param, value) in params {
         if !provider.params().contains(param) {
             return Err(Response::bad(format!(
-                "400: {} ({}) is not a {provider} parameter",
+                "{} ({}) is not a {provider} parameter",
                 param.flag(),
                 param.key()
             )));
         }
         if let Err(e) = param.validate(value, provider) {
-            return Err(Response::bad(format!("400: {e}")));
+            return Err(Response::bad(e.to_string()));
         }
     }
     Ok(())
@@ -90,7 +90,7 @@ fn check_app_credentials(node: &Node) -> Result<(), Response> {
         && (node.get(Param::TenantId).is_none() || node.get(Param::AppKey).is_none())
     {
         return Err(Response::bad(
-            "400: -a <app id> needs -d <tenant id> and -k <app key>",
+            "-a <app id> needs -d <tenant id> and -k <app key>",
         ));
     }
     Ok(())
@@ -106,30 +106,32 @@ pub(crate) fn store_and_reply(state: &mut State, node: Node, headline: String) -
     let index = node.index;
     if let Err(e) = state.db.put(node.clone()) {
         log::error!("node {index}: cannot store: {e}");
-        return Applied::Reply(Response::bad(format!("400: node {index} not stored: {e}")));
+        return Applied::Reply(Response::bad(format!("node {index} not stored: {e}")));
     }
     log::info!("node {index}: stored ({headline})");
-    let body = format!(
-        "{headline}\nRedundancy node configuration:\n{}",
-        node.describe()
-    );
+    let config = format!("Redundancy node configuration:\n{}", node.describe());
     let missing = node.missing();
     if missing.is_empty() {
         let works = vec![work(state, Action::Check, vec![node])];
-        let reply: Reply = Box::new(move |outcomes| checked(body, outcomes));
+        let reply: Reply = Box::new(move |outcomes| checked(headline, &config, outcomes));
         return Applied::Handlers { works, reply };
     }
     let warning = format!(
-        "199: Warning: node {index} is not complete for {}: missing {}\n",
+        "Warning: node {index} is not complete for {}: missing {}",
         node.provider,
         describe_params(&missing)
     );
-    Applied::Reply(Response::new(199, format!("{warning}{body}")))
+    let lines = vec![
+        Line::status(Status::Warning, warning),
+        Line::plain(headline),
+    ];
+    Applied::Reply(Response::of(lines).with_body(&config))
 }
 
-/// The answer to a create/set whose node was checked against its live route table: the stored
-/// node's `body`, behind a `199` warning when the check found a problem.
-fn checked(body: String, outcomes: Vec<crate::cloud::NodeOutcome>) -> Answer {
+/// The answer to a create/set whose node was checked against its live route table: the
+/// `headline` and the stored node's `config`, behind a `199` warning when the check found a
+/// problem.
+fn checked(headline: String, config: &str, outcomes: Vec<crate::cloud::NodeOutcome>) -> Answer {
     for o in &outcomes {
         log::info!(
             "node {} check: {}: {}",
@@ -146,13 +148,15 @@ fn checked(body: String, outcomes: Vec<crate::cloud::NodeOutcome>) -> Answer {
             o.message
         )),
     });
-    let response = match warning {
-        None => Response::ok(format!("200: {body}")),
-        Some(warning) => Response::new(
-            199,
-            format!("199: {warning}\nPlease verify the node configuration\n{body}"),
-        ),
+    let lines = match warning {
+        None => vec![Line::status(Status::Ok, headline)],
+        Some(warning) => vec![
+            Line::status(Status::Warning, warning),
+            Line::plain("Please verify the node configuration"),
+            Line::plain(headline),
+        ],
     };
+    let response = Response::of(lines).with_body(config);
     Answer {
         response,
         last_events: Vec::new(),
@@ -184,7 +188,7 @@ pub fn describe_params(params: &[Param]) -> String {
 pub(crate) fn provider_mismatch(node: &Node, provider: Provider) -> Option<Response> {
     (node.provider != provider).then(|| {
         Response::bad(format!(
-            "400: node {} is a {} node but this client is configured for {provider} \
+            "node {} is a {} node but this client is configured for {provider} \
              (CSR_HA_CLOUD or $CSR_HA_DIR/cloud); set CSR_HA_CLOUD={} to change it",
             node.index, node.provider, node.provider
         ))

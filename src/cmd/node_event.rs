@@ -17,7 +17,7 @@ use crate::event::EventKind;
 use crate::event_mgr::Answer;
 use crate::node::{InvalidValue, LastEvent, Mode, Node, NodeIndex, Provider};
 use crate::paths::HaDir;
-use crate::protocol::{Command, Response, Target};
+use crate::protocol::{Command, Line, Response, Target};
 
 pub const HELP: &str = "usage: node_event -i <index>|all [-mi <max index>] -e <event>\n\
 Runs an event on one node, a range of nodes (-i N -mi MAX) or all nodes.\n  \
@@ -92,7 +92,7 @@ pub fn apply(
     }
     if groups.is_empty() && decided.is_empty() {
         return Applied::Reply(Response::ok(format!(
-            "200: No primary nodes configured, {event} event aborted"
+            "No primary nodes configured, {event} event aborted"
         )));
     }
     let works = groups
@@ -118,9 +118,9 @@ fn select(
             .db
             .get(index)
             .map(|node| vec![node])
-            .ok_or_else(|| Response::bad(format!("400: Node with index {index} not found"))),
+            .ok_or_else(|| Response::bad(format!("Node with index {index} not found"))),
         (Target::One(first), Some(last)) if last < first => Err(Response::bad(format!(
-            "400: -mi {last} must be at least -i {first}"
+            "-mi {last} must be at least -i {first}"
         ))),
         (Target::One(first), Some(last)) => {
             let nodes: Vec<&Node> = state
@@ -130,16 +130,16 @@ fn select(
                 .collect();
             if nodes.is_empty() {
                 return Err(Response::bad(format!(
-                    "400: No redundancy nodes found in range {first}-{last}"
+                    "No redundancy nodes found in range {first}-{last}"
                 )));
             }
             Ok(nodes)
         }
         (Target::All, _) if event == EventKind::PeerFail => Err(Response::bad(
-            "400: peerFail cannot be sent to all nodes; name the node with -i <index> (or a range with -mi)",
+            "peerFail cannot be sent to all nodes; name the node with -i <index> (or a range with -mi)",
         )),
         (Target::All, _) if state.db.is_empty() => {
-            Err(Response::bad("400: No redundancy nodes found"))
+            Err(Response::bad("No redundancy nodes found"))
         }
         (Target::All, _) => Ok(state.db.nodes().collect()),
     }
@@ -193,7 +193,7 @@ fn answer(
             LastEvent {
                 event: event.to_string(),
                 time: time.clone(),
-                outcome: format!("{}: {}", o.outcome.code(), o.message),
+                outcome: Line::status(o.outcome.into(), o.message.clone()).to_string(),
                 duration_ms: o.duration_ms,
             },
         ));
@@ -212,41 +212,23 @@ fn answer(
     }
     let mut lines: Vec<NodeOutcome> = decided.into_iter().chain(outcomes).collect();
     lines.sort_by_key(|o| o.index);
-    let code = overall(lines.iter().map(|o| o.outcome));
-    let text = lines
-        .iter()
+    let lines = lines
+        .into_iter()
         .map(|o| {
-            format!(
-                "{}: node {} {event}: {}",
-                o.outcome.code(),
-                o.index,
-                o.message
-            )
+            let text = format!("node {} {event}: {}", o.index, o.message);
+            Line::status(o.outcome.into(), text)
         })
-        .collect::<Vec<_>>()
-        .join("\n");
+        .collect();
     Answer {
-        response: Response::new(code, text),
+        response: Response::of(lines),
         last_events,
     }
-}
-
-fn overall(outcomes: impl Iterator<Item = Outcome>) -> u16 {
-    let mut code = 200;
-    for o in outcomes {
-        code = match (code, o) {
-            (_, Outcome::Failed) | (400, _) => 400,
-            (_, Outcome::Warning) | (199, _) => 199,
-            _ => 200,
-        };
-    }
-    code
 }
 
 pub fn main() -> ExitCode {
     let dir = HaDir::from_env();
     match parse(&cli::argv()) {
-        Ok(command) => cli::send_and_print(&dir, command, |r| r.text.clone()),
+        Ok(command) => cli::send_and_print(&dir, command, Response::render),
         Err(e) => cli::reject(e, HELP),
     }
 }

@@ -41,7 +41,7 @@ pub fn apply(
     }
     let Some(existing) = state.db.get(index) else {
         return Applied::Reply(Response::bad(format!(
-            "400: Node with index {index} does not exist; create it with create_node -i {index}"
+            "Node with index {index} does not exist; create it with create_node -i {index}"
         )));
     };
     if let Some(r) = provider_mismatch(existing, provider) {

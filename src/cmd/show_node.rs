@@ -41,27 +41,26 @@ pub fn apply(state: &State, target: Target) -> Response {
     let nodes: Vec<NodeView> = match target {
         Target::One(index) => match state.db.get(index) {
             Some(node) => vec![view(node)],
-            None => return Response::bad(format!("400: Node with index {index} not found")),
+            None => return Response::bad(format!("Node with index {index} not found")),
         },
         Target::All => state.db.nodes().map(view).collect(),
     };
     if nodes.is_empty() {
-        return Response::bad("400: No redundancy nodes found");
+        return Response::bad("No redundancy nodes found");
     }
     let text = match target {
-        Target::One(_) => "200: Retrieved the node successfully".to_string(),
-        Target::All => format!("200: Retrieved {} node(s) successfully", nodes.len()),
+        Target::One(_) => "Retrieved the node successfully".to_string(),
+        Target::All => format!("Retrieved {} node(s) successfully", nodes.len()),
     };
     Response {
-        code: 200,
-        text,
         nodes,
+        ..Response::ok(text)
     }
 }
 
 /// The text form: the status line, then one block per node.
 pub fn render_text(response: &Response) -> String {
-    let mut out = format!("{}\n", response.text);
+    let mut out = format!("{}\n", response.render());
     for (i, view) in response.nodes.iter().enumerate() {
         if i > 0 {
             out.push('\n');
@@ -93,7 +92,7 @@ pub fn render_json(response: &Response) -> String {
             value
         })
         .collect();
-    let doc = serde_json::json!({"code": response.code, "message": response.text, "nodes": nodes});
+    let doc = serde_json::json!({"code": response.status.code(), "message": response.render(), "nodes": nodes});
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
