@@ -1,5 +1,7 @@
 //! Test helper: a fresh HA directory, a real `ha_server` process, and the real client binaries.
-#![allow(dead_code, clippy::new_without_default)]
+#![allow(dead_code, unused_imports, clippy::new_without_default)]
+
+pub mod machine;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
