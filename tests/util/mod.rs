@@ -12,6 +12,20 @@ pub fn bin(name: &str) -> PathBuf {
     dir.parent().expect("bin dir").join(name)
 }
 
+/// Every cloud and metadata endpoint points at a closed loopback port unless a test points it
+/// at its own fake (`with_env` comes later and wins): a node a test makes complete for a cloud
+/// can never send its live check or an event to a real cloud or metadata address.
+pub const OFFLINE: [(&str, &str); 8] = [
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:9"),
+    ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9"),
+    ("CSR_HA_AZURE_ARM_ENDPOINT", "http://127.0.0.1:9"),
+    ("CSR_HA_AZURE_LOGIN_ENDPOINT", "http://127.0.0.1:9"),
+    ("CSR_HA_AZURE_IMDS_ENDPOINT", "http://127.0.0.1:9"),
+    ("CSR_HA_GCP_COMPUTE_ENDPOINT", "http://127.0.0.1:9"),
+    ("GCE_METADATA_HOST", "127.0.0.1:9"),
+];
+
 /// One HA directory with (optionally) a running server.
 pub struct Ha {
     _tmp: tempfile::TempDir,
@@ -28,7 +42,11 @@ impl Ha {
             _tmp: tmp,
             root,
             server: None,
-            env: vec![("CSR_HA_CLOUD".into(), "file".into())],
+            env: OFFLINE
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain([("CSR_HA_CLOUD".into(), "file".into())])
+                .collect(),
         }
     }
 
