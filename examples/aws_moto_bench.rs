@@ -569,7 +569,7 @@ fn server_revert(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy) {
             let (server, vpc) = (&server, &vpc);
             scope.spawn(move || {
                 for i in (t..REVERT_NODES).step_by(4) {
-                    let command = Command::CreateNode {
+                    let command = Command::CreateNode(csr_ha::protocol::NodeParams {
                         index: NodeIndex::new(i + 1).expect("index"),
                         provider: Provider::Aws,
                         params: vec![
@@ -579,7 +579,7 @@ fn server_revert(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy) {
                             validated(Param::Route, &revert_route(i)),
                             validated(Param::Mode, "primary"),
                         ],
-                    };
+                    });
                     let wait = client::wait_for(&command);
                     let reply = client::request(&server.dir, command, wait).expect("create");
                     assert!(

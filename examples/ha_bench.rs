@@ -632,7 +632,7 @@ fn phase1(setup: &Setup, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<(Option<u64>
     let replies_at = ha.replies_at();
     ha.write_table("fo", &[(FAILOVER_ROUTE.to_string(), A)])?;
     for (i, hop, mode) in [(1u16, B, "primary"), (2, A, "secondary")] {
-        ha.expect_ok(Command::CreateNode {
+        ha.expect_ok(Command::CreateNode(csr_ha::protocol::NodeParams {
             index: idx(i)?,
             provider: Provider::File,
             params: file_params(&[
@@ -641,7 +641,7 @@ fn phase1(setup: &Setup, sizes: &Sizes, rows: &mut Vec<Row>) -> Res<(Option<u64>
                 (Param::Route, FAILOVER_ROUTE),
                 (Param::Mode, mode),
             ])?,
-        })?;
+        }))?;
     }
     let idle_rss = vm_status(ha.pid(), "VmRSS:");
     eprintln!("ha_bench: show_node processes…");
@@ -667,7 +667,7 @@ fn create_nodes(ha: &Ha, table_of: fn(u16) -> String) -> Res<Duration> {
                     while i <= MAX_NODES {
                         let route = node_route(i);
                         let table = table_of(i);
-                        ha.expect_ok(Command::CreateNode {
+                        ha.expect_ok(Command::CreateNode(csr_ha::protocol::NodeParams {
                             index: idx(i)?,
                             provider: Provider::File,
                             params: file_params(&[
@@ -676,7 +676,7 @@ fn create_nodes(ha: &Ha, table_of: fn(u16) -> String) -> Res<Duration> {
                                 (Param::Route, &route),
                                 (Param::Mode, "primary"),
                             ])?,
-                        })?;
+                        }))?;
                         i += threads;
                     }
                     Ok(())

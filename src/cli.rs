@@ -17,7 +17,7 @@ use clap::{Arg, ArgAction, ArgMatches};
 use crate::client::{self, ClientError};
 use crate::node::{InvalidValue, NodeIndex, Param, Provider};
 use crate::paths::HaDir;
-use crate::protocol::{Command, Response, Status, Target};
+use crate::protocol::{Command, NodeParams, Response, Status, Target};
 
 /// Exit code for input rejected before anything was sent.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -285,7 +285,7 @@ impl Args {
         argv: &[String],
         command: &'static str,
         provider: Provider,
-    ) -> Result<(NodeIndex, Vec<(Param, String)>), CliError> {
+    ) -> Result<NodeParams, CliError> {
         let found = matches(argv, command, param_args(provider, true))?;
         let args = Args { found };
         let params = provider
@@ -298,7 +298,11 @@ impl Args {
                 Some((p, value.clone()))
             })
             .collect();
-        Ok((args.index()?, params))
+        Ok(NodeParams {
+            index: args.index()?,
+            provider,
+            params,
+        })
     }
 
     /// `-i N` and the provider's parameter flags as switches (`clear_params -i 3 -r -m`).
@@ -325,6 +329,17 @@ pub const INDEX: Flag = Flag::value("-i");
 /// The configured provider, or a usage error naming where it came from.
 pub fn configured_provider(dir: &HaDir) -> Result<Provider, CliError> {
     dir.provider().map_err(CliError::Usage)
+}
+
+/// `-h` of a command taking `-i` and the provider's parameter flags (with values, or as
+/// switches naming parameters to clear).
+pub fn node_help(command: &str, provider: Provider, about: &str, with_values: bool) -> String {
+    format!(
+        "usage: {command} -i <index> <flags>   (cloud: {provider})\n{about}\n  \
+         -i <value>     index           an integer in range <1-1023> (required)\n{}\
+         The cloud comes from CSR_HA_CLOUD, else $CSR_HA_DIR/cloud, else file.\n",
+        param_help(provider, with_values)
+    )
 }
 
 /// Help lines for the provider's parameter flags: flag, key, accepted form.

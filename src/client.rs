@@ -72,7 +72,7 @@ pub fn wait_for(command: &Command) -> Duration {
     };
     let default = match command {
         Command::NodeEvent { .. } => env("CSR_HA_EVENT_TIMEOUT").unwrap_or(EVENT_WAIT),
-        Command::CreateNode { .. } | Command::SetParams { .. } => CHECKED_WAIT,
+        Command::CreateNode(_) | Command::SetParams(_) => CHECKED_WAIT,
         _ => REPLY_WAIT,
     };
     env("CSR_HA_TIMEOUT").unwrap_or(default)

@@ -5,6 +5,9 @@
 //! each route table's nodes to an `ha_event_handler` process, which talks to the cloud
 //! ([`cloud`]).
 
+#[macro_use]
+mod words;
+
 pub mod cli;
 pub mod client;
 pub mod cloud;

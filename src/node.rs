@@ -96,126 +96,101 @@ impl fmt::Display for InvalidValue {
 
 impl std::error::Error for InvalidValue {}
 
-/// Which route-table provider a node (or the whole install) uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Provider {
-    Aws,
-    Azure,
-    Gcp,
-    File,
+/// What needs a node parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: the node works without it.
+    Optional,
+    /// Events: a node without it is stored, with a `199` warning, and skipped by events.
+    Events,
+    /// `create_node` itself, as the original's argparse required it (and events too).
+    Create,
+}
+
+words! {
+    /// Which route-table provider a node (or the whole install) uses.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    pub enum Provider ("cloud", "one of aws, azure, gcp, file") {
+        Aws = "aws",
+        Azure = "azure",
+        Gcp = "gcp",
+        File = "file",
+    }
 }
 
 impl Provider {
-    pub const ALL: [Provider; 4] = [
-        Provider::Aws,
-        Provider::Azure,
-        Provider::Gcp,
-        Provider::File,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Aws => "aws",
-            Provider::Azure => "azure",
-            Provider::Gcp => "gcp",
-            Provider::File => "file",
-        }
-    }
-
-    /// Parameters a node of this provider must have before an event can act on it.
-    pub fn required(self) -> &'static [Param] {
+    /// The node parameter table for this provider: every parameter in `show_node` order, with
+    /// what needs it. `-h`, the command-line flags, validation and `show_node` all come from it.
+    pub fn spec(self) -> &'static [(Param, Need)] {
+        use Need::*;
         use Param::*;
         match self {
-            Provider::Aws => &[RouteTableId, Region, EniId],
+            Provider::Aws => &[
+                (RouteTableId, Create),
+                (Region, Create),
+                (EniId, Create),
+                (Route, Optional),
+                (Mode, Optional),
+            ],
             Provider::Azure => &[
-                Cloud,
-                SubscriptionId,
-                ResourceGroup,
-                RouteTableName,
-                NextHop,
+                (Cloud, Create),
+                (SubscriptionId, Events),
+                (ResourceGroup, Events),
+                (RouteTableName, Create),
+                (NextHop, Create),
+                (Route, Optional),
+                (AppId, Optional),
+                (TenantId, Optional),
+                (AppKey, Optional),
+                (Mode, Optional),
             ],
             Provider::Gcp => &[
-                Cloud,
-                Project,
-                Vpc,
-                RouteName,
-                PeerRouteName,
-                NextHopIp,
-                HopPriority,
-                Route,
+                (Cloud, Create),
+                (Project, Create),
+                (Vpc, Create),
+                (RouteName, Create),
+                (PeerRouteName, Create),
+                (NextHopIp, Create),
+                (HopPriority, Create),
+                (Route, Create),
+                (Mode, Optional),
             ],
-            Provider::File => &[RouteTable, NextHop],
-        }
-    }
-
-    /// Flags `create_node` refuses to run without, as the original's argparse did (exit 2).
-    /// Azure's `-s`/`-g` are not among them: the original stored the node and warned (`199`).
-    pub fn create_required(self) -> &'static [Param] {
-        use Param::*;
-        match self {
-            Provider::Azure => &[Cloud, RouteTableName, NextHop],
-            other => other.required(),
+            Provider::File => &[
+                (RouteTable, Create),
+                (NextHop, Create),
+                (Route, Optional),
+                (Mode, Optional),
+            ],
         }
     }
 
     /// Every parameter this provider knows, in the order `show_node` prints them.
-    pub fn params(self) -> &'static [Param] {
-        use Param::*;
-        match self {
-            Provider::Aws => &[RouteTableId, Region, EniId, Route, Mode],
-            Provider::Azure => &[
-                Cloud,
-                SubscriptionId,
-                ResourceGroup,
-                RouteTableName,
-                NextHop,
-                Route,
-                AppId,
-                TenantId,
-                AppKey,
-                Mode,
-            ],
-            Provider::Gcp => &[
-                Cloud,
-                Project,
-                Vpc,
-                RouteName,
-                PeerRouteName,
-                NextHopIp,
-                HopPriority,
-                Route,
-                Mode,
-            ],
-            Provider::File => &[RouteTable, NextHop, Route, Mode],
-        }
+    pub fn params(self) -> Vec<Param> {
+        self.spec().iter().map(|(p, _)| *p).collect()
+    }
+
+    /// Parameters a node of this provider must have before an event can act on it.
+    pub fn required(self) -> Vec<Param> {
+        self.with_need(|need| need != Need::Optional)
+    }
+
+    /// Flags `create_node` refuses to run without, as the original's argparse did (exit 2).
+    /// Azure's `-s`/`-g` are not among them: the original stored the node and warned (`199`).
+    pub fn create_required(self) -> Vec<Param> {
+        self.with_need(|need| need == Need::Create)
+    }
+
+    fn with_need(self, wanted: impl Fn(Need) -> bool) -> Vec<Param> {
+        self.spec()
+            .iter()
+            .filter(|(_, need)| wanted(*need))
+            .map(|(p, _)| *p)
+            .collect()
     }
 
     /// The parameter behind a command-line flag (`-t`, `-rg`, ...) for this provider.
     pub fn param_for_flag(self, flag: &str) -> Option<Param> {
-        self.params().iter().copied().find(|p| p.flag() == flag)
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Provider {
-    type Err = InvalidValue;
-    fn from_str(s: &str) -> Result<Provider, InvalidValue> {
-        match s.trim() {
-            "aws" => Ok(Provider::Aws),
-            "azure" => Ok(Provider::Azure),
-            "gcp" => Ok(Provider::Gcp),
-            "file" => Ok(Provider::File),
-            other => Err(InvalidValue::new(
-                "cloud",
-                other,
-                "one of aws, azure, gcp, file",
-            )),
-        }
+        self.params().into_iter().find(|p| p.flag() == flag)
     }
 }
 
@@ -590,7 +565,7 @@ impl Node {
     pub fn describe(&self) -> String {
         let mut out = format!("{:15}{}\n", "index", self.index);
         for param in self.provider.params() {
-            if let Some(value) = self.get(*param) {
+            if let Some(value) = self.get(param) {
                 let shown = if param.is_secret() {
                     mask(value)
                 } else {

@@ -188,7 +188,7 @@ pub fn save_last_events(dir: &HaDir, events: &BTreeMap<u16, LastEvent>) {
 pub fn format_line(node: &Node) -> String {
     let mut line = format!("index={} provider={}", node.index, node.provider);
     for param in node.provider.params() {
-        if let Some(value) = node.get(*param) {
+        if let Some(value) = node.get(param) {
             line.push_str(&format!(" {}={}", param.key(), encode(value)));
         }
     }

@@ -64,22 +64,25 @@ pub enum Target {
     All,
 }
 
+/// A node and parameter values for it, as `create_node` and `set_params` send them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeParams {
+    pub index: NodeIndex,
+    /// The cloud the client is configured for; the node must be of it.
+    pub provider: Provider,
+    pub params: Vec<(Param, String)>,
+}
+
 /// What a client asks of the server; every value was parsed and validated by the client and is
 /// validated again by the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Ping,
     Stop,
-    CreateNode {
-        index: NodeIndex,
-        provider: Provider,
-        params: Vec<(Param, String)>,
-    },
-    SetParams {
-        index: NodeIndex,
-        provider: Provider,
-        params: Vec<(Param, String)>,
-    },
+    /// Create node `index`, or update it if it exists.
+    CreateNode(NodeParams),
+    /// Set some parameters of an existing node.
+    SetParams(NodeParams),
     ClearParams {
         index: NodeIndex,
         params: Vec<Param>,
@@ -493,11 +496,11 @@ mod tests {
     #[test]
     fn oversized_requests_are_refused_by_the_encoder() {
         let params = vec![(Param::AppKey, "x".repeat(5000))];
-        let req = request(Command::SetParams {
+        let req = request(Command::SetParams(NodeParams {
             index: NodeIndex::new(1).expect("valid"),
             provider: Provider::Azure,
             params,
-        });
+        }));
         assert_eq!(encode_request(&req).err(), Some(FrameError::TooLarge));
     }
 }

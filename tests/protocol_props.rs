@@ -21,16 +21,20 @@ fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         Just(Command::Ping),
         Just(Command::Stop),
-        (index(), params.clone()).prop_map(|(index, params)| Command::CreateNode {
-            index,
-            provider: Provider::Azure,
-            params
-        }),
-        (index(), params).prop_map(|(index, params)| Command::SetParams {
-            index,
-            provider: Provider::File,
-            params
-        }),
+        (index(), params.clone()).prop_map(|(index, params)| Command::CreateNode(
+            csr_ha::protocol::NodeParams {
+                index,
+                provider: Provider::Azure,
+                params
+            }
+        )),
+        (index(), params).prop_map(|(index, params)| Command::SetParams(
+            csr_ha::protocol::NodeParams {
+                index,
+                provider: Provider::File,
+                params
+            }
+        )),
         index().prop_map(|index| Command::DeleteNode { index }),
         index().prop_map(|i| Command::ShowNode {
             target: Target::One(i)

@@ -8,12 +8,9 @@ use crate::node::{NodeIndex, Param, Provider};
 use crate::protocol::{Command, Response};
 
 pub fn help(provider: Provider) -> String {
-    format!(
-        "usage: clear_params -i <index> <flags>   (cloud: {provider})\n\
-         Removes the named parameters from node <index>; the flags take no value, e.g. -r -m.\n  \
-         -i <value>     index           an integer in range <1-1023> (required)\n{}",
-        cli::param_help(provider, false)
-    )
+    let about =
+        "Removes the named parameters from node <index>; the flags take no value, e.g. -r -m.";
+    cli::node_help("clear_params", provider, about, false)
 }
 
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {

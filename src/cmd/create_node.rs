@@ -4,21 +4,18 @@
 
 use std::process::ExitCode;
 
-use super::{provider_mismatch, store_and_reply, validate_params, Applied, State};
+use super::{store_and_reply, updated, Applied, State};
 use crate::cli::{self, Args, CliError};
-use crate::node::{Node, NodeIndex, Param, Provider};
-use crate::protocol::{Command, Line, Response, Status};
+use crate::node::{Node, Param, Provider};
+use crate::protocol::{Command, Line, NodeParams, Response, Status};
 
 pub fn help(provider: Provider) -> String {
-    format!(
-        "usage: create_node -i <index> <flags>   (cloud: {provider})\n\
-         Creates redundancy node <index>, or updates it with the given flags if it exists.\n\
-         Required for {provider}: -i {}. Flags for {provider}:\n  \
-         -i <value>     index           an integer in range <1-1023> (required)\n{}\
-         The cloud comes from CSR_HA_CLOUD, else $CSR_HA_DIR/cloud, else file.\n",
-        flags(provider.create_required()),
-        cli::param_help(provider, true)
-    )
+    let about = format!(
+        "Creates redundancy node <index>, or updates it with the given flags if it exists.\n\
+         Required for {provider}: -i {}. Flags for {provider}:",
+        flags(&provider.create_required())
+    );
+    cli::node_help("create_node", provider, &about, true)
 }
 
 /// `-t -n`.
@@ -30,8 +27,9 @@ fn flags(params: &[Param]) -> String {
         .join(" ")
 }
 
-/// The flags the original required for `provider` that `params` lacks: the reason to refuse.
-fn missing_required(provider: Provider, params: &[(Param, String)]) -> Option<String> {
+/// The flags the original required for the cloud that `request` lacks: the reason to refuse.
+fn missing_required(request: &NodeParams) -> Option<String> {
+    let (provider, params) = (request.provider, &request.params);
     let missing: Vec<Param> = provider
         .create_required()
         .iter()
@@ -48,55 +46,35 @@ fn missing_required(provider: Provider, params: &[(Param, String)]) -> Option<St
 
 /// Flags → `CreateNode`, every value validated and the cloud's required flags present.
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
-    let (index, params) = Args::node_params(argv, "create_node", provider)?;
-    if let Some(reason) = missing_required(provider, &params) {
+    let request = Args::node_params(argv, "create_node", provider)?;
+    if let Some(reason) = missing_required(&request) {
         return Err(CliError::Usage(reason));
     }
     if provider == Provider::Azure {
-        let given = |p: Param| params.iter().any(|(q, _)| *q == p);
+        let given = |p: Param| request.params.iter().any(|(q, _)| *q == p);
         if given(Param::AppId) && !(given(Param::TenantId) && given(Param::AppKey)) {
             return Err(CliError::Usage(
                 "-a <app id> needs -d <tenant id> and -k <app key>".into(),
             ));
         }
     }
-    Ok(Command::CreateNode {
-        index,
-        provider,
-        params,
-    })
+    Ok(Command::CreateNode(request))
 }
 
-pub fn apply(
-    state: &mut State,
-    index: NodeIndex,
-    provider: Provider,
-    params: Vec<(Param, String)>,
-) -> Applied {
-    if let Err(r) = validate_params(provider, &params) {
-        return Applied::Reply(r);
-    }
+/// Server half; `request`'s values were validated again by [`super::apply`].
+pub fn apply(state: &mut State, request: NodeParams) -> Applied {
     // Checked again here: the FIFO is open to any local writer, not only our client.
-    if let Some(reason) = missing_required(provider, &params) {
+    if let Some(reason) = missing_required(&request) {
         return Applied::Reply(Response::bad(reason));
     }
-    let (node, headline) = match state.db.get(index) {
-        Some(existing) => {
-            if let Some(r) = provider_mismatch(existing, provider) {
-                return Applied::Reply(r);
-            }
-            let mut node = existing.clone();
-            node.params.extend(params);
-            (node, format!("Updated node {index} Successfully"))
-        }
-        None => {
-            let mut node = Node::new(index, provider);
-            node.params.extend(params);
-            (
-                node,
-                format!("Successfully created new node with index {index}"),
-            )
-        }
+    let index = request.index;
+    let (node, headline) = match updated(state, request) {
+        Err(r) => return Applied::Reply(r),
+        Ok((node, true)) => (node, format!("Updated node {index} Successfully")),
+        Ok((node, false)) => (
+            node,
+            format!("Successfully created new node with index {index}"),
+        ),
     };
     let azure_missing = azure_warnings(&node);
     match store_and_reply(state, node, headline) {

@@ -15,7 +15,7 @@ use crate::cloud::{Action, Outcome, Work};
 use crate::event_mgr::{Answer, Reply};
 use crate::node::{LastEvent, Node, Param, Provider};
 use crate::node_db::NodeDb;
-use crate::protocol::{Command, Line, Response, Status};
+use crate::protocol::{Command, Line, NodeParams, Response, Status};
 
 /// What the server keeps between requests.
 #[derive(Debug)]
@@ -46,16 +46,14 @@ pub fn apply(state: &mut State, command: Command) -> Applied {
     match command {
         Command::Ping => Applied::Reply(ha_api::ping(state)),
         Command::Stop => Applied::Stop(Response::ok("HA server stopping")),
-        Command::CreateNode {
-            index,
-            provider,
-            params,
-        } => create_node::apply(state, index, provider, params),
-        Command::SetParams {
-            index,
-            provider,
-            params,
-        } => set_params::apply(state, index, provider, params),
+        Command::CreateNode(request) => match validate_params(&request) {
+            Ok(()) => create_node::apply(state, request),
+            Err(r) => Applied::Reply(r),
+        },
+        Command::SetParams(request) => match validate_params(&request) {
+            Ok(()) => set_params::apply(state, request),
+            Err(r) => Applied::Reply(r),
+        },
         Command::ClearParams { index, params } => clear_params::apply(state, index, params),
         Command::DeleteNode { index } => delete_node::apply(state, index),
         Command::ShowNode { target } => Applied::Reply(show_node::apply(state, target)),
@@ -64,11 +62,9 @@ pub fn apply(state: &mut State, command: Command) -> Applied {
 }
 
 /// Re-checks every parameter against its provider; the first bad one is the reply.
-pub(crate) fn validate_params(
-    provider: Provider,
-    params: &[(Param, String)],
-) -> Result<(), Response> {
-    for (param, value) in params {
+fn validate_params(request: &NodeParams) -> Result<(), Response> {
+    let provider = request.provider;
+    for (param, value) in &request.params {
         if !provider.params().contains(param) {
             return Err(Response::bad(format!(
                 "{} ({}) is not a {provider} parameter",
@@ -81,6 +77,26 @@ pub(crate) fn validate_params(
         }
     }
     Ok(())
+}
+
+/// The node `request` makes, and whether it existed: the existing node with the given
+/// parameters set over its own, or a new one. `Err` is the answer when the existing node is of
+/// another cloud than the client's.
+pub(crate) fn updated(state: &State, request: NodeParams) -> Result<(Node, bool), Response> {
+    let NodeParams {
+        index,
+        provider,
+        params,
+    } = request;
+    let (mut node, existed) = match state.db.get(index) {
+        Some(existing) => match provider_mismatch(existing, provider) {
+            Some(r) => return Err(r),
+            None => (existing.clone(), true),
+        },
+        None => (Node::new(index, provider), false),
+    };
+    node.params.extend(params);
+    Ok((node, existed))
 }
 
 /// `-a` (Azure app id) is only usable with its tenant and key.
@@ -185,7 +201,7 @@ pub fn describe_params(params: &[Param]) -> String {
 }
 
 /// The provider mismatch message when a node was created under another cloud.
-pub(crate) fn provider_mismatch(node: &Node, provider: Provider) -> Option<Response> {
+fn provider_mismatch(node: &Node, provider: Provider) -> Option<Response> {
     (node.provider != provider).then(|| {
         Response::bad(format!(
             "node {} is a {} node but this client is configured for {provider} \

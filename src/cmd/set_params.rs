@@ -2,54 +2,40 @@
 
 use std::process::ExitCode;
 
-use super::{provider_mismatch, store_and_reply, validate_params, Applied, State};
+use super::{store_and_reply, updated, Applied, State};
 use crate::cli::{self, Args, CliError};
-use crate::node::{NodeIndex, Param, Provider};
-use crate::protocol::{Command, Response};
+use crate::node::Provider;
+use crate::protocol::{Command, NodeParams, Response};
 
 pub fn help(provider: Provider) -> String {
-    format!(
-        "usage: set_params -i <index> <flags>   (cloud: {provider})\n\
-         Sets the given parameters of node <index>, keeping the others. Flags for {provider}:\n  \
-         -i <value>     index           an integer in range <1-1023> (required)\n{}",
-        cli::param_help(provider, true)
-    )
+    let about = format!(
+        "Sets the given parameters of node <index>, keeping the others. Flags for {provider}:"
+    );
+    cli::node_help("set_params", provider, &about, true)
 }
 
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
-    let (index, params) = Args::node_params(argv, "set_params", provider)?;
-    if params.is_empty() {
+    let request = Args::node_params(argv, "set_params", provider)?;
+    if request.params.is_empty() {
         return Err(CliError::Usage(
             "set_params: give at least one parameter flag to set; see set_params -h".into(),
         ));
     }
-    Ok(Command::SetParams {
-        index,
-        provider,
-        params,
-    })
+    Ok(Command::SetParams(request))
 }
 
-pub fn apply(
-    state: &mut State,
-    index: NodeIndex,
-    provider: Provider,
-    params: Vec<(Param, String)>,
-) -> Applied {
-    if let Err(r) = validate_params(provider, &params) {
-        return Applied::Reply(r);
-    }
-    let Some(existing) = state.db.get(index) else {
-        return Applied::Reply(Response::bad(format!(
+/// Server half; `request`'s values were validated again by [`super::apply`].
+pub fn apply(state: &mut State, request: NodeParams) -> Applied {
+    let index = request.index;
+    match updated(state, request) {
+        Err(r) => Applied::Reply(r),
+        Ok((node, true)) => {
+            store_and_reply(state, node, format!("Updated node {index} Successfully"))
+        }
+        Ok((_, false)) => Applied::Reply(Response::bad(format!(
             "Node with index {index} does not exist; create it with create_node -i {index}"
-        )));
-    };
-    if let Some(r) = provider_mismatch(existing, provider) {
-        return Applied::Reply(r);
+        ))),
     }
-    let mut node = existing.clone();
-    node.params.extend(params);
-    store_and_reply(state, node, format!("Updated node {index} Successfully"))
 }
 
 pub fn main() -> ExitCode {
