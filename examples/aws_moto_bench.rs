@@ -47,11 +47,15 @@ const REVERT_RUNS: usize = 5;
 
 fn node(index: u16, rtb: &str, eni: &str, route: &str) -> Node {
     let mut node = Node::new(NodeIndex::new(index).expect("index"), Provider::Aws);
-    node.params.insert(Param::RouteTableId, rtb.into());
-    node.params.insert(Param::Region, "us-east-1".into());
-    node.params.insert(Param::EniId, eni.into());
-    node.params.insert(Param::Mode, "primary".into());
-    node.params.insert(Param::Route, route.into());
+    for (param, value) in [
+        (Param::RouteTableId, rtb),
+        (Param::Region, "us-east-1"),
+        (Param::EniId, eni),
+        (Param::Mode, "primary"),
+        (Param::Route, route),
+    ] {
+        node.set(param, param.validate(value, Provider::Aws).expect("valid"));
+    }
     node
 }
 
@@ -563,7 +567,10 @@ fn server_revert(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy) {
     let vpc = aws_moto::Vpc::create(ec2);
     create_routes(ec2, &vpc.rtb, &vpc.eni_b);
     let server = Server::start(bins, &proxy.endpoint);
-    let validated = |p: Param, v: &str| (p, p.validate(v, Provider::Aws).expect("valid"));
+    let validated = |p: Param, v: &str| {
+        let value = p.validate(v, Provider::Aws).expect("valid");
+        (p, value.as_str().to_string())
+    };
     std::thread::scope(|scope| {
         for t in 0..4u16 {
             let (server, vpc) = (&server, &vpc);

@@ -344,7 +344,7 @@ fn file_params(pairs: &[(Param, &str)]) -> Res<Vec<(Param, String)>> {
         .iter()
         .map(|(p, v)| {
             p.validate(v, Provider::File)
-                .map(|v| (*p, v))
+                .map(|v| (*p, v.as_str().to_string()))
                 .map_err(|e| e.to_string())
         })
         .collect()

@@ -15,7 +15,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ArgMatches};
 
 use crate::client::{self, ClientError};
-use crate::node::{InvalidValue, NodeIndex, Param, Provider};
+use crate::node::{InvalidValue, NodeIndex, Param, Provider, Value};
 use crate::paths::HaDir;
 use crate::protocol::{Command, NodeParams, Response, Status, Target};
 
@@ -294,8 +294,8 @@ impl Args {
             .filter_map(|&p| {
                 let value = args
                     .found
-                    .get_one::<String>(p.flag().trim_start_matches('-'))?;
-                Some((p, value.clone()))
+                    .get_one::<Value>(p.flag().trim_start_matches('-'))?;
+                Some((p, value.as_str().to_string()))
             })
             .collect();
         Ok(NodeParams {

@@ -194,11 +194,63 @@ impl Provider {
     }
 }
 
-/// Redundancy mode: only `primary` nodes act on `revert`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Mode {
-    Primary,
-    Secondary,
+words! {
+    /// Redundancy mode: only `primary` nodes act on `revert`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Mode ("-m", "primary or secondary") {
+        Primary = "primary",
+        Secondary = "secondary",
+    }
+}
+
+words! {
+    /// An Azure node's cloud (`-p`): which ARM, login and IMDS endpoints it talks to.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum AzureCloud ("-p", "azure, azusgov or azchina") {
+        /// Azure public cloud.
+        Public = "azure",
+        /// Azure US Government.
+        UsGov = "azusgov",
+        /// Azure operated by 21Vianet (China).
+        China = "azchina",
+    }
+}
+
+/// A parameter's value, parsed once when it enters the process (flags, a frame, `node_file`,
+/// the handler's work): its canonical text, which `show_node` prints and `node_file` stores,
+/// and, for the parameters that have a type, that type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    text: String,
+    typed: Typed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Typed {
+    Text,
+    Route(Cidr),
+    Mode(Mode),
+    AzureCloud(AzureCloud),
+    Priority(u16),
+}
+
+impl Value {
+    fn typed(text: String, typed: Typed) -> Value {
+        Value { text, typed }
+    }
+
+    fn text(text: &str) -> Value {
+        Value::typed(text.to_string(), Typed::Text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The same value shown as set but not readable (secrets, for `show_node`).
+    pub fn masked(&self) -> Value {
+        Value::typed(mask(&self.text), self.typed)
+    }
 }
 
 /// One named node parameter. The key is the original package's, the flag the original CLI's.
@@ -335,13 +387,13 @@ impl Param {
         }
     }
 
-    /// Checks `value` for this parameter and returns its canonical form.
-    pub fn validate(self, value: &str, provider: Provider) -> Result<String, InvalidValue> {
+    /// Checks `value` for this parameter and returns it parsed, in canonical form.
+    pub fn validate(self, value: &str, provider: Provider) -> Result<Value, InvalidValue> {
         use Param::*;
         let bad = || InvalidValue::new(self.flag(), value, self.accepted());
         let ok = |good: bool| {
             if good {
-                Ok(value.to_string())
+                Ok(Value::text(value))
             } else {
                 Err(bad())
             }
@@ -352,21 +404,13 @@ impl Param {
             Region => ok(is_region(value)),
             Route => value
                 .parse::<Cidr>()
-                .map(|c| c.to_string())
+                .map(|c| Value::typed(c.to_string(), Typed::Route(c)))
                 .map_err(|_| bad()),
-            Mode => match value {
-                "primary" | "secondary" => Ok(value.to_string()),
-                _ => Err(bad()),
-            },
-            Cloud => match (provider, value) {
-                (Provider::Azure, "azure" | "azusgov" | "azchina") => Ok(value.to_string()),
-                (Provider::Gcp, "gcp") => Ok(value.to_string()),
-                (Provider::Azure, _) => {
-                    Err(InvalidValue::new("-p", value, "azure, azusgov or azchina"))
-                }
-                (Provider::Gcp, _) => Err(InvalidValue::new("-p", value, "gcp")),
-                _ => Err(bad()),
-            },
+            Mode => value
+                .parse::<self::Mode>()
+                .map(|m| Value::typed(m.to_string(), Typed::Mode(m)))
+                .map_err(|_| bad()),
+            Cloud => cloud(value, provider),
             SubscriptionId | TenantId | AppId => ok(bounded(value, 64, |c| {
                 c.is_ascii_alphanumeric() || c == '-'
             })),
@@ -379,19 +423,31 @@ impl Param {
             })),
             NextHop | NextHopIp => value
                 .parse::<IpAddr>()
-                .map(|ip| ip.to_string())
+                .map(|ip| Value::text(&ip.to_string()))
                 .map_err(|_| bad()),
             AppKey => ok(bounded(value, 512, |c| c.is_ascii_graphic())),
             Project => ok(is_gcp_project(value)),
             Vpc | RouteName | PeerRouteName => ok(is_gcp_name(value)),
             HopPriority => value
                 .parse::<u16>()
-                .map(|p| p.to_string())
+                .map(|p| Value::typed(p.to_string(), Typed::Priority(p)))
                 .map_err(|_| bad()),
             RouteTable => ok(bounded(value, 64, |c| {
                 c.is_ascii_alphanumeric() || "-_.".contains(c)
             }) && !value.starts_with('.')),
         }
+    }
+}
+
+/// `-p`: Azure's cloud names for an Azure node, `gcp` for a GCP node.
+fn cloud(value: &str, provider: Provider) -> Result<Value, InvalidValue> {
+    match provider {
+        Provider::Azure => value
+            .parse::<AzureCloud>()
+            .map(|c| Value::typed(c.to_string(), Typed::AzureCloud(c))),
+        Provider::Gcp if value == "gcp" => Ok(Value::text(value)),
+        Provider::Gcp => Err(InvalidValue::new("-p", value, "gcp")),
+        _ => Err(InvalidValue::new("-p", value, Param::Cloud.accepted())),
     }
 }
 
@@ -485,12 +541,51 @@ pub struct LastEvent {
     pub duration_ms: u64,
 }
 
-/// A redundancy node as stored in the node database.
+/// A redundancy node as stored in the node database. Every parameter was validated and parsed
+/// on its way in; on the wire (frames, the handler's work) it travels as text and is
+/// validated again when decoded.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "NodeWire", into = "NodeWire")]
 pub struct Node {
     pub index: NodeIndex,
     pub provider: Provider,
-    pub params: BTreeMap<Param, String>,
+    params: BTreeMap<Param, Value>,
+}
+
+/// A node as text, as it crosses a process boundary.
+#[derive(Serialize, Deserialize)]
+struct NodeWire {
+    index: NodeIndex,
+    provider: Provider,
+    params: BTreeMap<Param, String>,
+}
+
+impl TryFrom<NodeWire> for Node {
+    type Error = InvalidValue;
+    fn try_from(wire: NodeWire) -> Result<Node, InvalidValue> {
+        let mut node = Node::new(wire.index, wire.provider);
+        for (param, text) in wire.params {
+            if !wire.provider.params().contains(&param) {
+                return Err(InvalidValue::new(
+                    param.flag(),
+                    &text,
+                    &format!("no value: not a {} parameter", wire.provider),
+                ));
+            }
+            node.set(param, param.validate(&text, wire.provider)?);
+        }
+        Ok(node)
+    }
+}
+
+impl From<Node> for NodeWire {
+    fn from(node: Node) -> NodeWire {
+        NodeWire {
+            index: node.index,
+            provider: node.provider,
+            params: node.params.into_iter().map(|(p, v)| (p, v.text)).collect(),
+        }
+    }
 }
 
 impl Node {
@@ -525,20 +620,63 @@ impl Node {
         }
     }
 
+    /// A parameter's canonical text.
     pub fn get(&self, param: Param) -> Option<&str> {
-        self.params.get(&param).map(String::as_str)
+        self.params.get(&param).map(Value::as_str)
     }
 
+    pub fn has(&self, param: Param) -> bool {
+        self.params.contains_key(&param)
+    }
+
+    /// Sets a parameter to a value [`Param::validate`] made.
+    pub fn set(&mut self, param: Param, value: Value) {
+        self.params.insert(param, value);
+    }
+
+    pub fn remove(&mut self, param: Param) -> Option<Value> {
+        self.params.remove(&param)
+    }
+
+    /// Every parameter set, in parameter order.
+    pub fn params(&self) -> impl Iterator<Item = (Param, &Value)> {
+        self.params.iter().map(|(p, v)| (*p, v))
+    }
+
+    fn typed(&self, param: Param) -> Option<Typed> {
+        self.params.get(&param).map(|v| v.typed)
+    }
+
+    /// `-m`; a node without one is secondary.
     pub fn mode(&self) -> Mode {
-        match self.get(Param::Mode) {
-            Some("primary") => Mode::Primary,
+        match self.typed(Param::Mode) {
+            Some(Typed::Mode(mode)) => mode,
             _ => Mode::Secondary,
         }
     }
 
-    /// The `-r` route, if the node names one (validated on entry, so parsing cannot fail).
+    /// The `-r` route, if the node names one.
     pub fn route(&self) -> Option<Cidr> {
-        self.get(Param::Route).and_then(|r| r.parse().ok())
+        match self.typed(Param::Route) {
+            Some(Typed::Route(cidr)) => Some(cidr),
+            _ => None,
+        }
+    }
+
+    /// An Azure node's `-p` cloud.
+    pub fn azure_cloud(&self) -> Option<AzureCloud> {
+        match self.typed(Param::Cloud) {
+            Some(Typed::AzureCloud(cloud)) => Some(cloud),
+            _ => None,
+        }
+    }
+
+    /// A GCP node's `-o` route priority (0 is a real value).
+    pub fn priority(&self) -> Option<u16> {
+        match self.typed(Param::HopPriority) {
+            Some(Typed::Priority(priority)) => Some(priority),
+            _ => None,
+        }
     }
 
     /// Required parameters this node still lacks, as flags (`-t -n`).
@@ -546,13 +684,12 @@ impl Node {
         let mut missing: Vec<Param> = self
             .provider
             .required()
-            .iter()
-            .copied()
-            .filter(|p| !self.params.contains_key(p))
+            .into_iter()
+            .filter(|p| !self.has(*p))
             .collect();
-        if self.provider == Provider::Azure && self.params.contains_key(&Param::AppId) {
+        if self.provider == Provider::Azure && self.has(Param::AppId) {
             for p in [Param::TenantId, Param::AppKey] {
-                if !self.params.contains_key(&p) {
+                if !self.has(p) {
                     missing.push(p);
                 }
             }
@@ -584,9 +721,9 @@ impl Node {
         map.insert("provider".into(), self.provider.as_str().into());
         for (param, value) in &self.params {
             let shown = if param.is_secret() {
-                mask(value)
+                mask(value.as_str())
             } else {
-                value.clone()
+                value.text.clone()
             };
             map.insert(param.key().into(), shown.into());
         }
@@ -600,7 +737,14 @@ impl fmt::Debug for Node {
         let params: BTreeMap<&str, String> = self
             .params
             .iter()
-            .map(|(p, v)| (p.key(), if p.is_secret() { mask(v) } else { v.clone() }))
+            .map(|(p, v)| {
+                let shown = if p.is_secret() {
+                    mask(v.as_str())
+                } else {
+                    v.text.clone()
+                };
+                (p.key(), shown)
+            })
             .collect();
         f.debug_struct("Node")
             .field("index", &self.index)
@@ -676,7 +820,7 @@ mod tests {
     #[test]
     fn debug_output_masks_the_app_key() {
         let mut node = Node::new(NodeIndex(4), Provider::Azure);
-        node.params.insert(Param::AppKey, "TopSecretKey".into());
+        node.set(Param::AppKey, Value::text("TopSecretKey"));
         let shown = format!("{node:?}");
         assert!(
             !shown.contains("TopSecretKey") && shown.contains("appKey"),
@@ -687,7 +831,7 @@ mod tests {
     #[test]
     fn missing_names_required_params_and_azure_app_credentials() {
         let mut node = Node::new(NodeIndex(1), Provider::Azure);
-        node.params.insert(Param::AppId, "abc".into());
+        node.set(Param::AppId, Value::text("abc"));
         let missing = node.missing();
         assert!(missing.contains(&Param::TenantId) && missing.contains(&Param::AppKey));
         assert!(missing.contains(&Param::SubscriptionId));

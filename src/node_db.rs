@@ -265,7 +265,7 @@ fn build_node(pairs: Vec<(String, String)>, provider: Option<Provider>) -> Resul
         let value = param
             .validate(value, provider)
             .map_err(|e| format!("{key}: {e}"))?;
-        node.params.insert(param, value);
+        node.set(param, value);
     }
     Ok(node)
 }
@@ -398,8 +398,9 @@ mod tests {
     #[test]
     fn lines_round_trip_with_awkward_values() {
         let mut node = Node::new(NodeIndex::new(7).expect("valid"), Provider::Azure);
-        node.params.insert(Param::AppKey, "a=b%c#d~".into());
-        node.params.insert(Param::Cloud, "azure".into());
+        for (p, v) in [(Param::AppKey, "a=b%c#d~"), (Param::Cloud, "azure")] {
+            node.set(p, p.validate(v, Provider::Azure).expect("valid"));
+        }
         let line = format_line(&node);
         assert!(!line.contains("a=b%c"));
         assert_eq!(parse_line(&line), Ok(node));

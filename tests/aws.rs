@@ -20,18 +20,17 @@ use csr_ha::node::{Node, NodeIndex, Param, Provider};
 
 fn node(index: u16, rtb: &str, eni: &str, route: Option<&str>, mode: &str) -> Node {
     let mut node = Node::new(NodeIndex::new(index).expect("index"), Provider::Aws);
-    node.params.insert(Param::RouteTableId, rtb.into());
-    node.params.insert(Param::Region, "us-east-1".into());
-    node.params.insert(Param::EniId, eni.into());
-    node.params.insert(Param::Mode, mode.into());
-    if let Some(route) = route {
-        node.params.insert(
-            Param::Route,
-            route
-                .parse::<csr_ha::node::Cidr>()
-                .expect("cidr")
-                .to_string(),
-        );
+    let params = [
+        (Param::RouteTableId, Some(rtb)),
+        (Param::Region, Some("us-east-1")),
+        (Param::EniId, Some(eni)),
+        (Param::Mode, Some(mode)),
+        (Param::Route, route),
+    ];
+    for (param, value) in params {
+        if let Some(value) = value {
+            node.set(param, param.validate(value, Provider::Aws).expect("valid"));
+        }
     }
     node
 }

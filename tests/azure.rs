@@ -35,18 +35,26 @@ fn node(index: u16, table: &str, next_hop: &str, route: Option<&str>) -> Node {
         (Param::RouteTableName, table),
         (Param::NextHop, next_hop),
     ] {
-        node.params.insert(param, value.to_string());
+        set(&mut node, param, value);
     }
     if let Some(route) = route {
-        node.params.insert(Param::Route, route.to_string());
+        set(&mut node, Param::Route, route);
     }
     node
 }
 
+/// Sets a parameter as the client would: validated.
+fn set(node: &mut Node, param: Param, value: &str) {
+    let value = param
+        .validate(value, Provider::Azure)
+        .expect("valid test parameter");
+    node.set(param, value);
+}
+
 fn with_app(mut node: Node, tenant: &str, app_id: &str, key: &str) -> Node {
-    node.params.insert(Param::TenantId, tenant.into());
-    node.params.insert(Param::AppId, app_id.into());
-    node.params.insert(Param::AppKey, key.into());
+    set(&mut node, Param::TenantId, tenant);
+    set(&mut node, Param::AppId, app_id);
+    set(&mut node, Param::AppKey, key);
     node
 }
 
@@ -721,7 +729,7 @@ fn no_app_key_or_bearer_token_reaches_event_files_or_messages() {
 fn open_names_a_missing_parameter() {
     let fake = Fake::start();
     let mut n = node(20, "rt-x", OURS, None);
-    n.params.remove(&Param::ResourceGroup);
+    n.remove(Param::ResourceGroup);
     let run = run(&fake, EventKind::PeerFail, vec![n]);
     assert_eq!(only(&run).outcome, Outcome::Failed);
     assert!(

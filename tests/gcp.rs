@@ -46,7 +46,7 @@ fn node(
         let value = param
             .validate(value, Provider::Gcp)
             .expect("valid test parameter");
-        node.params.insert(param, value);
+        node.set(param, value);
     }
     node
 }

@@ -1021,7 +1021,7 @@ mod tests {
             (Param::HopPriority, "0"),
             (Param::Route, "2001:db8:99::/48"),
         ] {
-            node.params.insert(p, v.to_string());
+            node.set(p, p.validate(v, crate::node::Provider::Gcp).expect("valid"));
         }
         let spec = Spec::from_node(&node).expect("spec");
         let same = live(json!({

@@ -40,13 +40,13 @@ pub fn apply(state: &mut State, index: NodeIndex, params: Vec<Param>) -> Applied
         )));
     }
     for p in &params {
-        node.params.remove(p);
+        node.remove(*p);
     }
-    if node.provider == Provider::Azure && !node.params.contains_key(&Param::AppId) {
+    if node.provider == Provider::Azure && !node.has(Param::AppId) {
         // Without an app id the tenant and key are meaningless; keep the secret nowhere.
         if params.contains(&Param::AppId) {
-            node.params.remove(&Param::TenantId);
-            node.params.remove(&Param::AppKey);
+            node.remove(Param::TenantId);
+            node.remove(Param::AppKey);
         }
     }
     let headline = format!(

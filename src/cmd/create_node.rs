@@ -4,10 +4,10 @@
 
 use std::process::ExitCode;
 
-use super::{store_and_reply, updated, Applied, State};
+use super::{store_and_reply, updated, Applied, State, Validated};
 use crate::cli::{self, Args, CliError};
 use crate::node::{Node, Param, Provider};
-use crate::protocol::{Command, Line, NodeParams, Response, Status};
+use crate::protocol::{Command, Line, Response, Status};
 
 pub fn help(provider: Provider) -> String {
     let about = format!(
@@ -27,14 +27,13 @@ fn flags(params: &[Param]) -> String {
         .join(" ")
 }
 
-/// The flags the original required for the cloud that `request` lacks: the reason to refuse.
-fn missing_required(request: &NodeParams) -> Option<String> {
-    let (provider, params) = (request.provider, &request.params);
+/// The flags the original required for `provider` that are not among `given`: the reason to
+/// refuse.
+fn missing_required(provider: Provider, given: &[Param]) -> Option<String> {
     let missing: Vec<Param> = provider
         .create_required()
-        .iter()
-        .copied()
-        .filter(|p| !params.iter().any(|(q, _)| q == p))
+        .into_iter()
+        .filter(|p| !given.contains(p))
         .collect();
     (!missing.is_empty()).then(|| {
         format!(
@@ -47,7 +46,8 @@ fn missing_required(request: &NodeParams) -> Option<String> {
 /// Flags → `CreateNode`, every value validated and the cloud's required flags present.
 pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
     let request = Args::node_params(argv, "create_node", provider)?;
-    if let Some(reason) = missing_required(&request) {
+    let given: Vec<Param> = request.params.iter().map(|(p, _)| *p).collect();
+    if let Some(reason) = missing_required(provider, &given) {
         return Err(CliError::Usage(reason));
     }
     if provider == Provider::Azure {
@@ -62,9 +62,10 @@ pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
 }
 
 /// Server half; `request`'s values were validated again by [`super::apply`].
-pub fn apply(state: &mut State, request: NodeParams) -> Applied {
+pub fn apply(state: &mut State, request: Validated) -> Applied {
     // Checked again here: the FIFO is open to any local writer, not only our client.
-    if let Some(reason) = missing_required(&request) {
+    let given: Vec<Param> = request.values.iter().map(|(p, _)| *p).collect();
+    if let Some(reason) = missing_required(request.provider, &given) {
         return Applied::Reply(Response::bad(reason));
     }
     let index = request.index;

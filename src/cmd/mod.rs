@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::cloud::{Action, Outcome, Work};
 use crate::event_mgr::{Answer, Reply};
-use crate::node::{LastEvent, Node, Param, Provider};
+use crate::node::{LastEvent, Node, Param, Provider, Value};
 use crate::node_db::NodeDb;
 use crate::protocol::{Command, Line, NodeParams, Response, Status};
 
@@ -46,12 +46,12 @@ pub fn apply(state: &mut State, command: Command) -> Applied {
     match command {
         Command::Ping => Applied::Reply(ha_api::ping(state)),
         Command::Stop => Applied::Stop(Response::ok("HA server stopping")),
-        Command::CreateNode(request) => match validate_params(&request) {
-            Ok(()) => create_node::apply(state, request),
+        Command::CreateNode(request) => match validated(request) {
+            Ok(request) => create_node::apply(state, request),
             Err(r) => Applied::Reply(r),
         },
-        Command::SetParams(request) => match validate_params(&request) {
-            Ok(()) => set_params::apply(state, request),
+        Command::SetParams(request) => match validated(request) {
+            Ok(request) => set_params::apply(state, request),
             Err(r) => Applied::Reply(r),
         },
         Command::ClearParams { index, params } => clear_params::apply(state, index, params),
@@ -61,10 +61,19 @@ pub fn apply(state: &mut State, command: Command) -> Applied {
     }
 }
 
-/// Re-checks every parameter against its provider; the first bad one is the reply.
-fn validate_params(request: &NodeParams) -> Result<(), Response> {
+/// A create/set request whose values the server has checked and parsed itself.
+pub struct Validated {
+    pub index: crate::node::NodeIndex,
+    pub provider: Provider,
+    pub values: Vec<(Param, Value)>,
+}
+
+/// Re-checks and parses every parameter against its provider (the FIFO is open to any local
+/// writer); the first bad one is the reply.
+fn validated(request: NodeParams) -> Result<Validated, Response> {
     let provider = request.provider;
-    for (param, value) in &request.params {
+    let mut values = Vec::with_capacity(request.params.len());
+    for (param, text) in &request.params {
         if !provider.params().contains(param) {
             return Err(Response::bad(format!(
                 "{} ({}) is not a {provider} parameter",
@@ -72,21 +81,26 @@ fn validate_params(request: &NodeParams) -> Result<(), Response> {
                 param.key()
             )));
         }
-        if let Err(e) = param.validate(value, provider) {
-            return Err(Response::bad(e.to_string()));
-        }
+        let value = param
+            .validate(text, provider)
+            .map_err(|e| Response::bad(e.to_string()))?;
+        values.push((*param, value));
     }
-    Ok(())
+    Ok(Validated {
+        index: request.index,
+        provider,
+        values,
+    })
 }
 
 /// The node `request` makes, and whether it existed: the existing node with the given
 /// parameters set over its own, or a new one. `Err` is the answer when the existing node is of
 /// another cloud than the client's.
-pub(crate) fn updated(state: &State, request: NodeParams) -> Result<(Node, bool), Response> {
-    let NodeParams {
+pub(crate) fn updated(state: &State, request: Validated) -> Result<(Node, bool), Response> {
+    let Validated {
         index,
         provider,
-        params,
+        values,
     } = request;
     let (mut node, existed) = match state.db.get(index) {
         Some(existing) => match provider_mismatch(existing, provider) {
@@ -95,7 +109,9 @@ pub(crate) fn updated(state: &State, request: NodeParams) -> Result<(Node, bool)
         },
         None => (Node::new(index, provider), false),
     };
-    node.params.extend(params);
+    for (param, value) in values {
+        node.set(param, value);
+    }
     Ok((node, existed))
 }
 

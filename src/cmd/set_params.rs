@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use super::{store_and_reply, updated, Applied, State};
+use super::{store_and_reply, updated, Applied, State, Validated};
 use crate::cli::{self, Args, CliError};
 use crate::node::Provider;
-use crate::protocol::{Command, NodeParams, Response};
+use crate::protocol::{Command, Response};
 
 pub fn help(provider: Provider) -> String {
     let about = format!(
@@ -25,7 +25,7 @@ pub fn parse(argv: &[String], provider: Provider) -> Result<Command, CliError> {
 }
 
 /// Server half; `request`'s values were validated again by [`super::apply`].
-pub fn apply(state: &mut State, request: NodeParams) -> Applied {
+pub fn apply(state: &mut State, request: Validated) -> Applied {
     let index = request.index;
     match updated(state, request) {
         Err(r) => Applied::Reply(r),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::State;
 use crate::cli::{self, Args, CliError, Flag, INDEX};
-use crate::node::{mask, Node};
+use crate::node::{Node, Param, Value};
 use crate::paths::HaDir;
 use crate::protocol::{Command, NodeView, Response, Target};
 
@@ -28,10 +28,13 @@ pub fn parse(argv: &[String]) -> Result<(Command, bool), CliError> {
 pub fn apply(state: &State, target: Target) -> Response {
     let view = |node: &Node| {
         let mut node = node.clone();
-        for (param, value) in node.params.iter_mut() {
-            if param.is_secret() {
-                *value = mask(value);
-            }
+        let secrets: Vec<(Param, Value)> = node
+            .params()
+            .filter(|(p, _)| p.is_secret())
+            .map(|(p, v)| (p, v.masked()))
+            .collect();
+        for (param, masked) in secrets {
+            node.set(param, masked);
         }
         NodeView {
             last_event: state.last_events.get(&node.index.get()).cloned(),

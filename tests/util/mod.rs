@@ -15,9 +15,10 @@ pub fn bin(name: &str) -> PathBuf {
 /// Every cloud and metadata endpoint points at a closed loopback port unless a test points it
 /// at its own fake (`with_env` comes later and wins): a node a test makes complete for a cloud
 /// can never send its live check or an event to a real cloud or metadata address.
-pub const OFFLINE: [(&str, &str); 8] = [
+/// (`AWS_ENDPOINT_URL_EC2`, which would win over a test's `AWS_ENDPOINT_URL`, is removed
+/// instead.)
+pub const OFFLINE: [(&str, &str); 7] = [
     ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
-    ("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:9"),
     ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9"),
     ("CSR_HA_AZURE_ARM_ENDPOINT", "http://127.0.0.1:9"),
     ("CSR_HA_AZURE_LOGIN_ENDPOINT", "http://127.0.0.1:9"),
@@ -79,7 +80,8 @@ impl Ha {
         let mut cmd = Command::new(bin(name));
         cmd.env("CSR_HA_DIR", &self.root)
             .env("RUST_LOG", "info")
-            .env_remove("CSR_HA_TIMEOUT");
+            .env_remove("CSR_HA_TIMEOUT")
+            .env_remove("AWS_ENDPOINT_URL_EC2");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
