@@ -31,9 +31,8 @@ mod latency_proxy;
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
+use std::process::{Child, Command as Process};
 use std::time::{Duration, Instant};
 
 use csr_ha::client;
@@ -340,44 +339,19 @@ fn server_failover(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy, rounds: 
             if run == warm_up {
                 proxy.take();
             }
-            let started = Instant::now();
-            let mut child = server
-                .command("node_event")
-                .args(["-i", index, "-e", "peerFail"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn node_event");
-            // With the poller: poll moto and watch for the exit until both happened.
-            // Without: block in wait(), so the exit time is exact.
-            let (mut seen_at, mut exit_at) = (None, None);
-            while poll && (seen_at.is_none() || exit_at.is_none()) {
-                if seen_at.is_none() {
-                    let sent = Instant::now();
-                    if aws_moto::eni_of(ec2, &vpc.rtb, aws_moto::V4_ROUTE).as_deref() == Some(want)
-                    {
-                        seen_at = Some(started.elapsed());
-                    }
-                    polls.push(sent.elapsed());
-                } else {
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-                if exit_at.is_none() && matches!(child.try_wait(), Ok(Some(_))) {
-                    exit_at = Some(started.elapsed());
-                }
-                if started.elapsed() > Duration::from_secs(60) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("node_event -i {index}: no new ENI within 60 s");
-                }
-            }
-            let status = child.wait().expect("wait for node_event");
-            let exit_at = exit_at.unwrap_or_else(|| started.elapsed());
-            let mut out = String::new();
-            if let Some(mut stdout) = child.stdout.take() {
-                let _ = stdout.read_to_string(&mut out);
-            }
+            let mut cmd = server.command("node_event");
+            cmd.args(["-i", index, "-e", "peerFail"]);
+            // One DescribeRouteTables in flight at a time, straight to moto.
+            let mut read_moto = || {
+                let sent = Instant::now();
+                let shown = aws_moto::eni_of(ec2, &vpc.rtb, aws_moto::V4_ROUTE);
+                polls.push(sent.elapsed());
+                shown.as_deref() == Some(want)
+            };
+            let poller = poll.then_some(&mut read_moto as &mut dyn FnMut() -> bool);
+            let watched = support::watch(cmd, poller, Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("node_event -i {index}: {e}"));
+            let (status, out) = (watched.status, &watched.stdout);
             assert!(
                 status.success() && out.starts_with("200: "),
                 "{status}: {out}"
@@ -391,8 +365,8 @@ fn server_failover(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy, rounds: 
                 );
             }
             if run >= warm_up {
-                seen.extend(seen_at);
-                exited.push(exit_at);
+                seen.extend(watched.seen);
+                exited.push(watched.exited);
             }
         }
         for (action, n) in proxy.take() {

@@ -186,23 +186,26 @@ impl Endpoints {
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
         }
-        cmd.env("HOME", home)
-            .env("CSR_HA_CLOUD", self.cloud.word())
-            .env("CSR_HA_HANDLER_TIMEOUT", "900")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env("AWS_ENDPOINT_URL", &self.ec2)
-            .env("AWS_ENDPOINT_URL_EC2", &self.ec2)
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &self.aws_imds)
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-            .env("AWS_CONFIG_FILE", "/nonexistent/config")
-            .env("CSR_HA_AZURE_ARM_ENDPOINT", &self.arm)
-            .env("CSR_HA_AZURE_LOGIN_ENDPOINT", &self.azure_login)
-            .env("CSR_HA_AZURE_IMDS_ENDPOINT", &self.azure_imds)
-            .env("CSR_HA_GCP_COMPUTE_ENDPOINT", &self.gcp_compute)
-            .env("GCE_METADATA_HOST", &self.gcp_metadata_host)
-            .env("GOOGLE_APPLICATION_CREDENTIALS", "");
+        cmd.env("HOME", home);
+        let vars: [(&str, &str); 16] = [
+            ("CSR_HA_CLOUD", self.cloud.word()),
+            ("CSR_HA_HANDLER_TIMEOUT", "900"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("no_proxy", "127.0.0.1,localhost"),
+            ("AWS_ENDPOINT_URL", &self.ec2),
+            ("AWS_ENDPOINT_URL_EC2", &self.ec2),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &self.aws_imds),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+            ("AWS_CONFIG_FILE", "/nonexistent/config"),
+            ("CSR_HA_AZURE_ARM_ENDPOINT", &self.arm),
+            ("CSR_HA_AZURE_LOGIN_ENDPOINT", &self.azure_login),
+            ("CSR_HA_AZURE_IMDS_ENDPOINT", &self.azure_imds),
+            ("CSR_HA_GCP_COMPUTE_ENDPOINT", &self.gcp_compute),
+            ("GCE_METADATA_HOST", &self.gcp_metadata_host),
+            ("GOOGLE_APPLICATION_CREDENTIALS", ""),
+        ];
+        cmd.envs(vars);
     }
 }
 
@@ -810,16 +813,10 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
     report.peer_fail("Azure", &samples);
 
     // All-routes mode: nodes without `-r` on a table of 100 routes; every event moves all 100.
-    let routes: Vec<FakeRoute> = (0..AZURE_ROUTES)
-        .map(|i| {
-            FakeRoute::appliance(
-                &format!("r{i}"),
-                &format!("10.{}.{}.0/24", 100 + i / 256, i % 256),
-                AZURE_PEER,
-            )
-        })
-        .collect();
-    fake.add_table("rt-100", routes);
+    let cidr = |i: usize| format!("10.{}.{}.0/24", 100 + i / 256, i % 256);
+    let routes =
+        (0..AZURE_ROUTES).map(|i| FakeRoute::appliance(&format!("r{i}"), &cidr(i), AZURE_PEER));
+    fake.add_table("rt-100", routes.collect());
     let site = Site::new(
         endpoints,
         bins,

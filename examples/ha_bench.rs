@@ -527,41 +527,24 @@ fn bench_failover(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
         if ha.next_hop("fo", FAILOVER_ROUTE).as_deref() == Some(want) {
             return Err(format!("failover run {run}: route already via {want}"));
         }
-        let started = Instant::now();
-        let mut child = ha
-            .command("node_event")
-            .args(["-i", node, "-e", "peerFail"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run node_event: {e}"))?;
-        let mut seen_at = None;
-        let mut status = None;
-        let until = started + Duration::from_secs(30);
-        while seen_at.is_none() || status.is_none() {
-            if seen_at.is_none() && ha.next_hop("fo", FAILOVER_ROUTE).as_deref() == Some(want) {
-                seen_at = Some(started.elapsed());
+        let mut cmd = ha.command("node_event");
+        cmd.args(["-i", node, "-e", "peerFail"]);
+        let mut poll = || {
+            let moved = ha.next_hop("fo", FAILOVER_ROUTE).as_deref() == Some(want);
+            if !moved {
+                std::thread::sleep(Duration::from_micros(100));
             }
-            if status.is_none() {
-                if let Ok(Some(s)) = child.try_wait() {
-                    status = Some((s, started.elapsed()));
-                }
-            }
-            if Instant::now() > until {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("failover run {run}: no new next hop within 30 s"));
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        let (status, exit_at) = status.unwrap_or_default();
-        if !status.success() {
+            moved
+        };
+        let run_of = support::watch(cmd, Some(&mut poll), Duration::from_secs(30))
+            .map_err(|e| format!("failover run {run}: {e}"))?;
+        if !run_of.status.success() {
+            let status = run_of.status;
             return Err(format!("node_event -i {node} -e peerFail exited {status}"));
         }
         if run >= 2 {
-            seen.push(us(seen_at.unwrap_or_default()));
-            exited.push(us(exit_at));
+            seen.push(us(run_of.seen.unwrap_or_default()));
+            exited.push(us(run_of.exited));
         }
     }
     let s = Samples::new(seen);

@@ -118,3 +118,67 @@ pub fn route_params<'a>(rtb: &'a str, cidr: &'a str, eni: &'a str) -> [(&'a str,
         ("NetworkInterfaceId", eni),
     ]
 }
+
+/// One `node_event` process timed from its spawn.
+pub struct Watched {
+    /// When the poller first saw the event's write (`None` without a poller).
+    pub seen: Option<Duration>,
+    /// When the process had exited.
+    pub exited: Duration,
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+}
+
+/// Spawns `cmd` (a `node_event`). With a poller, calls it and watches for the exit until both
+/// the poller has returned true and the process has exited (a poller that only reads a file
+/// should pause a little itself when it returns false); without one, blocks in wait(), so the
+/// exit time is exact. Kills the process and errs after `limit`.
+pub fn watch(
+    mut cmd: Command,
+    mut poller: Option<&mut dyn FnMut() -> bool>,
+    limit: Duration,
+) -> Result<Watched, String> {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run node_event: {e}"))?;
+    let (mut seen, mut exited) = (None, None);
+    while let Some(poll) = poller.as_mut() {
+        if seen.is_none() {
+            if poll() {
+                seen = Some(started.elapsed());
+            }
+        } else {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        if exited.is_none() && matches!(child.try_wait(), Ok(Some(_))) {
+            exited = Some(started.elapsed());
+        }
+        if seen.is_some() && exited.is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("the write was not seen within {limit:?}"));
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("wait for node_event: {e}"))?;
+    let exited = exited.unwrap_or_else(|| started.elapsed());
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read;
+        let _ = out.read_to_string(&mut stdout);
+    }
+    Ok(Watched {
+        seen,
+        exited,
+        status,
+        stdout,
+    })
+}
