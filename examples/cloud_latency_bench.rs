@@ -49,10 +49,12 @@ mod latency_proxy;
 #[path = "support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use csr_ha::cloud::aws::Ec2Client;
 use csr_ha::paths::HaDir;
 use latency_proxy::{Kind, Latency, Tally};
 use support::{ms, num, words};
@@ -150,32 +152,45 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// Where a server's handlers send each cloud's requests: the proxy fronts of the cloud under
-/// test; [`CLOSED`] for the others.
+/// Where a server's handlers send each cloud's requests, by the variable that names it: the
+/// proxy fronts of the cloud under test; [`CLOSED`] for the others.
 #[derive(Debug, Clone)]
 struct Endpoints {
     cloud: Cloud,
-    ec2: String,
-    aws_imds: String,
-    arm: String,
-    azure_login: String,
-    azure_imds: String,
-    gcp_compute: String,
-    /// `host:port`, as `GCE_METADATA_HOST` wants it.
-    gcp_metadata_host: String,
+    vars: BTreeMap<&'static str, String>,
 }
+
+/// Every variable that points a cloud's API, login or metadata requests somewhere.
+const ENDPOINT_VARS: [&str; 8] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_EC2",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "CSR_HA_AZURE_ARM_ENDPOINT",
+    "CSR_HA_AZURE_LOGIN_ENDPOINT",
+    "CSR_HA_AZURE_IMDS_ENDPOINT",
+    "CSR_HA_GCP_COMPUTE_ENDPOINT",
+    "GCE_METADATA_HOST",
+];
 
 impl Endpoints {
     fn closed(cloud: Cloud) -> Endpoints {
-        Endpoints {
+        let mut endpoints = Endpoints {
             cloud,
-            ec2: CLOSED.into(),
-            aws_imds: CLOSED.into(),
-            arm: CLOSED.into(),
-            azure_login: CLOSED.into(),
-            azure_imds: CLOSED.into(),
-            gcp_compute: CLOSED.into(),
-            gcp_metadata_host: CLOSED.trim_start_matches("http://").into(),
+            vars: BTreeMap::new(),
+        };
+        endpoints.set(&ENDPOINT_VARS, CLOSED);
+        endpoints
+    }
+
+    /// Points `vars` at `url` (`GCE_METADATA_HOST` gets only its `host:port`).
+    fn set(&mut self, vars: &[&'static str], url: &str) {
+        for var in vars {
+            assert!(ENDPOINT_VARS.contains(var), "{var} is not an endpoint");
+            let value = match *var {
+                "GCE_METADATA_HOST" => url.trim_start_matches("http://"),
+                _ => url,
+            };
+            self.vars.insert(var, value.to_string());
         }
     }
 
@@ -186,26 +201,16 @@ impl Endpoints {
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
         }
-        cmd.env("HOME", home);
-        let vars: [(&str, &str); 16] = [
+        cmd.env("HOME", home).envs(&self.vars).envs([
             ("CSR_HA_CLOUD", self.cloud.word()),
             ("CSR_HA_HANDLER_TIMEOUT", "900"),
             ("NO_PROXY", "127.0.0.1,localhost"),
             ("no_proxy", "127.0.0.1,localhost"),
-            ("AWS_ENDPOINT_URL", &self.ec2),
-            ("AWS_ENDPOINT_URL_EC2", &self.ec2),
-            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &self.aws_imds),
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4"),
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
             ("AWS_CONFIG_FILE", "/nonexistent/config"),
-            ("CSR_HA_AZURE_ARM_ENDPOINT", &self.arm),
-            ("CSR_HA_AZURE_LOGIN_ENDPOINT", &self.azure_login),
-            ("CSR_HA_AZURE_IMDS_ENDPOINT", &self.azure_imds),
-            ("CSR_HA_GCP_COMPUTE_ENDPOINT", &self.gcp_compute),
-            ("GCE_METADATA_HOST", &self.gcp_metadata_host),
             ("GOOGLE_APPLICATION_CREDENTIALS", ""),
-        ];
-        cmd.envs(vars);
+        ]);
     }
 }
 
@@ -639,12 +644,13 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
     };
     let imds = aws_fakes::FakeImds::start("2999-01-01T00:00:00Z");
     let mut endpoints = Endpoints::closed(Cloud::Aws);
-    endpoints.ec2 = latency
-        .front("moto (EC2)", &moto.endpoint, |_, _| Kind::Api)
-        .url;
-    endpoints.aws_imds = latency
-        .front("AWS IMDS fake", &imds.endpoint, |_, _| Kind::Metadata)
-        .url;
+    let ec2_front = latency.front("moto (EC2)", &moto.endpoint, |_, _| Kind::Api);
+    endpoints.set(
+        &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"],
+        &ec2_front.url,
+    );
+    let imds_front = latency.front("AWS IMDS fake", &imds.endpoint, |_, _| Kind::Metadata);
+    endpoints.set(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], &imds_front.url);
 
     // peerFail: node 1 (this router, eni_a) and node 2 (eni_b) name one route; alternating
     // `-i 1` / `-i 2` moves it every event.
@@ -684,10 +690,21 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
         format!("median {}", fmt_time(warm.median)),
         warm.median <= Duration::from_millis(80),
     );
+    aws_revert(options, bins, latency, report, &ec2, &direct, endpoints);
+}
 
-    // Revert: 200 primary nodes (eni_a) with one `-r` /24 each, in one table whose routes are
-    // pointed at eni_b before every event.
-    let vpc = aws_moto::Vpc::create(&ec2);
+/// Revert: 200 primary nodes (eni_a) with one `-r` /24 each, in one table whose routes are
+/// pointed at eni_b before every event.
+fn aws_revert(
+    options: &Options,
+    bins: &Path,
+    latency: &Latency,
+    report: &mut Report,
+    ec2: &Ec2Client,
+    direct: &MotoEc2,
+    endpoints: Endpoints,
+) {
+    let vpc = aws_moto::Vpc::create(ec2);
     let route = |i: usize| format!("172.16.{i}.0/24");
     for i in 0..REVERT_ROUTES {
         direct.call(
@@ -703,7 +720,7 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
         .collect();
     let site = Site::new(endpoints, bins, latency, &nodes);
     let moved_to = |eni: &str| {
-        aws_moto::routes(&ec2, &vpc.rtb)
+        aws_moto::routes(ec2, &vpc.rtb)
             .iter()
             .filter(|r| r.destination.starts_with("172.16.") && r.eni.as_deref() == Some(eni))
             .count()
@@ -758,6 +775,24 @@ fn azure_classify(method: &str, target: &str) -> Kind {
     )
 }
 
+/// The `create_node` arguments of an Azure node in the fake's subscription and group.
+fn azure_node(index: &str, table: &str, hop: &str, route: Option<&str>) -> Vec<String> {
+    let (sub, group) = (azure_fake::SUB, azure_fake::GROUP);
+    let route = route.map(|r| format!("-r {r}")).unwrap_or_default();
+    words(&format!(
+        "-i {index} -p azure -s {sub} -g {group} -t {table} -n {hop} {route}"
+    ))
+}
+
+/// Where event `n` of [`alternate`] leaves the routes: node 1's event moves them to ours.
+fn azure_hop(n: usize) -> &'static str {
+    if n.is_multiple_of(2) {
+        AZURE_OURS
+    } else {
+        AZURE_PEER
+    }
+}
+
 fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
     use azure_fake::{Fake, FakeRoute, Writes};
     let fake = Fake::start();
@@ -770,23 +805,13 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
         state.arm_base = front.url.clone();
     }
     let mut endpoints = Endpoints::closed(Cloud::Azure);
-    endpoints.arm = front.url.clone();
-    endpoints.azure_login = front.url.clone();
-    endpoints.azure_imds = front.url.clone();
-    let node = |index: &str, table: &str, hop: &str, route: Option<&str>| {
-        let (sub, group) = (azure_fake::SUB, azure_fake::GROUP);
-        let route = route.map(|r| format!("-r {r}")).unwrap_or_default();
-        words(&format!(
-            "-i {index} -p azure -s {sub} -g {group} -t {table} -n {hop} {route}"
-        ))
-    };
-    let hop = |n: usize| {
-        if n.is_multiple_of(2) {
-            AZURE_OURS
-        } else {
-            AZURE_PEER
-        }
-    };
+    let azure = [
+        "CSR_HA_AZURE_ARM_ENDPOINT",
+        "CSR_HA_AZURE_LOGIN_ENDPOINT",
+        "CSR_HA_AZURE_IMDS_ENDPOINT",
+    ];
+    endpoints.set(&azure, &front.url);
+    let (node, hop) = (azure_node, azure_hop);
 
     fake.add_table(
         "rt-one",
@@ -878,8 +903,10 @@ fn gcp(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
     let fake = gcp_fake::GcpFake::start();
     let front = latency.front("GCP fake (Compute, metadata)", &fake.url, gcp_classify);
     let mut endpoints = Endpoints::closed(Cloud::Gcp);
-    endpoints.gcp_compute = front.url.clone();
-    endpoints.gcp_metadata_host = front.host.clone();
+    endpoints.set(
+        &["CSR_HA_GCP_COMPUTE_ENDPOINT", "GCE_METADATA_HOST"],
+        &front.url,
+    );
     let seed_peer = || {
         fake.put_route(
             GCP_PROJECT,
