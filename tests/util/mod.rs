@@ -58,6 +58,11 @@ impl Ha {
     }
 
     pub fn with_env(mut self, key: &str, value: &str) -> Ha {
+        // A test's general AWS endpoint is meant for EC2 too; the closed EC2-only one of
+        // OFFLINE would win over it.
+        if key == "AWS_ENDPOINT_URL" {
+            self.env.retain(|(k, _)| k != "AWS_ENDPOINT_URL_EC2");
+        }
         self.env.push((key.into(), value.into()));
         self
     }
