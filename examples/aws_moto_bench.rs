@@ -18,19 +18,21 @@
 //!    process's exit; and (b) without the poller, to the process's exit, then confirmed by one
 //!    read. Then
 //!    `node_event -i all -e revert` of 200 primary nodes in one table (a fresh server).
-//!    The server's `AWS_ENDPOINT_URL` is the counting proxy, which parses each HTTP request on
-//!    its way to moto and counts it by its `Action=`; the bench's own reads and set-up go to moto
-//!    directly and are not counted.
+//!    The server's `AWS_ENDPOINT_URL` is a front of the latency proxy
+//!    (`tests/support/latency_proxy.rs`) at no delay, which records each HTTP request on its way
+//!    to moto with its `Action=`; the bench's own reads and set-up go to moto directly and are
+//!    not counted.
 
 #[path = "../tests/support/aws_moto.rs"]
 mod aws_moto;
+#[path = "../tests/support/latency_proxy.rs"]
+mod latency_proxy;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command as Process};
 use std::time::{Duration, Instant};
 
 use csr_ha::client;
@@ -41,6 +43,8 @@ use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
 use csr_ha::paths::HaDir;
 use csr_ha::protocol::Command;
+use latency_proxy::{Kind, Latency};
+use support::{ms, num};
 
 const REVERT_NODES: u16 = 200;
 const REVERT_RUNS: usize = 5;
@@ -81,111 +85,36 @@ fn handle(
     (outcomes, table.calls())
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Median and p90 (nearest rank) of `times`, in ms.
 fn stats(times: &[Duration]) -> (f64, f64) {
     let mut t = times.to_vec();
     t.sort();
-    let rank = |p: f64| t[((p * t.len() as f64).ceil() as usize).clamp(1, t.len()) - 1];
-    (ms(rank(0.5)), ms(rank(0.9)))
+    let rank = |p: f64| support::nearest_rank(&t, p).map_or(f64::NAN, ms);
+    (rank(0.5), rank(0.9))
 }
 
-/// A loopback TCP proxy in front of moto that counts HTTP requests by their `Action=`.
-/// It reads each request's head and `Content-Length` body on the way up (keep-alive: several
-/// requests per connection) and copies responses back unchanged.
+/// The latency proxy at no delay in front of moto, counting the server's EC2 calls by action.
 struct CountingProxy {
     endpoint: String,
-    counts: Arc<Mutex<BTreeMap<String, u32>>>,
+    latency: Latency,
 }
 
 impl CountingProxy {
-    fn start(upstream_endpoint: &str) -> CountingProxy {
-        let upstream = upstream_endpoint
-            .strip_prefix("http://")
-            .expect("moto endpoint is http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let endpoint = format!("http://{}", listener.local_addr().expect("proxy addr"));
-        let counts = Arc::new(Mutex::new(BTreeMap::new()));
-        let shared = Arc::clone(&counts);
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let (upstream, counts) = (upstream.clone(), Arc::clone(&shared));
-                std::thread::spawn(move || {
-                    if let Err(e) = relay(client, &upstream, &counts) {
-                        eprintln!("aws_moto_bench: proxy connection: {e}");
-                    }
-                });
-            }
-        });
-        CountingProxy { endpoint, counts }
+    fn start(moto_endpoint: &str) -> CountingProxy {
+        let latency = Latency::new(Duration::ZERO);
+        let endpoint = latency.front("moto", moto_endpoint, |_, _| Kind::Api).url;
+        CountingProxy { endpoint, latency }
     }
 
     /// The counts since the last call, by action (`?` for a request without one).
     fn take(&self) -> BTreeMap<String, u32> {
-        std::mem::take(&mut *self.counts.lock().expect("counts"))
-    }
-}
-
-fn relay(
-    client: TcpStream,
-    upstream: &str,
-    counts: &Mutex<BTreeMap<String, u32>>,
-) -> std::io::Result<()> {
-    let server = TcpStream::connect(upstream)?;
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    let (mut down_from, mut down_to) = (server.try_clone()?, client.try_clone()?);
-    let down = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut down_from, &mut down_to);
-        let _ = down_to.shutdown(Shutdown::Write);
-    });
-    let mut up_to = server;
-    let mut reader = BufReader::new(client);
-    loop {
-        let mut head = Vec::new();
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                let _ = up_to.shutdown(Shutdown::Write);
-                let _ = down.join();
-                return Ok(());
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.trim().eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            head.extend_from_slice(line.as_bytes());
-            if line == "\r\n" || line == "\n" {
-                break;
-            }
+        let mut counts = BTreeMap::new();
+        for request in self.latency.take().requests {
+            *counts
+                .entry(request.action.unwrap_or_else(|| "?".into()))
+                .or_default() += 1;
         }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body)?;
-        let text = String::from_utf8_lossy(&body);
-        let action = text
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("Action="))
-            .unwrap_or("?")
-            .to_string();
-        *counts.lock().expect("counts").entry(action).or_default() += 1;
-        head.extend_from_slice(&body);
-        up_to.write_all(&head)?;
-    }
-}
-
-/// `2`, or `1.02` when not a whole number.
-fn num(x: f64) -> String {
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.2}")
+        counts
     }
 }
 
@@ -203,24 +132,6 @@ fn fmt_counts(counts: &BTreeMap<String, u32>, events: usize) -> String {
         String::new()
     };
     format!("{} per event ({}{of})", per(total), parts.join(" + "))
-}
-
-/// The directory of `ha_server` and the client binaries: `target/release/` beside `examples/`.
-fn bins() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    for name in ["ha_server", "create_node", "node_event"] {
-        assert!(
-            dir.join(name).is_file(),
-            "{} missing: run `cargo build --release --bins` first",
-            dir.join(name).display()
-        );
-    }
-    dir
 }
 
 /// A real `ha_server` with `CSR_HA_CLOUD=aws` whose EC2 endpoint is `endpoint`; stopped on drop.
@@ -266,25 +177,8 @@ impl Server {
         ] {
             cmd.env_remove(var);
         }
-        // If the bench is killed (no Drop runs), the kernel sends the server SIGTERM.
-        // SAFETY: runs in the forked child before exec; prctl(2) is async-signal-safe and the
-        // closure allocates nothing.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start ha_server");
-        let child = server.child.insert(child);
-        if let Err(e) = client::await_started(&server.dir, child, Duration::from_secs(10)) {
-            panic!("ha_server did not start: {e:?}");
+        if let Err(e) = support::start_server(cmd, &server.dir, &mut server.child) {
+            panic!("{e}");
         }
         server
     }
@@ -312,15 +206,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = client::request(&self.dir, Command::Stop, client::REPLY_WAIT);
-            let until = Instant::now() + Duration::from_secs(5);
-            while !matches!(child.try_wait(), Ok(Some(_))) {
-                if Instant::now() > until {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            support::reap(&mut child, Duration::from_secs(5));
         }
     }
 }
@@ -417,11 +303,7 @@ fn create_routes(ec2: &Ec2Client, rtb: &str, eni: &str) {
     for i in 0..REVERT_NODES {
         ec2.call(
             "CreateRoute",
-            &[
-                ("RouteTableId", rtb),
-                ("DestinationCidrBlock", &revert_route(i)),
-                ("NetworkInterfaceId", eni),
-            ],
+            &support::route_params(rtb, &revert_route(i), eni),
             aws_moto::deadline(),
         )
         .expect("CreateRoute");
@@ -442,23 +324,9 @@ fn server_failover(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy, rounds: 
     let server = Server::start(bins, &proxy.endpoint);
     // Node 1 is this router (eni_a), node 2 the peer (eni_b); the route starts via eni_b.
     for (index, eni, mode) in [("1", &vpc.eni_a, "primary"), ("2", &vpc.eni_b, "secondary")] {
-        let out = server.ok(
-            "create_node",
-            &[
-                "-i",
-                index,
-                "-t",
-                &vpc.rtb,
-                "-rg",
-                "us-east-1",
-                "-n",
-                eni,
-                "-r",
-                aws_moto::V4_ROUTE,
-                "-m",
-                mode,
-            ],
-        );
+        let args = support::aws_node_args(index, &vpc.rtb, eni, aws_moto::V4_ROUTE, mode);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = server.ok("create_node", &args);
         assert!(out.starts_with("200: "), "{out}");
     }
     for poll in [true, false] {
@@ -475,44 +343,19 @@ fn server_failover(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy, rounds: 
             if run == warm_up {
                 proxy.take();
             }
-            let started = Instant::now();
-            let mut child = server
-                .command("node_event")
-                .args(["-i", index, "-e", "peerFail"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn node_event");
-            // With the poller: poll moto and watch for the exit until both happened.
-            // Without: block in wait(), so the exit time is exact.
-            let (mut seen_at, mut exit_at) = (None, None);
-            while poll && (seen_at.is_none() || exit_at.is_none()) {
-                if seen_at.is_none() {
-                    let sent = Instant::now();
-                    if aws_moto::eni_of(ec2, &vpc.rtb, aws_moto::V4_ROUTE).as_deref() == Some(want)
-                    {
-                        seen_at = Some(started.elapsed());
-                    }
-                    polls.push(sent.elapsed());
-                } else {
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-                if exit_at.is_none() && matches!(child.try_wait(), Ok(Some(_))) {
-                    exit_at = Some(started.elapsed());
-                }
-                if started.elapsed() > Duration::from_secs(60) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("node_event -i {index}: no new ENI within 60 s");
-                }
-            }
-            let status = child.wait().expect("wait for node_event");
-            let exit_at = exit_at.unwrap_or_else(|| started.elapsed());
-            let mut out = String::new();
-            if let Some(mut stdout) = child.stdout.take() {
-                let _ = stdout.read_to_string(&mut out);
-            }
+            let mut cmd = server.command("node_event");
+            cmd.args(["-i", index, "-e", "peerFail"]);
+            // One DescribeRouteTables in flight at a time, straight to moto.
+            let mut read_moto = || {
+                let sent = Instant::now();
+                let shown = aws_moto::eni_of(ec2, &vpc.rtb, aws_moto::V4_ROUTE);
+                polls.push(sent.elapsed());
+                shown.as_deref() == Some(want)
+            };
+            let poller = poll.then_some(&mut read_moto as &mut dyn FnMut() -> bool);
+            let watched = support::watch(cmd, poller, Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("node_event -i {index}: {e}"));
+            let (status, out) = (watched.status, &watched.stdout);
             assert!(
                 status.success() && out.starts_with("200: "),
                 "{status}: {out}"
@@ -526,8 +369,8 @@ fn server_failover(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy, rounds: 
                 );
             }
             if run >= warm_up {
-                seen.extend(seen_at);
-                exited.push(exit_at);
+                seen.extend(watched.seen);
+                exited.push(watched.exited);
             }
         }
         for (action, n) in proxy.take() {
@@ -607,11 +450,7 @@ fn server_revert(bins: &Path, ec2: &Ec2Client, proxy: &CountingProxy) {
             for i in 0..REVERT_NODES {
                 ec2.call(
                     "ReplaceRoute",
-                    &[
-                        ("RouteTableId", &vpc.rtb),
-                        ("DestinationCidrBlock", &revert_route(i)),
-                        ("NetworkInterfaceId", &vpc.eni_b),
-                    ],
+                    &support::route_params(&vpc.rtb, &revert_route(i), &vpc.eni_b),
                     aws_moto::deadline(),
                 )
                 .expect("reset route");
@@ -666,7 +505,8 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(50);
-    let bins = bins();
+    let bins = support::bins(&["ha_server", "create_node", "node_event"])
+        .unwrap_or_else(|e| panic!("{e}"));
     let moto = aws_moto::Moto::start(&[]);
     let ec2 = moto.client(aws_moto::any_keys());
     let proxy = CountingProxy::start(&moto.endpoint);

@@ -46,14 +46,18 @@ mod azure_fake;
 mod gcp_fake;
 #[path = "../tests/support/latency_proxy.rs"]
 mod latency_proxy;
+#[path = "support/mod.rs"]
+mod support;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use csr_ha::client;
+use csr_ha::cloud::aws::Ec2Client;
 use csr_ha::paths::HaDir;
 use latency_proxy::{Kind, Latency, Tally};
+use support::{ms, num, words};
 
 /// An address nothing listens on: the endpoints of the clouds a server is not benchmarking.
 const CLOSED: &str = "http://127.0.0.1:9";
@@ -148,56 +152,45 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// `target/release/`, where `cargo build --release --bins` put the binaries this drives.
-fn bins() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    for name in [
-        "ha_server",
-        "ha_event_handler",
-        "create_node",
-        "node_event",
-        "ha_api",
-    ] {
-        assert!(
-            dir.join(name).is_file(),
-            "{} missing: run `cargo build --release --bins` first",
-            dir.join(name).display()
-        );
-    }
-    dir
-}
-
-/// Where a server's handlers send each cloud's requests: the proxy fronts of the cloud under
-/// test; [`CLOSED`] for the others.
+/// Where a server's handlers send each cloud's requests, by the variable that names it: the
+/// proxy fronts of the cloud under test; [`CLOSED`] for the others.
 #[derive(Debug, Clone)]
 struct Endpoints {
     cloud: Cloud,
-    ec2: String,
-    aws_imds: String,
-    arm: String,
-    azure_login: String,
-    azure_imds: String,
-    gcp_compute: String,
-    /// `host:port`, as `GCE_METADATA_HOST` wants it.
-    gcp_metadata_host: String,
+    vars: BTreeMap<&'static str, String>,
 }
+
+/// Every variable that points a cloud's API, login or metadata requests somewhere.
+const ENDPOINT_VARS: [&str; 8] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_EC2",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "CSR_HA_AZURE_ARM_ENDPOINT",
+    "CSR_HA_AZURE_LOGIN_ENDPOINT",
+    "CSR_HA_AZURE_IMDS_ENDPOINT",
+    "CSR_HA_GCP_COMPUTE_ENDPOINT",
+    "GCE_METADATA_HOST",
+];
 
 impl Endpoints {
     fn closed(cloud: Cloud) -> Endpoints {
-        Endpoints {
+        let mut endpoints = Endpoints {
             cloud,
-            ec2: CLOSED.into(),
-            aws_imds: CLOSED.into(),
-            arm: CLOSED.into(),
-            azure_login: CLOSED.into(),
-            azure_imds: CLOSED.into(),
-            gcp_compute: CLOSED.into(),
-            gcp_metadata_host: CLOSED.trim_start_matches("http://").into(),
+            vars: BTreeMap::new(),
+        };
+        endpoints.set(&ENDPOINT_VARS, CLOSED);
+        endpoints
+    }
+
+    /// Points `vars` at `url` (`GCE_METADATA_HOST` gets only its `host:port`).
+    fn set(&mut self, vars: &[&'static str], url: &str) {
+        for var in vars {
+            assert!(ENDPOINT_VARS.contains(var), "{var} is not an endpoint");
+            let value = match *var {
+                "GCE_METADATA_HOST" => url.trim_start_matches("http://"),
+                _ => url,
+            };
+            self.vars.insert(var, value.to_string());
         }
     }
 
@@ -208,23 +201,16 @@ impl Endpoints {
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
         }
-        cmd.env("HOME", home)
-            .env("CSR_HA_CLOUD", self.cloud.word())
-            .env("CSR_HA_HANDLER_TIMEOUT", "900")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env("AWS_ENDPOINT_URL", &self.ec2)
-            .env("AWS_ENDPOINT_URL_EC2", &self.ec2)
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &self.aws_imds)
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-            .env("AWS_CONFIG_FILE", "/nonexistent/config")
-            .env("CSR_HA_AZURE_ARM_ENDPOINT", &self.arm)
-            .env("CSR_HA_AZURE_LOGIN_ENDPOINT", &self.azure_login)
-            .env("CSR_HA_AZURE_IMDS_ENDPOINT", &self.azure_imds)
-            .env("CSR_HA_GCP_COMPUTE_ENDPOINT", &self.gcp_compute)
-            .env("GCE_METADATA_HOST", &self.gcp_metadata_host)
-            .env("GOOGLE_APPLICATION_CREDENTIALS", "");
+        cmd.env("HOME", home).envs(&self.vars).envs([
+            ("CSR_HA_CLOUD", self.cloud.word()),
+            ("CSR_HA_HANDLER_TIMEOUT", "900"),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("no_proxy", "127.0.0.1,localhost"),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+            ("AWS_CONFIG_FILE", "/nonexistent/config"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", ""),
+        ]);
     }
 }
 
@@ -318,25 +304,8 @@ impl Server {
         let mut cmd = Command::new(site.bins.join("ha_server"));
         site.endpoints.apply(&mut cmd, base);
         cmd.env("CSR_HA_DIR", server.dir.root());
-        // If the bench is killed (no Drop runs), the kernel sends the server SIGTERM.
-        // SAFETY: runs in the forked child before exec; prctl(2) is async-signal-safe and the
-        // closure allocates nothing.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start ha_server");
-        let child = server.child.insert(child);
-        if let Err(e) = client::await_started(&server.dir, child, Duration::from_secs(10)) {
-            panic!("ha_server did not start: {e:?}");
+        if let Err(e) = support::start_server(cmd, &server.dir, &mut server.child) {
+            panic!("{e}");
         }
         server
     }
@@ -401,15 +370,8 @@ impl Drop for Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .status();
-        let until = Instant::now() + Duration::from_secs(10);
-        while !matches!(child.try_wait(), Ok(Some(_))) {
-            if Instant::now() > until {
-                eprintln!("ha_server did not stop within 10 s: killing it");
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !support::reap(&mut child, Duration::from_secs(10)) {
+            eprintln!("ha_server did not stop within 10 s: killed it");
         }
     }
 }
@@ -432,13 +394,34 @@ struct Scenario<'a> {
     confirm: Box<dyn Fn(usize) + 'a>,
 }
 
+impl<'a> Scenario<'a> {
+    /// Events with nothing to put back before them.
+    fn new(args: impl Fn(usize) -> Vec<String> + 'a, confirm: impl Fn(usize) + 'a) -> Self {
+        Scenario {
+            prepare: Box::new(|_| {}),
+            args: Box::new(args),
+            confirm: Box::new(confirm),
+        }
+    }
+
+    fn preparing(mut self, prepare: impl FnMut(usize) + 'a) -> Self {
+        self.prepare = Box::new(prepare);
+        self
+    }
+}
+
+/// `peerFail` of node 1, then node 2, and so on: every event moves the route.
+fn alternate(n: usize) -> Vec<String> {
+    let index = if n.is_multiple_of(2) { "1" } else { "2" };
+    words(&format!("-i {index} -e peerFail"))
+}
+
 /// `runs` fresh servers × `events` events each.
 fn measure(
     site: &Site,
     latency: &Latency,
-    runs: usize,
-    events: usize,
-    scenario: &mut Scenario,
+    (runs, events): (usize, usize),
+    mut scenario: Scenario,
 ) -> Vec<Sample> {
     let mut samples = Vec::new();
     let mut n = 0;
@@ -462,10 +445,6 @@ fn measure(
     samples
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Times and per-event request counts of some samples.
 struct Summary {
     events: usize,
@@ -484,10 +463,7 @@ impl Summary {
         assert!(!samples.is_empty(), "no samples");
         let mut times: Vec<Duration> = samples.iter().map(|s| s.took).collect();
         times.sort();
-        let rank = |p: f64| {
-            let i = (p * times.len() as f64).ceil() as usize;
-            times[i.clamp(1, times.len()) - 1]
-        };
+        let rank = |p: f64| support::nearest_rank(&times, p).expect("samples");
         let mut all = Tally::default();
         for s in &samples {
             all.add(&s.tally);
@@ -557,15 +533,6 @@ fn fmt_time(d: Duration) -> String {
         format!("{:.2} s", d.as_secs_f64())
     } else {
         format!("{:.1} ms", ms(d))
-    }
-}
-
-/// `2`, or `1.25` when not a whole number.
-fn num(x: f64) -> String {
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x:.2}")
     }
 }
 
@@ -677,34 +644,19 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
     };
     let imds = aws_fakes::FakeImds::start("2999-01-01T00:00:00Z");
     let mut endpoints = Endpoints::closed(Cloud::Aws);
-    endpoints.ec2 = latency
-        .front("moto (EC2)", &moto.endpoint, |_, _| Kind::Api)
-        .url;
-    endpoints.aws_imds = latency
-        .front("AWS IMDS fake", &imds.endpoint, |_, _| Kind::Metadata)
-        .url;
+    let ec2_front = latency.front("moto (EC2)", &moto.endpoint, |_, _| Kind::Api);
+    endpoints.set(
+        &["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"],
+        &ec2_front.url,
+    );
+    let imds_front = latency.front("AWS IMDS fake", &imds.endpoint, |_, _| Kind::Metadata);
+    endpoints.set(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], &imds_front.url);
 
     // peerFail: node 1 (this router, eni_a) and node 2 (eni_b) name one route; alternating
     // `-i 1` / `-i 2` moves it every event.
     let vpc = aws_moto::Vpc::create(&ec2);
-    let node = |index: &str, eni: &str, mode: &str| -> Vec<String> {
-        [
-            "-i",
-            index,
-            "-t",
-            &vpc.rtb,
-            "-rg",
-            "us-east-1",
-            "-n",
-            eni,
-            "-r",
-            aws_moto::V4_ROUTE,
-            "-m",
-            mode,
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let node =
+        |index, eni, mode| support::aws_node_args(index, &vpc.rtb, eni, aws_moto::V4_ROUTE, mode);
     let site = Site::new(
         endpoints.clone(),
         bins,
@@ -721,23 +673,12 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
             &vpc.eni_b
         }
     };
-    let samples = measure(
-        &site,
-        latency,
-        options.runs,
-        options.events,
-        &mut Scenario {
-            prepare: Box::new(|_| {}),
-            args: Box::new(|n| {
-                let index = if n.is_multiple_of(2) { "1" } else { "2" };
-                ["-i", index, "-e", "peerFail"].map(String::from).to_vec()
-            }),
-            confirm: Box::new(|n| {
-                let shown = aws_moto::eni_of(&ec2, &vpc.rtb, aws_moto::V4_ROUTE);
-                assert_eq!(shown.as_deref(), Some(want(n).as_str()), "event {n}");
-            }),
-        },
-    );
+    let confirm = |n| {
+        let shown = aws_moto::eni_of(&ec2, &vpc.rtb, aws_moto::V4_ROUTE);
+        assert_eq!(shown.as_deref(), Some(want(n).as_str()), "event {n}");
+    };
+    let each = (options.runs, options.events);
+    let samples = measure(&site, latency, each, Scenario::new(alternate, confirm));
     let warm = report.peer_fail("AWS", &samples);
     report.target(
         "AWS: peerFail with a warm cache ≤ 2 requests",
@@ -749,71 +690,57 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
         format!("median {}", fmt_time(warm.median)),
         warm.median <= Duration::from_millis(80),
     );
+    aws_revert(options, bins, latency, report, &ec2, &direct, endpoints);
+}
 
-    // Revert: 200 primary nodes (eni_a) with one `-r` /24 each, in one table whose routes are
-    // pointed at eni_b before every event.
-    let vpc = aws_moto::Vpc::create(&ec2);
+/// Revert: 200 primary nodes (eni_a) with one `-r` /24 each, in one table whose routes are
+/// pointed at eni_b before every event.
+fn aws_revert(
+    options: &Options,
+    bins: &Path,
+    latency: &Latency,
+    report: &mut Report,
+    ec2: &Ec2Client,
+    direct: &MotoEc2,
+    endpoints: Endpoints,
+) {
+    let vpc = aws_moto::Vpc::create(ec2);
     let route = |i: usize| format!("172.16.{i}.0/24");
     for i in 0..REVERT_ROUTES {
         direct.call(
             "CreateRoute",
-            &[
-                ("RouteTableId", &vpc.rtb),
-                ("DestinationCidrBlock", &route(i)),
-                ("NetworkInterfaceId", &vpc.eni_b),
-            ],
+            &support::route_params(&vpc.rtb, &route(i), &vpc.eni_b),
         );
     }
     let nodes: Vec<Vec<String>> = (0..REVERT_ROUTES)
         .map(|i| {
-            [
-                "-i",
-                &(i + 1).to_string(),
-                "-t",
-                &vpc.rtb,
-                "-rg",
-                "us-east-1",
-                "-n",
-                &vpc.eni_a,
-                "-r",
-                &route(i),
-                "-m",
-                "primary",
-            ]
-            .map(String::from)
-            .to_vec()
+            let index = (i + 1).to_string();
+            support::aws_node_args(&index, &vpc.rtb, &vpc.eni_a, &route(i), "primary")
         })
         .collect();
     let site = Site::new(endpoints, bins, latency, &nodes);
     let moved_to = |eni: &str| {
-        aws_moto::routes(&ec2, &vpc.rtb)
+        aws_moto::routes(ec2, &vpc.rtb)
             .iter()
             .filter(|r| r.destination.starts_with("172.16.") && r.eni.as_deref() == Some(eni))
             .count()
     };
-    let samples = measure(
-        &site,
-        latency,
-        options.bulk_runs,
-        2,
-        &mut Scenario {
-            prepare: Box::new(|_| {
-                for i in 0..REVERT_ROUTES {
-                    direct.call(
-                        "ReplaceRoute",
-                        &[
-                            ("RouteTableId", &vpc.rtb),
-                            ("DestinationCidrBlock", &route(i)),
-                            ("NetworkInterfaceId", &vpc.eni_b),
-                        ],
-                    );
-                }
-                assert_eq!(moved_to(&vpc.eni_b), REVERT_ROUTES);
-            }),
-            args: Box::new(|_| ["-i", "all", "-e", "revert"].map(String::from).to_vec()),
-            confirm: Box::new(|n| assert_eq!(moved_to(&vpc.eni_a), REVERT_ROUTES, "event {n}")),
-        },
+    let point_at_peer = |_| {
+        for i in 0..REVERT_ROUTES {
+            let cidr = route(i);
+            direct.call(
+                "ReplaceRoute",
+                &support::route_params(&vpc.rtb, &cidr, &vpc.eni_b),
+            );
+        }
+        assert_eq!(moved_to(&vpc.eni_b), REVERT_ROUTES);
+    };
+    let revert = Scenario::new(
+        |_| words("-i all -e revert"),
+        |n| assert_eq!(moved_to(&vpc.eni_a), REVERT_ROUTES, "event {n}"),
     );
+    let bulk = (options.bulk_runs, 2);
+    let samples = measure(&site, latency, bulk, revert.preparing(point_at_peer));
     let (_, warm) = report.cold_and_warm(
         "AWS: `node_event -i all -e revert`, 200 primary nodes `-r` in 1 table",
         "AWS: same revert, warm (2nd event of a server)",
@@ -827,16 +754,42 @@ fn aws(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
     );
 }
 
+/// A request's kind from what its cloud's path says: metadata first, then a login (a POST),
+/// then an operation poll; anything else is an API call.
+fn kind_of(method: &str, metadata: bool, login: bool, poll: bool) -> Kind {
+    match (metadata, method == "POST" && login, poll) {
+        (true, _, _) => Kind::Metadata,
+        (_, true, _) => Kind::Login,
+        (_, _, true) => Kind::Poll,
+        _ => Kind::Api,
+    }
+}
+
 fn azure_classify(method: &str, target: &str) -> Kind {
     let path = target.split('?').next().unwrap_or("").to_ascii_lowercase();
-    if path == "/metadata/identity/oauth2/token" {
-        Kind::Metadata
-    } else if method == "POST" && path.contains("/oauth2/") {
-        Kind::Login
-    } else if path.contains("/operations/") || path.contains("/operationresults/") {
-        Kind::Poll
+    kind_of(
+        method,
+        path == "/metadata/identity/oauth2/token",
+        path.contains("/oauth2/"),
+        path.contains("/operations/") || path.contains("/operationresults/"),
+    )
+}
+
+/// The `create_node` arguments of an Azure node in the fake's subscription and group.
+fn azure_node(index: &str, table: &str, hop: &str, route: Option<&str>) -> Vec<String> {
+    let (sub, group) = (azure_fake::SUB, azure_fake::GROUP);
+    let route = route.map(|r| format!("-r {r}")).unwrap_or_default();
+    words(&format!(
+        "-i {index} -p azure -s {sub} -g {group} -t {table} -n {hop} {route}"
+    ))
+}
+
+/// Where event `n` of [`alternate`] leaves the routes: node 1's event moves them to ours.
+fn azure_hop(n: usize) -> &'static str {
+    if n.is_multiple_of(2) {
+        AZURE_OURS
     } else {
-        Kind::Api
+        AZURE_PEER
     }
 }
 
@@ -852,42 +805,13 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
         state.arm_base = front.url.clone();
     }
     let mut endpoints = Endpoints::closed(Cloud::Azure);
-    endpoints.arm = front.url.clone();
-    endpoints.azure_login = front.url.clone();
-    endpoints.azure_imds = front.url.clone();
-    let node = |index: &str, table: &str, hop: &str, route: Option<&str>| -> Vec<String> {
-        let mut args = [
-            "-i",
-            index,
-            "-p",
-            "azure",
-            "-s",
-            azure_fake::SUB,
-            "-g",
-            azure_fake::GROUP,
-            "-t",
-            table,
-            "-n",
-            hop,
-        ]
-        .map(String::from)
-        .to_vec();
-        if let Some(route) = route {
-            args.extend(["-r".to_string(), route.to_string()]);
-        }
-        args
-    };
-    let hop = |n: usize| {
-        if n.is_multiple_of(2) {
-            AZURE_OURS
-        } else {
-            AZURE_PEER
-        }
-    };
-    let alternate = |n: usize| {
-        let index = if n.is_multiple_of(2) { "1" } else { "2" };
-        ["-i", index, "-e", "peerFail"].map(String::from).to_vec()
-    };
+    let azure = [
+        "CSR_HA_AZURE_ARM_ENDPOINT",
+        "CSR_HA_AZURE_LOGIN_ENDPOINT",
+        "CSR_HA_AZURE_IMDS_ENDPOINT",
+    ];
+    endpoints.set(&azure, &front.url);
+    let (node, hop) = (azure_node, azure_hop);
 
     fake.add_table(
         "rt-one",
@@ -905,33 +829,19 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
             node("2", "rt-one", AZURE_PEER, Some("10.99.0.0/16")),
         ],
     );
-    let samples = measure(
-        &site,
-        latency,
-        options.runs,
-        options.events,
-        &mut Scenario {
-            prepare: Box::new(|_| {}),
-            args: Box::new(alternate),
-            confirm: Box::new(|n| {
-                let route = fake.route("rt-one", "to-dc");
-                assert_eq!(route.hop_ip.as_deref(), Some(hop(n)), "event {n}");
-            }),
-        },
-    );
+    let confirm = |n| {
+        let route = fake.route("rt-one", "to-dc");
+        assert_eq!(route.hop_ip.as_deref(), Some(hop(n)), "event {n}");
+    };
+    let each = (options.runs, options.events);
+    let samples = measure(&site, latency, each, Scenario::new(alternate, confirm));
     report.peer_fail("Azure", &samples);
 
     // All-routes mode: nodes without `-r` on a table of 100 routes; every event moves all 100.
-    let routes: Vec<FakeRoute> = (0..AZURE_ROUTES)
-        .map(|i| {
-            FakeRoute::appliance(
-                &format!("r{i}"),
-                &format!("10.{}.{}.0/24", 100 + i / 256, i % 256),
-                AZURE_PEER,
-            )
-        })
-        .collect();
-    fake.add_table("rt-100", routes);
+    let cidr = |i: usize| format!("10.{}.{}.0/24", 100 + i / 256, i % 256);
+    let routes =
+        (0..AZURE_ROUTES).map(|i| FakeRoute::appliance(&format!("r{i}"), &cidr(i), AZURE_PEER));
+    fake.add_table("rt-100", routes.collect());
     let site = Site::new(
         endpoints,
         bins,
@@ -950,17 +860,8 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
             hop(n)
         );
     };
-    let samples = measure(
-        &site,
-        latency,
-        options.bulk_runs,
-        2,
-        &mut Scenario {
-            prepare: Box::new(|_| {}),
-            args: Box::new(alternate),
-            confirm: Box::new(all_moved),
-        },
-    );
+    let bulk = (options.bulk_runs, 2);
+    let samples = measure(&site, latency, bulk, Scenario::new(alternate, all_moved));
     let (_, warm) = report.cold_and_warm(
         "Azure: peerFail, node without `-r`, 100 routes in the table, writes done at once",
         "Azure: same, warm (2nd event of a server)",
@@ -977,17 +878,8 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
         // Event 0 of this scenario would put every route back on ours: start from the other
         // side so that it moves all 100.
         let start = usize::from(fake.route("rt-100", "r0").hop_ip.as_deref() == Some(AZURE_OURS));
-        let samples = measure(
-            &site,
-            latency,
-            1,
-            1,
-            &mut Scenario {
-                prepare: Box::new(|_| {}),
-                args: Box::new(|n| alternate(n + start)),
-                confirm: Box::new(|n| all_moved(n + start)),
-            },
-        );
+        let shifted = Scenario::new(|n| alternate(n + start), |n| all_moved(n + start));
+        let samples = measure(&site, latency, (1, 1), shifted);
         fake.state().writes = Writes::Immediate;
         let one = Summary::of(samples.iter());
         report.row(
@@ -999,23 +891,22 @@ fn azure(options: &Options, bins: &Path, latency: &Latency, report: &mut Report)
 
 fn gcp_classify(method: &str, target: &str) -> Kind {
     let path = target.split('?').next().unwrap_or("");
-    if path.starts_with("/computeMetadata/") {
-        Kind::Metadata
-    } else if method == "POST" && path.ends_with("/token") {
-        Kind::Login
-    } else if path.ends_with("/wait") || path.contains("/operations/") {
-        Kind::Poll
-    } else {
-        Kind::Api
-    }
+    kind_of(
+        method,
+        path.starts_with("/computeMetadata/"),
+        path.ends_with("/token"),
+        path.ends_with("/wait") || path.contains("/operations/"),
+    )
 }
 
 fn gcp(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
     let fake = gcp_fake::GcpFake::start();
     let front = latency.front("GCP fake (Compute, metadata)", &fake.url, gcp_classify);
     let mut endpoints = Endpoints::closed(Cloud::Gcp);
-    endpoints.gcp_compute = front.url.clone();
-    endpoints.gcp_metadata_host = front.host.clone();
+    endpoints.set(
+        &["CSR_HA_GCP_COMPUTE_ENDPOINT", "GCE_METADATA_HOST"],
+        &front.url,
+    );
     let seed_peer = || {
         fake.put_route(
             GCP_PROJECT,
@@ -1041,52 +932,24 @@ fn gcp(options: &Options, bins: &Path, latency: &Latency, report: &mut Report) {
         endpoints,
         bins,
         latency,
-        &[[
-            "-i",
-            "3",
-            "-p",
-            "gcp",
-            "-g",
-            GCP_PROJECT,
-            "-v",
-            GCP_VPC,
-            "-a",
-            "route-a",
-            "-b",
-            "route-b",
-            "-n",
-            "10.0.1.20",
-            "-o",
-            "100",
-            "-r",
-            "10.99.0.0/16",
-            "-m",
-            "secondary",
-        ]
-        .map(String::from)
-        .to_vec()],
+        &[words(&format!(
+            "-i 3 -p gcp -g {GCP_PROJECT} -v {GCP_VPC} -a route-a -b route-b -n 10.0.1.20 \
+             -o 100 -r 10.99.0.0/16 -m secondary"
+        ))],
     );
-    let samples = measure(
-        &site,
-        latency,
-        options.runs,
-        options.events,
-        &mut Scenario {
-            prepare: Box::new(|_| {
-                if fake.route(GCP_PROJECT, "route-b").is_none() {
-                    seed_peer();
-                }
-            }),
-            args: Box::new(|_| ["-i", "3", "-e", "peerFail"].map(String::from).to_vec()),
-            confirm: Box::new(|n| {
-                assert!(
-                    fake.route(GCP_PROJECT, "route-b").is_none()
-                        && fake.route(GCP_PROJECT, "route-a").is_some(),
-                    "event {n}: the peer route is still there"
-                );
-            }),
-        },
-    );
+    let peer_deleted = |n| {
+        assert!(
+            fake.route(GCP_PROJECT, "route-b").is_none()
+                && fake.route(GCP_PROJECT, "route-a").is_some(),
+            "event {n}: the peer route is still there"
+        );
+    };
+    let scenario = Scenario::new(|_| words("-i 3 -e peerFail"), peer_deleted).preparing(|_| {
+        if fake.route(GCP_PROJECT, "route-b").is_none() {
+            seed_peer();
+        }
+    });
+    let samples = measure(&site, latency, (options.runs, options.events), scenario);
     report.peer_fail("GCP", &samples);
 }
 
@@ -1098,7 +961,20 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let bins = bins();
+    let needed = [
+        "ha_server",
+        "ha_event_handler",
+        "create_node",
+        "node_event",
+        "ha_api",
+    ];
+    let bins = match support::bins(&needed) {
+        Ok(bins) => bins,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(1);
+        }
+    };
     let latency = Latency::new(options.delay);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(

@@ -15,8 +15,11 @@
 //!   RSS with 1023 nodes, node_event -i all -e revert on 1 table, then on 64 tables
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command as Process, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -104,14 +107,18 @@ impl Samples {
     }
     /// Nearest-rank percentile, `p` in 0..=100.
     fn pct(&self, p: f64) -> f64 {
-        if self.0.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * self.0.len() as f64).ceil() as usize;
-        self.0[rank.clamp(1, self.0.len()) - 1]
+        support::nearest_rank(&self.0, p / 100.0).unwrap_or(f64::NAN)
     }
     fn median(&self) -> f64 {
         self.pct(50.0)
+    }
+    /// `median 1.2 ms, p90 1.5 ms`: the median, then each named percentile.
+    fn describe(&self, percentiles: &[(&str, f64)]) -> String {
+        let mut text = format!("median {}", fmt_us(self.median()));
+        for (name, p) in percentiles {
+            let _ = write!(text, ", {name} {}", fmt_us(self.pct(*p)));
+        }
+        text
     }
 }
 
@@ -170,32 +177,8 @@ impl Ha {
         for (k, v) in server_env {
             cmd.env(k, v);
         }
-        // If the bench itself is killed (no Drop runs), the kernel sends the server SIGTERM,
-        // which it handles as a clean stop. SAFETY: `pre_exec` runs in the forked child before
-        // exec; prctl(2) is async-signal-safe and the closure allocates nothing.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bins.join("ha_server").display()))?;
-        let child = ha.server.insert(child);
-        match client::await_started(&ha.dir, child, Duration::from_secs(10)) {
-            Ok(_) => Ok(ha),
-            Err(client::StartError::Exited(status)) => {
-                Err(format!("ha_server exited at start: {status}"))
-            }
-            Err(client::StartError::Silent(_)) => {
-                Err("ha_server did not answer ping within 10 s".into())
-            }
-        }
+        support::start_server(cmd, &ha.dir, &mut ha.server)?;
+        Ok(ha)
     }
 
     /// A client or server process with this directory and the `file` provider.
@@ -303,28 +286,13 @@ impl Ha {
             return;
         };
         let _ = client::request(&self.dir, Command::Stop, Duration::from_secs(2));
-        let mut signalled = false;
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            if Instant::now() > until {
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            if !signalled {
-                if let Ok(pid) = i32::try_from(child.id()) {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGTERM,
-                    );
-                }
-                signalled = true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if let (Ok(None), Ok(pid)) = (child.try_wait(), i32::try_from(child.id())) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
+        support::reap(&mut child, Duration::from_secs(5));
     }
 }
 
@@ -409,12 +377,7 @@ fn bench_process(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
         Row::new(
             "`show_node -i 1` process, spawn to exit",
             runs.to_string(),
-            format!(
-                "median {}, p90 {}, p99 {}",
-                fmt_us(s.median()),
-                fmt_us(s.pct(90.0)),
-                fmt_us(s.pct(99.0))
-            ),
+            s.describe(&[("p90", 90.0), ("p99", 99.0)]),
         )
         .target("< 2 ms median", s.median() < 2000.0),
     );
@@ -435,19 +398,23 @@ fn bench_process(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
     rows.push(Row::new(
         "(reference) `/bin/true` process, spawn to exit",
         runs.to_string(),
-        format!("median {}, p90 {}", fmt_us(f.median()), fmt_us(f.pct(90.0))),
+        f.describe(&[("p90", 90.0)]),
     ));
     Ok(())
 }
 
-/// 2a. sequential in-process round trips.
-fn bench_latency(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
+/// The requests the in-process benchmarks send: the cheapest, and a read of one node.
+fn requests() -> Res<[(&'static str, Command); 2]> {
     let one = Target::One(idx(1)?);
-    let cases: [(&str, Command); 2] = [
+    Ok([
         ("Ping", Command::Ping),
         ("ShowNode -i 1", Command::ShowNode { target: one }),
-    ];
-    for (name, command) in cases {
+    ])
+}
+
+/// 2a. sequential in-process round trips.
+fn bench_latency(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
+    for (name, command) in requests()? {
         for _ in 0..50 {
             ha.expect_ok(command.clone())?;
         }
@@ -461,12 +428,7 @@ fn bench_latency(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
         rows.push(Row::new(
             format!("in-process `client::request` {name}, round trip"),
             runs.to_string(),
-            format!(
-                "median {}, p99 {}, max {}",
-                fmt_us(s.median()),
-                fmt_us(s.pct(99.0)),
-                fmt_us(s.pct(100.0))
-            ),
+            s.describe(&[("p99", 99.0), ("max", 100.0)]),
         ));
     }
     Ok(())
@@ -527,12 +489,7 @@ fn throughput(ha: &Ha, command: &Command, clients: usize, period: Duration) -> T
 }
 
 fn bench_throughput(ha: &Ha, period: Duration, rows: &mut Vec<Row>) -> Res<()> {
-    let one = Target::One(idx(1)?);
-    let cases: [(&str, Command); 2] = [
-        ("Ping", Command::Ping),
-        ("ShowNode -i 1", Command::ShowNode { target: one }),
-    ];
-    for (name, command) in cases {
+    for (name, command) in requests()? {
         for clients in [1usize, 4, 16] {
             let t = throughput(ha, &command, clients, period);
             let cpu = |v: Option<f64>| v.map(fmt_us).unwrap_or_else(|| "n/a".into());
@@ -570,41 +527,24 @@ fn bench_failover(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
         if ha.next_hop("fo", FAILOVER_ROUTE).as_deref() == Some(want) {
             return Err(format!("failover run {run}: route already via {want}"));
         }
-        let started = Instant::now();
-        let mut child = ha
-            .command("node_event")
-            .args(["-i", node, "-e", "peerFail"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run node_event: {e}"))?;
-        let mut seen_at = None;
-        let mut status = None;
-        let until = started + Duration::from_secs(30);
-        while seen_at.is_none() || status.is_none() {
-            if seen_at.is_none() && ha.next_hop("fo", FAILOVER_ROUTE).as_deref() == Some(want) {
-                seen_at = Some(started.elapsed());
+        let mut cmd = ha.command("node_event");
+        cmd.args(["-i", node, "-e", "peerFail"]);
+        let mut poll = || {
+            let moved = ha.next_hop("fo", FAILOVER_ROUTE).as_deref() == Some(want);
+            if !moved {
+                std::thread::sleep(Duration::from_micros(100));
             }
-            if status.is_none() {
-                if let Ok(Some(s)) = child.try_wait() {
-                    status = Some((s, started.elapsed()));
-                }
-            }
-            if Instant::now() > until {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("failover run {run}: no new next hop within 30 s"));
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        let (status, exit_at) = status.unwrap_or_default();
-        if !status.success() {
+            moved
+        };
+        let run_of = support::watch(cmd, Some(&mut poll), Duration::from_secs(30))
+            .map_err(|e| format!("failover run {run}: {e}"))?;
+        if !run_of.status.success() {
+            let status = run_of.status;
             return Err(format!("node_event -i {node} -e peerFail exited {status}"));
         }
         if run >= 2 {
-            seen.push(us(seen_at.unwrap_or_default()));
-            exited.push(us(exit_at));
+            seen.push(us(run_of.seen.unwrap_or_default()));
+            exited.push(us(run_of.exited));
         }
     }
     let s = Samples::new(seen);
@@ -612,16 +552,12 @@ fn bench_failover(ha: &Ha, runs: usize, rows: &mut Vec<Row>) -> Res<()> {
     rows.push(Row::new(
         "failover: `node_event -i N -e peerFail` spawn → table file polled (0.1 ms) holds new next hop",
         runs.to_string(),
-        format!(
-            "median {}, p90 {}",
-            fmt_us(s.median()),
-            fmt_us(s.pct(90.0))
-        ),
+        s.describe(&[("p90", 90.0)]),
     ));
     rows.push(Row::new(
         "failover: same runs, spawn → `node_event` exit (reply after the write)",
         runs.to_string(),
-        format!("median {}, p90 {}", fmt_us(e.median()), fmt_us(e.pct(90.0))),
+        e.describe(&[("p90", 90.0)]),
     ));
     Ok(())
 }
@@ -879,15 +815,10 @@ fn main() -> ExitCode {
         Sizes::full()
     };
     let replies_disk = args.has("--replies-disk");
-    // An example lives in target/<profile>/examples/; the binaries it drives one level up.
-    let bins = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().and_then(Path::parent).map(Path::to_path_buf))
-        .filter(|dir| dir.join("ha_server").is_file());
-    let setup = match bins {
-        Some(bins) => Setup { bins, replies_disk },
-        None => {
-            eprintln!("400: ha_server not found beside target/*/examples/; run `cargo build --release --bins` first");
+    let setup = match support::bins(&["ha_server"]) {
+        Ok(bins) => Setup { bins, replies_disk },
+        Err(e) => {
+            eprintln!("400: {e}");
             return ExitCode::from(1);
         }
     };

@@ -12,62 +12,38 @@ fn no_server_means_one_clear_line_and_a_nonzero_exit() {
     let ha = Ha::new();
     std::fs::create_dir_all(ha.path("replies")).expect("mkdir");
     let started = Instant::now();
-    let out = ha.expect(3, "show_node", &["-i", "1"]);
-    assert!(out.starts_with("400: HA server is not running"), "{out}");
+    let out = ha.expect_starts(3, "show_node -i 1", "400: HA server is not running");
     assert!(out.contains("start it with ha_api -c start"), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    let out = ha.expect(3, "ha_api", &["-c", "ping"]);
-    assert!(out.starts_with("400: "), "{out}");
+    ha.expect_starts(3, "ha_api -c ping", "400: ");
 }
 
 #[test]
 fn create_show_set_clear_delete_round_trip() {
     let ha = Ha::started();
     ha.table("t1", &[("10.99.0.0/16", "10.0.1.10")]);
-    let out = ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "1",
-            "-t",
-            "t1",
-            "-n",
-            "10.0.1.20",
-            "-r",
-            "10.99.0.0/16",
-            "-m",
-            "primary",
-        ],
-    );
-    assert!(
-        out.starts_with("200: Successfully created new node with index 1"),
-        "{out}"
+    let out = ha.ok_starts(
+        "create_node -i 1 -t t1 -n 10.0.1.20 -r 10.99.0.0/16 -m primary",
+        "200: Successfully created new node with index 1",
     );
     assert!(out.contains("routeTable     t1\n"), "{out}");
 
-    let out = ha.ok("show_node", &["-i", "1"]);
-    assert!(
-        out.starts_with("200: Retrieved the node successfully"),
-        "{out}"
-    );
-    assert!(
-        out.contains("nextHop        10.0.1.20\n") && out.contains("mode           primary\n"),
-        "{out}"
-    );
+    let out = ha.ok_starts("show_node -i 1", "200: Retrieved the node successfully");
+    assert!(out.contains("nextHop        10.0.1.20\n"), "{out}");
+    assert!(out.contains("mode           primary\n"), "{out}");
 
-    let out = ha.ok("set_params", &["-i", "1", "-m", "secondary"]);
-    assert!(out.starts_with("200: Updated node 1 Successfully"), "{out}");
-    assert!(ha
-        .ok("show_node", &["-i", "1"])
-        .contains("mode           secondary"));
-
-    let out = ha.ok("clear_params", &["-i", "1", "-r", "-m"]);
-    assert!(
-        out.starts_with("200: Cleared parameters on node with index 1"),
-        "{out}"
+    ha.ok_starts(
+        "set_params -i 1 -m secondary",
+        "200: Updated node 1 Successfully",
     );
-    let shown = ha.ok("show_node", &["-i", "1"]);
+    assert!(ha.show("1").contains("mode           secondary"));
+
+    ha.ok_starts(
+        "clear_params -i 1 -r -m",
+        "200: Cleared parameters on node with index 1",
+    );
+    let shown = ha.show("1");
     assert!(
         !shown.contains("route ") && !shown.contains("mode "),
         "{shown}"
@@ -78,9 +54,7 @@ fn create_show_set_clear_delete_round_trip() {
     assert_eq!(json["nodes"][0]["index"], 1);
     assert_eq!(json["nodes"][0]["routeTable"], "t1");
 
-    assert!(ha
-        .ok("delete_node", &["-i", "1"])
-        .starts_with("200: Successfully deleted node 1"));
+    ha.ok_starts("delete_node -i 1", "200: Successfully deleted node 1");
     assert!(
         ha.ok("delete_node", &["-i", "1"]).starts_with("200: "),
         "deleting a missing node is not an error"
@@ -95,30 +69,16 @@ fn create_node_on_an_existing_index_updates_it_as_the_original_did() {
     for table in ["t1", "t2"] {
         ha.table(table, &[("10.99.0.0/16", "10.0.1.10")]);
     }
-    let out = ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "5",
-            "-t",
-            "t1",
-            "-n",
-            "10.0.1.20",
-            "-r",
-            "10.99.0.0/16",
-        ],
-    );
-    assert!(
-        out.starts_with("200: Successfully created new node with index 5"),
-        "{out}"
+    ha.ok_starts(
+        "create_node -i 5 -t t1 -n 10.0.1.20 -r 10.99.0.0/16",
+        "200: Successfully created new node with index 5",
     );
     // Re-run on every boot by provisioning scripts: the given flags change, the others stay.
-    let out = ha.ok(
-        "create_node",
-        &["-i", "5", "-t", "t2", "-n", "10.0.1.30", "-m", "primary"],
+    ha.ok_starts(
+        "create_node -i 5 -t t2 -n 10.0.1.30 -m primary",
+        "200: Updated node 5 Successfully",
     );
-    assert!(out.starts_with("200: Updated node 5 Successfully"), "{out}");
-    let shown = ha.ok("show_node", &["-i", "5"]);
+    let shown = ha.show("5");
     for want in [
         "routeTable     t2",
         "nextHop        10.0.1.30",
@@ -127,21 +87,17 @@ fn create_node_on_an_existing_index_updates_it_as_the_original_did() {
     ] {
         assert!(shown.contains(want), "{want:?} not in {shown}");
     }
-    let stored = std::fs::read_to_string(ha.path("node_file")).expect("node_file");
+    let stored = ha.node_file();
     assert!(
         stored.contains("routeTable=t2") && stored.contains("nextHop=10.0.1.30"),
         "{stored}"
     );
     // Same flags again: still a success, nothing else changes.
-    let out = ha.ok(
-        "create_node",
-        &["-i", "5", "-t", "t2", "-n", "10.0.1.30", "-m", "primary"],
+    ha.ok_starts(
+        "create_node -i 5 -t t2 -n 10.0.1.30 -m primary",
+        "200: Updated node 5 Successfully",
     );
-    assert!(out.starts_with("200: Updated node 5 Successfully"), "{out}");
-    assert_eq!(
-        std::fs::read_to_string(ha.path("node_file")).expect("node_file"),
-        stored
-    );
+    assert_eq!(ha.node_file(), stored);
 }
 
 #[test]
@@ -206,16 +162,10 @@ fn create_node_refuses_without_the_flags_the_original_required() {
 #[test]
 fn azure_create_without_subscription_or_group_warns_as_the_original() {
     let ha = Ha::started().with_env("CSR_HA_CLOUD", "azure");
-    let out = ha.ok(
-        "create_node",
-        &["-i", "2", "-p", "azure", "-t", "rt1", "-n", "10.0.1.20"],
-    );
-    assert!(
-        out.starts_with(
-            "199: subscriptionId is not found in input parameters. Please configure valid subscriptionId using set_params.py\n\
-             199: resourceGroup is not found in input parameters. Please configure valid resourceGroup using set_params.py\n"
-        ),
-        "{out}"
+    let out = ha.ok_starts(
+        "create_node -i 2 -p azure -t rt1 -n 10.0.1.20",
+        "199: subscriptionId is not found in input parameters. Please configure valid subscriptionId using set_params.py\n\
+         199: resourceGroup is not found in input parameters. Please configure valid resourceGroup using set_params.py\n",
     );
     assert!(
         out.contains("Successfully created new node with index 2"),
@@ -223,7 +173,7 @@ fn azure_create_without_subscription_or_group_warns_as_the_original() {
     );
     // Stored, to be completed with set_params (not done here: a complete node is checked
     // against the live Azure API, and this test has no fake for it).
-    let shown = ha.ok("show_node", &["-i", "2"]);
+    let shown = ha.show("2");
     assert!(shown.contains("routeTableName rt1"), "{shown}");
 }
 
@@ -267,17 +217,15 @@ fn bad_input_names_the_flag_and_changes_nothing() {
         );
     }
     // The original's required flags (file: -t -n), refused before anything is sent.
-    let out = ha.expect(2, "create_node", &["-i", "5", "-t", "t2"]);
-    assert!(
-        out.starts_with(
-            "400: create_node: the following arguments are required for file: -n (nextHop)"
-        ),
-        "{out}"
+    ha.expect_starts(
+        2,
+        "create_node -i 5 -t t2",
+        "400: create_node: the following arguments are required for file: -n (nextHop)",
     );
-    let out = ha.expect(1, "node_event", &["-i", "all", "-e", "peerFail"]);
-    assert!(
-        out.starts_with("400: peerFail cannot be sent to all nodes"),
-        "{out}"
+    ha.expect_starts(
+        1,
+        "node_event -i all -e peerFail",
+        "400: peerFail cannot be sent to all nodes",
     );
     assert_eq!(
         std::fs::read(ha.path("node_file")).expect("node_file"),
@@ -289,25 +237,15 @@ fn bad_input_names_the_flag_and_changes_nothing() {
 #[test]
 fn aws_flags_are_validated_for_the_aws_cloud() {
     let ha = Ha::started().with_env("CSR_HA_CLOUD", "aws");
-    let out = ha.expect(
-        2,
-        "create_node",
-        &["-i", "1", "-t", "rtb-xyz", "-rg", "us-east-1"],
-    );
+    let out = ha.expect_line(2, "create_node -i 1 -t rtb-xyz -rg us-east-1");
     assert!(out.contains("-t") && out.contains("rtb-"), "{out}");
     let out = ha.expect(2, "create_node", &["-i", "1", "-n", "eni-12"]);
     assert!(out.contains("-n") && out.contains("eni-"), "{out}");
     // -n is required for aws, as the original's argparse had it.
-    let out = ha.expect(
+    ha.expect_starts(
         2,
-        "create_node",
-        &["-i", "1", "-t", "rtb-0a1b2c3d", "-rg", "us-east-1"],
-    );
-    assert!(
-        out.starts_with(
-            "400: create_node: the following arguments are required for aws: -n (eniId)"
-        ),
-        "{out}"
+        "create_node -i 1 -t rtb-0a1b2c3d -rg us-east-1",
+        "400: create_node: the following arguments are required for aws: -n (eniId)",
     );
     assert!(ha.ok("create_node", &["--version"]).contains("csr-ha "));
     let help = ha.ok("create_node", &["-h"]);
@@ -334,7 +272,7 @@ fn azure_app_id_needs_tenant_and_key_and_the_key_is_masked() {
     );
     with_app.extend(["-d", "tenant-1", "-k", "SuperSecretKey123"]);
     ha.ok("create_node", &with_app);
-    let shown = ha.ok("show_node", &["-i", "2"]);
+    let shown = ha.show("2");
     assert!(
         !shown.contains("SuperSecretKey123") && shown.contains("appKey"),
         "{shown}"
@@ -360,36 +298,13 @@ fn gcp_names_and_priorities_are_checked_in_full() {
     ha.start();
     let out = ha.expect(2, "create_node", &["-i", "1", "-p", "gcp", "-a", "Route-A"]);
     assert!(out.contains("-a"), "{out}");
-    let out = ha.expect(
-        2,
-        "create_node",
-        &["-i", "1", "-p", "gcp", "-a", "route-a-"],
-    );
+    let out = ha.expect_line(2, "create_node -i 1 -p gcp -a route-a-");
     assert!(out.contains("-a"), "{out}");
     let out = ha.expect(2, "create_node", &["-i", "1", "-p", "gcp", "-o", "65536"]);
     assert!(out.contains("-o") && out.contains("0-65535"), "{out}");
-    let out = ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "1",
-            "-p",
-            "gcp",
-            "-g",
-            "my-project",
-            "-v",
-            "vpc-1",
-            "-a",
-            "route-a",
-            "-b",
-            "route-b",
-            "-n",
-            "10.0.1.20",
-            "-r",
-            "10.99.0.0/16",
-            "-o",
-            "0",
-        ],
+    let out = ha.ok_line(
+        "create_node -i 1 -p gcp -g my-project -v vpc-1 -a route-a -b route-b \
+         -n 10.0.1.20 -r 10.99.0.0/16 -o 0",
     );
     assert!(
         out.contains("hopPriority    0"),
@@ -408,18 +323,11 @@ fn the_forms_argparse_accepted_are_accepted() {
         assert!(out.contains(&format!("index          {i}")), "{out}");
     }
     // The last of a repeated flag wins.
-    ha.ok(
-        "set_params",
-        &["-i", "5", "-r", "10.1.0.0/16", "-r", "10.2.0.0/16"],
-    );
-    let out = ha.ok("show_node", &["-i", "5"]);
+    ha.ok_line("set_params -i 5 -r 10.1.0.0/16 -r 10.2.0.0/16");
+    let out = ha.show("5");
     assert!(out.contains("route          10.2.0.0/16"), "{out}");
     // A rejected value is the project's own line, exit 2.
-    let out = ha.expect(
-        2,
-        "create_node",
-        &["-i", "7", "-t", "t1", "-n", "10.0.0.300"],
-    );
+    let out = ha.expect_line(2, "create_node -i 7 -t t1 -n 10.0.0.300");
     assert_eq!(
         out.trim(),
         "400: -n \"10.0.0.300\" is not valid: expected an IPv4 or IPv6 address"
@@ -436,25 +344,12 @@ fn two_letter_aws_flags_take_the_original_forms() {
     let mut ha = Ha::new().with_env("CSR_HA_CLOUD", "aws");
     ha.start();
     // -rg=<region> as argparse took it; -r (route) beside -rg is not confused with it.
-    ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "1",
-            "-t",
-            "rtb-0a1b2c3d",
-            "-rg=us-west-2",
-            "-n",
-            "eni-0a1b2c3d4e",
-            "-r",
-            "10.9.0.0/16",
-        ],
-    );
-    let out = ha.ok("show_node", &["-i", "1"]);
+    ha.ok_line("create_node -i 1 -t rtb-0a1b2c3d -rg=us-west-2 -n eni-0a1b2c3d4e -r 10.9.0.0/16");
+    let out = ha.show("1");
     assert!(out.contains("region         us-west-2"), "{out}");
     assert!(out.contains("route          10.9.0.0/16"), "{out}");
     ha.ok("clear_params", &["-i", "1", "-rg", "-r"]);
-    let out = ha.ok("show_node", &["-i", "1"]);
+    let out = ha.show("1");
     assert!(!out.contains("region "), "{out}");
     assert!(!out.contains("route "), "{out}");
 }

@@ -9,43 +9,34 @@ use util::Ha;
 const A: &str = "10.0.1.10"; // router A's next hop
 const B: &str = "10.0.1.20"; // router B's next hop
 
-/// Node 1 (router B, primary, -r 10.99/16), node 2 (router B, secondary, all routes).
-fn two_nodes(ha: &Ha) {
+/// A running server with table t1, whose one route 10.99.0.0/16 is via router A.
+fn t1_via_a() -> Ha {
+    let ha = Ha::started();
+    ha.table("t1", &[("10.99.0.0/16", A)]);
+    ha
+}
+
+/// A running server with node 1 (router B, primary, -r 10.99/16) and node 2 (router B,
+/// secondary, all routes) on table t1, whose three routes are via router A.
+fn two_nodes() -> Ha {
+    let ha = Ha::started();
     ha.table(
         "t1",
         &[("10.99.0.0/16", A), ("10.98.0.0/16", A), ("0.0.0.0/0", A)],
     );
-    ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "1",
-            "-t",
-            "t1",
-            "-n",
-            B,
-            "-r",
-            "10.99.0.0/16",
-            "-m",
-            "primary",
-        ],
-    );
-    ha.ok(
-        "create_node",
-        &["-i", "2", "-t", "t1", "-n", B, "-m", "secondary"],
-    );
+    ha.ok_line(&format!(
+        "create_node -i 1 -t t1 -n {B} -r 10.99.0.0/16 -m primary"
+    ));
+    ha.ok_line(&format!("create_node -i 2 -t t1 -n {B} -m secondary"));
+    ha
 }
 
 #[test]
 fn peer_fail_moves_the_single_route_and_reports_it() {
-    let ha = Ha::started();
-    two_nodes(&ha);
-    let out = ha.ok("node_event", &["-i", "1", "-e", "peerFail"]);
-    assert!(
-        out.starts_with(&format!(
-            "200: node 1 peerFail: 10.99.0.0/16 in t1 now via {B} (was {A}), "
-        )),
-        "{out}"
+    let ha = two_nodes();
+    let out = ha.ok_starts(
+        "node_event -i 1 -e peerFail",
+        &format!("200: node 1 peerFail: 10.99.0.0/16 in t1 now via {B} (was {A}), "),
     );
     assert!(out.trim_end().ends_with(" ms"), "{out}");
     assert_eq!(ha.next_hop("t1", "10.99.0.0/16").as_deref(), Some(B));
@@ -63,10 +54,8 @@ fn peer_fail_moves_the_single_route_and_reports_it() {
 
 #[test]
 fn peer_fail_without_route_moves_every_route_of_the_table() {
-    let ha = Ha::started();
-    two_nodes(&ha);
-    let out = ha.ok("node_event", &["-i", "2", "-e", "peerFail"]);
-    assert!(out.starts_with("200: node 2 peerFail: "), "{out}");
+    let ha = two_nodes();
+    let out = ha.ok_starts("node_event -i 2 -e peerFail", "200: node 2 peerFail: ");
     for dest in ["10.99.0.0/16", "10.98.0.0/16", "0.0.0.0/0"] {
         assert_eq!(ha.next_hop("t1", dest).as_deref(), Some(B), "{dest}: {out}");
         assert!(
@@ -78,13 +67,11 @@ fn peer_fail_without_route_moves_every_route_of_the_table() {
 
 #[test]
 fn revert_acts_on_primary_nodes_only() {
-    let ha = Ha::started();
-    two_nodes(&ha);
+    let ha = two_nodes();
     // Secondary: nothing, and no event file left behind.
-    let out = ha.ok("node_event", &["-i", "2", "-e", "revert"]);
-    assert!(
-        out.starts_with("200: node 2 revert: secondary node, nothing to do"),
-        "{out}"
+    ha.ok_starts(
+        "node_event -i 2 -e revert",
+        "200: node 2 revert: secondary node, nothing to do",
     );
     assert_eq!(ha.next_hop("t1", "10.98.0.0/16").as_deref(), Some(A));
     assert!(
@@ -123,10 +110,7 @@ fn revert_of_a_primary_all_routes_node() {
         "t1",
         &[("10.1.0.0/16", A), ("2001:db8::/32", "2001:db8::a")],
     );
-    ha.ok(
-        "create_node",
-        &["-i", "3", "-t", "t1", "-n", B, "-m", "primary"],
-    );
+    ha.ok_line(&format!("create_node -i 3 -t t1 -n {B} -m primary"));
     let out = ha.ok("node_event", &["-i", "3", "-e", "revert"]);
     assert_eq!(
         ha.next_hop("t1", "10.1.0.0/16").as_deref(),
@@ -142,8 +126,7 @@ fn revert_of_a_primary_all_routes_node() {
 
 #[test]
 fn verify_reads_and_writes_back_unchanged() {
-    let ha = Ha::started();
-    two_nodes(&ha);
+    let ha = two_nodes();
     let table = ha.path("route_tables/t1.json");
     // Hold the original file open so its inode cannot be freed and handed to a later rewrite:
     // otherwise two atomic renames in a row may legitimately reuse it and the check below flakes.
@@ -173,32 +156,13 @@ fn verify_reads_and_writes_back_unchanged() {
 
 #[test]
 fn failures_are_per_node_and_make_the_exit_code_nonzero() {
-    let ha = Ha::started();
-    ha.table("t1", &[("10.99.0.0/16", A)]);
-    ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "3",
-            "-t",
-            "t1",
-            "-n",
-            B,
-            "-r",
-            "10.99.0.0/16",
-            "-m",
-            "primary",
-        ],
-    );
-    ha.ok(
-        "create_node",
-        &["-i", "4", "-t", "t9", "-n", B, "-m", "primary"],
-    );
+    let ha = t1_via_a();
+    ha.ok_line(&format!(
+        "create_node -i 3 -t t1 -n {B} -r 10.99.0.0/16 -m primary"
+    ));
+    ha.ok_line(&format!("create_node -i 4 -t t9 -n {B} -m primary"));
     // An incomplete node: create_node requires -n, so it is cleared afterwards.
-    ha.ok(
-        "create_node",
-        &["-i", "5", "-t", "t1", "-n", B, "-m", "primary"],
-    );
+    ha.ok_line(&format!("create_node -i 5 -t t1 -n {B} -m primary"));
     ha.ok("clear_params", &["-i", "5", "-n"]);
     let out = ha.expect(1, "node_event", &["-i", "3", "-mi", "5", "-e", "revert"]);
     let lines: Vec<&str> = out.lines().collect();
@@ -223,25 +187,19 @@ fn failures_are_per_node_and_make_the_exit_code_nonzero() {
 
 #[test]
 fn live_check_after_create_and_set_warns_but_keeps_the_node() {
-    let ha = Ha::started();
-    ha.table("t1", &[("10.99.0.0/16", A)]);
-    let out = ha.ok(
-        "create_node",
-        &["-i", "1", "-t", "t1", "-n", B, "-r", "10.55.0.0/16"],
+    let ha = t1_via_a();
+    ha.ok_starts(
+        &format!("create_node -i 1 -t t1 -n {B} -r 10.55.0.0/16"),
+        "199: Warning: Route 10.55.0.0/16 not found in Route Table t1",
     );
-    assert!(
-        out.starts_with("199: Warning: Route 10.55.0.0/16 not found in Route Table t1"),
-        "{out}"
+    assert!(ha.show("1").contains("route          10.55.0.0/16"));
+    ha.ok_starts(
+        "set_params -i 1 -r 10.99.0.0/16",
+        "200: Updated node 1 Successfully",
     );
-    assert!(ha
-        .ok("show_node", &["-i", "1"])
-        .contains("route          10.55.0.0/16"));
-    let out = ha.ok("set_params", &["-i", "1", "-r", "10.99.0.0/16"]);
-    assert!(out.starts_with("200: Updated node 1 Successfully"), "{out}");
-    let out = ha.ok("set_params", &["-i", "1", "-t", "nosuch"]);
-    assert!(
-        out.starts_with("199: Warning: Route Table nosuch not found"),
-        "{out}"
+    ha.ok_starts(
+        "set_params -i 1 -t nosuch",
+        "199: Warning: Route Table nosuch not found",
     );
 }
 
@@ -257,21 +215,9 @@ fn ranges_and_all_over_100_nodes_in_3_tables() {
     for i in 1..=100u32 {
         let (t, k) = ((i - 1) % 3, (i - 1) / 3);
         let route = format!("10.{t}.{k}.0/24");
-        ha.ok(
-            "create_node",
-            &[
-                "-i",
-                &i.to_string(),
-                "-t",
-                &format!("t{t}"),
-                "-n",
-                B,
-                "-r",
-                &route,
-                "-m",
-                "primary",
-            ],
-        );
+        ha.ok_line(&format!(
+            "create_node -i {i} -t t{t} -n {B} -r {route} -m primary"
+        ));
     }
     let out = ha.ok("node_event", &["-i", "10", "-mi", "39", "-e", "peerFail"]);
     assert_eq!(out.lines().count(), 30, "{out}");
@@ -301,19 +247,10 @@ fn concurrent_events_on_one_table_lose_no_write() {
     let table: Vec<(&str, &str)> = routes.iter().map(|d| (d.as_str(), A)).collect();
     ha.table("shared", &table);
     for (k, route) in routes.iter().enumerate() {
-        ha.ok(
-            "create_node",
-            &[
-                "-i",
-                &(k + 1).to_string(),
-                "-t",
-                "shared",
-                "-n",
-                B,
-                "-r",
-                route,
-            ],
-        );
+        let index = k + 1;
+        ha.ok_line(&format!(
+            "create_node -i {index} -t shared -n {B} -r {route}"
+        ));
     }
     let children: Vec<_> = (1..=20)
         .map(|i| ha.spawn("node_event", &["-i", &i.to_string(), "-e", "peerFail"]))
@@ -361,9 +298,7 @@ fn a_hanging_handler_is_killed_at_its_deadline_while_others_are_served() {
     // The server answers others while the handler hangs: both replies come while the event's
     // client is still waiting for its own.
     ha.ok("ha_api", &["-c", "ping"]);
-    assert!(ha
-        .ok("show_node", &["-i", "1"])
-        .contains("index          1"));
+    assert!(ha.show("1").contains("index          1"));
     assert!(
         event.try_wait().expect("try_wait").is_none(),
         "the event finished before ping and show_node were answered"
@@ -380,8 +315,7 @@ fn a_hanging_handler_is_killed_at_its_deadline_while_others_are_served() {
 
 #[test]
 fn event_logs_hold_the_story_and_are_capped_at_512() {
-    let ha = Ha::started();
-    two_nodes(&ha);
+    let ha = two_nodes();
     ha.ok("node_event", &["-i", "1", "-e", "peerFail"]);
     let files = ha.event_files();
     let name = files
@@ -434,10 +368,9 @@ fn event_logs_hold_the_story_and_are_capped_at_512() {
 
 #[test]
 fn show_node_shows_the_last_event() {
-    let ha = Ha::started();
-    two_nodes(&ha);
+    let ha = two_nodes();
     ha.ok("node_event", &["-i", "1", "-e", "peerFail"]);
-    let out = ha.ok("show_node", &["-i", "1"]);
+    let out = ha.show("1");
     let line = out
         .lines()
         .find(|l| l.starts_with("lastEvent"))
@@ -453,44 +386,19 @@ fn show_node_shows_the_last_event() {
     let mut ha = ha;
     ha.kill9();
     ha.start();
-    let again = ha.ok("show_node", &["-i", "1"]);
+    let again = ha.show("1");
     assert!(again.contains(line), "{again}");
 }
 
 #[test]
 fn no_zombies_after_200_events() {
-    let ha = Ha::started();
-    ha.table("t1", &[("10.99.0.0/16", A)]);
-    ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "1",
-            "-t",
-            "t1",
-            "-n",
-            B,
-            "-r",
-            "10.99.0.0/16",
-            "-m",
-            "primary",
-        ],
-    );
-    ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "2",
-            "-t",
-            "t1",
-            "-n",
-            A,
-            "-r",
-            "10.99.0.0/16",
-            "-m",
-            "primary",
-        ],
-    );
+    let ha = t1_via_a();
+    ha.ok_line(&format!(
+        "create_node -i 1 -t t1 -n {B} -r 10.99.0.0/16 -m primary"
+    ));
+    ha.ok_line(&format!(
+        "create_node -i 2 -t t1 -n {A} -r 10.99.0.0/16 -m primary"
+    ));
     for k in 0..200 {
         let index = if k % 2 == 0 { "1" } else { "2" };
         ha.ok("node_event", &["-i", index, "-e", "peerFail"]);
@@ -543,7 +451,7 @@ fn a_client_killed_while_waiting_does_not_hurt_the_server() {
     let until = std::time::Instant::now() + Duration::from_secs(20);
     let mut out = String::new();
     while std::time::Instant::now() < until {
-        out = ha.ok("show_node", &["-i", "1"]);
+        out = ha.show("1");
         if out.contains("lastEvent      peerFail") {
             break;
         }
@@ -572,10 +480,7 @@ fn no_more_handlers_run_at_once_than_configured() {
     for t in 1..=6 {
         let table = format!("t{t}");
         ha.table(&table, &[("10.99.0.0/16", A)]);
-        ha.ok(
-            "create_node",
-            &["-i", &t.to_string(), "-t", &table, "-n", B, "-m", "primary"],
-        );
+        ha.ok_line(&format!("create_node -i {t} -t {table} -n {B} -m primary"));
     }
     std::fs::write(&counts, "").expect("reset counts");
     let out = ha.ok("node_event", &["-i", "all", "-e", "revert"]);

@@ -373,17 +373,10 @@ fn install_builds_with_cargo_release_when_no_bin_dir_is_given() {
     // A fake cargo that records its arguments; the "build output" is the test binaries.
     let target = m.root.join("target");
     std::fs::create_dir_all(target.join("release")).expect("mkdir");
-    for name in [
-        "ha_server",
-        "ha_api",
-        "ha_event_handler",
-        "create_node",
-        "set_params",
-        "clear_params",
-        "delete_node",
-        "show_node",
-        "node_event",
-    ] {
+    for name in ["ha_server", "ha_event_handler"]
+        .into_iter()
+        .chain(WRAPPERS)
+    {
         std::os::unix::fs::symlink(bin_dir().join(name), target.join("release").join(name))
             .expect("symlink");
     }

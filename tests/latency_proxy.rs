@@ -128,3 +128,26 @@ fn a_pooled_client_pays_the_delay_once_per_request_and_delay_zero_still_counts()
     assert_eq!(text, "POST /meta/x body");
     assert_eq!(latency.take().count(Kind::Metadata), 1);
 }
+
+#[test]
+fn a_form_bodys_action_is_recorded_for_counting_ec2_calls() {
+    let latency = Latency::new(Duration::ZERO);
+    let front = latency.front("echo", &echo(), classify);
+    let agent = ureq::Agent::new_with_defaults();
+    for body in [
+        "Version=2016-11-15&Action=ReplaceRoute&RouteTableId=rtb-1",
+        "no form",
+    ] {
+        agent
+            .post(&format!("{}/", front.url))
+            .send(body)
+            .expect("post");
+    }
+    let actions: Vec<Option<String>> = latency
+        .take()
+        .requests
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions, [Some("ReplaceRoute".to_string()), None]);
+}

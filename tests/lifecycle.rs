@@ -36,8 +36,7 @@ fn a_request_whose_client_gave_up_is_never_applied() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("did not answer"), "{stdout}");
-    let out = ha.expect(1, "show_node", &["-i", "5"]);
-    assert!(out.starts_with("400: "), "{out}");
+    ha.expect_starts(1, "show_node -i 5", "400: ");
     let ping = ha.ok("ha_api", &["-c", "ping"]);
     assert!(
         ping.contains("1 request(s) dropped after their client stopped waiting"),
@@ -45,7 +44,7 @@ fn a_request_whose_client_gave_up_is_never_applied() {
     );
     assert!(
         !ha.path("node_file").exists() || {
-            let db = std::fs::read_to_string(ha.path("node_file")).expect("node_file");
+            let db = ha.node_file();
             !db.contains("index=5")
         }
     );
@@ -76,9 +75,7 @@ fn a_removed_fifo_and_replies_dir_are_recreated() {
     let _ = std::fs::remove_file(&replies);
     let _ = std::fs::remove_dir_all(&replies);
     answers_within(&ha, Duration::from_secs(2));
-    assert!(ha
-        .ok("show_node", &["-i", "1"])
-        .contains("index          1"));
+    assert!(ha.show("1").contains("index          1"));
 }
 
 #[test]
@@ -89,8 +86,7 @@ fn stop_works_when_the_fifo_is_gone() {
     // only the pid file can lead `stop` to it.
     std::fs::remove_file(&fifo).expect("rm fifo");
     std::fs::create_dir(&fifo).expect("mkdir in the fifo's place");
-    let out = ha.ok("ha_api", &["-c", "stop"]);
-    assert!(out.starts_with("200: HA server stopped"), "{out}");
+    let out = ha.ok_starts("ha_api -c stop", "200: HA server stopped");
     assert!(!out.contains("not running"), "{out}");
     let mut server = ha.server.take().expect("server");
     let until = Instant::now() + Duration::from_secs(5);
@@ -119,10 +115,7 @@ fn the_ha_directory_is_owner_only_however_it_was_made() {
     }
     ha.start();
     ha.table("t1", &[("10.99.0.0/16", "10.0.1.10")]);
-    ha.ok(
-        "create_node",
-        &["-i", "1", "-t", "t1", "-n", B, "-r", "10.99.0.0/16"],
-    );
+    ha.ok_line(&format!("create_node -i 1 -t t1 -n {B} -r 10.99.0.0/16"));
     assert_eq!(mode(&root), 0o700);
     assert_eq!(mode(&root.join("events")), 0o700);
     for name in [
@@ -157,10 +150,7 @@ fn a_closed_stdout_ends_a_client_quietly() {
     // Far more output than a pipe holds (64 KiB), so the writer meets the closed pipe.
     let table = "a-route-table-with-a-rather-long-name-to-fill-the-pipe";
     for i in 1..=700 {
-        ha.ok(
-            "create_node",
-            &["-i", &i.to_string(), "-t", table, "-n", "2001:db8::1234"],
-        );
+        ha.ok_line(&format!("create_node -i {i} -t {table} -n 2001:db8::1234"));
     }
     // `show_node -i all | head -1`: the pipe closes after the first line.
     let script = format!(

@@ -133,16 +133,13 @@ fn a_queued_peer_fail_starts_before_queued_cron_work() {
     for t in 0..100 {
         let table = format!("t{t:03}");
         ha.table(&table, &[("10.99.0.0/16", A)]);
-        ha.ok(
-            "create_node",
-            &["-i", &(t + 1).to_string(), "-t", &table, "-n", B],
-        );
+        let index = t + 1;
+        ha.ok_line(&format!("create_node -i {index} -t {table} -n {B}"));
     }
     ha.table("failover", &[("10.99.0.0/16", A)]);
-    ha.ok(
-        "create_node",
-        &["-i", "101", "-t", "failover", "-n", B, "-r", "10.99.0.0/16"],
-    );
+    ha.ok_line(&format!(
+        "create_node -i 101 -t failover -n {B} -r 10.99.0.0/16"
+    ));
     std::fs::write(&log, "").expect("reset log");
     let verify = ha.spawn("node_event", &["-i", "1", "-mi", "100", "-e", "verify"]);
     await_line(&log, "start t000");

@@ -85,10 +85,9 @@ fn race(ha: &Ha, mover: &str) -> Vec<String> {
 fn setup(mode: &str) -> Ha {
     let ha = Ha::started();
     big_table(&ha);
-    ha.ok(
-        "create_node",
-        &["-i", "1", "-t", "t1", "-n", B, "-r", ROUTE, "-m", mode],
-    );
+    ha.ok_line(&format!(
+        "create_node -i 1 -t t1 -n {B} -r {ROUTE} -m {mode}"
+    ));
     ha
 }
 

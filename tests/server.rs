@@ -13,19 +13,7 @@ fn acknowledged_writes_survive_kill_9() {
     let mut ha = Ha::started();
     for i in 1..=25 {
         let route = format!("10.{i}.0.0/16");
-        ha.ok(
-            "create_node",
-            &[
-                "-i",
-                &i.to_string(),
-                "-t",
-                "t1",
-                "-n",
-                "10.0.1.20",
-                "-r",
-                &route,
-            ],
-        );
+        ha.ok_line(&format!("create_node -i {i} -t t1 -n 10.0.1.20 -r {route}"));
     }
     ha.ok("delete_node", &["-i", "7"]);
     ha.kill9();
@@ -58,15 +46,10 @@ fn a_second_server_refuses_and_names_the_pid() {
 #[test]
 fn ha_api_starts_and_stops_a_background_server() {
     let ha = Ha::new();
-    let out = ha.ok("ha_api", &["-c", "start"]);
-    assert!(out.starts_with("200: HA server started"), "{out}");
-    assert!(ha
-        .ok("ha_api", &["-c", "start"])
-        .starts_with("200: HA server already running"));
+    ha.ok_starts("ha_api -c start", "200: HA server started");
+    ha.ok_starts("ha_api -c start", "200: HA server already running");
     ha.ok("ha_api", &["-c", "ping"]);
-    assert!(ha
-        .ok("ha_api", &["-c", "stop"])
-        .starts_with("200: HA server stopped"));
+    ha.ok_starts("ha_api -c stop", "200: HA server stopped");
     assert!(!ha.path("ha_server.fifo").exists(), "FIFO removed on stop");
     assert!(
         !ha.path("ha_server.pid").exists(),
@@ -104,10 +87,7 @@ fn corrupt_node_file_refuses_to_start_and_is_not_overwritten() {
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "{err}");
-    assert_eq!(
-        std::fs::read_to_string(ha.path("node_file")).expect("read"),
-        text
-    );
+    assert_eq!(ha.node_file(), text);
 }
 
 #[test]
@@ -129,7 +109,7 @@ fn original_python_node_file_is_imported() {
     assert_eq!(json["nodes"][0]["mode"], "primary");
     assert_eq!(json["nodes"][1]["provider"], "azure");
     assert_eq!(json["nodes"][2]["hopPriority"], "100");
-    let converted = std::fs::read_to_string(ha.path("node_file")).expect("read");
+    let converted = ha.node_file();
     assert!(
         converted.contains("index=1 provider=aws routeTableId=rtb-0a1b2c3d"),
         "{converted}"
@@ -148,17 +128,7 @@ fn original_python_node_file_is_imported() {
 fn concurrent_clients_never_get_each_others_answers() {
     let ha = Ha::started();
     for c in 1..=8 {
-        ha.ok(
-            "create_node",
-            &[
-                "-i",
-                &c.to_string(),
-                "-t",
-                &format!("t{c}"),
-                "-n",
-                "10.0.1.20",
-            ],
-        );
+        ha.ok_line(&format!("create_node -i {c} -t t{c} -n 10.0.1.20"));
     }
     let root = ha.root.clone();
     let workers: Vec<_> = (1..=8)
@@ -264,9 +234,7 @@ fn garbage_on_the_fifo_never_stops_the_server() {
         !out.contains(" 0 bad frame"),
         "bad frames were counted: {out}"
     );
-    assert!(ha
-        .ok("show_node", &["-i", "1"])
-        .contains("routeTable     t1"));
+    assert!(ha.show("1").contains("routeTable     t1"));
 }
 
 #[test]
@@ -274,17 +242,9 @@ fn a_client_that_never_reads_does_not_stall_others() {
     use csr_ha::protocol::{encode_request, Command, Request, Target};
     let ha = Ha::started();
     for i in 1..=400 {
-        ha.ok(
-            "create_node",
-            &[
-                "-i",
-                &i.to_string(),
-                "-t",
-                "table-with-a-long-name",
-                "-n",
-                "2001:db8::1234",
-            ],
-        );
+        ha.ok_line(&format!(
+            "create_node -i {i} -t table-with-a-long-name -n 2001:db8::1234"
+        ));
     }
     // A reply FIFO that is open for reading but never read: the reply (> 64 KiB) cannot fit.
     let fifo = ha.path("replies/stuck-1");
@@ -317,9 +277,7 @@ fn a_client_that_never_reads_does_not_stall_others() {
     for _ in 0..5 {
         ha.ok("ha_api", &["-c", "ping"]);
     }
-    assert!(ha
-        .ok("show_node", &["-i", "400"])
-        .contains("index          400"));
+    assert!(ha.show("400").contains("index          400"));
 }
 
 use std::os::unix::fs::OpenOptionsExt;

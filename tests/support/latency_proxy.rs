@@ -11,9 +11,11 @@
 //!
 //! Every request is recorded with its upstream's name and a [`Kind`] (cloud API, operation poll,
 //! metadata service, login server) chosen by the front's classifier from method and path, so a
-//! benchmark can say how many round trips of each kind an event cost.
+//! benchmark can say how many round trips of each kind an event cost. A form body's `Action=`
+//! is recorded too, so that EC2 calls can be counted by operation.
 //!
-//! Used by `examples/cloud_latency_bench.rs`; checked by `tests/latency_proxy.rs`.
+//! Used by `examples/cloud_latency_bench.rs` and (at no delay, as a counter) by
+//! `examples/aws_moto_bench.rs`; checked by `tests/latency_proxy.rs`.
 
 #![allow(dead_code)]
 
@@ -62,6 +64,8 @@ pub struct Seen {
     pub method: String,
     /// Path and query as sent.
     pub target: String,
+    /// The `Action=` of a form-encoded body (the EC2 Query API names its operation there).
+    pub action: Option<String>,
 }
 
 /// Requests and new connections since the last [`Latency::take`].
@@ -218,6 +222,7 @@ fn relay(
         shared.tally.lock().expect("tally").requests.push(Seen {
             upstream: name,
             kind: classify(&request.method, &request.target),
+            action: request.action,
             method: request.method,
             target: request.target,
         });
@@ -239,6 +244,8 @@ fn relay(
 struct Request {
     method: String,
     target: String,
+    /// The `Action=` field of its body, if any.
+    action: Option<String>,
     /// Head and body, byte for byte.
     bytes: Vec<u8>,
     /// When its first line had arrived.
@@ -293,16 +300,21 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
             }
         }
     }
+    let body_start = bytes.len();
     if chunked {
         read_chunked(reader, &mut bytes)?;
     } else {
-        let start = bytes.len();
-        bytes.resize(start + length, 0);
-        reader.read_exact(&mut bytes[start..])?;
+        bytes.resize(body_start + length, 0);
+        reader.read_exact(&mut bytes[body_start..])?;
     }
+    let action = String::from_utf8_lossy(&bytes[body_start..])
+        .split('&')
+        .find_map(|field| field.strip_prefix("Action="))
+        .map(str::to_string);
     Ok(Some(Request {
         method,
         target,
+        action,
         bytes,
         arrived,
     }))

@@ -59,6 +59,11 @@ impl Ha {
     }
 
     pub fn with_env(mut self, key: &str, value: &str) -> Ha {
+        // A test's general AWS endpoint is meant for EC2 too; the closed EC2-only one of
+        // OFFLINE would win over it.
+        if key == "AWS_ENDPOINT_URL" {
+            self.env.retain(|(k, _)| k != "AWS_ENDPOINT_URL_EC2");
+        }
         self.env.push((key.into(), value.into()));
         self
     }
@@ -170,8 +175,47 @@ impl Ha {
         self.expect(0, name, args)
     }
 
+    /// Runs a command line as a user types it (`"create_node -i 1 -t t1 -n 10.0.1.20"`: words
+    /// split on white space, no quoting) and returns stdout, asserting it exited 0.
+    pub fn ok_line(&self, line: &str) -> String {
+        self.expect_line(0, line)
+    }
+
+    /// Like [`Ha::ok_line`], asserting exit code `code`.
+    pub fn expect_line(&self, code: i32, line: &str) -> String {
+        let mut words = line.split_whitespace();
+        let name = words.next().expect("a command line names a command");
+        let args: Vec<&str> = words.collect();
+        self.expect(code, name, &args)
+    }
+
+    /// `show_node -i INDEX` (`"1"`, `"all"`, `"1-3"`), asserting it exited 0.
+    pub fn show(&self, index: &str) -> String {
+        self.ok("show_node", &["-i", index])
+    }
+
+    /// [`Ha::ok_line`], also asserting that stdout starts with `reply` (`"200: Updated node 1"`).
+    pub fn ok_starts(&self, line: &str, reply: &str) -> String {
+        self.expect_starts(0, line, reply)
+    }
+
+    /// [`Ha::expect_line`], also asserting that stdout starts with `reply`.
+    pub fn expect_starts(&self, code: i32, line: &str, reply: &str) -> String {
+        let out = self.expect_line(code, line);
+        assert!(
+            out.starts_with(reply),
+            "{line}: expected {reply:?} first\n{out}"
+        );
+        out
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
+    }
+
+    /// The text of the node file, where the server keeps every node.
+    pub fn node_file(&self) -> String {
+        std::fs::read_to_string(self.path("node_file")).expect("read node_file")
     }
 
     /// Writes `route_tables/<name>.json` with (destination, next hop) routes.
