@@ -436,6 +436,38 @@ fn verify_puts_the_route_back_unchanged() {
 }
 
 #[test]
+fn verify_does_not_restore_a_route_changed_since_it_was_read() {
+    let fake = Fake::start();
+    two_routes_and_internet(&fake, "rt-race");
+    // A peerFail of the other router lands between verify's read and its write.
+    fake.change_after_read("rt-race", "to-dc", "10.0.1.30");
+    let run = run(
+        &fake,
+        EventKind::Verify,
+        vec![node(11, "rt-race", PEER, Some("10.99.0.0/16"))],
+    );
+
+    let out = only(&run);
+    assert_eq!(out.outcome, Outcome::Warning, "{out:?}");
+    assert!(
+        out.message.contains(
+            "10.99.0.0/16 in rt-race changed meanwhile (now via 10.0.1.30): not rewritten"
+        ),
+        "{}",
+        out.message
+    );
+    assert_eq!(
+        fake.route("rt-race", "to-dc").hop_ip.as_deref(),
+        Some("10.0.1.30"),
+        "the other writer's hop stays"
+    );
+    let seen = fake.seen();
+    let put = seen.iter().find(|s| s.is_route_put()).expect("a PUT");
+    assert_eq!(put.header("If-Match"), Some("W/\"0\""), "the etag read");
+    assert_eq!(put.status, 412);
+}
+
+#[test]
 fn app_credentials_get_a_token_from_the_login_endpoint() {
     let fake = Fake::start();
     two_routes_and_internet(&fake, "rt-app");

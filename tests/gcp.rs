@@ -351,6 +351,39 @@ fn verify_inserts_and_deletes_an_ipv6_probe_route() {
 }
 
 #[test]
+fn verify_by_either_router_never_undoes_a_peer_fail() {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let failover = event(
+        &config(&fake),
+        dir.path(),
+        EventKind::PeerFail,
+        router_a("secondary"),
+    );
+    assert_eq!(failover.outcome, Outcome::Ok, "{}", failover.message);
+    let mut router_b = router_a("primary");
+    for (param, value) in [
+        (Param::RouteName, "route-b"),
+        (Param::PeerRouteName, "route-a"),
+        (Param::NextHopIp, "10.0.1.10"),
+        (Param::HopPriority, "200"),
+    ] {
+        router_b.params.insert(param, value.to_string());
+    }
+    for node in [router_a("secondary"), router_b] {
+        let out = event(&config(&fake), dir.path(), EventKind::Verify, node);
+        assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    }
+    assert!(
+        fake.route(PROJECT, "route-b").is_none(),
+        "peer route is back"
+    );
+    assert!(fake.route(PROJECT, "route-a").is_some(), "own route gone");
+    assert!(fake.route(PROJECT, "csr-ha-verify-route").is_none());
+}
+
+#[test]
 fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
     let fake = GcpFake::start();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 
 use super::http::{self, ProxyUse};
-use super::{CloudError, Route, RouteTable, Work};
+use super::{CloudError, Route, RouteTable, RouteWrite, Work};
 use crate::node::{Cidr, Node, Param};
 
 /// The `Microsoft.Network` API version for Route Tables - Get and Routes - Create Or Update: a
@@ -146,7 +146,7 @@ pub fn open_with(
         config,
         credential,
         deadline,
-        prefixes: HashMap::new(),
+        raw: HashMap::new(),
     }))
 }
 
@@ -291,8 +291,8 @@ struct AzureTable {
     config: AzureConfig,
     credential: Credential,
     deadline: Instant,
-    /// Route name → `addressPrefix` exactly as ARM holds it, so a write sends it back unchanged.
-    prefixes: HashMap<String, String>,
+    /// Route name → its prefix as ARM holds it and its etag, as last read.
+    raw: HashMap<String, RawRoute>,
 }
 
 /// A request, with its body.
@@ -655,6 +655,17 @@ impl AzureTable {
     /// One ARM call with a bearer token; 429, 409 `AnotherOperationInProgress` and 5xx retried,
     /// a refused token replaced once. The answer may still be an error: see [`Self::api_error`].
     fn arm_call(&self, call: &Call, url: &str, what: &str) -> Result<Reply, CloudError> {
+        self.arm_call_with(call, url, what, &[])
+    }
+
+    /// [`Self::arm_call`] with more headers (`If-Match`).
+    fn arm_call_with(
+        &self,
+        call: &Call,
+        url: &str,
+        what: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, CloudError> {
         if origin(url) != origin(&self.config.arm) {
             return Err(CloudError::Transport(format!(
                 "Azure sent {what} to {}, which is not the Resource Manager endpoint {}; refusing to send it a token",
@@ -672,14 +683,10 @@ impl AzureTable {
             let busy = |r: &Reply| {
                 r.status == 429 || (r.status == 409 && r.error().0 == "AnotherOperationInProgress")
             };
+            let mut all = vec![("Authorization", bearer.as_str())];
+            all.extend_from_slice(headers);
             let reply = self.with_retries(&target, busy, || {
-                exchange(
-                    &self.arm,
-                    call,
-                    url,
-                    &[("Authorization", &bearer)],
-                    self.deadline,
-                )
+                exchange(&self.arm, call, url, &all, self.deadline)
             })?;
             if reply.status == 401 && !fresh_token_tried {
                 fresh_token_tried = true;
@@ -852,6 +859,7 @@ struct TableProperties {
 #[derive(Deserialize)]
 struct RouteBody {
     name: String,
+    etag: Option<String>,
     #[serde(default)]
     properties: RouteProperties,
 }
@@ -864,19 +872,28 @@ struct RouteProperties {
     next_hop_ip_address: Option<String>,
 }
 
-/// The routes of a Route Tables - Get answer; each route's raw prefix goes into `prefixes`.
-fn parse_routes(body: &str, prefixes: &mut HashMap<String, String>) -> Result<Vec<Route>, String> {
+/// What a write needs of a route as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RawRoute {
+    /// `addressPrefix` exactly as ARM holds it, so a write sends it back unchanged.
+    prefix: String,
+    /// The route's etag, for a conditional write's `If-Match`.
+    etag: Option<String>,
+}
+
+/// The routes of a Route Tables - Get answer; each route's raw prefix and etag go into `raw`.
+fn parse_routes(body: &str, raw: &mut HashMap<String, RawRoute>) -> Result<Vec<Route>, String> {
     let table: TableBody = serde_json::from_str(body).map_err(|e| e.to_string())?;
     let routes = table.properties.map(|p| p.routes).unwrap_or_default();
-    prefixes.clear();
+    raw.clear();
     Ok(routes
         .into_iter()
         .map(|r| {
-            let raw = r.properties.address_prefix.unwrap_or_default();
+            let prefix = r.properties.address_prefix.unwrap_or_default();
             // Service tags (`AzureCloud`) are kept as written; they never match a -r CIDR.
-            let destination = raw
+            let destination = prefix
                 .parse::<Cidr>()
-                .map_or_else(|_| raw.clone(), |c| c.to_string());
+                .map_or_else(|_| prefix.clone(), |c| c.to_string());
             let next_hop = match r.properties.next_hop_type.as_deref() {
                 Some(t) if t.eq_ignore_ascii_case("VirtualAppliance") => r
                     .properties
@@ -884,7 +901,13 @@ fn parse_routes(body: &str, prefixes: &mut HashMap<String, String>) -> Result<Ve
                     .map(|ip| ip.parse::<std::net::IpAddr>().map_or(ip, |a| a.to_string())),
                 _ => None,
             };
-            prefixes.insert(r.name.clone(), raw);
+            raw.insert(
+                r.name.clone(),
+                RawRoute {
+                    prefix,
+                    etag: r.etag,
+                },
+            );
             Route {
                 destination,
                 next_hop,
@@ -912,24 +935,32 @@ impl RouteTable for AzureTable {
         if reply.status != 200 {
             return Err(self.api_error(&reply));
         }
-        parse_routes(&reply.body, &mut self.prefixes).map_err(|e| {
+        parse_routes(&reply.body, &mut self.raw).map_err(|e| {
             CloudError::Transport(format!(
                 "Azure answered {what} with something that is not a route table ({e})"
             ))
         })
     }
 
-    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
-        let prefix = self
-            .prefixes
-            .get(&route.id)
-            .cloned()
-            .unwrap_or_else(|| route.destination.clone());
+    /// Route PUTs, one per write. A conditional write (`verify`) carries `If-Match` with the
+    /// route's etag as read; ARM answers 412 if the route changed since, and it is not rewritten.
+    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        writes.iter().map(|w| self.put_route(w)).collect()
+    }
+}
+
+impl AzureTable {
+    fn put_route(&mut self, write: &RouteWrite) -> Result<(), CloudError> {
+        let route = &write.route;
+        let raw = self.raw.get(&route.id).cloned();
+        let prefix = raw
+            .as_ref()
+            .map_or_else(|| route.destination.clone(), |r| r.prefix.clone());
         let body = serde_json::json!({
             "properties": {
                 "addressPrefix": prefix,
                 "nextHopType": "VirtualAppliance",
-                "nextHopIpAddress": next_hop,
+                "nextHopIpAddress": write.next_hop,
             }
         })
         .to_string();
@@ -937,11 +968,27 @@ impl RouteTable for AzureTable {
             "writing route {} ({}) in Route Table {}",
             route.id, route.destination, self.name
         );
-        let reply = self.arm_call(&Call::Put(&body), &self.route_url(&route.id), &what)?;
+        let etag = raw.and_then(|r| r.etag).filter(|_| write.conditional);
+        let headers: Vec<(&str, &str)> = etag.iter().map(|e| ("If-Match", e.as_str())).collect();
+        let url = self.route_url(&route.id);
+        let reply = self.arm_call_with(&Call::Put(&body), &url, &what, &headers)?;
         match reply.status {
             200..=202 => self.follow(reply, &what),
+            412 => Err(self.changed(&route.id)),
             _ => Err(self.api_error(&reply)),
         }
+    }
+
+    /// The [`CloudError::Changed`] for a route whose etag no longer matched: read again to say
+    /// where it points now.
+    fn changed(&mut self, route: &str) -> CloudError {
+        let now = self.read().ok().and_then(|routes| {
+            routes
+                .into_iter()
+                .find(|r| r.id == route)
+                .and_then(|r| r.next_hop)
+        });
+        CloudError::Changed { now }
     }
 }
 
@@ -973,19 +1020,19 @@ mod tests {
             {"name":"r6","properties":{"addressPrefix":"2001:DB8::/32","nextHopType":"VirtualAppliance","nextHopIpAddress":"2001:DB8::A"}},
             {"name":"web","properties":{"addressPrefix":"0.0.0.0/0","nextHopType":"Internet"}},
             {"name":"tag","properties":{"addressPrefix":"AzureCloud","nextHopType":"None"}}]}}"#;
-        let mut prefixes = HashMap::new();
-        let routes = parse_routes(body, &mut prefixes).expect("parses");
+        let mut raw = HashMap::new();
+        let routes = parse_routes(body, &mut raw).expect("parses");
         assert_eq!(routes.len(), 4);
         assert_eq!(routes[0].next_hop.as_deref(), Some("10.0.1.10"));
         assert_eq!(routes[1].destination, "2001:db8::/32");
         assert_eq!(routes[1].next_hop.as_deref(), Some("2001:db8::a"));
         assert_eq!(
-            prefixes.get("r6").map(String::as_str),
+            raw.get("r6").map(|r| r.prefix.as_str()),
             Some("2001:DB8::/32")
         );
         assert!(!routes[2].movable() && !routes[3].movable());
         assert_eq!(routes[3].destination, "AzureCloud");
-        assert!(parse_routes("<html>", &mut prefixes).is_err());
+        assert!(parse_routes("<html>", &mut raw).is_err());
     }
 
     #[test]

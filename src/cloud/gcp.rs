@@ -501,6 +501,11 @@ fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 }
 
 /// `verify`: inserts and deletes a probe route, proving the credentials can write routes.
+///
+/// Unlike the providers that write the value they read back, this writes nothing a `peerFail`
+/// or `revert` wrote: it touches only [`PROBE_ROUTE`] (lowest priority, never carrying traffic a
+/// real route carries), never this router's route (`-a`) or its peer's (`-b`), so it cannot undo
+/// a failover that lands while it runs, and needs no conditional write.
 fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
     if let Some(why) = spec.family_error() {
         return failed(why);

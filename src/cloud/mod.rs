@@ -120,6 +120,9 @@ pub enum CloudError {
     Transport(String),
     /// Local trouble: a table file unreadable or malformed, a parameter missing.
     Local(String),
+    /// A conditional write ([`RouteWrite::conditional`]) found the route no longer as it was read:
+    /// someone else moved it meanwhile, so it was not rewritten. `now` is its next hop now.
+    Changed { now: Option<String> },
 }
 
 impl fmt::Display for CloudError {
@@ -133,6 +136,11 @@ impl fmt::Display for CloudError {
             } => write!(f, "{cloud} {code}: {message}"),
             CloudError::Auth(m) => write!(f, "credentials: {m}"),
             CloudError::Transport(m) | CloudError::Local(m) => f.write_str(m),
+            CloudError::Changed { now } => write!(
+                f,
+                "changed meanwhile (now via {}): not rewritten",
+                now.as_deref().unwrap_or("no router")
+            ),
         }
     }
 }
@@ -158,23 +166,27 @@ impl Route {
     }
 }
 
-/// A cloud route table: read it whole, write one route.
+/// One write an event asks of a table: point `route` at `next_hop`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteWrite {
+    /// The route as it was read; its `next_hop` is the value a conditional write expects.
+    pub route: Route,
+    pub next_hop: String,
+    /// Write only if the route still points where it did when read (`verify` restores the value
+    /// it read and must never undo a `peerFail` that landed in between). A provider whose API has
+    /// a condition uses it; one without says so on its `write_all`.
+    pub conditional: bool,
+}
+
+/// A cloud route table: read it whole, then write what an event needs.
 pub trait RouteTable {
     /// The table's name for messages (`t1`, `rtb-0a1b2c3d`).
     fn name(&self) -> String;
     /// Every route of the table.
     fn read(&mut self) -> Result<Vec<Route>, CloudError>;
-    /// Points `route` at `next_hop` (which may be its current next hop, for `verify`).
-    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError>;
-    /// Applies several writes in order, one result each. Cloud APIs take one route per call,
-    /// so the default writes one after another; a table kept as one document (the `file`
-    /// provider) rewrites it once for the whole event instead of once per route.
-    fn write_all(&mut self, writes: &[(Route, String)]) -> Vec<Result<(), CloudError>> {
-        writes
-            .iter()
-            .map(|(route, hop)| self.write(route, hop))
-            .collect()
-    }
+    /// Applies an event's writes, one result each, in order. A conditional write that found its
+    /// route changed answers [`CloudError::Changed`].
+    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>>;
 }
 
 /// The parameter that holds a node's own next hop, for providers that move routes.
@@ -270,9 +282,15 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
         .iter()
         .map(|node| plan_node(node, &name, &mut routes, kind, log))
         .collect();
-    let writes: Vec<(Route, String)> = plans
+    let writes: Vec<RouteWrite> = plans
         .iter()
-        .flat_map(|p| p.writes.iter().map(|w| (w.route.clone(), w.target.clone())))
+        .flat_map(|p| {
+            p.writes.iter().map(|w| RouteWrite {
+                route: w.route.clone(),
+                next_hop: w.target.clone(),
+                conditional: kind == EventKind::Verify,
+            })
+        })
         .collect();
     let results = if writes.is_empty() {
         Vec::new()
@@ -395,6 +413,7 @@ fn finish_node(
         return NodeOutcome::new(index, Outcome::Failed, message, started);
     }
     let mut done = Vec::new();
+    let mut changed = Vec::new();
     let mut failure = None;
     for w in &plan.writes {
         let dest = &w.route.destination;
@@ -413,6 +432,11 @@ fn finish_node(
                     format!("{dest} in {name} now via {} (was {})", w.target, w.was)
                 });
             }
+            Err(e @ CloudError::Changed { .. }) => {
+                let note = format!("{dest} in {name} {e}");
+                log.line(index, &note);
+                changed.push(note);
+            }
             Err(e) => {
                 log.line(index, &format!("Error writing route {dest}: {e}"));
                 failure.get_or_insert(e.to_string());
@@ -420,6 +444,7 @@ fn finish_node(
         }
     }
     let ms = started.elapsed().as_millis();
+    done.extend(changed.iter().cloned());
     if let Some(mut message) = failure {
         if !done.is_empty() {
             message = format!("{message} (after {})", done.join("; "));
@@ -437,7 +462,12 @@ fn finish_node(
             plan.unchanged.join(", ")
         ),
     };
-    NodeOutcome::new(index, Outcome::Ok, message, started)
+    let outcome = if changed.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Warning
+    };
+    NodeOutcome::new(index, outcome, message, started)
 }
 
 fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {

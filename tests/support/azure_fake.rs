@@ -55,7 +55,7 @@ impl FakeRoute {
         }
     }
 
-    fn to_json(&self, table_id: &str) -> Value {
+    fn to_json(&self, table_id: &str, etag: &str) -> Value {
         let mut props = json!({
             "provisioningState": "Succeeded",
             "addressPrefix": self.prefix,
@@ -68,7 +68,7 @@ impl FakeRoute {
         json!({
             "name": self.name,
             "id": format!("{table_id}/routes/{}", self.name),
-            "etag": "W/\"00000000-0000-0000-0000-000000000001\"",
+            "etag": etag,
             "type": "Microsoft.Network/routeTables/routes",
             "properties": props,
         })
@@ -157,6 +157,11 @@ pub struct State {
     pub app: Option<(String, String, String)>,
     pub app_token: String,
     pub arm_base: String,
+    /// Write count per route (`<table id>/routes/<name>`, lower case) and per table: the etags.
+    versions: BTreeMap<String, u32>,
+    /// Another writer: right after the next table GET, this route of this table (lower-cased
+    /// table id, route name) is pointed at this IP, as if someone else wrote it in between.
+    pub change_after_read: Option<(String, String, String)>,
 }
 
 /// A running fake; stopped when dropped.
@@ -204,6 +209,8 @@ impl Fake {
             app: None,
             app_token: unique("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.app"),
             arm_base: base.clone(),
+            versions: BTreeMap::new(),
+            change_after_read: None,
         }));
         let shared = Arc::clone(&state);
         let server = server.serve(move |mut request| {
@@ -278,6 +285,15 @@ impl Fake {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state().seen.clone()
+    }
+
+    /// Makes another writer point `route` of `table` at `ip` right after the next table GET.
+    pub fn change_after_read(&self, table: &str, route: &str, ip: &str) {
+        self.state().change_after_read = Some((
+            table_id(table).to_ascii_lowercase(),
+            route.to_string(),
+            ip.to_string(),
+        ));
     }
 }
 
@@ -518,9 +534,31 @@ impl State {
             return self.poll(&id, true);
         }
         match (req.method.as_str(), lower.split_once("/routes/")) {
-            ("GET", None) => self.get_table(path),
+            ("GET", None) => {
+                let answer = self.get_table(path);
+                if let Some((table, route, ip)) = self.change_after_read.take() {
+                    let mut changed = self
+                        .tables
+                        .get(&table)
+                        .and_then(|routes| routes.iter().find(|r| r.name == route).cloned())
+                        .expect("change_after_read names an existing route");
+                    changed.hop_ip = Some(ip);
+                    self.apply(&table, changed);
+                }
+                answer
+            }
             ("PUT", Some((table, name))) => {
                 let name = path[path.len() - name.len()..].to_string();
+                let key = format!("{table}/routes/{}", name.to_ascii_lowercase());
+                if let Some(expected) = req.header("If-Match") {
+                    if expected != self.etag(&key) {
+                        return arm_error(
+                            412,
+                            "PreconditionFailed",
+                            "The condition specified using HTTP conditional header(s) is not met.",
+                        );
+                    }
+                }
                 self.put_route(table, &name, &req.body)
             }
             _ => arm_error(
@@ -549,7 +587,10 @@ impl State {
                     "properties": {
                         "provisioningState": "Succeeded",
                         "disableBgpRoutePropagation": false,
-                        "routes": routes.iter().map(|r| r.to_json(path)).collect::<Vec<_>>(),
+                        "routes": routes.iter().map(|r| {
+                            let key = format!("{}/routes/{}", path.to_ascii_lowercase(), r.name.to_ascii_lowercase());
+                            r.to_json(path, &self.etag(&key))
+                        }).collect::<Vec<_>>(),
                     }
                 }),
             ),
@@ -619,7 +660,7 @@ impl State {
         };
         let exists = routes.iter().any(|r| r.name == name);
         let status = if exists { 200 } else { 201 };
-        let mut json = route.to_json(table);
+        let mut json = route.to_json(table, "W/\"pending\"");
         match self.writes {
             Writes::Immediate => {
                 self.apply(table, route);
@@ -662,7 +703,15 @@ impl State {
         }
     }
 
+    /// The etag of a route or table: its write count.
+    fn etag(&self, key: &str) -> String {
+        format!("W/\"{}\"", self.versions.get(key).copied().unwrap_or(0))
+    }
+
     fn apply(&mut self, table: &str, route: FakeRoute) {
+        let key = format!("{table}/routes/{}", route.name.to_ascii_lowercase());
+        *self.versions.entry(key).or_default() += 1;
+        *self.versions.entry(table.to_string()).or_default() += 1;
         if let Some(routes) = self.tables.get_mut(table) {
             match routes.iter_mut().find(|r| r.name == route.name) {
                 Some(r) => *r = route,

@@ -24,7 +24,7 @@ use serde::Deserialize;
 pub use credentials::{CredentialSources, Credentials, ImdsConfig};
 pub use ec2::Ec2Client;
 
-use super::{apply, fail_all, CloudError, NodeOutcome, Route, RouteTable, Work};
+use super::{apply, fail_all, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 
@@ -154,7 +154,19 @@ impl RouteTable for Ec2Table {
         routes.ok_or_else(|| CloudError::TableNotFound(self.table_id.clone()))
     }
 
-    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
+    /// `ReplaceRoute` has no condition (no etag, no expected next hop), so a conditional write
+    /// (`verify`) is sent like any other: on one router the server runs one handler per route
+    /// table at a time, and that order is the guarantee that `verify` never undoes a `peerFail`.
+    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        writes
+            .iter()
+            .map(|w| self.replace_route(&w.route, &w.next_hop))
+            .collect()
+    }
+}
+
+impl Ec2Table {
+    fn replace_route(&self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
         let destination = destination_param(&route.destination);
         let body = self.client.call(
             "ReplaceRoute",
