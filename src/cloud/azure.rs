@@ -24,13 +24,13 @@
 //! answer is scrubbed of the app key before it leaves this module.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
 use super::http::{self, ProxyUse};
+use super::secret::{self, Secret};
 use super::{CloudError, Route, RouteTable, RouteWrite, Work};
 use crate::node::{Cidr, Node, Param};
 
@@ -167,22 +167,6 @@ fn required(node: &Node, param: Param) -> Result<&str, CloudError> {
     })
 }
 
-/// A secret string (app key, bearer token): no `Display`, and `Debug` shows only that it is set.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(********)")
-    }
-}
-
 /// Where the bearer token comes from.
 #[derive(Debug, Clone)]
 enum Credential {
@@ -193,6 +177,8 @@ enum Credential {
         tenant: String,
         app_id: String,
         key: Secret,
+        /// The key as the node holds it (it may be URL-encoded), masked as well.
+        given: Secret,
     },
 }
 
@@ -200,11 +186,15 @@ impl Credential {
     fn of(node: &Node) -> Result<Credential, CloudError> {
         match node.get(Param::AppId) {
             None => Ok(Credential::ManagedIdentity),
-            Some(app_id) => Ok(Credential::App {
-                tenant: required(node, Param::TenantId)?.to_string(),
-                app_id: app_id.to_string(),
-                key: Secret(decode_app_key(required(node, Param::AppKey)?)),
-            }),
+            Some(app_id) => {
+                let given = required(node, Param::AppKey)?;
+                Ok(Credential::App {
+                    tenant: required(node, Param::TenantId)?.to_string(),
+                    app_id: app_id.to_string(),
+                    key: Secret::new(decode_app_key(given)),
+                    given: Secret::new(given),
+                })
+            }
         }
     }
 
@@ -217,6 +207,7 @@ impl Credential {
                 tenant,
                 app_id,
                 key,
+                ..
             } => {
                 use sha2::Digest;
                 let digest = hex::encode(sha2::Sha256::digest(key.expose().as_bytes()));
@@ -230,10 +221,17 @@ impl Credential {
 
     fn scrub(&self, text: &str) -> String {
         match self {
-            Credential::App { key, .. } if !key.expose().is_empty() => {
-                text.replace(key.expose(), "********")
+            Credential::App { key, given, .. } => {
+                secret::mask(text, &[key.expose(), given.expose()])
             }
-            _ => text.to_string(),
+            Credential::ManagedIdentity => text.to_string(),
+        }
+    }
+
+    fn scrub_error(&self, error: CloudError) -> CloudError {
+        match self {
+            Credential::App { key, given, .. } => error.masked(&[key.expose(), given.expose()]),
+            Credential::ManagedIdentity => error,
         }
     }
 }
@@ -551,6 +549,7 @@ impl AzureTable {
                 tenant,
                 app_id,
                 key,
+                ..
             } => {
                 let url = format!("{}/{}/oauth2/token", self.config.login, segment(tenant));
                 let form = [
@@ -610,7 +609,7 @@ impl AzureTable {
             "azure: token from {source}, usable for {} s",
             lifetime.as_secs()
         );
-        Ok((Secret(token), lifetime))
+        Ok((Secret::new(token), lifetime))
     }
 
     /// Runs `send` until it answers something other than a transport error, a 5xx or an answer
@@ -922,7 +921,27 @@ impl RouteTable for AzureTable {
         self.name.clone()
     }
 
+    /// Every error leaves through [`Credential::scrub_error`]: a login endpoint may echo the key.
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
+        self.read_table()
+            .map_err(|e| self.credential.scrub_error(e))
+    }
+
+    /// Route PUTs, one per write. A conditional write (`verify`) carries `If-Match` with the
+    /// route's etag as read; ARM answers 412 if the route changed since, and it is not rewritten.
+    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        writes
+            .iter()
+            .map(|w| {
+                self.put_route(w)
+                    .map_err(|e| self.credential.scrub_error(e))
+            })
+            .collect()
+    }
+}
+
+impl AzureTable {
+    fn read_table(&mut self) -> Result<Vec<Route>, CloudError> {
         let url = format!("{}?api-version={API_VERSION}", self.table_url);
         let what = format!("reading Route Table {}", self.name);
         let reply = self.arm_call(&Call::Get, &url, &what)?;
@@ -942,14 +961,6 @@ impl RouteTable for AzureTable {
         })
     }
 
-    /// Route PUTs, one per write. A conditional write (`verify`) carries `If-Match` with the
-    /// route's etag as read; ARM answers 412 if the route changed since, and it is not rewritten.
-    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
-        writes.iter().map(|w| self.put_route(w)).collect()
-    }
-}
-
-impl AzureTable {
     fn put_route(&mut self, write: &RouteWrite) -> Result<(), CloudError> {
         let route = &write.route;
         let raw = self.raw.get(&route.id).cloned();
@@ -982,7 +993,7 @@ impl AzureTable {
     /// The [`CloudError::Changed`] for a route whose etag no longer matched: read again to say
     /// where it points now.
     fn changed(&mut self, route: &str) -> CloudError {
-        let now = self.read().ok().and_then(|routes| {
+        let now = self.read_table().ok().and_then(|routes| {
             routes
                 .into_iter()
                 .find(|r| r.id == route)
@@ -1084,12 +1095,13 @@ mod tests {
         let credential = Credential::App {
             tenant: "t".into(),
             app_id: "a".into(),
-            key: Secret("k3y-s3cret".into()),
+            key: Secret::new("k3y-s3cret"),
+            given: Secret::new("k3y%2Ds3cret"),
         };
         assert!(!format!("{credential:?}").contains("k3y-s3cret"));
         assert_eq!(
-            credential.scrub("echo k3y-s3cret back"),
-            "echo ******** back"
+            credential.scrub("echo k3y-s3cret back, k3y%2Ds3cret too"),
+            "echo ******** back, ******** too"
         );
     }
 

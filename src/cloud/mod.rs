@@ -11,6 +11,7 @@ pub mod azure;
 pub mod file;
 pub mod gcp;
 pub mod http;
+pub mod secret;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -146,6 +147,30 @@ impl fmt::Display for CloudError {
 }
 
 impl std::error::Error for CloudError {}
+
+impl CloudError {
+    /// The same error with every secret masked in its text, in any form a server could have
+    /// echoed it in ([`secret::mask`]).
+    pub fn masked(self, secrets: &[&str]) -> CloudError {
+        let m = |text: String| secret::mask(&text, secrets);
+        match self {
+            CloudError::TableNotFound(t) => CloudError::TableNotFound(m(t)),
+            CloudError::Api {
+                cloud,
+                code,
+                message,
+            } => CloudError::Api {
+                cloud,
+                code: m(code),
+                message: m(message),
+            },
+            CloudError::Auth(t) => CloudError::Auth(m(t)),
+            CloudError::Transport(t) => CloudError::Transport(m(t)),
+            CloudError::Local(t) => CloudError::Local(m(t)),
+            CloudError::Changed { now } => CloudError::Changed { now },
+        }
+    }
+}
 
 /// One route as a provider reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -162,6 +162,8 @@ pub struct State {
     /// Another writer: right after the next table GET, this route of this table (lower-cased
     /// table id, route name) is pointed at this IP, as if someone else wrote it in between.
     pub change_after_read: Option<(String, String, String)>,
+    /// A wrong app key's error quotes the request body it was sent, as some endpoints do.
+    pub echo_login_body: bool,
 }
 
 /// A running fake; stopped when dropped.
@@ -211,6 +213,7 @@ impl Fake {
             arm_base: base.clone(),
             versions: BTreeMap::new(),
             change_after_read: None,
+            echo_login_body: false,
         }));
         let shared = Arc::clone(&state);
         let server = server.serve(move |mut request| {
@@ -457,6 +460,15 @@ impl State {
             return answer(
                 400,
                 json!({"error": "unauthorized_client", "error_description": format!("AADSTS700016: Application with identifier '{}' was not found in the directory.", f.get("client_id").cloned().unwrap_or_default())}),
+            );
+        }
+        if f.get("client_secret") != Some(&key) && self.echo_login_body {
+            return answer(
+                401,
+                json!({
+                    "error": "invalid_client",
+                    "error_description": format!("AADSTS7000215: Invalid client secret provided in {}", req.body),
+                }),
             );
         }
         if f.get("client_secret") != Some(&key) {

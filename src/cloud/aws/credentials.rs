@@ -32,17 +32,25 @@ use serde::Deserialize;
 
 use super::sigv4::parse_utc;
 use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::secret::Secret;
 use crate::cloud::CloudError;
 
 /// An access key, with the session token that goes with temporary (role) credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
 }
 
 impl Credentials {
+    /// The secret parts, for [`crate::cloud::secret::mask`].
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut out = vec![self.secret_access_key.expose()];
+        out.extend(self.session_token.as_ref().map(Secret::expose));
+        out
+    }
+
     pub fn new(
         access_key_id: &str,
         secret_access_key: &str,
@@ -50,8 +58,8 @@ impl Credentials {
     ) -> Credentials {
         Credentials {
             access_key_id: access_key_id.to_string(),
-            secret_access_key: secret_access_key.to_string(),
-            session_token: session_token.filter(|t| !t.is_empty()).map(str::to_string),
+            secret_access_key: Secret::new(secret_access_key),
+            session_token: session_token.filter(|t| !t.is_empty()).map(Secret::new),
         }
     }
 }
@@ -61,14 +69,8 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &crate::node::mask(&self.secret_access_key),
-            )
-            .field(
-                "session_token",
-                &self.session_token.as_deref().map(crate::node::mask),
-            )
+            .field("secret_access_key", &self.secret_access_key)
+            .field("session_token", &self.session_token)
             .finish()
     }
 }
@@ -512,7 +514,7 @@ mod tests {
             ("AKIADEFAULT", None)
         );
         let keys = from_file(&path, "ops", true).expect("ok").expect("found");
-        assert_eq!(keys.session_token.as_deref(), Some("t2"));
+        assert_eq!(keys.session_token, Some(Secret::new("t2")));
         assert_eq!(from_file(&path, "nothere", false), Ok(None));
         let err = from_file(&path, "nothere", true).expect_err("explicit profile must exist");
         assert!(
@@ -536,7 +538,7 @@ mod tests {
     fn role_credentials_parse_and_expire() {
         let body = r#"{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2999-01-01T00:00:00Z"}"#;
         let (keys, until) = parse_role_credentials(body, "r").expect("parses");
-        assert_eq!(keys.session_token.as_deref(), Some("tok"));
+        assert_eq!(keys.session_token, Some(Secret::new("tok")));
         assert!(until.is_some());
         let soon = r#"{"Code":"Success","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2000-01-01T00:00:00Z"}"#;
         assert_eq!(parse_role_credentials(soon, "r").map(|(_, u)| u), Ok(None));

@@ -121,6 +121,16 @@ impl Ec2Client {
         params: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<String, CloudError> {
+        self.call_unmasked(action, params, deadline)
+            .map_err(|e| e.masked(&self.credentials.secrets()))
+    }
+
+    fn call_unmasked(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<String, CloudError> {
         let mut fields = vec![("Action", action), ("Version", self.version.as_str())];
         fields.extend_from_slice(params);
         let body = fields
@@ -176,7 +186,7 @@ impl Ec2Client {
             ("x-amz-date", date.as_str()),
         ];
         if let Some(token) = &self.credentials.session_token {
-            headers.push(("x-amz-security-token", token.as_str()));
+            headers.push(("x-amz-security-token", token.expose()));
         }
         let request = sigv4::Request {
             method: "POST",

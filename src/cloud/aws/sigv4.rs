@@ -76,7 +76,7 @@ pub fn authorization(
     );
 
     let mut key = hmac(
-        format!("AWS4{}", credentials.secret_access_key).as_bytes(),
+        format!("AWS4{}", credentials.secret_access_key.expose()).as_bytes(),
         date.as_bytes(),
     );
     for part in [scope.region, scope.service, "aws4_request"] {

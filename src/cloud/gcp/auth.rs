@@ -197,7 +197,8 @@ fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), C
                     .unwrap_or_default(),
             ))
         }
-    })?;
+    })
+    .map_err(|e| e.masked(&[&assertion]))?;
     parse_answer(&body, &what)
 }
 
