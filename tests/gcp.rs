@@ -939,3 +939,82 @@ fn bench_peer_fail_latency() {
         );
     }
 }
+
+#[test]
+fn the_key_file_is_looked_for_in_the_ha_dir_then_home_then_the_variable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ha = csr_ha::paths::HaDir::new(tmp.path().join("HA"));
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(ha.root()).expect("mkdir");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let variable = Some(tmp.path().join("from-variable.json"));
+    let find = || GcpConfig::key_file(&ha, Some(&home), variable.clone());
+
+    assert_eq!(find(), variable, "no file: the variable");
+    assert_eq!(
+        GcpConfig::key_file(&ha, Some(&home), None),
+        None,
+        "nothing: metadata"
+    );
+    std::fs::write(home.join("credentials.json"), "{}").expect("key");
+    assert_eq!(
+        find(),
+        Some(home.join("credentials.json")),
+        "the original's place"
+    );
+    std::fs::write(ha.root().join("credentials.json"), "{}").expect("key");
+    assert_eq!(
+        find(),
+        Some(ha.root().join("credentials.json")),
+        "the HA directory first"
+    );
+}
+
+#[test]
+fn the_handler_finds_the_key_in_home_credentials_json() {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let ha = tmp.path().join("HA");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    std::fs::create_dir_all(&ha).expect("mkdir");
+    // Not a usable key: the error names the file, which shows where it was looked for.
+    std::fs::write(home.join("credentials.json"), "{}").expect("key");
+    let work = Work {
+        action: Action::Event(EventKind::PeerFail),
+        provider: Provider::Gcp,
+        ha_dir: ha.to_string_lossy().into_owned(),
+        deadline_ms: 5_000,
+        nodes: vec![router_a("secondary")],
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ha_event_handler"))
+        .env("HOME", &home)
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .env("CSR_HA_GCP_COMPUTE_ENDPOINT", &fake.url)
+        .env("GCE_METADATA_HOST", &fake.host)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(serde_json::to_string(&work).expect("json").as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run handler");
+    let outcomes: Vec<NodeOutcome> = serde_json::from_slice(&out.stdout).expect("outcomes");
+    assert_eq!(outcomes[0].outcome, Outcome::Failed, "{outcomes:?}");
+    let expected = home.join("credentials.json");
+    assert!(
+        outcomes[0]
+            .message
+            .contains(&expected.display().to_string()),
+        "{}",
+        outcomes[0].message
+    );
+    assert!(fake.route(PROJECT, "route-b").is_some(), "nothing deleted");
+}

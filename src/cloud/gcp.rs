@@ -70,22 +70,19 @@ pub struct GcpConfig {
 
 impl GcpConfig {
     /// `$CSR_HA_GCP_COMPUTE_ENDPOINT` (else the public API); `$GCE_METADATA_HOST` (else
-    /// `metadata.google.internal`); `credentials.json` in the HA directory if it exists, else
-    /// `$GOOGLE_APPLICATION_CREDENTIALS`, else no key file.
+    /// `metadata.google.internal`); the key file as [`GcpConfig::key_file`] finds it.
     pub fn from_env(dir: &HaDir) -> GcpConfig {
         let metadata_host = http::endpoint(&["GCE_METADATA_HOST"], DEFAULT_METADATA_HOST);
         let metadata_host = metadata_host
             .strip_prefix("http://")
             .unwrap_or(&metadata_host)
             .to_string();
-        let in_dir = dir.root().join("credentials.json");
-        let credentials = if in_dir.is_file() {
-            Some(in_dir)
-        } else {
-            std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-        };
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let credentials = GcpConfig::key_file(
+            dir,
+            var("HOME").map(PathBuf::from).as_deref(),
+            var("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from),
+        );
         GcpConfig {
             compute_endpoint: http::endpoint(
                 &["CSR_HA_GCP_COMPUTE_ENDPOINT"],
@@ -94,6 +91,27 @@ impl GcpConfig {
             metadata_host,
             credentials,
         }
+    }
+
+    /// The service-account key file, looked for in this order:
+    /// 1. `credentials.json` in the HA directory;
+    /// 2. `credentials.json` in the home directory (`/home/guestshell/credentials.json`), where
+    ///    the original package kept it, so an upgraded router keeps its key where it is;
+    /// 3. `$GOOGLE_APPLICATION_CREDENTIALS`, as Google's own tools read it.
+    ///
+    /// `None` (no file) means the metadata server's default service account.
+    pub fn key_file(
+        dir: &HaDir,
+        home: Option<&std::path::Path>,
+        google_application_credentials: Option<PathBuf>,
+    ) -> Option<PathBuf> {
+        let in_dir = dir.root().join("credentials.json");
+        let in_home = home.map(|h| h.join("credentials.json"));
+        [Some(in_dir), in_home]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file())
+            .or(google_application_credentials)
     }
 
     /// Where tokens come from: the key file if there is one, else the metadata server.
