@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_fakes::{FakeEc2, FakeImds};
 use aws_moto::{eni_of, routes, tag, Moto, Vpc, V4_OTHER, V4_ROUTE, V6_ROUTE};
 use csr_ha::cloud::aws::{self, AwsConfig, CredentialSources, Credentials, ImdsConfig};
+use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
@@ -56,9 +57,18 @@ fn keys_config(endpoint: &str, keys: Credentials) -> AwsConfig {
     }
 }
 
+/// Runs `work` as a handler would: event log opened, provider run, logs written.
+fn run_with(work: &Work, config: &AwsConfig) -> Vec<NodeOutcome> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(work.deadline_ms);
+    let mut log = csr_ha::event_log::EventLog::new(work);
+    let outcomes = aws::run_with(work, deadline, &mut log, config);
+    log.finish(&outcomes);
+    outcomes
+}
+
 /// Runs `kind` on `nodes` and returns the outcomes; event files go to `dir`.
 fn event(kind: EventKind, config: &AwsConfig, dir: &Path, nodes: Vec<Node>) -> Vec<NodeOutcome> {
-    aws::run_with(&work(Action::Event(kind), dir, nodes), config)
+    run_with(&work(Action::Event(kind), dir, nodes), config)
 }
 
 fn one(outcomes: Vec<NodeOutcome>) -> NodeOutcome {
@@ -240,7 +250,7 @@ fn a_missing_table_reports_aws_code_and_message() {
     );
 
     // The read-only check after create_node warns instead.
-    let checked = one(aws::run_with(
+    let checked = one(run_with(
         &work(
             Action::Check,
             s.dir.path(),
@@ -466,6 +476,7 @@ fn imds_config(ec2: &FakeEc2, imds: &FakeImds, ttl: Duration) -> AwsConfig {
                 endpoint: imds.endpoint.clone(),
                 token_ttl: ttl,
             }),
+            cache: TokenCache::at(imds.cache.path().join("credentials")),
             ..Default::default()
         },
     }
@@ -530,7 +541,7 @@ fn an_unreachable_endpoint_is_retried_until_the_deadline() {
         vec![node(1, RTB, ENI_A, None, "primary")],
     );
     w.deadline_ms = 1_000;
-    let out = one(aws::run_with(&w, &config));
+    let out = one(run_with(&w, &config));
     assert_eq!(out.outcome, Outcome::Failed);
     assert!(
         out.message

@@ -7,7 +7,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use csr_ha::cloud::azure::{self, AzureConfig};
-use csr_ha::cloud::{self, Action, NodeOutcome, Outcome, Work};
+use csr_ha::cloud::token_cache::TokenCache;
+use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
@@ -23,6 +24,7 @@ fn config(fake: &Fake) -> AzureConfig {
         imds: fake.base.clone(),
         resource: RESOURCE.to_string(),
         poll_interval: Duration::from_millis(20),
+        cache: TokenCache::at(fake.cache.path().join("credentials")),
     }
 }
 
@@ -66,10 +68,7 @@ fn run_with(config: AzureConfig, deadline_ms: u64, action: Action, nodes: Vec<No
     };
     let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
     let mut log = EventLog::new(&work);
-    let outcomes = match azure::open_with(&work, deadline, config) {
-        Ok(mut table) => cloud::apply(table.as_mut(), &work, &mut log),
-        Err(e) => cloud::fail_all(&work, &e, &mut log),
-    };
+    let outcomes = azure::run_with(&work, deadline, &mut log, &config);
     log.finish(&outcomes);
     Run { outcomes, dir }
 }
@@ -781,10 +780,13 @@ fn the_handler_takes_endpoints_from_the_environment_and_logs_no_secret() {
         deadline_ms: 20_000,
         nodes: vec![with_app(node(21, "rt-env", OURS, None), "t5", "app-5", key)],
     };
+    let run_dir = tempfile::tempdir().expect("temp dir");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ha_event_handler"))
         .env_clear()
         .env("HOME", dir.path())
         .env("CSR_HA_DIR", dir.path())
+        // The credential cache (it holds the token, by design) goes to this private tmpfs.
+        .env("XDG_RUNTIME_DIR", run_dir.path())
         .env("RUST_LOG", "trace")
         .env("CSR_HA_AZURE_ARM_ENDPOINT", &fake.base)
         .env("CSR_HA_AZURE_LOGIN_ENDPOINT", format!("{}/", fake.base))

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use csr_ha::cloud::gcp::{self, GcpConfig};
+use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
@@ -75,6 +76,7 @@ fn config(fake: &GcpFake) -> GcpConfig {
         compute_endpoint: fake.url.clone(),
         metadata_host: fake.host.clone(),
         credentials: None,
+        cache: TokenCache::at(fake.cache.path().join("credentials")),
     }
 }
 

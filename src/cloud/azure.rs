@@ -23,16 +23,18 @@
 //! an error, or `Debug` output: they live in [`Secret`], and every message built from a server's
 //! answer is scrubbed of the app key before it leaves this module.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
 use super::http::{self, ProxyUse};
 use super::secret::{self, Secret};
-use super::{CloudError, Route, RouteTable, RouteWrite, Work};
+use super::token_cache::{CacheKey, TokenCache};
+use super::{fail_all, run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
+use crate::event_log::EventLog;
 use crate::node::{Cidr, Node, Param};
+use crate::paths::HaDir;
 
 /// The `Microsoft.Network` API version for Route Tables - Get and Routes - Create Or Update: a
 /// stable (non-preview) version, the one Azure's own IaC tooling (azure-native 3.x) defaults to.
@@ -44,7 +46,7 @@ pub const API_VERSION: &str = "2024-05-01";
 pub const IMDS_API_VERSION: &str = "2018-02-01";
 
 /// Where the provider talks to, resolved once per handler. Tests fill it by hand so they never
-/// touch the process environment; [`AzureConfig::from_env`] is what [`open`] uses.
+/// touch the process environment; [`AzureConfig::from_env`] is what [`run`] uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureConfig {
     /// Azure Resource Manager base URL, no trailing `/`.
@@ -57,6 +59,8 @@ pub struct AzureConfig {
     pub resource: String,
     /// How long to wait between polls of a long-running write when ARM sends no `Retry-After`.
     pub poll_interval: Duration,
+    /// Where tokens are kept between events.
+    pub cache: TokenCache,
 }
 
 /// The longest wait between polls of a long-running write, whatever `Retry-After` ARM sends:
@@ -94,37 +98,50 @@ impl AzureConfig {
             imds: "http://169.254.169.254".to_string(),
             resource: format!("{arm}/"),
             poll_interval: Duration::from_secs(1),
+            cache: TokenCache::disabled(),
         })
     }
 
     /// [`AzureConfig::for_cloud`] with each endpoint overridable by `CSR_HA_AZURE_ARM_ENDPOINT`,
     /// `CSR_HA_AZURE_LOGIN_ENDPOINT` and `CSR_HA_AZURE_IMDS_ENDPOINT`. The token audience stays
     /// the cloud's: an overridden ARM endpoint (a proxy, a test fake) still wants ARM's tokens.
-    pub fn from_env(cloud: &str) -> Result<AzureConfig, CloudError> {
+    /// Tokens are kept in `dir`'s credential cache.
+    pub fn from_env(cloud: &str, dir: &HaDir) -> Result<AzureConfig, CloudError> {
         let defaults = AzureConfig::for_cloud(cloud)?;
         Ok(AzureConfig {
             arm: http::endpoint(&["CSR_HA_AZURE_ARM_ENDPOINT"], &defaults.arm),
             login: http::endpoint(&["CSR_HA_AZURE_LOGIN_ENDPOINT"], &defaults.login),
             imds: http::endpoint(&["CSR_HA_AZURE_IMDS_ENDPOINT"], &defaults.imds),
+            cache: TokenCache::of(dir),
             ..defaults
         })
     }
 }
 
-/// Opens the route table named by the group's first node, with endpoints from the environment.
-pub fn open(work: &Work, deadline: Instant) -> Result<Box<dyn RouteTable>, CloudError> {
-    let node = first_node(work)?;
-    let cloud = required(node, Param::Cloud)?;
-    open_with(work, deadline, AzureConfig::from_env(cloud)?)
+/// Runs `work` with endpoints from the environment (the cloud is the first node's `-p`).
+pub fn run(work: &Work, deadline: Instant, log: &mut EventLog) -> Vec<NodeOutcome> {
+    let config = first_node(work)
+        .and_then(|node| required(node, Param::Cloud))
+        .and_then(|cloud| AzureConfig::from_env(cloud, &work.dir()));
+    match config {
+        Ok(config) => run_with(work, deadline, log, &config),
+        Err(e) => fail_all(work, &e, log),
+    }
 }
 
-/// Opens the route table named by the group's first node against `config`'s endpoints. No request
-/// is made yet: credentials are fetched on the first read, so a `check` reports them as a warning.
-pub fn open_with(
+/// Runs `work` against `config`'s endpoints: reads the table once, writes what differs.
+pub fn run_with(
     work: &Work,
     deadline: Instant,
-    config: AzureConfig,
-) -> Result<Box<dyn RouteTable>, CloudError> {
+    log: &mut EventLog,
+    config: &AzureConfig,
+) -> Vec<NodeOutcome> {
+    run_table(open(work, deadline, config.clone()), work, log)
+}
+
+/// Opens the route table named by the group's first node. No request is made yet: credentials
+/// are fetched on the first read, so a `check` reports them as a warning.
+fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<AzureTable, CloudError> {
     let node = first_node(work)?;
     let subscription = required(node, Param::SubscriptionId)?;
     let group = required(node, Param::ResourceGroup)?;
@@ -137,7 +154,7 @@ pub fn open_with(
         segment(group),
         segment(&name)
     );
-    Ok(Box::new(AzureTable {
+    Ok(AzureTable {
         location: format!("resource group {group}, subscription {subscription}"),
         name,
         table_url,
@@ -147,7 +164,7 @@ pub fn open_with(
         credential,
         deadline,
         raw: HashMap::new(),
-    }))
+    })
 }
 
 fn first_node(work: &Work) -> Result<&Node, CloudError> {
@@ -198,8 +215,8 @@ impl Credential {
         }
     }
 
-    /// The process-wide cache key. It holds a digest of the key, never the key, so a changed key
-    /// (`set_params -k`) never reuses a token obtained with the old one.
+    /// What decides the token, for its [`CacheKey`]: a digest of the key, never the key, so a
+    /// changed key (`set_params -k`) never reuses a token obtained with the old one.
     fn cache_key(&self, config: &AzureConfig) -> String {
         match self {
             Credential::ManagedIdentity => format!("imds {} {}", config.imds, config.resource),
@@ -269,14 +286,6 @@ pub fn decode_app_key(key: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
-
-struct CachedToken {
-    token: Secret,
-    fresh_until: Instant,
-}
-
-/// Tokens by [`Credential::cache_key`], shared by every table the process opens.
-static TOKENS: Mutex<BTreeMap<String, CachedToken>> = Mutex::new(BTreeMap::new());
 
 /// One Azure route table and what is needed to reach it.
 struct AzureTable {
@@ -487,34 +496,28 @@ fn oauth_error(status: u16, body: &str) -> String {
 }
 
 impl AzureTable {
-    /// A bearer token, from the cache or fetched now.
+    /// A bearer token, from the shared cache or fetched now.
     fn token(&self) -> Result<Secret, CloudError> {
-        let key = self.credential.cache_key(&self.config);
-        {
-            let cache = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(cached) = cache.get(&key).filter(|c| c.fresh_until > Instant::now()) {
-                return Ok(cached.token.clone());
-            }
+        let key = self.token_key();
+        if let Some((token, _)) = self.config.cache.get(&key) {
+            return Ok(token);
         }
         let (token, lifetime) = self.fetch_token()?;
-        let mut cache = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(
-            key,
-            CachedToken {
-                token: token.clone(),
-                fresh_until: Instant::now() + lifetime,
-            },
-        );
+        if !lifetime.is_zero() {
+            self.config
+                .cache
+                .put(&key, &token, SystemTime::now() + lifetime);
+        }
         Ok(token)
+    }
+
+    fn token_key(&self) -> CacheKey {
+        CacheKey::new("azure-token", &[&self.credential.cache_key(&self.config)])
     }
 
     /// Drops a token ARM refused (revoked, or the clock is off), so the next call fetches one.
     fn forget_token(&self) {
-        let key = self.credential.cache_key(&self.config);
-        TOKENS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
+        self.config.cache.forget(&self.token_key());
     }
 
     fn fetch_token(&self) -> Result<(Secret, Duration), CloudError> {

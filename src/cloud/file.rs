@@ -19,7 +19,10 @@ use std::path::PathBuf;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::{CloudError, Route, RouteTable, RouteWrite, Work};
+use std::time::Instant;
+
+use super::{run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
+use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -41,14 +44,15 @@ pub struct FileTable {
     held: Option<Flock<File>>,
 }
 
-/// Opens the table named by the group's first node (`-t`).
-pub fn open(work: &Work) -> Result<Box<dyn RouteTable>, CloudError> {
-    let name = work
+/// Runs `work` on the table named by the group's first node (`-t`).
+pub fn run(work: &Work, _deadline: Instant, log: &mut EventLog) -> Vec<NodeOutcome> {
+    let opened = work
         .nodes
         .first()
         .and_then(|n| n.get(Param::RouteTable))
-        .ok_or_else(|| CloudError::Local("node has no route table (-t)".into()))?;
-    Ok(Box::new(FileTable::new(&work.dir().route_tables(), name)))
+        .map(|name| FileTable::new(&work.dir().route_tables(), name))
+        .ok_or_else(|| CloudError::Local("node has no route table (-t)".into()));
+    run_table(opened, work, log)
 }
 
 impl FileTable {

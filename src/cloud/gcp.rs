@@ -40,6 +40,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::http::{self, ProxyUse};
+use super::token_cache::TokenCache;
 use super::{Action, CloudError, NodeOutcome, Outcome, Work};
 use crate::event::EventKind;
 use crate::event_log::EventLog;
@@ -66,6 +67,8 @@ pub struct GcpConfig {
     pub metadata_host: String,
     /// A service-account key file; `None` means the metadata server's default service account.
     pub credentials: Option<PathBuf>,
+    /// Where tokens are kept between events.
+    pub cache: TokenCache,
 }
 
 impl GcpConfig {
@@ -90,6 +93,7 @@ impl GcpConfig {
             ),
             metadata_host,
             credentials,
+            cache: TokenCache::of(dir),
         }
     }
 
@@ -694,7 +698,7 @@ impl Compute {
             base: config.compute_endpoint.trim_end_matches('/').to_string(),
             agent,
             timeout,
-            tokens: auth::Tokens::new(config.token_source()),
+            tokens: auth::Tokens::new(config.token_source(), config.cache.clone()),
             deadline,
             auth_failure: None,
         }
@@ -924,6 +928,7 @@ impl Compute {
         }
         self.tokens
             .get(self.deadline)
+            .map(|token| token.expose().to_string())
             .inspect_err(|e| self.auth_failure = Some(e.clone()))
     }
 }

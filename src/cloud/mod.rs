@@ -12,6 +12,7 @@ pub mod file;
 pub mod gcp;
 pub mod http;
 pub mod secret;
+pub mod token_cache;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -223,26 +224,32 @@ pub fn next_hop_param(provider: Provider) -> Param {
     }
 }
 
-/// Runs a handler's work to completion and returns one outcome per node.
+/// Runs a handler's work to completion and returns one outcome per node. Each provider has the
+/// same entry point, `run(work, deadline, log)` (configured from the environment), and the
+/// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call.
 pub fn run(work: &Work) -> Vec<NodeOutcome> {
     let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
     let mut log = EventLog::new(work);
     let outcomes = match work.provider {
+        Provider::File => file::run(work, deadline, &mut log),
+        Provider::Aws => aws::run(work, deadline, &mut log),
+        Provider::Azure => azure::run(work, deadline, &mut log),
         Provider::Gcp => gcp::run(work, deadline, &mut log),
-        provider => {
-            let opened = match provider {
-                Provider::File => file::open(work),
-                Provider::Aws => aws::open(work, deadline),
-                _ => azure::open(work, deadline),
-            };
-            match opened {
-                Ok(mut table) => apply(table.as_mut(), work, &mut log),
-                Err(e) => fail_all(work, &e, &mut log),
-            }
-        }
     };
     log.finish(&outcomes);
     outcomes
+}
+
+/// The event on an opened table ([`apply`]), or every node failed if it could not be opened.
+pub fn run_table<T: RouteTable>(
+    opened: Result<T, CloudError>,
+    work: &Work,
+    log: &mut EventLog,
+) -> Vec<NodeOutcome> {
+    match opened {
+        Ok(mut table) => apply(&mut table, work, log),
+        Err(e) => fail_all(work, &e, log),
+    }
 }
 
 /// Every node of `work` failed with the same error (e.g. no credentials).

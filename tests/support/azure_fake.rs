@@ -171,6 +171,8 @@ pub struct Fake {
     pub base: String,
     pub state: Arc<Mutex<State>>,
     _server: Loopback,
+    /// A credential cache directory for the runs against this fake.
+    pub cache: tempfile::TempDir,
 }
 
 pub const SUB: &str = "00000000-1111-2222-3333-444444444444";
@@ -254,6 +256,7 @@ impl Fake {
             let _ = request.respond(response);
         });
         Fake {
+            cache: tempfile::tempdir().expect("cache dir"),
             base,
             state,
             _server: server,

@@ -14,7 +14,8 @@
 //!   -> {"Code":"Success","AccessKeyId":..,"SecretAccessKey":..,"Token":..,"Expiration":"..Z"}
 //! ```
 //!
-//! The token and the role's credentials are kept in memory (per metadata endpoint) until shortly
+//! The token and the role's credentials are kept in the shared [`TokenCache`] (per metadata
+//! endpoint) until shortly
 //! before they expire, so a server that runs many events pays the metadata round trips once per
 //! few hours. A `401` from the metadata service means the token expired early (the instance was
 //! stopped, the service restarted): the token is dropped and fetched again, once.
@@ -25,7 +26,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
@@ -33,6 +33,7 @@ use serde::Deserialize;
 use super::sigv4::parse_utc;
 use crate::cloud::http::{self, ProxyUse};
 use crate::cloud::secret::Secret;
+use crate::cloud::token_cache::{CacheKey, TokenCache};
 use crate::cloud::CloudError;
 
 /// An access key, with the session token that goes with temporary (role) credentials.
@@ -87,6 +88,9 @@ pub struct CredentialSources {
     pub profile: Option<String>,
     /// The instance metadata service; `None` when disabled (`AWS_EC2_METADATA_DISABLED=true`).
     pub imds: Option<ImdsConfig>,
+    /// Where the role's credentials and the session token are kept between events. Keys from
+    /// the environment or the shared file are read locally and never cached.
+    pub cache: TokenCache,
 }
 
 /// Where the instance metadata service is and how long its session tokens should live.
@@ -111,7 +115,7 @@ pub const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
 const IMDS_TRIES: u32 = 2;
 
 impl CredentialSources {
-    pub fn from_env() -> CredentialSources {
+    pub fn from_env(cache: TokenCache) -> CredentialSources {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let static_keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
             (Some(id), Some(secret)) => Some(Credentials::new(
@@ -148,6 +152,7 @@ impl CredentialSources {
             shared_file,
             profile: var("AWS_PROFILE"),
             imds,
+            cache,
         }
     }
 
@@ -167,7 +172,7 @@ impl CredentialSources {
             None => tried.push("no shared credentials file (HOME not set)".into()),
         }
         match &self.imds {
-            Some(imds) => match from_imds(imds, deadline) {
+            Some(imds) => match from_imds(imds, &self.cache, deadline) {
                 Ok(keys) => return Ok((keys, format!("instance role via {}", imds.endpoint))),
                 Err(e) => tried.push(format!("instance role: {e}")),
             },
@@ -241,26 +246,6 @@ fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     sections
 }
 
-/// Tokens and role credentials per metadata endpoint, for the life of the process.
-static IMDS_CACHE: Mutex<BTreeMap<String, ImdsCache>> = Mutex::new(BTreeMap::new());
-
-#[derive(Default)]
-struct ImdsCache {
-    /// The session token and when to stop using it.
-    token: Option<(String, Instant)>,
-    /// The role's credentials and when to stop using them.
-    credentials: Option<(Credentials, SystemTime)>,
-}
-
-fn with_cache<T>(endpoint: &str, f: impl FnOnce(&mut ImdsCache) -> T) -> T {
-    // A poisoned lock only means another thread panicked mid-update; the cache is still a
-    // plain value, and the worst case is one extra fetch.
-    let mut cache = IMDS_CACHE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(cache.entry(endpoint.to_string()).or_default())
-}
-
 /// Why a metadata request failed.
 enum ImdsError {
     /// The token was refused (expired or revoked): fetch a new one and try again.
@@ -279,42 +264,63 @@ impl fmt::Display for ImdsError {
     }
 }
 
-fn from_imds(config: &ImdsConfig, deadline: Instant) -> Result<Credentials, String> {
-    let cached = with_cache(&config.endpoint, |c| {
-        c.credentials
-            .as_ref()
-            .filter(|(_, until)| SystemTime::now() < *until)
-            .map(|(k, _)| k.clone())
-    });
-    if let Some(keys) = cached {
+fn from_imds(
+    config: &ImdsConfig,
+    cache: &TokenCache,
+    deadline: Instant,
+) -> Result<Credentials, String> {
+    let key = CacheKey::new("aws-role", &[&config.endpoint]);
+    if let Some(keys) = cache.get(&key).and_then(|(v, _)| decode(&v)) {
         return Ok(keys);
     }
     let agent = http::agent(ProxyUse::Never);
-    let (keys, until) = match fetch_role_credentials(&agent, config, deadline, false) {
+    let (keys, until) = match fetch_role_credentials(&agent, config, cache, deadline, false) {
         Err(ImdsError::Unauthorized) => {
             log::info!(
                 "instance metadata at {}: session token refused, fetching a new one",
                 config.endpoint
             );
-            fetch_role_credentials(&agent, config, deadline, true)
+            fetch_role_credentials(&agent, config, cache, deadline, true)
         }
         other => other,
     }
     .map_err(|e| e.to_string())?;
-    with_cache(&config.endpoint, |c| {
-        c.credentials = until.map(|u| (keys.clone(), u))
-    });
+    if let Some(until) = until {
+        cache.put(&key, &encode(&keys), until);
+    }
     Ok(keys)
+}
+
+/// Role credentials as the cache keeps them: the metadata service's own field names.
+fn encode(keys: &Credentials) -> Secret {
+    Secret::new(
+        serde_json::json!({
+            "AccessKeyId": keys.access_key_id,
+            "SecretAccessKey": keys.secret_access_key.expose(),
+            "Token": keys.session_token.as_ref().map(Secret::expose),
+        })
+        .to_string(),
+    )
+}
+
+fn decode(value: &Secret) -> Option<Credentials> {
+    let parsed: RoleCredentials = serde_json::from_str(value.expose()).ok()?;
+    Some(Credentials::new(
+        &parsed.access_key_id?,
+        &parsed.secret_access_key?,
+        parsed.token.as_deref(),
+    ))
 }
 
 /// The role's credentials and until when they may be reused (`None`: do not cache).
 fn fetch_role_credentials(
     agent: &ureq::Agent,
     config: &ImdsConfig,
+    cache: &TokenCache,
     deadline: Instant,
     fresh_token: bool,
 ) -> Result<(Credentials, Option<SystemTime>), ImdsError> {
-    let token = session_token(agent, config, deadline, fresh_token)?;
+    let token = session_token(agent, config, cache, deadline, fresh_token)?;
     const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
     let roles = imds_get(agent, config, &token, ROLES, deadline)?;
     let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
@@ -378,18 +384,14 @@ fn parse_role_credentials(
 fn session_token(
     agent: &ureq::Agent,
     config: &ImdsConfig,
+    cache: &TokenCache,
     deadline: Instant,
     fresh: bool,
 ) -> Result<String, ImdsError> {
+    let key = CacheKey::new("aws-imds-token", &[&config.endpoint]);
     if !fresh {
-        let cached = with_cache(&config.endpoint, |c| {
-            c.token
-                .as_ref()
-                .filter(|(_, until)| Instant::now() < *until)
-                .map(|(t, _)| t.clone())
-        });
-        if let Some(token) = cached {
-            return Ok(token);
+        if let Some((token, _)) = cache.get(&key) {
+            return Ok(token.expose().to_string());
         }
     }
     let ttl = config
@@ -397,7 +399,7 @@ fn session_token(
         .as_secs()
         .clamp(1, IMDS_TOKEN_TTL.as_secs());
     let url = format!("{}/latest/api/token", config.endpoint);
-    let started = Instant::now();
+    let started = SystemTime::now();
     let token = imds_request(config, "/latest/api/token", deadline, || {
         agent
             .put(&url)
@@ -413,7 +415,7 @@ fn session_token(
     // Renew a little before IMDS would refuse it: a minute early, or half the TTL if shorter.
     let ttl = Duration::from_secs(ttl);
     let until = started + ttl - (ttl / 2).min(Duration::from_secs(60));
-    with_cache(&config.endpoint, |c| c.token = Some((token.clone(), until)));
+    cache.put(&key, &Secret::new(token.clone()), until);
     Ok(token)
 }
 

@@ -17,16 +17,18 @@ pub mod credentials;
 pub mod ec2;
 pub mod sigv4;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Deserialize;
 
 pub use credentials::{CredentialSources, Credentials, ImdsConfig};
 pub use ec2::Ec2Client;
 
-use super::{apply, fail_all, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
+use super::token_cache::TokenCache;
+use super::{run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
+use crate::paths::HaDir;
 
 /// What the AWS provider takes from the environment.
 #[derive(Debug, Clone, Default)]
@@ -37,13 +39,14 @@ pub struct AwsConfig {
 }
 
 impl AwsConfig {
-    /// The configuration the AWS CLI would use in this environment.
-    pub fn from_env() -> AwsConfig {
+    /// The configuration the AWS CLI would use in this environment, with role credentials kept
+    /// in the HA directory's credential cache.
+    pub fn from_env(dir: &HaDir) -> AwsConfig {
         let endpoint =
             crate::cloud::http::endpoint(&["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"], "");
         AwsConfig {
             endpoint: (!endpoint.is_empty()).then_some(endpoint),
-            credentials: CredentialSources::from_env(),
+            credentials: CredentialSources::from_env(TokenCache::of(dir)),
         }
     }
 
@@ -57,30 +60,19 @@ impl AwsConfig {
     }
 }
 
-/// Opens the route table of the group's first node, configured from the environment.
-pub fn open(work: &Work, deadline: Instant) -> Result<Box<dyn RouteTable>, CloudError> {
-    open_with(work, deadline, &AwsConfig::from_env())
+/// Runs `work` configured from the environment.
+pub fn run(work: &Work, deadline: Instant, log: &mut EventLog) -> Vec<NodeOutcome> {
+    run_with(work, deadline, log, &AwsConfig::from_env(&work.dir()))
 }
 
-/// Opens the route table of the group's first node: finds credentials, builds the client.
-pub fn open_with(
+/// Runs `work` against `config`: finds credentials, reads the table once, writes what differs.
+pub fn run_with(
     work: &Work,
     deadline: Instant,
+    log: &mut EventLog,
     config: &AwsConfig,
-) -> Result<Box<dyn RouteTable>, CloudError> {
-    Ok(Box::new(Ec2Table::open(work, deadline, config)?))
-}
-
-/// [`crate::cloud::run`] for AWS with an explicit configuration.
-pub fn run_with(work: &Work, config: &AwsConfig) -> Vec<NodeOutcome> {
-    let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
-    let mut log = EventLog::new(work);
-    let outcomes = match Ec2Table::open(work, deadline, config) {
-        Ok(mut table) => apply(&mut table, work, &mut log),
-        Err(e) => fail_all(work, &e, &mut log),
-    };
-    log.finish(&outcomes);
-    outcomes
+) -> Vec<NodeOutcome> {
+    run_table(Ec2Table::open(work, deadline, config), work, log)
 }
 
 /// One VPC route table.
