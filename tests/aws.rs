@@ -54,6 +54,7 @@ fn keys_config(endpoint: &str, keys: Credentials) -> AwsConfig {
             static_keys: Some(keys),
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 
@@ -479,6 +480,7 @@ fn imds_config(ec2: &FakeEc2, imds: &FakeImds, ttl: Duration) -> AwsConfig {
             cache: TokenCache::at(imds.cache.path().join("credentials")),
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 
@@ -683,6 +685,7 @@ fn the_shared_credentials_file_and_profile_are_used() {
             shared_file: Some(file),
             ..Default::default()
         },
+        ..Default::default()
     };
     let run = |config: &AwsConfig| {
         one(event(

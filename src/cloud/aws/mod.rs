@@ -17,6 +17,8 @@ pub mod credentials;
 pub mod ec2;
 pub mod sigv4;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -36,7 +38,15 @@ pub struct AwsConfig {
     /// The EC2 endpoint; `None` means `https://ec2.<region>.amazonaws.com`.
     pub endpoint: Option<String>,
     pub credentials: CredentialSources,
+    /// Route writes of one event in flight at once (`CSR_HA_AWS_WRITES_IN_FLIGHT`); `None`
+    /// means [`WRITES_IN_FLIGHT`].
+    pub writes_in_flight: Option<usize>,
 }
+
+/// How many `ReplaceRoute` calls of one event go out at once by default: enough to turn a
+/// 200-route revert into ~50 round trips, few enough to stay under EC2's request-rate limits
+/// (throttled calls are retried with backoff anyway).
+pub const WRITES_IN_FLIGHT: usize = 4;
 
 impl AwsConfig {
     /// The configuration the AWS CLI would use in this environment, with role credentials kept
@@ -47,6 +57,10 @@ impl AwsConfig {
         AwsConfig {
             endpoint: (!endpoint.is_empty()).then_some(endpoint),
             credentials: CredentialSources::from_env(TokenCache::of(dir)),
+            writes_in_flight: std::env::var("CSR_HA_AWS_WRITES_IN_FLIGHT")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| *n > 0),
         }
     }
 
@@ -80,6 +94,7 @@ pub struct Ec2Table {
     client: Ec2Client,
     table_id: String,
     deadline: Instant,
+    in_flight: usize,
 }
 
 impl Ec2Table {
@@ -117,6 +132,7 @@ impl Ec2Table {
             client,
             table_id: table_id.to_string(),
             deadline,
+            in_flight: config.writes_in_flight.unwrap_or(WRITES_IN_FLIGHT).max(1),
         })
     }
 
@@ -146,13 +162,36 @@ impl RouteTable for Ec2Table {
         routes.ok_or_else(|| CloudError::TableNotFound(self.table_id.clone()))
     }
 
+    /// The writes go out concurrently, at most `in_flight` at a time, each retried on
+    /// throttling by [`Ec2Client::call`]; results come back in the order of `writes`.
+    ///
     /// `ReplaceRoute` has no condition (no etag, no expected next hop), so a conditional write
     /// (`verify`) is sent like any other: on one router the server runs one handler per route
     /// table at a time, and that order is the guarantee that `verify` never undoes a `peerFail`.
     fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
-        writes
-            .iter()
-            .map(|w| self.replace_route(&w.route, &w.next_hop))
+        let table = &*self;
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Result<(), CloudError>>>> =
+            writes.iter().map(|_| Mutex::new(None)).collect();
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(w) = writes.get(i) else { break };
+            let result = table.replace_route(&w.route, &w.next_hop);
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..self.in_flight.min(writes.len()) {
+                scope.spawn(work);
+            }
+            work();
+        });
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or_else(|| Err(CloudError::Local("write not attempted".into())))
+            })
             .collect()
     }
 }
