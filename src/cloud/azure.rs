@@ -164,6 +164,8 @@ fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<AzureTabl
         credential,
         deadline,
         raw: HashMap::new(),
+        table: None,
+        whole_table: work.nodes.iter().any(|n| n.route().is_none()),
     })
 }
 
@@ -300,6 +302,10 @@ struct AzureTable {
     deadline: Instant,
     /// Route name → its prefix as ARM holds it and its etag, as last read.
     raw: HashMap<String, RawRoute>,
+    /// The table as last read (with its etag), for a whole-table write.
+    table: Option<serde_json::Value>,
+    /// A node acts on every route (no `-r`): the event's writes go out as one table PUT.
+    whole_table: bool,
 }
 
 /// A request, with its body.
@@ -874,6 +880,74 @@ struct RouteProperties {
     next_hop_ip_address: Option<String>,
 }
 
+/// An IP address as `std` writes it (`2001:DB8::A` → `2001:db8::a`), or as given if it is none.
+fn canonical_ip(ip: String) -> String {
+    ip.parse::<std::net::IpAddr>().map_or(ip, |a| a.to_string())
+}
+
+/// The body of a Route Tables - Create Or Update that applies `writes` to `table` as read, and
+/// each write's result. Only what a client may set is sent back (location, tags, routes, BGP
+/// propagation): read-only fields such as `subnets` and `provisioningState` are left out.
+fn table_update(
+    table: &serde_json::Value,
+    writes: &[RouteWrite],
+) -> (serde_json::Value, Vec<Result<(), CloudError>>) {
+    use serde_json::{json, Value};
+    let mut routes: Vec<Value> = table
+        .pointer("/properties/routes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let results = writes
+        .iter()
+        .map(|w| {
+            let Some(route) = routes.iter_mut().find(|r| r["name"] == w.route.id.as_str()) else {
+                return Err(CloudError::Local(format!(
+                    "route {} ({}) is no longer in the table",
+                    w.route.id, w.route.destination
+                )));
+            };
+            let props = &mut route["properties"];
+            let appliance = props["nextHopType"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("VirtualAppliance"));
+            let now = props["nextHopIpAddress"]
+                .as_str()
+                .filter(|_| appliance)
+                .map(|ip| canonical_ip(ip.to_string()));
+            if w.conditional && now != w.route.next_hop {
+                return Err(CloudError::Changed { now });
+            }
+            props["nextHopType"] = json!("VirtualAppliance");
+            props["nextHopIpAddress"] = json!(w.next_hop);
+            Ok(())
+        })
+        .collect();
+    let routes: Vec<Value> = routes
+        .iter()
+        .map(|r| {
+            let p = &r["properties"];
+            let mut props = json!({
+                "addressPrefix": p["addressPrefix"],
+                "nextHopType": p["nextHopType"],
+            });
+            if let Some(ip) = p.get("nextHopIpAddress") {
+                props["nextHopIpAddress"] = ip.clone();
+            }
+            json!({ "name": r["name"], "properties": props })
+        })
+        .collect();
+    let mut properties = json!({ "routes": routes });
+    if let Some(bgp) = table.pointer("/properties/disableBgpRoutePropagation") {
+        properties["disableBgpRoutePropagation"] = bgp.clone();
+    }
+    let mut body = json!({ "location": table["location"], "properties": properties });
+    if let Some(tags) = table.get("tags") {
+        body["tags"] = tags.clone();
+    }
+    (body, results)
+}
+
 /// What a write needs of a route as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RawRoute {
@@ -897,10 +971,9 @@ fn parse_routes(body: &str, raw: &mut HashMap<String, RawRoute>) -> Result<Vec<R
                 .parse::<Cidr>()
                 .map_or_else(|_| prefix.clone(), |c| c.to_string());
             let next_hop = match r.properties.next_hop_type.as_deref() {
-                Some(t) if t.eq_ignore_ascii_case("VirtualAppliance") => r
-                    .properties
-                    .next_hop_ip_address
-                    .map(|ip| ip.parse::<std::net::IpAddr>().map_or(ip, |a| a.to_string())),
+                Some(t) if t.eq_ignore_ascii_case("VirtualAppliance") => {
+                    r.properties.next_hop_ip_address.map(canonical_ip)
+                }
                 _ => None,
             };
             raw.insert(
@@ -930,15 +1003,18 @@ impl RouteTable for AzureTable {
             .map_err(|e| self.credential.scrub_error(e))
     }
 
-    /// Route PUTs, one per write. A conditional write (`verify`) carries `If-Match` with the
-    /// route's etag as read; ARM answers 412 if the route changed since, and it is not rewritten.
+    /// All-routes nodes: the whole table in one PUT ([`Self::put_table`]). Single-route nodes:
+    /// one route PUT per write; a conditional write (`verify`) carries `If-Match` with the
+    /// route's etag as read, and a 412 means it changed since and is not rewritten.
     fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
-        writes
-            .iter()
-            .map(|w| {
-                self.put_route(w)
-                    .map_err(|e| self.credential.scrub_error(e))
-            })
+        let results = if self.whole_table && !writes.is_empty() {
+            self.put_table(writes)
+        } else {
+            writes.iter().map(|w| self.put_route(w)).collect()
+        };
+        results
+            .into_iter()
+            .map(|r| r.map_err(|e| self.credential.scrub_error(e)))
             .collect()
     }
 }
@@ -957,11 +1033,60 @@ impl AzureTable {
         if reply.status != 200 {
             return Err(self.api_error(&reply));
         }
+        self.table = serde_json::from_str(&reply.body).ok();
         parse_routes(&reply.body, &mut self.raw).map_err(|e| {
             CloudError::Transport(format!(
                 "Azure answered {what} with something that is not a route table ({e})"
             ))
         })
+    }
+
+    /// The whole table in one PUT carrying `If-Match` with the etag it was read with, one
+    /// long-running operation followed to completion. A 412 means another writer changed the
+    /// table meanwhile: it is read again, the writes recomputed on it (a conditional write whose
+    /// route changed is dropped as [`CloudError::Changed`]) and sent again, within the deadline.
+    fn put_table(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        let what = format!("writing Route Table {}", self.name);
+        let url = format!("{}?api-version={API_VERSION}", self.table_url);
+        loop {
+            let Some(table) = self.table.clone() else {
+                let e = CloudError::Local(format!("Route Table {} was not read", self.name));
+                return writes.iter().map(|_| Err(e.clone())).collect();
+            };
+            let (body, results) = table_update(&table, writes);
+            if results.iter().all(Result::is_err) {
+                return results;
+            }
+            let etag = table["etag"].as_str().map(str::to_string);
+            let headers: Vec<(&str, &str)> =
+                etag.iter().map(|e| ("If-Match", e.as_str())).collect();
+            let sent = self.arm_call_with(&Call::Put(&body.to_string()), &url, &what, &headers);
+            let outcome = match sent {
+                Ok(reply) if reply.status == 412 => {
+                    log::info!(
+                        "azure: Route Table {} changed since it was read: reading it again",
+                        self.name
+                    );
+                    match self.read_table() {
+                        Ok(_) if http::wait_within(Duration::ZERO, self.deadline).is_some() => {
+                            continue
+                        }
+                        Ok(_) => Err(CloudError::Transport(format!(
+                            "Route Table {} kept changing until the event's deadline: not written",
+                            self.name
+                        ))),
+                        Err(e) => Err(e),
+                    }
+                }
+                Ok(reply) if (200..=202).contains(&reply.status) => self.follow(reply, &what),
+                Ok(reply) => Err(self.api_error(&reply)),
+                Err(e) => Err(e),
+            };
+            return results
+                .into_iter()
+                .map(|r| r.and_then(|()| outcome.clone()))
+                .collect();
+        }
     }
 
     fn put_route(&mut self, write: &RouteWrite) -> Result<(), CloudError> {

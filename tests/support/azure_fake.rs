@@ -104,6 +104,9 @@ impl Seen {
     pub fn is_route_put(&self) -> bool {
         self.method == "PUT" && self.path().contains("/routes/")
     }
+    pub fn is_table_put(&self) -> bool {
+        self.method == "PUT" && !self.path().contains("/routes/")
+    }
     pub fn is_table_get(&self) -> bool {
         self.method == "GET" && self.path().to_ascii_lowercase().contains("/routetables/")
     }
@@ -123,7 +126,8 @@ pub enum Writes {
 #[derive(Debug)]
 struct Op {
     table: String,
-    route: FakeRoute,
+    /// What the write sets when it completes: one route, or every route of a table PUT.
+    routes: Vec<FakeRoute>,
     polls: u32,
     fail: bool,
 }
@@ -562,6 +566,7 @@ impl State {
                 }
                 answer
             }
+            ("PUT", None) => self.put_table(req, path),
             ("PUT", Some((table, name))) => {
                 let name = path[path.len() - name.len()..].to_string();
                 let key = format!("{table}/routes/{}", name.to_ascii_lowercase());
@@ -597,8 +602,10 @@ impl State {
                 json!({
                     "name": name,
                     "id": path,
+                    "etag": self.etag(&path.to_ascii_lowercase()),
                     "type": "Microsoft.Network/routeTables",
                     "location": "westeurope",
+                    "tags": {"owner": "csr-ha-test"},
                     "properties": {
                         "provisioningState": "Succeeded",
                         "disableBgpRoutePropagation": false,
@@ -688,32 +695,128 @@ impl State {
                     id,
                     Op {
                         table: table.to_string(),
-                        route,
+                        routes: vec![route],
                         polls: 0,
                         fail: self.fail_operations,
                     },
                 );
                 json["properties"]["provisioningState"] = json!("Updating");
-                let ops = format!(
-                    "{}/subscriptions/{SUB}/providers/Microsoft.Network/locations/westeurope",
-                    self.arm_base
+                self.long_running(id, status, json)
+            }
+        }
+    }
+
+    /// The answer to a write that completes later: `Azure-AsyncOperation`, or 202 + `Location`.
+    fn long_running(&self, id: u32, status: u16, json: Value) -> Answer {
+        let ops = format!(
+            "{}/subscriptions/{SUB}/providers/Microsoft.Network/locations/westeurope",
+            self.arm_base
+        );
+        if self.writes == Writes::AzureAsync {
+            let mut a = answer(status, json);
+            a.headers.push((
+                "Azure-AsyncOperation".into(),
+                format!("{ops}/operations/{id}?api-version=2024-05-01"),
+            ));
+            a
+        } else {
+            let mut a = answer(202, json!(null));
+            a.body = String::new();
+            a.headers.push((
+                "Location".into(),
+                format!("{ops}/operationResults/{id}?api-version=2024-05-01"),
+            ));
+            a
+        }
+    }
+
+    /// Route Tables - Create Or Update: the body's routes replace the table's.
+    fn put_table(&mut self, req: &Seen, path: &str) -> Answer {
+        let table = path.to_ascii_lowercase();
+        if !self.tables.contains_key(&table) {
+            return arm_error(404, "ResourceNotFound", "The route table was not found.");
+        }
+        if let Some(expected) = req.header("If-Match") {
+            if expected != self.etag(&table) {
+                return arm_error(
+                    412,
+                    "PreconditionFailed",
+                    "The condition specified using HTTP conditional header(s) is not met.",
                 );
-                if self.writes == Writes::AzureAsync {
-                    let mut a = answer(status, json);
-                    a.headers.push((
-                        "Azure-AsyncOperation".into(),
-                        format!("{ops}/operations/{id}?api-version=2024-05-01"),
-                    ));
-                    a
-                } else {
-                    let mut a = answer(202, json!(null));
-                    a.body = String::new();
-                    a.headers.push((
-                        "Location".into(),
-                        format!("{ops}/operationResults/{id}?api-version=2024-05-01"),
-                    ));
-                    a
+            }
+        }
+        if self.deny_writes {
+            return arm_error(
+                403,
+                "AuthorizationFailed",
+                &format!("The client does not have authorization to perform action 'Microsoft.Network/routeTables/write' over scope '{table}'."),
+            );
+        }
+        let parsed: Value = match serde_json::from_str(&req.body) {
+            Ok(v) => v,
+            Err(e) => return arm_error(400, "InvalidRequestContent", &format!("{e}")),
+        };
+        if parsed["location"].as_str().is_none() {
+            return arm_error(
+                400,
+                "LocationRequired",
+                "The location property is required.",
+            );
+        }
+        let Some(routes) = parsed["properties"]["routes"].as_array() else {
+            return arm_error(
+                400,
+                "InvalidRequestFormat",
+                "properties.routes is required.",
+            );
+        };
+        let mut new = Vec::new();
+        for r in routes {
+            let props = &r["properties"];
+            let (Some(name), Some(prefix), Some(hop_type)) = (
+                r["name"].as_str(),
+                props["addressPrefix"].as_str(),
+                props["nextHopType"].as_str(),
+            ) else {
+                return arm_error(
+                    400,
+                    "InvalidRequestFormat",
+                    "name, addressPrefix and nextHopType are required.",
+                );
+            };
+            new.push(FakeRoute {
+                name: name.into(),
+                prefix: prefix.into(),
+                hop_type: hop_type.into(),
+                hop_ip: props["nextHopIpAddress"].as_str().map(str::to_string),
+            });
+        }
+        let changed: Vec<FakeRoute> = new
+            .into_iter()
+            .filter(|r| self.tables[&table].iter().all(|old| old != r))
+            .collect();
+        match self.writes {
+            Writes::Immediate => {
+                for r in changed {
+                    self.apply(&table, r);
                 }
+                self.get_table(path)
+            }
+            Writes::AzureAsync | Writes::Location => {
+                let id = self.next_op;
+                self.next_op += 1;
+                self.ops.insert(
+                    id,
+                    Op {
+                        table: table.clone(),
+                        routes: changed,
+                        polls: 0,
+                        fail: self.fail_operations,
+                    },
+                );
+                let json = self.get_table(path).body;
+                let json = serde_json::from_str(&json).unwrap_or(Value::Null);
+                self.long_running(id, 200, json)
             }
         }
     }
@@ -760,7 +863,7 @@ impl State {
                 answer(200, json!({"status": "InProgress"}))
             };
         }
-        let (table, route, fail) = (op.table.clone(), op.route.clone(), op.fail);
+        let (table, routes, fail) = (op.table.clone(), op.routes.clone(), op.fail);
         // Finished operations stay for `polls()` but no longer block the table.
         op.table = format!("done:{table}");
         if fail {
@@ -777,7 +880,9 @@ impl State {
                 )
             };
         }
-        self.apply(&table, route);
+        for route in routes {
+            self.apply(&table, route);
+        }
         if location {
             Answer {
                 status: 200,
