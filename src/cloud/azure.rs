@@ -4,8 +4,12 @@
 //! read   GET {arm}/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/routeTables/{t}?api-version=2024-05-01
 //!        200 {"name":"t","properties":{"routes":[{"name":"r1","properties":{
 //!              "addressPrefix":"10.99.0.0/16","nextHopType":"VirtualAppliance","nextHopIpAddress":"10.0.1.10"}}]}}
-//! write  PUT {arm}/…/routeTables/{t}/routes/{name}?api-version=2024-05-01
+//! write  PUT {arm}/…/routeTables/{t}/routes/{name}?api-version=2024-05-01       (node with -r)
 //!        {"properties":{"addressPrefix":"10.99.0.0/16","nextHopType":"VirtualAppliance","nextHopIpAddress":"10.0.1.20"}}
+//!        If-Match: <route etag>                                        (verify only)
+//!        PUT {arm}/…/routeTables/{t}?api-version=2024-05-01             (all-routes node: one PUT)
+//!        {"location":"…","tags":{…},"properties":{"routes":[…every route…]}}   If-Match: <table etag>
+//!        412 → read the table again, recompute, PUT again
 //!        200/201 + Azure-AsyncOperation: {arm}/…/operations/{id}   → GET until {"status":"Succeeded"}
 //!        202 + Location: {arm}/…/operationResults/{id}             → GET while 202, done on 200/204
 //! error  {"error":{"code":"AuthorizationFailed","message":"The client … does not have authorization …"}}
@@ -18,8 +22,8 @@
 //! client-credentials grant on the Azure AD v1 endpoint (`{login}/{tenant}/oauth2/token` with
 //! `resource=`), the same endpoint and grant the original package used. The v1 endpoint was
 //! chosen over v2 (`/oauth2/v2.0/token`, `scope=<arm>/.default`) so that both token sources ask
-//! for the same `resource` and answer with the same `expires_on`. Tokens are cached for the
-//! process until five minutes before they expire. A token or app key never appears in a log line,
+//! for the same `resource` and answer with the same `expires_on`. Tokens are kept in the shared
+//! [`TokenCache`] until five minutes before they expire. A token or app key never appears in a log line,
 //! an error, or `Debug` output: they live in [`Secret`], and every message built from a server's
 //! answer is scrubbed of the app key before it leaves this module.
 
@@ -28,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::http::{self, ProxyUse};
+use super::http::{self, Client, Method, ProxyUse, Reply, Request};
 use super::secret::{self, Secret};
 use super::token_cache::{CacheKey, TokenCache};
 use super::{fail_all, run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
@@ -158,8 +162,8 @@ fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<AzureTabl
         location: format!("resource group {group}, subscription {subscription}"),
         name,
         table_url,
-        arm: http::agent(ProxyUse::FromEnv),
-        imds: http::agent(ProxyUse::Never),
+        arm: Client::new(ProxyUse::FromEnv),
+        imds: Client::new(ProxyUse::Never),
         config,
         credential,
         deadline,
@@ -295,8 +299,8 @@ struct AzureTable {
     /// `resource group g, subscription s`, for messages.
     location: String,
     table_url: String,
-    arm: ureq::Agent,
-    imds: ureq::Agent,
+    arm: Client,
+    imds: Client,
     config: AzureConfig,
     credential: Credential,
     deadline: Instant,
@@ -308,102 +312,9 @@ struct AzureTable {
     whole_table: bool,
 }
 
-/// A request, with its body.
-enum Call<'a> {
-    Get,
-    Put(&'a str),
-    PostForm(&'a [(&'a str, &'a str)]),
-}
-
-/// What came back from one HTTP exchange, body read. No `Debug`: a body may hold a token.
-struct Reply {
-    status: u16,
-    body: String,
-    async_operation: Option<String>,
-    location: Option<String>,
-    retry_after: Option<Duration>,
-}
-
-impl Reply {
-    fn error(&self) -> (String, String) {
-        arm_error(self.status, &self.body)
-    }
-}
-
-/// Sends one request with the remaining time as its budget and reads the answer.
-fn exchange(
-    agent: &ureq::Agent,
-    call: &Call,
-    url: &str,
-    headers: &[(&str, &str)],
-    deadline: Instant,
-) -> Result<Reply, String> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left < Duration::from_millis(50) {
-        return Err("the event's deadline passed".into());
-    }
-    let budget = agent
-        .config()
-        .timeouts()
-        .global
-        .map_or(left, |g| g.min(left));
-    let result = match call {
-        Call::Get => {
-            let mut req = agent.get(url);
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            req.config().timeout_global(Some(budget)).build().call()
-        }
-        Call::Put(body) => {
-            let mut req = agent.put(url).header("Content-Type", "application/json");
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            req.config()
-                .timeout_global(Some(budget))
-                .build()
-                .send(*body)
-        }
-        Call::PostForm(form) => {
-            let mut req = agent.post(url);
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            req.config()
-                .timeout_global(Some(budget))
-                .build()
-                .send_form(form.iter().copied())
-        }
-    };
-    let mut response = result.map_err(|e| e.to_string())?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let async_operation = header("azure-asyncoperation");
-    let location = header("location");
-    let retry_after = http::retry_after(&response);
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    Ok(Reply {
-        status,
-        body,
-        async_operation,
-        location,
-        retry_after,
-    })
-}
-
-/// ARM's `{"error":{"code","message"}}` (or the same fields at the top level), else the status
-/// and the start of the body.
-fn arm_error(status: u16, body: &str) -> (String, String) {
+/// ARM's `{"error":{"code","message"}}` (or the same fields at the top level); `None` if the
+/// body is not ARM's.
+fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
     #[derive(Deserialize)]
     struct Detail {
         code: Option<String>,
@@ -415,31 +326,16 @@ fn arm_error(status: u16, body: &str) -> (String, String) {
         code: Option<String>,
         message: Option<String>,
     }
-    let parsed: Option<Envelope> = serde_json::from_str(body).ok();
-    let (code, message) = match parsed {
-        Some(Envelope { error: Some(d), .. }) => (d.code, d.message),
-        Some(Envelope { code, message, .. }) => (code, message),
-        None => (None, None),
+    let (code, message) = match serde_json::from_str::<Envelope>(body).ok()? {
+        Envelope { error: Some(d), .. } => (d.code, d.message),
+        Envelope { code, message, .. } => (code, message),
     };
-    let code = code.unwrap_or_else(|| format!("HTTP{status}"));
-    let message = message.unwrap_or_else(|| {
-        let start: String = body.chars().take(200).collect();
-        if start.trim().is_empty() {
-            format!("HTTP status {status} with no error body")
-        } else {
-            format!("HTTP status {status}: {}", start.trim())
-        }
-    });
-    (code, message)
+    Some((code?, message.unwrap_or_default()))
 }
 
-/// `scheme://host[:port]` of a URL, to keep the bearer token on ARM's own host.
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find(['/', '?']) {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
+/// ARM's error code in an answer, if it has one.
+fn error_code(reply: &Reply) -> Option<String> {
+    parse_error(reply.status, &reply.body).map(|(code, _)| code)
 }
 
 /// Percent-encodes one URL path segment (resource group names may hold `(`, `.`, non-ASCII).
@@ -476,8 +372,8 @@ struct TokenBody {
 }
 
 /// The part of an OAuth error worth showing: AAD descriptions end in trace ids and timestamps.
-fn oauth_error(status: u16, body: &str) -> String {
-    match serde_json::from_str::<TokenBody>(body) {
+fn oauth_error(reply: &Reply) -> String {
+    match serde_json::from_str::<TokenBody>(&reply.body) {
         Ok(TokenBody {
             error: Some(error),
             error_description,
@@ -494,10 +390,10 @@ fn oauth_error(status: u16, body: &str) -> String {
                 format!("{error}: {first}")
             }
         }
-        _ => {
-            let (code, message) = arm_error(status, body);
-            format!("{code}: {message}")
-        }
+        _ => match reply.error("Azure", parse_error) {
+            CloudError::Api { code, message, .. } => format!("{code}: {message}"),
+            other => other.to_string(),
+        },
     }
 }
 
@@ -527,6 +423,12 @@ impl AzureTable {
     }
 
     fn fetch_token(&self) -> Result<(Secret, Duration), CloudError> {
+        let unreachable = |source: &str, e: http::SendError| {
+            CloudError::Transport(
+                self.credential
+                    .scrub(&format!("cannot reach {source}: {e}")),
+            )
+        };
         let (source, reply) = match &self.credential {
             Credential::ManagedIdentity => {
                 let url = format!(
@@ -538,20 +440,15 @@ impl AzureTable {
                     "the VM's managed identity (metadata service {})",
                     self.config.imds
                 );
-                // IMDS answers 404/410 while it starts and 429 when busy: retry those as well.
-                let reply = self.with_retries(
-                    &source,
-                    |r| [404, 410, 429].contains(&r.status),
-                    || {
-                        exchange(
-                            &self.imds,
-                            &Call::Get,
-                            &url,
-                            &[("Metadata", "true")],
-                            self.deadline,
-                        )
-                    },
-                )?;
+                // IMDS answers 404/410 while it starts: retried like a 429.
+                let starting = |r: &Reply| [404, 410].contains(&r.status);
+                let request = Request::get(&url)
+                    .header("Metadata", "true")
+                    .retry_if(&starting);
+                let reply = self
+                    .imds
+                    .send(&request, self.deadline)
+                    .map_err(|e| unreachable(&source, e))?;
                 (source, reply)
             }
             Credential::App {
@@ -561,29 +458,22 @@ impl AzureTable {
                 ..
             } => {
                 let url = format!("{}/{}/oauth2/token", self.config.login, segment(tenant));
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", app_id.as_str()),
-                    ("client_secret", key.expose()),
-                    ("resource", self.config.resource.as_str()),
-                ];
+                let request = Request::new(Method::Post, &url)
+                    .header("Accept", "application/json")
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", app_id.as_str()),
+                        ("client_secret", key.expose()),
+                        ("resource", self.config.resource.as_str()),
+                    ]);
                 let source = format!(
                     "Azure AD app {app_id} in tenant {tenant} ({})",
                     self.config.login
                 );
-                let reply = self.with_retries(
-                    &source,
-                    |r| r.status == 429,
-                    || {
-                        exchange(
-                            &self.arm,
-                            &Call::PostForm(&form),
-                            &url,
-                            &[("Accept", "application/json")],
-                            self.deadline,
-                        )
-                    },
-                )?;
+                let reply = self
+                    .arm
+                    .send(&request, self.deadline)
+                    .map_err(|e| unreachable(&source, e))?;
                 (source, reply)
             }
         };
@@ -597,7 +487,7 @@ impl AzureTable {
             };
             return Err(CloudError::Auth(scrub(&format!(
                 "no token from {source}: {}{hint}",
-                oauth_error(reply.status, &reply.body)
+                oauth_error(&reply)
             ))));
         }
         let body: TokenBody = serde_json::from_str(&reply.body).map_err(|e| {
@@ -621,80 +511,47 @@ impl AzureTable {
         Ok((Secret::new(token), lifetime))
     }
 
-    /// Runs `send` until it answers something other than a transport error, a 5xx or an answer
-    /// `busy` says to retry, waiting `Retry-After` or a backoff in between, within the deadline.
-    /// When time runs out the last answer is returned for the caller to report.
-    fn with_retries(
-        &self,
-        what: &str,
-        busy: impl Fn(&Reply) -> bool,
-        mut send: impl FnMut() -> Result<Reply, String>,
-    ) -> Result<Reply, CloudError> {
-        let mut attempt = 0;
-        loop {
-            let wait = match send() {
-                Ok(reply) if reply.status >= 500 || busy(&reply) => {
-                    let wait = reply.retry_after.map_or_else(
-                        || http::backoff(attempt, self.deadline),
-                        |after| http::wait_within(after, self.deadline),
-                    );
-                    match wait {
-                        Some(wait) => wait,
-                        None => return Ok(reply),
-                    }
-                }
-                Ok(reply) => return Ok(reply),
-                Err(e) => match http::backoff(attempt, self.deadline) {
-                    Some(wait) => wait,
-                    None => {
-                        return Err(CloudError::Transport(self.credential.scrub(&format!(
-                            "cannot reach {what}: {e} (gave up after {} tries)",
-                            attempt + 1
-                        ))))
-                    }
-                },
-            };
-            log::debug!("azure: {what}: retrying in {} ms", wait.as_millis());
-            std::thread::sleep(wait);
-            attempt += 1;
-        }
-    }
-
     /// One ARM call with a bearer token; 429, 409 `AnotherOperationInProgress` and 5xx retried,
     /// a refused token replaced once. The answer may still be an error: see [`Self::api_error`].
-    fn arm_call(&self, call: &Call, url: &str, what: &str) -> Result<Reply, CloudError> {
-        self.arm_call_with(call, url, what, &[])
+    fn arm_call(&self, method: Method, url: &str, what: &str) -> Result<Reply, CloudError> {
+        self.arm_call_with(method, url, what, &[], None)
     }
 
-    /// [`Self::arm_call`] with more headers (`If-Match`).
+    /// [`Self::arm_call`] with more headers (`If-Match`) and a JSON body.
     fn arm_call_with(
         &self,
-        call: &Call,
+        method: Method,
         url: &str,
         what: &str,
         headers: &[(&str, &str)],
+        body: Option<&str>,
     ) -> Result<Reply, CloudError> {
-        if origin(url) != origin(&self.config.arm) {
+        if http::origin_of(url) != http::origin_of(&self.config.arm) {
             return Err(CloudError::Transport(format!(
                 "Azure sent {what} to {}, which is not the Resource Manager endpoint {}; refusing to send it a token",
-                origin(url),
+                http::origin_of(url),
                 self.config.arm
             )));
         }
+        // A table busy with another write answers 409 AnotherOperationInProgress: retried like
+        // a 429, after its Retry-After.
+        let busy = |r: &Reply| {
+            r.status == 409 && error_code(r).as_deref() == Some("AnotherOperationInProgress")
+        };
         let mut fresh_token_tried = false;
         loop {
             let token = self.token()?;
-            let bearer = format!("Bearer {}", token.expose());
-            let target = format!("Azure Resource Manager ({what})");
-            // A table busy with another write answers 409 AnotherOperationInProgress: retried
-            // like a 429, after its Retry-After.
-            let busy = |r: &Reply| {
-                r.status == 429 || (r.status == 409 && r.error().0 == "AnotherOperationInProgress")
-            };
-            let mut all = vec![("Authorization", bearer.as_str())];
-            all.extend_from_slice(headers);
-            let reply = self.with_retries(&target, busy, || {
-                exchange(&self.arm, call, url, &all, self.deadline)
+            let mut request = Request::new(method, url)
+                .header("Authorization", format!("Bearer {}", token.expose()))
+                .retry_if(&busy);
+            for (name, value) in headers {
+                request = request.header(name, *value);
+            }
+            if let Some(body) = body {
+                request = request.json(body.to_string());
+            }
+            let reply = self.arm.send(&request, self.deadline).map_err(|e| {
+                CloudError::Transport(format!("cannot reach Azure Resource Manager ({what}): {e}"))
             })?;
             if reply.status == 401 && !fresh_token_tried {
                 fresh_token_tried = true;
@@ -707,7 +564,15 @@ impl AzureTable {
     }
 
     fn api_error(&self, reply: &Reply) -> CloudError {
-        let (code, message) = reply.error();
+        let CloudError::Api {
+            cloud,
+            status,
+            code,
+            message,
+        } = reply.error("Azure", parse_error)
+        else {
+            unreachable!("Reply::error is always an Api error")
+        };
         let message = match reply.status {
             429 => format!("{message} (still throttled when the event's deadline came)"),
             409 if code == "AnotherOperationInProgress" => {
@@ -717,9 +582,10 @@ impl AzureTable {
             _ => message,
         };
         CloudError::Api {
-            cloud: "Azure",
+            cloud,
+            status,
             code,
-            message: self.credential.scrub(&message),
+            message,
         }
     }
 
@@ -733,17 +599,18 @@ impl AzureTable {
 
     /// Follows a long-running write until it succeeds, fails, or the deadline comes.
     fn follow(&self, reply: Reply, what: &str) -> Result<(), CloudError> {
-        if let Some(url) = reply.async_operation.clone() {
-            return self.poll_async_operation(&url, reply.retry_after, what);
+        if let Some(url) = reply.header("azure-asyncoperation") {
+            return self.poll(url, reply.retry_after(), what, false);
         }
         if reply.status == 202 {
-            if let Some(url) = reply.location.clone() {
-                return self.poll_location(&url, reply.retry_after, what);
+            if let Some(url) = reply.header("location") {
+                return self.poll(url, reply.retry_after(), what, true);
             }
         }
         if provisioning_state(&reply.body).as_deref() == Some("Failed") {
             return Err(CloudError::Api {
                 cloud: "Azure",
+                status: Some(reply.status),
                 code: "ProvisioningFailed".into(),
                 message: format!(
                     "{what}: ARM accepted the write but the route's provisioningState is Failed"
@@ -775,12 +642,15 @@ impl AzureTable {
         }
     }
 
-    /// `Azure-AsyncOperation`: GET until `status` is `Succeeded`, `Failed` or `Canceled`.
-    fn poll_async_operation(
+    /// Polls a long-running write until it is done, within the deadline: an
+    /// `Azure-AsyncOperation` URL until its `status` is `Succeeded`, `Failed` or `Canceled`, or a
+    /// `Location` URL (`location`) while it answers 202 (200, 201 or 204 mean done).
+    fn poll(
         &self,
         url: &str,
         mut retry_after: Option<Duration>,
         what: &str,
+        location: bool,
     ) -> Result<(), CloudError> {
         #[derive(Deserialize)]
         struct Status {
@@ -790,9 +660,13 @@ impl AzureTable {
         let mut last = "Accepted".to_string();
         loop {
             self.pause(retry_after, what, &last)?;
-            let reply = self.arm_call(&Call::Get, url, what)?;
-            if reply.status != 200 {
-                return Err(self.api_error(&reply));
+            let reply = self.arm_call(Method::Get, url, what)?;
+            retry_after = reply.retry_after();
+            match (location, reply.status) {
+                (true, 202) => continue,
+                (true, 200 | 201 | 204) => return Ok(()),
+                (false, 200) => {}
+                _ => return Err(self.api_error(&reply)),
             }
             let status: Status = serde_json::from_str(&reply.body).map_err(|e| {
                 CloudError::Transport(format!(
@@ -804,42 +678,19 @@ impl AzureTable {
                 "Succeeded" => return Ok(()),
                 "Failed" | "Canceled" => {
                     let body = serde_json::json!({ "error": status.error }).to_string();
-                    let (code, message) = arm_error(200, &body);
-                    let code = if code.starts_with("HTTP") {
-                        format!("Operation{last}")
-                    } else {
-                        code
-                    };
-                    let message = if message.starts_with("HTTP") {
-                        format!("{what} ended {last}")
-                    } else {
-                        message
-                    };
+                    let (code, message) = parse_error(200, &body)
+                        .filter(|(_, message)| !message.is_empty())
+                        .unwrap_or_else(|| {
+                            (format!("Operation{last}"), format!("{what} ended {last}"))
+                        });
                     return Err(CloudError::Api {
                         cloud: "Azure",
+                        status: None,
                         code,
-                        message: self.credential.scrub(&message),
+                        message,
                     });
                 }
-                _ => retry_after = reply.retry_after,
-            }
-        }
-    }
-
-    /// `Location`: GET while 202; 200 or 204 means done.
-    fn poll_location(
-        &self,
-        url: &str,
-        mut retry_after: Option<Duration>,
-        what: &str,
-    ) -> Result<(), CloudError> {
-        loop {
-            self.pause(retry_after, what, "Accepted")?;
-            let reply = self.arm_call(&Call::Get, url, what)?;
-            match reply.status {
-                202 => retry_after = reply.retry_after,
-                200 | 201 | 204 => return Ok(()),
-                _ => return Err(self.api_error(&reply)),
+                _ => {}
             }
         }
     }
@@ -1023,8 +874,8 @@ impl AzureTable {
     fn read_table(&mut self) -> Result<Vec<Route>, CloudError> {
         let url = format!("{}?api-version={API_VERSION}", self.table_url);
         let what = format!("reading Route Table {}", self.name);
-        let reply = self.arm_call(&Call::Get, &url, &what)?;
-        if reply.status == 404 && reply.error().0 == "ResourceNotFound" {
+        let reply = self.arm_call(Method::Get, &url, &what)?;
+        if reply.status == 404 && error_code(&reply).as_deref() == Some("ResourceNotFound") {
             return Err(CloudError::TableNotFound(format!(
                 "{} ({})",
                 self.name, self.location
@@ -1060,7 +911,8 @@ impl AzureTable {
             let etag = table["etag"].as_str().map(str::to_string);
             let headers: Vec<(&str, &str)> =
                 etag.iter().map(|e| ("If-Match", e.as_str())).collect();
-            let sent = self.arm_call_with(&Call::Put(&body.to_string()), &url, &what, &headers);
+            let body = body.to_string();
+            let sent = self.arm_call_with(Method::Put, &url, &what, &headers, Some(&body));
             let outcome = match sent {
                 Ok(reply) if reply.status == 412 => {
                     log::info!(
@@ -1110,7 +962,7 @@ impl AzureTable {
         let etag = raw.and_then(|r| r.etag).filter(|_| write.conditional);
         let headers: Vec<(&str, &str)> = etag.iter().map(|e| ("If-Match", e.as_str())).collect();
         let url = self.route_url(&route.id);
-        let reply = self.arm_call_with(&Call::Put(&body), &url, &what, &headers)?;
+        let reply = self.arm_call_with(Method::Put, &url, &what, &headers, Some(&body))?;
         match reply.status {
             200..=202 => self.follow(reply, &what),
             412 => Err(self.changed(&route.id)),
@@ -1178,26 +1030,32 @@ mod tests {
     fn arm_errors_keep_code_and_message() {
         let body = r#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' does not have authorization"}}"#;
         assert_eq!(
-            arm_error(403, body),
-            (
+            parse_error(403, body),
+            Some((
                 "AuthorizationFailed".into(),
                 "The client 'x' does not have authorization".into()
-            )
+            ))
         );
-        assert_eq!(arm_error(502, "Bad Gateway").0, "HTTP502");
-        assert!(arm_error(502, "").1.contains("502"));
+        let error = |status, body| Reply::for_test(status, body).error("Azure", parse_error);
+        assert_eq!(
+            error(502, "Bad Gateway").to_string(),
+            "Azure HTTP502: HTTP status 502: Bad Gateway"
+        );
+        assert!(error(502, "")
+            .to_string()
+            .contains("502 with no error body"));
     }
 
     #[test]
     fn origins_compare_scheme_host_and_port() {
         assert_eq!(
-            origin("http://127.0.0.1:8080/subscriptions/x?a=b"),
+            http::origin_of("http://127.0.0.1:8080/subscriptions/x?a=b"),
             "http://127.0.0.1:8080"
         );
-        assert_eq!(origin("https://h.example"), "https://h.example");
+        assert_eq!(http::origin_of("https://h.example"), "https://h.example");
         assert_ne!(
-            origin("https://h.example.evil/x"),
-            origin("https://h.example/x")
+            http::origin_of("https://h.example.evil/x"),
+            http::origin_of("https://h.example/x")
         );
     }
 

@@ -2,9 +2,15 @@
 //!
 //! The server hands `ha_event_handler` one [`Work`] per route table: the event and the nodes that
 //! share that table. The handler opens the provider's [`RouteTable`], reads it once, computes what
-//! each node needs, writes only what differs, one write after another, and answers with one
-//! [`NodeOutcome`] per node. GCP routes cannot be edited in place, so that provider plans its own
-//! work (`gcp::run`) instead of going through [`apply`].
+//! each node needs, writes only what differs (as the provider writes best: one file rewrite, one
+//! Azure table PUT, concurrent EC2 calls) and answers with one [`NodeOutcome`] per node. GCP
+//! routes cannot be edited in place, so that provider plans its own work (`gcp::run`) instead of
+//! going through [`apply`].
+//!
+//! What the clouds share lives here once: [`http`] (the client and its retry policy, the error
+//! answer as a [`CloudError`]), [`secret`] (the `Secret` type and the masker) and
+//! [`token_cache`] (credentials shared by handler processes). Each cloud module keeps only its
+//! signing or token source, its request shapes and its error-body parser.
 
 pub mod aws;
 pub mod azure;
@@ -113,6 +119,9 @@ pub enum CloudError {
     /// `AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist`.
     Api {
         cloud: &'static str,
+        /// The HTTP status of the answer; `None` for an error reported inside a 200 (a failed
+        /// long-running operation).
+        status: Option<u16>,
         code: String,
         message: String,
     },
@@ -135,6 +144,7 @@ impl fmt::Display for CloudError {
                 cloud,
                 code,
                 message,
+                ..
             } => write!(f, "{cloud} {code}: {message}"),
             CloudError::Auth(m) => write!(f, "credentials: {m}"),
             CloudError::Transport(m) | CloudError::Local(m) => f.write_str(m),
@@ -158,10 +168,12 @@ impl CloudError {
             CloudError::TableNotFound(t) => CloudError::TableNotFound(m(t)),
             CloudError::Api {
                 cloud,
+                status,
                 code,
                 message,
             } => CloudError::Api {
                 cloud,
+                status,
                 code: m(code),
                 message: m(message),
             },

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 
 use super::sigv4::parse_utc;
-use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::http::{self, Client, Method, ProxyUse, Request};
 use crate::cloud::secret::Secret;
 use crate::cloud::token_cache::{CacheKey, TokenCache};
 use crate::cloud::CloudError;
@@ -273,7 +273,7 @@ fn from_imds(
     if let Some(keys) = cache.get(&key).and_then(|(v, _)| decode(&v)) {
         return Ok(keys);
     }
-    let agent = http::agent(ProxyUse::Never);
+    let agent = Client::new(ProxyUse::Never);
     let (keys, until) = match fetch_role_credentials(&agent, config, cache, deadline, false) {
         Err(ImdsError::Unauthorized) => {
             log::info!(
@@ -314,7 +314,7 @@ fn decode(value: &Secret) -> Option<Credentials> {
 
 /// The role's credentials and until when they may be reused (`None`: do not cache).
 fn fetch_role_credentials(
-    agent: &ureq::Agent,
+    agent: &Client,
     config: &ImdsConfig,
     cache: &TokenCache,
     deadline: Instant,
@@ -382,7 +382,7 @@ fn parse_role_credentials(
 
 /// The cached session token, or a new one from `PUT /latest/api/token`.
 fn session_token(
-    agent: &ureq::Agent,
+    agent: &Client,
     config: &ImdsConfig,
     cache: &TokenCache,
     deadline: Instant,
@@ -400,12 +400,10 @@ fn session_token(
         .clamp(1, IMDS_TOKEN_TTL.as_secs());
     let url = format!("{}/latest/api/token", config.endpoint);
     let started = SystemTime::now();
-    let token = imds_request(config, "/latest/api/token", deadline, || {
-        agent
-            .put(&url)
-            .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
-            .send_empty()
-    })?;
+    let request = Request::new(Method::Put, &url)
+        .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
+        .body(Vec::new());
+    let token = imds_request(agent, config, "/latest/api/token", request, deadline)?;
     let token = token.trim().to_string();
     if token.is_empty() {
         return Err(ImdsError::Other(format!(
@@ -420,57 +418,37 @@ fn session_token(
 }
 
 fn imds_get(
-    agent: &ureq::Agent,
+    agent: &Client,
     config: &ImdsConfig,
     token: &str,
     path: &str,
     deadline: Instant,
 ) -> Result<String, ImdsError> {
     let url = format!("{}{path}", config.endpoint);
-    imds_request(config, path, deadline, || {
-        agent
-            .get(&url)
-            .header("X-aws-ec2-metadata-token", token)
-            .call()
-    })
+    let request = Request::get(&url).header("X-aws-ec2-metadata-token", token);
+    imds_request(agent, config, path, request, deadline)
 }
 
 /// One metadata request, tried up to [`IMDS_TRIES`] times on connection errors and 5xx.
 fn imds_request(
+    agent: &Client,
     config: &ImdsConfig,
     path: &str,
+    request: Request,
     deadline: Instant,
-    send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<String, ImdsError> {
     let where_ = format!("instance metadata {}{path}", config.endpoint);
-    let mut attempt = 0;
-    loop {
-        let failure = match send() {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                match status {
-                    200 => {
-                        return response.body_mut().read_to_string().map_err(|e| {
-                            ImdsError::Other(format!("{where_}: reading the answer: {e}"))
-                        })
-                    }
-                    401 => return Err(ImdsError::Unauthorized),
-                    404 if path.contains("security-credentials") => {
-                        return Err(ImdsError::Other(format!(
-                            "{where_}: 404, no IAM role is attached to this instance"
-                        )))
-                    }
-                    500..=599 => format!("{where_}: HTTP {status}"),
-                    _ => return Err(ImdsError::Other(format!("{where_}: HTTP {status}"))),
-                }
-            }
-            Err(e) => format!("{where_}: {e}"),
-        };
-        attempt += 1;
-        match http::backoff(attempt - 1, deadline).filter(|_| attempt < IMDS_TRIES) {
-            Some(wait) => std::thread::sleep(wait),
-            None => return Err(ImdsError::Other(failure)),
-        }
+    let request = request.tries(IMDS_TRIES);
+    let reply = agent
+        .send(&request, deadline)
+        .map_err(|e| ImdsError::Other(format!("{where_}: {e}")))?;
+    match reply.status {
+        200 => Ok(reply.body),
+        401 => Err(ImdsError::Unauthorized),
+        404 if path.contains("security-credentials") => Err(ImdsError::Other(format!(
+            "{where_}: 404, no IAM role is attached to this instance"
+        ))),
+        status => Err(ImdsError::Other(format!("{where_}: HTTP {status}"))),
     }
 }
 

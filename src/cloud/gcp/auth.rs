@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::http::{Client, Method, ProxyUse, Request};
 use crate::cloud::secret::Secret;
 use crate::cloud::token_cache::{CacheKey, TokenCache};
 use crate::cloud::CloudError;
@@ -118,17 +118,9 @@ struct OAuthError {
 
 fn from_metadata(host: &str, deadline: Instant) -> Result<(String, Duration), CloudError> {
     let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
-    let agent = http::agent(ProxyUse::Never);
     let what = format!("metadata server {host}");
-    let body = fetch(&what, &agent, deadline, |timeout| {
-        agent
-            .get(&url)
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .header("Metadata-Flavor", "Google")
-            .call()
-    })
+    let request = Request::get(&url).header("Metadata-Flavor", "Google");
+    let body = fetch(&what, &Client::new(ProxyUse::Never), request, deadline)
     .map_err(|e| match e {
         Fetch::Unreachable(m) => CloudError::Auth(format!(
             "{m}; outside a GCE VM put a service-account key in credentials.json in the HA directory or set GOOGLE_APPLICATION_CREDENTIALS"
@@ -144,34 +136,27 @@ fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), C
     let key = KeyFile::load(path)?;
     let assertion = key.assertion(SystemTime::now())?;
     let what = format!("token endpoint {}", key.token_uri);
-    let agent = http::agent(ProxyUse::FromEnv);
-    let body = fetch(&what, &agent, deadline, |timeout| {
-        agent
-            .post(&key.token_uri)
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .send_form([
-                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                ("assertion", assertion.as_str()),
-            ])
-    })
-    .map_err(|e| match e {
-        Fetch::Unreachable(m) => CloudError::Auth(m),
-        Fetch::Refused(status, body) => {
-            let err: OAuthError = serde_json::from_str(&body).unwrap_or_default();
-            CloudError::Auth(format!(
-                "{what} refused the key of {} from {} (HTTP {status}): {}{}",
-                key.client_email,
-                path.display(),
-                err.error.as_deref().unwrap_or("no error code"),
-                err.error_description
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default(),
-            ))
-        }
-    })
-    .map_err(|e| e.masked(&[&assertion]))?;
+    let request = Request::new(Method::Post, &key.token_uri).form(&[
+        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+        ("assertion", assertion.as_str()),
+    ]);
+    let body = fetch(&what, &Client::new(ProxyUse::FromEnv), request, deadline)
+        .map_err(|e| match e {
+            Fetch::Unreachable(m) => CloudError::Auth(m),
+            Fetch::Refused(status, body) => {
+                let err: OAuthError = serde_json::from_str(&body).unwrap_or_default();
+                CloudError::Auth(format!(
+                    "{what} refused the key of {} from {} (HTTP {status}): {}{}",
+                    key.client_email,
+                    path.display(),
+                    err.error.as_deref().unwrap_or("no error code"),
+                    err.error_description
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default(),
+                ))
+            }
+        })
+        .map_err(|e| e.masked(&[&assertion]))?;
     parse_answer(&body, &what)
 }
 
@@ -200,47 +185,22 @@ enum Fetch {
 /// deadline is better spent reporting it.
 const TOKEN_TRIES: u32 = 4;
 
-/// Sends with `send` until a 2xx (its body), retrying 429/5xx and transport errors with backoff
-/// within the deadline, at most [`TOKEN_TRIES`] times.
+/// The body of a 2xx answer to `request`, tried at most [`TOKEN_TRIES`] times.
 fn fetch(
     what: &str,
-    agent: &ureq::Agent,
+    client: &Client,
+    request: Request,
     deadline: Instant,
-    send: impl Fn(Duration) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<String, Fetch> {
-    let mut attempt = 0;
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining < Duration::from_millis(100) {
-            return Err(Fetch::Unreachable(format!(
-                "{what}: the event's deadline passed before it answered"
-            )));
+    let reply = client
+        .send(&request.tries(TOKEN_TRIES), deadline)
+        .map_err(|e| Fetch::Unreachable(format!("{what} unreachable: {e}")))?;
+    match reply.status {
+        200..=299 => Ok(reply.body),
+        status @ (429 | 500..=599) => {
+            Err(Fetch::Unreachable(format!("{what} answered HTTP {status}")))
         }
-        let timeout = remaining.min(agent.config().timeouts().global.unwrap_or(remaining));
-        let (retry, last) = match send(timeout) {
-            Err(e) => (None, Fetch::Unreachable(format!("{what} unreachable: {e}"))),
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry = http::retry_after(&response);
-                let body = response.into_body().read_to_string().unwrap_or_default();
-                match status {
-                    200..=299 => return Ok(body),
-                    429 | 500..=599 => (
-                        retry,
-                        Fetch::Unreachable(format!("{what} answered HTTP {status}")),
-                    ),
-                    _ => return Err(Fetch::Refused(status, body)),
-                }
-            }
-        };
-        let wait = retry
-            .and_then(|d| http::wait_within(d, deadline))
-            .or_else(|| http::backoff(attempt, deadline));
-        match wait.filter(|_| attempt + 1 < TOKEN_TRIES) {
-            Some(wait) => std::thread::sleep(wait),
-            None => return Err(last),
-        }
-        attempt += 1;
+        status => Err(Fetch::Refused(status, reply.body)),
     }
 }
 
