@@ -123,3 +123,48 @@ fn connection_errors_are_retried_only_for_requests_that_may_be_resent() {
         "a create that may have been applied is not sent again"
     );
 }
+
+#[test]
+fn an_error_answer_echoing_the_request_has_its_secrets_masked() {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/token", server.server_addr().to_ip().expect("ip"));
+    std::thread::spawn(move || {
+        for mut request in server.incoming_requests() {
+            let mut body = String::new();
+            let _ = request.as_reader().read_to_string(&mut body);
+            let headers: Vec<String> = request.headers().iter().map(|h| h.to_string()).collect();
+            let text = format!(
+                "{{\"error\":{{\"code\":\"Bad\",\"message\":\"you sent {} and {}\"}}}}",
+                body.replace('/', "\\/"),
+                headers.join("; ")
+            );
+            let _ = request.respond(tiny_http::Response::from_string(text).with_status_code(400));
+        }
+    });
+    let key = "Super+Secret/123=a%b&c";
+    let token = "eyJ0b2tlbi1wYXJ0.sig";
+    let client = Client::new(ProxyUse::Never);
+    let request = Request::new(Method::Post, &url)
+        .secret_header("Authorization", format!("Bearer {token}"))
+        .secret(key)
+        .form(&[("client_id", "app-1"), ("client_secret", key)]);
+    let reply = client.send(&request, in_secs(10)).expect("an answer");
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("client_id=app-1"), "{}", reply.body);
+    let parse = |_: u16, body: &str| {
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        Some((
+            v["error"]["code"].as_str()?.to_string(),
+            v["error"]["message"].as_str()?.to_string(),
+        ))
+    };
+    let error = reply.error("Test", parse).to_string();
+    for text in [&reply.body, &error] {
+        assert!(!text.contains(token), "{text}");
+        assert!(
+            !text.contains("Super%2BSecret") && !text.contains("Secret\\/123"),
+            "{text}"
+        );
+        assert!(text.contains("********"), "{text}");
+    }
+}

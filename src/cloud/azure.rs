@@ -460,6 +460,7 @@ impl AzureTable {
                 let url = format!("{}/{}/oauth2/token", self.config.login, segment(tenant));
                 let request = Request::new(Method::Post, &url)
                     .header("Accept", "application/json")
+                    .secret(key.expose())
                     .form(&[
                         ("grant_type", "client_credentials"),
                         ("client_id", app_id.as_str()),
@@ -542,7 +543,7 @@ impl AzureTable {
         loop {
             let token = self.token()?;
             let mut request = Request::new(method, url)
-                .header("Authorization", format!("Bearer {}", token.expose()))
+                .secret_header("Authorization", format!("Bearer {}", token.expose()))
                 .retry_if(&busy);
             for (name, value) in headers {
                 request = request.header(name, *value);

@@ -823,7 +823,7 @@ impl Compute {
                     .once_only(),
                 Call::Wait => Request::new(Method::Post, url).body(Vec::new()).long_poll(),
             }
-            .header("Authorization", format!("Bearer {}", self.token()?));
+            .secret_header("Authorization", format!("Bearer {}", self.token()?));
             let reply = self.http.send(&request, self.deadline).map_err(|e| {
                 CloudError::Transport(format!(
                     "{what}: GCP Compute API at {} unreachable: {e}",

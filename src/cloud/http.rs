@@ -122,6 +122,8 @@ pub struct Request<'a> {
     long_poll: bool,
     max_tries: u32,
     also_retry: Option<&'a dyn Fn(&Reply) -> bool>,
+    /// Values this request carries that must never reach a message (see [`Request::secret`]).
+    secrets: Vec<String>,
 }
 
 impl<'a> Request<'a> {
@@ -135,6 +137,7 @@ impl<'a> Request<'a> {
             long_poll: false,
             max_tries: u32::MAX,
             also_retry: None,
+            secrets: Vec::new(),
         }
     }
     pub fn get(url: &'a str) -> Request<'a> {
@@ -144,6 +147,24 @@ impl<'a> Request<'a> {
         self.headers.push((name, value.into()));
         self
     }
+    /// A header whose value is a secret (`Authorization`, a session token): see [`Self::secret`].
+    pub fn secret_header(self, name: &'a str, value: impl Into<String>) -> Request<'a> {
+        let value = value.into();
+        let token = value.strip_prefix("Bearer ").map(str::to_string);
+        let request = self.header(name, value.clone()).secret(value);
+        match token {
+            Some(token) => request.secret(token),
+            None => request,
+        }
+    }
+
+    /// Registers a value the request carries (a key in its form, a signed assertion) so that an
+    /// error answer echoing it has it masked, in any encoding, before anyone reads the body.
+    pub fn secret(mut self, value: impl Into<String>) -> Request<'a> {
+        self.secrets.push(value.into());
+        self
+    }
+
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request<'a> {
         self.body = Some(body.into());
         self
@@ -366,10 +387,15 @@ impl Client {
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
         let status = response.status().as_u16();
-        let body = response
+        let mut body = response
             .body_mut()
             .read_to_string()
             .map_err(|e| format!("reading the answer: {e}"))?;
+        // An error answer is read to build messages; a success answer may rightly hold a token.
+        if !(200..300).contains(&status) {
+            let secrets: Vec<&str> = request.secrets.iter().map(String::as_str).collect();
+            body = super::secret::mask(&body, &secrets);
+        }
         Ok(Reply {
             status,
             body,

@@ -425,7 +425,7 @@ fn imds_get(
     deadline: Instant,
 ) -> Result<String, ImdsError> {
     let url = format!("{}{path}", config.endpoint);
-    let request = Request::get(&url).header("X-aws-ec2-metadata-token", token);
+    let request = Request::get(&url).secret_header("X-aws-ec2-metadata-token", token);
     imds_request(agent, config, path, request, deadline)
 }
 

@@ -174,7 +174,10 @@ impl Ec2Client {
         for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
             request = request.header(name, *value);
         }
-        let request = request.header("authorization", authorization);
+        for secret in self.credentials.secrets() {
+            request = request.secret(secret);
+        }
+        let request = request.secret_header("authorization", authorization);
         let reply = self.http.send(&request, deadline).map_err(|e| {
             CloudError::Transport(format!("cannot reach AWS at {}: {e}", self.endpoint))
         })?;

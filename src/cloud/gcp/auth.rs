@@ -136,10 +136,12 @@ fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), C
     let key = KeyFile::load(path)?;
     let assertion = key.assertion(SystemTime::now())?;
     let what = format!("token endpoint {}", key.token_uri);
-    let request = Request::new(Method::Post, &key.token_uri).form(&[
-        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-        ("assertion", assertion.as_str()),
-    ]);
+    let request = Request::new(Method::Post, &key.token_uri)
+        .secret(assertion.as_str())
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+        ]);
     let body = fetch(&what, &Client::new(ProxyUse::FromEnv), request, deadline)
         .map_err(|e| match e {
             Fetch::Unreachable(m) => CloudError::Auth(m),
