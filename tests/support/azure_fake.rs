@@ -325,6 +325,48 @@ fn arm_error(status: u16, code: &str, message: &str) -> Answer {
     answer(status, json!({"error": {"code": code, "message": message}}))
 }
 
+/// A route's `properties` as a route PUT or a table PUT sends them, checked as ARM does.
+fn parse_route(name: &str, props: &Value) -> Result<FakeRoute, Answer> {
+    let (Some(prefix), Some(hop_type)) = (
+        props["addressPrefix"].as_str(),
+        props["nextHopType"].as_str(),
+    ) else {
+        return Err(arm_error(
+            400,
+            "InvalidRequestFormat",
+            "addressPrefix and nextHopType are required.",
+        ));
+    };
+    let hop_ip = props["nextHopIpAddress"].as_str().map(str::to_string);
+    if hop_type == "VirtualAppliance"
+        && hop_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .is_none()
+    {
+        return Err(arm_error(
+            400,
+            "InvalidRouteNextHopIpAddress",
+            "nextHopIpAddress must be an IP address for VirtualAppliance.",
+        ));
+    }
+    Ok(FakeRoute {
+        name: name.to_string(),
+        prefix: prefix.to_string(),
+        hop_type: hop_type.to_string(),
+        hop_ip,
+    })
+}
+
+/// ARM's answer to an `If-Match` whose etag is no longer the resource's.
+fn precondition_failed() -> Answer {
+    arm_error(
+        412,
+        "PreconditionFailed",
+        "The condition specified using HTTP conditional header(s) is not met.",
+    )
+}
+
 fn query(url: &str) -> BTreeMap<String, String> {
     url.split_once('?')
         .map(|(_, q)| form(q))
@@ -572,11 +614,7 @@ impl State {
                 let key = format!("{table}/routes/{}", name.to_ascii_lowercase());
                 if let Some(expected) = req.header("If-Match") {
                     if expected != self.etag(&key) {
-                        return arm_error(
-                            412,
-                            "PreconditionFailed",
-                            "The condition specified using HTTP conditional header(s) is not met.",
-                        );
+                        return precondition_failed();
                     }
                 }
                 self.put_route(table, &name, &req.body)
@@ -650,35 +688,9 @@ impl State {
                 )
             }
         };
-        let props = &parsed["properties"];
-        let (Some(prefix), Some(hop_type)) = (
-            props["addressPrefix"].as_str(),
-            props["nextHopType"].as_str(),
-        ) else {
-            return arm_error(
-                400,
-                "InvalidRequestFormat",
-                "addressPrefix and nextHopType are required.",
-            );
-        };
-        let hop_ip = props["nextHopIpAddress"].as_str().map(str::to_string);
-        if hop_type == "VirtualAppliance"
-            && hop_ip
-                .as_deref()
-                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-                .is_none()
-        {
-            return arm_error(
-                400,
-                "InvalidRouteNextHopIpAddress",
-                "nextHopIpAddress must be an IP address for VirtualAppliance.",
-            );
-        }
-        let route = FakeRoute {
-            name: name.to_string(),
-            prefix: prefix.to_string(),
-            hop_type: hop_type.to_string(),
-            hop_ip,
+        let route = match parse_route(name, &parsed["properties"]) {
+            Ok(route) => route,
+            Err(answer) => return answer,
         };
         let exists = routes.iter().any(|r| r.name == name);
         let status = if exists { 200 } else { 201 };
@@ -689,21 +701,27 @@ impl State {
                 answer(status, json)
             }
             Writes::AzureAsync | Writes::Location => {
-                let id = self.next_op;
-                self.next_op += 1;
-                self.ops.insert(
-                    id,
-                    Op {
-                        table: table.to_string(),
-                        routes: vec![route],
-                        polls: 0,
-                        fail: self.fail_operations,
-                    },
-                );
+                let id = self.start_op(table, vec![route]);
                 json["properties"]["provisioningState"] = json!("Updating");
                 self.long_running(id, status, json)
             }
         }
+    }
+
+    /// A long-running write of `routes` to `table`; it completes on its second poll.
+    fn start_op(&mut self, table: &str, routes: Vec<FakeRoute>) -> u32 {
+        let id = self.next_op;
+        self.next_op += 1;
+        self.ops.insert(
+            id,
+            Op {
+                table: table.to_string(),
+                routes,
+                polls: 0,
+                fail: self.fail_operations,
+            },
+        );
+        id
     }
 
     /// The answer to a write that completes later: `Azure-AsyncOperation`, or 202 + `Location`.
@@ -738,11 +756,7 @@ impl State {
         }
         if let Some(expected) = req.header("If-Match") {
             if expected != self.etag(&table) {
-                return arm_error(
-                    412,
-                    "PreconditionFailed",
-                    "The condition specified using HTTP conditional header(s) is not met.",
-                );
+                return precondition_failed();
             }
         }
         if self.deny_writes {
@@ -772,24 +786,10 @@ impl State {
         };
         let mut new = Vec::new();
         for r in routes {
-            let props = &r["properties"];
-            let (Some(name), Some(prefix), Some(hop_type)) = (
-                r["name"].as_str(),
-                props["addressPrefix"].as_str(),
-                props["nextHopType"].as_str(),
-            ) else {
-                return arm_error(
-                    400,
-                    "InvalidRequestFormat",
-                    "name, addressPrefix and nextHopType are required.",
-                );
-            };
-            new.push(FakeRoute {
-                name: name.into(),
-                prefix: prefix.into(),
-                hop_type: hop_type.into(),
-                hop_ip: props["nextHopIpAddress"].as_str().map(str::to_string),
-            });
+            match parse_route(r["name"].as_str().unwrap_or_default(), &r["properties"]) {
+                Ok(route) => new.push(route),
+                Err(answer) => return answer,
+            }
         }
         let changed: Vec<FakeRoute> = new
             .into_iter()
@@ -803,17 +803,7 @@ impl State {
                 self.get_table(path)
             }
             Writes::AzureAsync | Writes::Location => {
-                let id = self.next_op;
-                self.next_op += 1;
-                self.ops.insert(
-                    id,
-                    Op {
-                        table: table.clone(),
-                        routes: changed,
-                        polls: 0,
-                        fail: self.fail_operations,
-                    },
-                );
+                let id = self.start_op(&table, changed);
                 let json = self.get_table(path).body;
                 let json = serde_json::from_str(&json).unwrap_or(Value::Null);
                 self.long_running(id, 200, json)
