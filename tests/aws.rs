@@ -599,6 +599,41 @@ fn role_credentials_come_from_imdsv2_are_cached_and_refreshed() {
 }
 
 #[test]
+fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
+    let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
+    let imds = FakeImds::start("2999-01-01T00:00:00Z");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = imds_config(&ec2, &imds, Duration::from_secs(21_600));
+    let verify = || {
+        one(event(
+            EventKind::Verify,
+            &config,
+            dir.path(),
+            vec![node(1, RTB, ENI_A, None, "primary")],
+        ))
+    };
+    assert_eq!(verify().outcome, Outcome::Ok);
+    assert_eq!(imds.credential_fetches(), 1);
+    // The instance's role was replaced: the cached keys are refused.
+    ec2.fail_next(1, 401, "AuthFailure");
+    let out = verify();
+    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(imds.credential_fetches(), 2, "fetched again once");
+    assert_eq!(
+        ec2.calls()
+            .last()
+            .map(|c| c.access_key_id.clone())
+            .as_deref(),
+        Some("ASIAROLEKEY00002")
+    );
+    // Refused again right after a fresh fetch: reported, not fetched in a loop.
+    ec2.fail_next(2, 401, "AuthFailure");
+    let out = verify();
+    assert_eq!(out.outcome, Outcome::Failed, "{out:?}");
+    assert_eq!(imds.credential_fetches(), 3);
+}
+
+#[test]
 fn expiring_role_credentials_and_tokens_are_fetched_again() {
     let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
     // Credentials that expire within the renewal margin are used but never cached.

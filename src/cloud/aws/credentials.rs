@@ -114,7 +114,19 @@ pub const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
 /// spend the whole event deadline finding out).
 const IMDS_TRIES: u32 = 2;
 
+/// How [`CredentialSources::resolve`] names credentials of the instance's role.
+pub const ROLE_SOURCE: &str = "instance role";
+
 impl CredentialSources {
+    /// Drops the cached role credentials and session token, so the next
+    /// [`CredentialSources::resolve`] asks the metadata service.
+    pub fn forget_role(&self) {
+        if let Some(imds) = &self.imds {
+            self.cache.forget(&role_key(imds));
+            self.cache.forget(&token_key(imds));
+        }
+    }
+
     pub fn from_env(cache: TokenCache) -> CredentialSources {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let static_keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
@@ -173,7 +185,7 @@ impl CredentialSources {
         }
         match &self.imds {
             Some(imds) => match from_imds(imds, &self.cache, deadline) {
-                Ok(keys) => return Ok((keys, format!("instance role via {}", imds.endpoint))),
+                Ok(keys) => return Ok((keys, format!("{ROLE_SOURCE} via {}", imds.endpoint))),
                 Err(e) => tried.push(format!("instance role: {e}")),
             },
             None => tried.push("instance metadata disabled (AWS_EC2_METADATA_DISABLED)".into()),
@@ -269,7 +281,7 @@ fn from_imds(
     cache: &TokenCache,
     deadline: Instant,
 ) -> Result<Credentials, String> {
-    let key = CacheKey::new("aws-role", &[&config.endpoint]);
+    let key = role_key(config);
     if let Some(keys) = cache.get(&key).and_then(|(v, _)| decode(&v)) {
         return Ok(keys);
     }
@@ -289,6 +301,14 @@ fn from_imds(
         cache.put(&key, &encode(&keys), until);
     }
     Ok(keys)
+}
+
+fn role_key(config: &ImdsConfig) -> CacheKey {
+    CacheKey::new("aws-role", &[&config.endpoint])
+}
+
+fn token_key(config: &ImdsConfig) -> CacheKey {
+    CacheKey::new("aws-imds-token", &[&config.endpoint])
 }
 
 /// Role credentials as the cache keeps them: the metadata service's own field names.
@@ -388,7 +408,7 @@ fn session_token(
     deadline: Instant,
     fresh: bool,
 ) -> Result<String, ImdsError> {
-    let key = CacheKey::new("aws-imds-token", &[&config.endpoint]);
+    let key = token_key(config);
     if !fresh {
         if let Some((token, _)) = cache.get(&key) {
             return Ok(token.expose().to_string());

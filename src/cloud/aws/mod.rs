@@ -95,7 +95,20 @@ pub struct Ec2Table {
     table_id: String,
     deadline: Instant,
     in_flight: usize,
+    /// Where role credentials came from (the shared cache or the metadata service), to fetch
+    /// them again once if EC2 refuses them: the instance's role may have been replaced, or the
+    /// cached keys revoked, before they expire.
+    role: Option<(CredentialSources, String, String)>,
 }
+
+/// EC2 codes that mean "these credentials are not (or no longer) good".
+const REFUSED: &[&str] = &[
+    "AuthFailure",
+    "UnauthorizedOperation",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "RequestExpired",
+];
 
 impl Ec2Table {
     pub fn open(
@@ -127,13 +140,31 @@ impl Ec2Table {
             node.index,
             credentials.access_key_id
         );
-        let client = Ec2Client::new(&config.endpoint_for(region), region, credentials)?;
+        let endpoint = config.endpoint_for(region);
+        let client = Ec2Client::new(&endpoint, region, credentials)?;
+        let role = source
+            .starts_with(credentials::ROLE_SOURCE)
+            .then(|| (config.credentials.clone(), endpoint, region.to_string()));
         Ok(Ec2Table {
             client,
             table_id: table_id.to_string(),
             deadline,
             in_flight: config.writes_in_flight.unwrap_or(WRITES_IN_FLIGHT).max(1),
+            role,
         })
+    }
+
+    /// Role credentials EC2 refused: forgotten, fetched from the metadata service again, and
+    /// used from now on. `false` if there is nothing to refresh (keys from env or file).
+    fn refresh_role(&mut self) -> Result<bool, CloudError> {
+        let Some((sources, endpoint, region)) = self.role.take() else {
+            return Ok(false);
+        };
+        log::info!("AWS refused the instance role's cached credentials: fetching them again");
+        sources.forget_role();
+        let (credentials, _) = sources.resolve(self.deadline)?;
+        self.client = Ec2Client::new(&endpoint, &region, credentials)?;
+        Ok(true)
     }
 
     /// HTTP requests sent so far (retries included), for benchmarks.
@@ -147,12 +178,22 @@ impl RouteTable for Ec2Table {
         self.table_id.clone()
     }
 
+    /// The first call of an event: role credentials it refuses are fetched again, once.
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
-        let body = self.client.call(
-            "DescribeRouteTables",
-            &[("RouteTableId.1", &self.table_id)],
-            self.deadline,
-        )?;
+        let table_id = self.table_id.clone();
+        let params = [("RouteTableId.1", table_id.as_str())];
+        let body = match self
+            .client
+            .call("DescribeRouteTables", &params, self.deadline)
+        {
+            Err(CloudError::Api { code, .. })
+                if REFUSED.contains(&code.as_str()) && self.refresh_role()? =>
+            {
+                self.client
+                    .call("DescribeRouteTables", &params, self.deadline)?
+            }
+            other => other?,
+        };
         let routes = parse_route_table(&body, &self.table_id).map_err(|e| {
             CloudError::Transport(format!(
                 "AWS at {} answered DescribeRouteTables with XML we cannot read: {e}",
