@@ -818,7 +818,12 @@ fn a_key_file_that_is_not_a_key_is_reported_without_its_content() {
 fn node_event_through_the_server_deletes_the_peer_route() {
     let fake = GcpFake::start();
     seed_pair(&fake);
-    let mut ha = util::Ha::new()
+    let ha = util::Ha::new();
+    // The token cache goes beside replies/ on this private "tmpfs", removed with the test.
+    let run_dir = ha.scratch().join("run");
+    std::fs::create_dir_all(&run_dir).expect("mkdir");
+    let mut ha = ha
+        .with_env("XDG_RUNTIME_DIR", run_dir.to_str().expect("utf-8"))
         .with_env("CSR_HA_CLOUD", "gcp")
         .with_env("CSR_HA_GCP_COMPUTE_ENDPOINT", &fake.url)
         .with_env("GCE_METADATA_HOST", &fake.host)
