@@ -225,6 +225,7 @@ fn library(moto: &aws_moto::Moto, ec2: &Ec2Client, rounds: usize) {
             static_keys: Some(aws_moto::any_keys()),
             ..Default::default()
         },
+        ..Default::default()
     };
     let dir = tempfile::tempdir().expect("temp dir");
 

@@ -620,6 +620,19 @@ impl Node {
         }
     }
 
+    /// A node with these parameters, each validated as if a client had sent it.
+    pub fn with_params(
+        index: NodeIndex,
+        provider: Provider,
+        params: &[(Param, &str)],
+    ) -> Result<Node, InvalidValue> {
+        let mut node = Node::new(index, provider);
+        for (param, text) in params {
+            node.set(*param, param.validate(text, provider)?);
+        }
+        Ok(node)
+    }
+
     /// A parameter's canonical text.
     pub fn get(&self, param: Param) -> Option<&str> {
         self.params.get(&param).map(Value::as_str)

@@ -129,6 +129,17 @@ impl HaDir {
         owner_only_dir(&link)
     }
 
+    /// Cached cloud credentials (`cloud::token_cache`), shared by the handler processes: beside
+    /// the tmpfs `replies` directory (`<tmpfs>/csr_ha-<uid>-<hash>.credentials`) so they never
+    /// reach a disk, else `credential_cache/` here (`CSR_HA_REPLIES_TMPFS=0`, no tmpfs).
+    pub fn credential_cache(&self) -> PathBuf {
+        let tmpfs = std::env::var("CSR_HA_REPLIES_TMPFS").map_or(true, |v| v.trim() != "0");
+        match tmpfs.then(|| self.runtime_replies()).flatten() {
+            Some(replies) => replies.with_extension("credentials"),
+            None => self.root.join("credential_cache"),
+        }
+    }
+
     /// `<tmpfs>/csr_ha-<uid>-<hash of this HA dir>`, when a tmpfs directory is available.
     fn runtime_replies(&self) -> Option<PathBuf> {
         use sha2::Digest;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_fakes::{FakeEc2, FakeImds};
 use aws_moto::{eni_of, routes, tag, Moto, Vpc, V4_OTHER, V4_ROUTE, V6_ROUTE};
 use csr_ha::cloud::aws::{self, AwsConfig, CredentialSources, Credentials, ImdsConfig};
+use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
@@ -52,12 +53,22 @@ fn keys_config(endpoint: &str, keys: Credentials) -> AwsConfig {
             static_keys: Some(keys),
             ..Default::default()
         },
+        ..Default::default()
     }
+}
+
+/// Runs `work` as a handler would: event log opened, provider run, logs written.
+fn run_with(work: &Work, config: &AwsConfig) -> Vec<NodeOutcome> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(work.deadline_ms);
+    let mut log = csr_ha::event_log::EventLog::new(work);
+    let outcomes = aws::run_with(work, deadline, &mut log, config);
+    log.finish(&outcomes);
+    outcomes
 }
 
 /// Runs `kind` on `nodes` and returns the outcomes; event files go to `dir`.
 fn event(kind: EventKind, config: &AwsConfig, dir: &Path, nodes: Vec<Node>) -> Vec<NodeOutcome> {
-    aws::run_with(&work(Action::Event(kind), dir, nodes), config)
+    run_with(&work(Action::Event(kind), dir, nodes), config)
 }
 
 fn one(outcomes: Vec<NodeOutcome>) -> NodeOutcome {
@@ -239,7 +250,7 @@ fn a_missing_table_reports_aws_code_and_message() {
     );
 
     // The read-only check after create_node warns instead.
-    let checked = one(aws::run_with(
+    let checked = one(run_with(
         &work(
             Action::Check,
             s.dir.path(),
@@ -324,17 +335,19 @@ fn nodes_sharing_a_table_are_served_by_one_read() {
         outcomes.iter().all(|o| o.outcome == Outcome::Ok),
         "{outcomes:?}"
     );
-    let calls: Vec<(String, Option<String>)> = ec2
+    let mut calls: Vec<(String, Option<String>)> = ec2
         .calls()
         .into_iter()
         .map(|c| (c.action, c.params.get("DestinationCidrBlock").cloned()))
         .collect();
+    // The writes go out concurrently, so in either order.
+    calls[1..].sort();
     assert_eq!(
         calls,
         [
             ("DescribeRouteTables".into(), None),
-            ("ReplaceRoute".into(), Some("10.99.0.0/16".into())),
             ("ReplaceRoute".into(), Some("10.98.0.0/16".into())),
+            ("ReplaceRoute".into(), Some("10.99.0.0/16".into())),
         ]
     );
 }
@@ -465,8 +478,10 @@ fn imds_config(ec2: &FakeEc2, imds: &FakeImds, ttl: Duration) -> AwsConfig {
                 endpoint: imds.endpoint.clone(),
                 token_ttl: ttl,
             }),
+            cache: TokenCache::at(imds.cache.path().join("credentials")),
             ..Default::default()
         },
+        ..Default::default()
     }
 }
 
@@ -529,7 +544,7 @@ fn an_unreachable_endpoint_is_retried_until_the_deadline() {
         vec![node(1, RTB, ENI_A, None, "primary")],
     );
     w.deadline_ms = 1_000;
-    let out = one(aws::run_with(&w, &config));
+    let out = one(run_with(&w, &config));
     assert_eq!(out.outcome, Outcome::Failed);
     assert!(
         out.message
@@ -580,6 +595,41 @@ fn role_credentials_come_from_imdsv2_are_cached_and_refreshed() {
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
     let text = leftovers(&[first, second], dir.path());
     assert!(!text.contains("do-not-leak"), "{text}");
+}
+
+#[test]
+fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
+    let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
+    let imds = FakeImds::start("2999-01-01T00:00:00Z");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = imds_config(&ec2, &imds, Duration::from_secs(21_600));
+    let verify = || {
+        one(event(
+            EventKind::Verify,
+            &config,
+            dir.path(),
+            vec![node(1, RTB, ENI_A, None, "primary")],
+        ))
+    };
+    assert_eq!(verify().outcome, Outcome::Ok);
+    assert_eq!(imds.credential_fetches(), 1);
+    // The instance's role was replaced: the cached keys are refused.
+    ec2.fail_next(1, 401, "AuthFailure");
+    let out = verify();
+    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(imds.credential_fetches(), 2, "fetched again once");
+    assert_eq!(
+        ec2.calls()
+            .last()
+            .map(|c| c.access_key_id.clone())
+            .as_deref(),
+        Some("ASIAROLEKEY00002")
+    );
+    // Refused again right after a fresh fetch: reported, not fetched in a loop.
+    ec2.fail_next(2, 401, "AuthFailure");
+    let out = verify();
+    assert_eq!(out.outcome, Outcome::Failed, "{out:?}");
+    assert_eq!(imds.credential_fetches(), 3);
 }
 
 #[test]
@@ -671,6 +721,7 @@ fn the_shared_credentials_file_and_profile_are_used() {
             shared_file: Some(file),
             ..Default::default()
         },
+        ..Default::default()
     };
     let run = |config: &AwsConfig| {
         one(event(

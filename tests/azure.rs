@@ -7,7 +7,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use csr_ha::cloud::azure::{self, AzureConfig};
-use csr_ha::cloud::{self, Action, NodeOutcome, Outcome, Work};
+use csr_ha::cloud::token_cache::TokenCache;
+use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
@@ -23,6 +24,7 @@ fn config(fake: &Fake) -> AzureConfig {
         imds: fake.base.clone(),
         resource: RESOURCE.to_string(),
         poll_interval: Duration::from_millis(20),
+        cache: TokenCache::at(fake.cache.path().join("credentials")),
     }
 }
 
@@ -74,10 +76,7 @@ fn run_with(config: AzureConfig, deadline_ms: u64, action: Action, nodes: Vec<No
     };
     let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
     let mut log = EventLog::new(&work);
-    let outcomes = match azure::open_with(&work, deadline, config) {
-        Ok(mut table) => cloud::apply(table.as_mut(), &work, &mut log),
-        Err(e) => cloud::fail_all(&work, &e, &mut log),
-    };
+    let outcomes = azure::run_with(&work, deadline, &mut log, &config);
     log.finish(&outcomes);
     Run { outcomes, dir }
 }
@@ -187,11 +186,14 @@ fn peer_fail_without_a_route_moves_every_appliance_route_and_nothing_else() {
 
     let out = only(&run);
     assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    assert_eq!(
-        puts(&fake),
-        ["a", "b"],
-        "one PUT per route to move, in table order"
-    );
+    assert!(puts(&fake).is_empty(), "no route PUT in all-routes mode");
+    let table_puts: Vec<_> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.is_table_put())
+        .collect();
+    assert_eq!(table_puts.len(), 1, "the table is written once");
+    assert_eq!(table_puts[0].header("If-Match"), Some("W/\"0\""));
     assert!(
         out.message.contains("10.97.0.0/16 already via 10.0.1.20"),
         "{}",
@@ -310,10 +312,9 @@ fn an_async_write_is_followed_until_it_succeeds() {
             fake.route("rt-async", "to-branch").hop_ip.as_deref(),
             Some(OURS)
         );
-        // Each write was polled exactly until it completed, and the second PUT was not sent
-        // before the first finished (the fake would have answered 409).
+        // The one table write was polled exactly until it completed.
         let polls: Vec<u32> = fake.state().polls().into_values().collect();
-        assert_eq!(polls, [2, 2], "{writes:?}");
+        assert_eq!(polls, [2], "{writes:?}");
         assert!(
             fake.seen().iter().all(|s| s.status != 409),
             "{writes:?}: writes overlapped"
@@ -441,6 +442,107 @@ fn verify_puts_the_route_back_unchanged() {
         put.body
     );
     assert_eq!(fake.routes("rt-verify"), before);
+}
+
+#[test]
+fn verify_does_not_restore_a_route_changed_since_it_was_read() {
+    let fake = Fake::start();
+    two_routes_and_internet(&fake, "rt-race");
+    // A peerFail of the other router lands between verify's read and its write.
+    fake.change_after_read("rt-race", "to-dc", "10.0.1.30");
+    let run = run(
+        &fake,
+        EventKind::Verify,
+        vec![node(11, "rt-race", PEER, Some("10.99.0.0/16"))],
+    );
+
+    let out = only(&run);
+    assert_eq!(out.outcome, Outcome::Warning, "{out:?}");
+    assert!(
+        out.message.contains(
+            "10.99.0.0/16 in rt-race changed meanwhile (now via 10.0.1.30): not rewritten"
+        ),
+        "{}",
+        out.message
+    );
+    assert_eq!(
+        fake.route("rt-race", "to-dc").hop_ip.as_deref(),
+        Some("10.0.1.30"),
+        "the other writer's hop stays"
+    );
+    let seen = fake.seen();
+    let put = seen.iter().find(|s| s.is_route_put()).expect("a PUT");
+    assert_eq!(put.header("If-Match"), Some("W/\"0\""), "the etag read");
+    assert_eq!(put.status, 412);
+}
+
+#[test]
+fn all_routes_mode_writes_the_table_once_and_rereads_it_on_412() {
+    let fake = Fake::start();
+    let mut routes: Vec<FakeRoute> = (0..100)
+        .map(|i| FakeRoute::appliance(&format!("r{i}"), &format!("10.{i}.0.0/16"), PEER))
+        .collect();
+    routes.push(FakeRoute::other("web", "0.0.0.0/0", "Internet"));
+    fake.add_table("rt-big", routes);
+    // Another writer changes the table between the read and the table PUT.
+    fake.change_after_read("rt-big", "r7", "10.0.1.30");
+    let run = run(
+        &fake,
+        EventKind::PeerFail,
+        vec![node(12, "rt-big", OURS, None)],
+    );
+
+    let out = only(&run);
+    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    let seen = fake.seen();
+    let table_puts: Vec<_> = seen.iter().filter(|s| s.is_table_put()).collect();
+    assert_eq!(
+        table_puts.iter().map(|s| s.status).collect::<Vec<_>>(),
+        [412, 200],
+        "one 412, then the recomputed table"
+    );
+    assert_eq!(table_puts[0].header("If-Match"), Some("W/\"0\""));
+    assert_eq!(table_puts[1].header("If-Match"), Some("W/\"1\""));
+    assert_eq!(seen.iter().filter(|s| s.is_table_get()).count(), 2);
+    assert!(puts(&fake).is_empty());
+    let body: serde_json::Value = serde_json::from_str(&table_puts[1].body).expect("json");
+    assert_eq!(body["location"], "westeurope");
+    assert_eq!(body["tags"]["owner"], "csr-ha-test", "tags are kept");
+    assert!(body["properties"].get("provisioningState").is_none());
+    for r in fake.routes("rt-big") {
+        match r.name.as_str() {
+            "web" => assert_eq!(r.hop_ip, None),
+            _ => assert_eq!(r.hop_ip.as_deref(), Some(OURS), "{}", r.name),
+        }
+    }
+}
+
+#[test]
+fn all_routes_verify_keeps_a_route_changed_meanwhile() {
+    let fake = Fake::start();
+    two_routes_and_internet(&fake, "rt-av");
+    fake.change_after_read("rt-av", "to-branch", "10.0.1.30");
+    let run = run(
+        &fake,
+        EventKind::Verify,
+        vec![node(13, "rt-av", PEER, None)],
+    );
+
+    let out = only(&run);
+    assert_eq!(out.outcome, Outcome::Warning, "{out:?}");
+    assert!(
+        out.message
+            .contains("10.98.0.0/16 in rt-av changed meanwhile (now via 10.0.1.30): not rewritten")
+            && out
+                .message
+                .contains("10.99.0.0/16 in rt-av verified via 10.0.1.10"),
+        "{}",
+        out.message
+    );
+    assert_eq!(
+        fake.route("rt-av", "to-branch").hop_ip.as_deref(),
+        Some("10.0.1.30")
+    );
 }
 
 #[test]
@@ -757,10 +859,13 @@ fn the_handler_takes_endpoints_from_the_environment_and_logs_no_secret() {
         deadline_ms: 20_000,
         nodes: vec![with_app(node(21, "rt-env", OURS, None), "t5", "app-5", key)],
     };
+    let run_dir = tempfile::tempdir().expect("temp dir");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ha_event_handler"))
         .env_clear()
         .env("HOME", dir.path())
         .env("CSR_HA_DIR", dir.path())
+        // The credential cache (it holds the token, by design) goes to this private tmpfs.
+        .env("XDG_RUNTIME_DIR", run_dir.path())
         .env("RUST_LOG", "trace")
         .env("CSR_HA_AZURE_ARM_ENDPOINT", &fake.base)
         .env("CSR_HA_AZURE_LOGIN_ENDPOINT", format!("{}/", fake.base))

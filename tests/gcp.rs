@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use csr_ha::cloud::gcp::{self, GcpConfig};
+use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
@@ -75,6 +76,7 @@ fn config(fake: &GcpFake) -> GcpConfig {
         compute_endpoint: fake.url.clone(),
         metadata_host: fake.host.clone(),
         credentials: None,
+        cache: TokenCache::at(fake.cache.path().join("credentials")),
     }
 }
 
@@ -348,6 +350,39 @@ fn verify_inserts_and_deletes_an_ipv6_probe_route() {
         ]
     );
     assert!(fake.state().routes.is_empty(), "probe left behind");
+}
+
+#[test]
+fn verify_by_either_router_never_undoes_a_peer_fail() {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let failover = event(
+        &config(&fake),
+        dir.path(),
+        EventKind::PeerFail,
+        router_a("secondary"),
+    );
+    assert_eq!(failover.outcome, Outcome::Ok, "{}", failover.message);
+    let mut router_b = router_a("primary");
+    for (param, value) in [
+        (Param::RouteName, "route-b"),
+        (Param::PeerRouteName, "route-a"),
+        (Param::NextHopIp, "10.0.1.10"),
+        (Param::HopPriority, "200"),
+    ] {
+        router_b.set(param, param.validate(value, Provider::Gcp).expect("valid"));
+    }
+    for node in [router_a("secondary"), router_b] {
+        let out = event(&config(&fake), dir.path(), EventKind::Verify, node);
+        assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    }
+    assert!(
+        fake.route(PROJECT, "route-b").is_none(),
+        "peer route is back"
+    );
+    assert!(fake.route(PROJECT, "route-a").is_some(), "own route gone");
+    assert!(fake.route(PROJECT, "csr-ha-verify-route").is_none());
 }
 
 #[test]
@@ -783,7 +818,12 @@ fn a_key_file_that_is_not_a_key_is_reported_without_its_content() {
 fn node_event_through_the_server_deletes_the_peer_route() {
     let fake = GcpFake::start();
     seed_pair(&fake);
-    let mut ha = util::Ha::new()
+    let ha = util::Ha::new();
+    // The token cache goes beside replies/ on this private "tmpfs", removed with the test.
+    let run_dir = ha.scratch().join("run");
+    std::fs::create_dir_all(&run_dir).expect("mkdir");
+    let mut ha = ha
+        .with_env("XDG_RUNTIME_DIR", run_dir.to_str().expect("utf-8"))
         .with_env("CSR_HA_CLOUD", "gcp")
         .with_env("CSR_HA_GCP_COMPUTE_ENDPOINT", &fake.url)
         .with_env("GCE_METADATA_HOST", &fake.host)
@@ -905,4 +945,83 @@ fn bench_peer_fail_latency() {
             samples[samples.len() - 1]
         );
     }
+}
+
+#[test]
+fn the_key_file_is_looked_for_in_the_ha_dir_then_home_then_the_variable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ha = csr_ha::paths::HaDir::new(tmp.path().join("HA"));
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(ha.root()).expect("mkdir");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let variable = Some(tmp.path().join("from-variable.json"));
+    let find = || GcpConfig::key_file(&ha, Some(&home), variable.clone());
+
+    assert_eq!(find(), variable, "no file: the variable");
+    assert_eq!(
+        GcpConfig::key_file(&ha, Some(&home), None),
+        None,
+        "nothing: metadata"
+    );
+    std::fs::write(home.join("credentials.json"), "{}").expect("key");
+    assert_eq!(
+        find(),
+        Some(home.join("credentials.json")),
+        "the original's place"
+    );
+    std::fs::write(ha.root().join("credentials.json"), "{}").expect("key");
+    assert_eq!(
+        find(),
+        Some(ha.root().join("credentials.json")),
+        "the HA directory first"
+    );
+}
+
+#[test]
+fn the_handler_finds_the_key_in_home_credentials_json() {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("home");
+    let ha = tmp.path().join("HA");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    std::fs::create_dir_all(&ha).expect("mkdir");
+    // Not a usable key: the error names the file, which shows where it was looked for.
+    std::fs::write(home.join("credentials.json"), "{}").expect("key");
+    let work = Work {
+        action: Action::Event(EventKind::PeerFail),
+        provider: Provider::Gcp,
+        ha_dir: ha.to_string_lossy().into_owned(),
+        deadline_ms: 5_000,
+        nodes: vec![router_a("secondary")],
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ha_event_handler"))
+        .env("HOME", &home)
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .env("CSR_HA_GCP_COMPUTE_ENDPOINT", &fake.url)
+        .env("GCE_METADATA_HOST", &fake.host)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(serde_json::to_string(&work).expect("json").as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run handler");
+    let outcomes: Vec<NodeOutcome> = serde_json::from_slice(&out.stdout).expect("outcomes");
+    assert_eq!(outcomes[0].outcome, Outcome::Failed, "{outcomes:?}");
+    let expected = home.join("credentials.json");
+    assert!(
+        outcomes[0]
+            .message
+            .contains(&expected.display().to_string()),
+        "{}",
+        outcomes[0].message
+    );
+    assert!(fake.route(PROJECT, "route-b").is_some(), "nothing deleted");
 }

@@ -4,8 +4,12 @@
 //! read   GET {arm}/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/routeTables/{t}?api-version=2024-05-01
 //!        200 {"name":"t","properties":{"routes":[{"name":"r1","properties":{
 //!              "addressPrefix":"10.99.0.0/16","nextHopType":"VirtualAppliance","nextHopIpAddress":"10.0.1.10"}}]}}
-//! write  PUT {arm}/…/routeTables/{t}/routes/{name}?api-version=2024-05-01
+//! write  PUT {arm}/…/routeTables/{t}/routes/{name}?api-version=2024-05-01       (node with -r)
 //!        {"properties":{"addressPrefix":"10.99.0.0/16","nextHopType":"VirtualAppliance","nextHopIpAddress":"10.0.1.20"}}
+//!        If-Match: <route etag>                                        (verify only)
+//!        PUT {arm}/…/routeTables/{t}?api-version=2024-05-01             (all-routes node: one PUT)
+//!        {"location":"…","tags":{…},"properties":{"routes":[…every route…]}}   If-Match: <table etag>
+//!        412 → read the table again, recompute, PUT again
 //!        200/201 + Azure-AsyncOperation: {arm}/…/operations/{id}   → GET until {"status":"Succeeded"}
 //!        202 + Location: {arm}/…/operationResults/{id}             → GET while 202, done on 200/204
 //! error  {"error":{"code":"AuthorizationFailed","message":"The client … does not have authorization …"}}
@@ -18,21 +22,23 @@
 //! client-credentials grant on the Azure AD v1 endpoint (`{login}/{tenant}/oauth2/token` with
 //! `resource=`), the same endpoint and grant the original package used. The v1 endpoint was
 //! chosen over v2 (`/oauth2/v2.0/token`, `scope=<arm>/.default`) so that both token sources ask
-//! for the same `resource` and answer with the same `expires_on`. Tokens are cached for the
-//! process until five minutes before they expire. A token or app key never appears in a log line,
+//! for the same `resource` and answer with the same `expires_on`. Tokens are kept in the shared
+//! [`TokenCache`] until five minutes before they expire. A token or app key never appears in a log line,
 //! an error, or `Debug` output: they live in [`Secret`], and every message built from a server's
 //! answer is scrubbed of the app key before it leaves this module.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::http::{self, ProxyUse};
-use super::{CloudError, Route, RouteTable, Work};
+use super::http::{self, Client, Method, ProxyUse, Reply, Request};
+use super::secret::{self, Secret};
+use super::token_cache::{CacheKey, TokenCache};
+use super::{fail_all, run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
+use crate::event_log::EventLog;
 use crate::node::{Cidr, Node, Param};
+use crate::paths::HaDir;
 
 /// The `Microsoft.Network` API version for Route Tables - Get and Routes - Create Or Update: a
 /// stable (non-preview) version, the one Azure's own IaC tooling (azure-native 3.x) defaults to.
@@ -44,7 +50,7 @@ pub const API_VERSION: &str = "2024-05-01";
 pub const IMDS_API_VERSION: &str = "2018-02-01";
 
 /// Where the provider talks to, resolved once per handler. Tests fill it by hand so they never
-/// touch the process environment; [`AzureConfig::from_env`] is what [`open`] uses.
+/// touch the process environment; [`AzureConfig::from_env`] is what [`run`] uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureConfig {
     /// Azure Resource Manager base URL, no trailing `/`.
@@ -57,6 +63,8 @@ pub struct AzureConfig {
     pub resource: String,
     /// How long to wait between polls of a long-running write when ARM sends no `Retry-After`.
     pub poll_interval: Duration,
+    /// Where tokens are kept between events.
+    pub cache: TokenCache,
 }
 
 /// The longest wait between polls of a long-running write, whatever `Retry-After` ARM sends:
@@ -94,37 +102,50 @@ impl AzureConfig {
             imds: "http://169.254.169.254".to_string(),
             resource: format!("{arm}/"),
             poll_interval: Duration::from_secs(1),
+            cache: TokenCache::disabled(),
         })
     }
 
     /// [`AzureConfig::for_cloud`] with each endpoint overridable by `CSR_HA_AZURE_ARM_ENDPOINT`,
     /// `CSR_HA_AZURE_LOGIN_ENDPOINT` and `CSR_HA_AZURE_IMDS_ENDPOINT`. The token audience stays
     /// the cloud's: an overridden ARM endpoint (a proxy, a test fake) still wants ARM's tokens.
-    pub fn from_env(cloud: &str) -> Result<AzureConfig, CloudError> {
+    /// Tokens are kept in `dir`'s credential cache.
+    pub fn from_env(cloud: &str, dir: &HaDir) -> Result<AzureConfig, CloudError> {
         let defaults = AzureConfig::for_cloud(cloud)?;
         Ok(AzureConfig {
             arm: http::endpoint(&["CSR_HA_AZURE_ARM_ENDPOINT"], &defaults.arm),
             login: http::endpoint(&["CSR_HA_AZURE_LOGIN_ENDPOINT"], &defaults.login),
             imds: http::endpoint(&["CSR_HA_AZURE_IMDS_ENDPOINT"], &defaults.imds),
+            cache: TokenCache::of(dir),
             ..defaults
         })
     }
 }
 
-/// Opens the route table named by the group's first node, with endpoints from the environment.
-pub fn open(work: &Work, deadline: Instant) -> Result<Box<dyn RouteTable>, CloudError> {
-    let node = first_node(work)?;
-    let cloud = required(node, Param::Cloud)?;
-    open_with(work, deadline, AzureConfig::from_env(cloud)?)
+/// Runs `work` with endpoints from the environment (the cloud is the first node's `-p`).
+pub fn run(work: &Work, deadline: Instant, log: &mut EventLog) -> Vec<NodeOutcome> {
+    let config = first_node(work)
+        .and_then(|node| required(node, Param::Cloud))
+        .and_then(|cloud| AzureConfig::from_env(cloud, &work.dir()));
+    match config {
+        Ok(config) => run_with(work, deadline, log, &config),
+        Err(e) => fail_all(work, &e, log),
+    }
 }
 
-/// Opens the route table named by the group's first node against `config`'s endpoints. No request
-/// is made yet: credentials are fetched on the first read, so a `check` reports them as a warning.
-pub fn open_with(
+/// Runs `work` against `config`'s endpoints: reads the table once, writes what differs.
+pub fn run_with(
     work: &Work,
     deadline: Instant,
-    config: AzureConfig,
-) -> Result<Box<dyn RouteTable>, CloudError> {
+    log: &mut EventLog,
+    config: &AzureConfig,
+) -> Vec<NodeOutcome> {
+    run_table(open(work, deadline, config.clone()), work, log)
+}
+
+/// Opens the route table named by the group's first node. No request is made yet: credentials
+/// are fetched on the first read, so a `check` reports them as a warning.
+fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<AzureTable, CloudError> {
     let node = first_node(work)?;
     let subscription = required(node, Param::SubscriptionId)?;
     let group = required(node, Param::ResourceGroup)?;
@@ -137,17 +158,19 @@ pub fn open_with(
         segment(group),
         segment(&name)
     );
-    Ok(Box::new(AzureTable {
+    Ok(AzureTable {
         location: format!("resource group {group}, subscription {subscription}"),
         name,
         table_url,
-        arm: http::agent(ProxyUse::FromEnv),
-        imds: http::agent(ProxyUse::Never),
+        arm: Client::new(ProxyUse::FromEnv),
+        imds: Client::new(ProxyUse::Never),
         config,
         credential,
         deadline,
-        prefixes: HashMap::new(),
-    }))
+        raw: HashMap::new(),
+        table: None,
+        whole_table: work.nodes.iter().any(|n| n.route().is_none()),
+    })
 }
 
 fn first_node(work: &Work) -> Result<&Node, CloudError> {
@@ -167,22 +190,6 @@ fn required(node: &Node, param: Param) -> Result<&str, CloudError> {
     })
 }
 
-/// A secret string (app key, bearer token): no `Display`, and `Debug` shows only that it is set.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(********)")
-    }
-}
-
 /// Where the bearer token comes from.
 #[derive(Debug, Clone)]
 enum Credential {
@@ -193,6 +200,8 @@ enum Credential {
         tenant: String,
         app_id: String,
         key: Secret,
+        /// The key as the node holds it (it may be URL-encoded), masked as well.
+        given: Secret,
     },
 }
 
@@ -200,16 +209,20 @@ impl Credential {
     fn of(node: &Node) -> Result<Credential, CloudError> {
         match node.get(Param::AppId) {
             None => Ok(Credential::ManagedIdentity),
-            Some(app_id) => Ok(Credential::App {
-                tenant: required(node, Param::TenantId)?.to_string(),
-                app_id: app_id.to_string(),
-                key: Secret(decode_app_key(required(node, Param::AppKey)?)),
-            }),
+            Some(app_id) => {
+                let given = required(node, Param::AppKey)?;
+                Ok(Credential::App {
+                    tenant: required(node, Param::TenantId)?.to_string(),
+                    app_id: app_id.to_string(),
+                    key: Secret::new(decode_app_key(given)),
+                    given: Secret::new(given),
+                })
+            }
         }
     }
 
-    /// The process-wide cache key. It holds a digest of the key, never the key, so a changed key
-    /// (`set_params -k`) never reuses a token obtained with the old one.
+    /// What decides the token, for its [`CacheKey`]: a digest of the key, never the key, so a
+    /// changed key (`set_params -k`) never reuses a token obtained with the old one.
     fn cache_key(&self, config: &AzureConfig) -> String {
         match self {
             Credential::ManagedIdentity => format!("imds {} {}", config.imds, config.resource),
@@ -217,6 +230,7 @@ impl Credential {
                 tenant,
                 app_id,
                 key,
+                ..
             } => {
                 use sha2::Digest;
                 let digest = hex::encode(sha2::Sha256::digest(key.expose().as_bytes()));
@@ -230,10 +244,17 @@ impl Credential {
 
     fn scrub(&self, text: &str) -> String {
         match self {
-            Credential::App { key, .. } if !key.expose().is_empty() => {
-                text.replace(key.expose(), "********")
+            Credential::App { key, given, .. } => {
+                secret::mask(text, &[key.expose(), given.expose()])
             }
-            _ => text.to_string(),
+            Credential::ManagedIdentity => text.to_string(),
+        }
+    }
+
+    fn scrub_error(&self, error: CloudError) -> CloudError {
+        match self {
+            Credential::App { key, given, .. } => error.masked(&[key.expose(), given.expose()]),
+            Credential::ManagedIdentity => error,
         }
     }
 }
@@ -272,125 +293,28 @@ pub fn decode_app_key(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-struct CachedToken {
-    token: Secret,
-    fresh_until: Instant,
-}
-
-/// Tokens by [`Credential::cache_key`], shared by every table the process opens.
-static TOKENS: Mutex<BTreeMap<String, CachedToken>> = Mutex::new(BTreeMap::new());
-
 /// One Azure route table and what is needed to reach it.
 struct AzureTable {
     name: String,
     /// `resource group g, subscription s`, for messages.
     location: String,
     table_url: String,
-    arm: ureq::Agent,
-    imds: ureq::Agent,
+    arm: Client,
+    imds: Client,
     config: AzureConfig,
     credential: Credential,
     deadline: Instant,
-    /// Route name → `addressPrefix` exactly as ARM holds it, so a write sends it back unchanged.
-    prefixes: HashMap<String, String>,
+    /// Route name → its prefix as ARM holds it and its etag, as last read.
+    raw: HashMap<String, RawRoute>,
+    /// The table as last read (with its etag), for a whole-table write.
+    table: Option<serde_json::Value>,
+    /// A node acts on every route (no `-r`): the event's writes go out as one table PUT.
+    whole_table: bool,
 }
 
-/// A request, with its body.
-enum Call<'a> {
-    Get,
-    Put(&'a str),
-    PostForm(&'a [(&'a str, &'a str)]),
-}
-
-/// What came back from one HTTP exchange, body read. No `Debug`: a body may hold a token.
-struct Reply {
-    status: u16,
-    body: String,
-    async_operation: Option<String>,
-    location: Option<String>,
-    retry_after: Option<Duration>,
-}
-
-impl Reply {
-    fn error(&self) -> (String, String) {
-        arm_error(self.status, &self.body)
-    }
-}
-
-/// Sends one request with the remaining time as its budget and reads the answer.
-fn exchange(
-    agent: &ureq::Agent,
-    call: &Call,
-    url: &str,
-    headers: &[(&str, &str)],
-    deadline: Instant,
-) -> Result<Reply, String> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left < Duration::from_millis(50) {
-        return Err("the event's deadline passed".into());
-    }
-    let budget = agent
-        .config()
-        .timeouts()
-        .global
-        .map_or(left, |g| g.min(left));
-    let result = match call {
-        Call::Get => {
-            let mut req = agent.get(url);
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            req.config().timeout_global(Some(budget)).build().call()
-        }
-        Call::Put(body) => {
-            let mut req = agent.put(url).header("Content-Type", "application/json");
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            req.config()
-                .timeout_global(Some(budget))
-                .build()
-                .send(*body)
-        }
-        Call::PostForm(form) => {
-            let mut req = agent.post(url);
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            req.config()
-                .timeout_global(Some(budget))
-                .build()
-                .send_form(form.iter().copied())
-        }
-    };
-    let mut response = result.map_err(|e| e.to_string())?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let async_operation = header("azure-asyncoperation");
-    let location = header("location");
-    let retry_after = http::retry_after(&response);
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    Ok(Reply {
-        status,
-        body,
-        async_operation,
-        location,
-        retry_after,
-    })
-}
-
-/// ARM's `{"error":{"code","message"}}` (or the same fields at the top level), else the status
-/// and the start of the body.
-fn arm_error(status: u16, body: &str) -> (String, String) {
+/// ARM's `{"error":{"code","message"}}` (or the same fields at the top level); `None` if the
+/// body is not ARM's.
+fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
     #[derive(Deserialize)]
     struct Detail {
         code: Option<String>,
@@ -402,31 +326,16 @@ fn arm_error(status: u16, body: &str) -> (String, String) {
         code: Option<String>,
         message: Option<String>,
     }
-    let parsed: Option<Envelope> = serde_json::from_str(body).ok();
-    let (code, message) = match parsed {
-        Some(Envelope { error: Some(d), .. }) => (d.code, d.message),
-        Some(Envelope { code, message, .. }) => (code, message),
-        None => (None, None),
+    let (code, message) = match serde_json::from_str::<Envelope>(body).ok()? {
+        Envelope { error: Some(d), .. } => (d.code, d.message),
+        Envelope { code, message, .. } => (code, message),
     };
-    let code = code.unwrap_or_else(|| format!("HTTP{status}"));
-    let message = message.unwrap_or_else(|| {
-        let start: String = body.chars().take(200).collect();
-        if start.trim().is_empty() {
-            format!("HTTP status {status} with no error body")
-        } else {
-            format!("HTTP status {status}: {}", start.trim())
-        }
-    });
-    (code, message)
+    Some((code?, message.unwrap_or_default()))
 }
 
-/// `scheme://host[:port]` of a URL, to keep the bearer token on ARM's own host.
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find(['/', '?']) {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
+/// ARM's error code in an answer, if it has one.
+fn error_code(reply: &Reply) -> Option<String> {
+    parse_error(reply.status, &reply.body).map(|(code, _)| code)
 }
 
 /// Percent-encodes one URL path segment (resource group names may hold `(`, `.`, non-ASCII).
@@ -463,8 +372,8 @@ struct TokenBody {
 }
 
 /// The part of an OAuth error worth showing: AAD descriptions end in trace ids and timestamps.
-fn oauth_error(status: u16, body: &str) -> String {
-    match serde_json::from_str::<TokenBody>(body) {
+fn oauth_error(reply: &Reply) -> String {
+    match serde_json::from_str::<TokenBody>(&reply.body) {
         Ok(TokenBody {
             error: Some(error),
             error_description,
@@ -481,45 +390,45 @@ fn oauth_error(status: u16, body: &str) -> String {
                 format!("{error}: {first}")
             }
         }
-        _ => {
-            let (code, message) = arm_error(status, body);
-            format!("{code}: {message}")
-        }
+        _ => match reply.error("Azure", parse_error) {
+            CloudError::Api { code, message, .. } => format!("{code}: {message}"),
+            other => other.to_string(),
+        },
     }
 }
 
 impl AzureTable {
-    /// A bearer token, from the cache or fetched now.
+    /// A bearer token, from the shared cache or fetched now.
     fn token(&self) -> Result<Secret, CloudError> {
-        let key = self.credential.cache_key(&self.config);
-        {
-            let cache = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(cached) = cache.get(&key).filter(|c| c.fresh_until > Instant::now()) {
-                return Ok(cached.token.clone());
-            }
+        let key = self.token_key();
+        if let Some((token, _)) = self.config.cache.get(&key) {
+            return Ok(token);
         }
         let (token, lifetime) = self.fetch_token()?;
-        let mut cache = TOKENS.lock().unwrap_or_else(|e| e.into_inner());
-        cache.insert(
-            key,
-            CachedToken {
-                token: token.clone(),
-                fresh_until: Instant::now() + lifetime,
-            },
-        );
+        if !lifetime.is_zero() {
+            self.config
+                .cache
+                .put(&key, &token, SystemTime::now() + lifetime);
+        }
         Ok(token)
+    }
+
+    fn token_key(&self) -> CacheKey {
+        CacheKey::new("azure-token", &[&self.credential.cache_key(&self.config)])
     }
 
     /// Drops a token ARM refused (revoked, or the clock is off), so the next call fetches one.
     fn forget_token(&self) {
-        let key = self.credential.cache_key(&self.config);
-        TOKENS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
+        self.config.cache.forget(&self.token_key());
     }
 
     fn fetch_token(&self) -> Result<(Secret, Duration), CloudError> {
+        let unreachable = |source: &str, e: http::SendError| {
+            CloudError::Transport(
+                self.credential
+                    .scrub(&format!("cannot reach {source}: {e}")),
+            )
+        };
         let (source, reply) = match &self.credential {
             Credential::ManagedIdentity => {
                 let url = format!(
@@ -531,51 +440,41 @@ impl AzureTable {
                     "the VM's managed identity (metadata service {})",
                     self.config.imds
                 );
-                // IMDS answers 404/410 while it starts and 429 when busy: retry those as well.
-                let reply = self.with_retries(
-                    &source,
-                    |r| [404, 410, 429].contains(&r.status),
-                    || {
-                        exchange(
-                            &self.imds,
-                            &Call::Get,
-                            &url,
-                            &[("Metadata", "true")],
-                            self.deadline,
-                        )
-                    },
-                )?;
+                // IMDS answers 404/410 while it starts: retried like a 429.
+                let starting = |r: &Reply| [404, 410].contains(&r.status);
+                let request = Request::get(&url)
+                    .header("Metadata", "true")
+                    .retry_if(&starting);
+                let reply = self
+                    .imds
+                    .send(&request, self.deadline)
+                    .map_err(|e| unreachable(&source, e))?;
                 (source, reply)
             }
             Credential::App {
                 tenant,
                 app_id,
                 key,
+                ..
             } => {
                 let url = format!("{}/{}/oauth2/token", self.config.login, segment(tenant));
-                let form = [
-                    ("grant_type", "client_credentials"),
-                    ("client_id", app_id.as_str()),
-                    ("client_secret", key.expose()),
-                    ("resource", self.config.resource.as_str()),
-                ];
+                let request = Request::new(Method::Post, &url)
+                    .header("Accept", "application/json")
+                    .secret(key.expose())
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", app_id.as_str()),
+                        ("client_secret", key.expose()),
+                        ("resource", self.config.resource.as_str()),
+                    ]);
                 let source = format!(
                     "Azure AD app {app_id} in tenant {tenant} ({})",
                     self.config.login
                 );
-                let reply = self.with_retries(
-                    &source,
-                    |r| r.status == 429,
-                    || {
-                        exchange(
-                            &self.arm,
-                            &Call::PostForm(&form),
-                            &url,
-                            &[("Accept", "application/json")],
-                            self.deadline,
-                        )
-                    },
-                )?;
+                let reply = self
+                    .arm
+                    .send(&request, self.deadline)
+                    .map_err(|e| unreachable(&source, e))?;
                 (source, reply)
             }
         };
@@ -589,7 +488,7 @@ impl AzureTable {
             };
             return Err(CloudError::Auth(scrub(&format!(
                 "no token from {source}: {}{hint}",
-                oauth_error(reply.status, &reply.body)
+                oauth_error(&reply)
             ))));
         }
         let body: TokenBody = serde_json::from_str(&reply.body).map_err(|e| {
@@ -610,76 +509,50 @@ impl AzureTable {
             "azure: token from {source}, usable for {} s",
             lifetime.as_secs()
         );
-        Ok((Secret(token), lifetime))
-    }
-
-    /// Runs `send` until it answers something other than a transport error, a 5xx or an answer
-    /// `busy` says to retry, waiting `Retry-After` or a backoff in between, within the deadline.
-    /// When time runs out the last answer is returned for the caller to report.
-    fn with_retries(
-        &self,
-        what: &str,
-        busy: impl Fn(&Reply) -> bool,
-        mut send: impl FnMut() -> Result<Reply, String>,
-    ) -> Result<Reply, CloudError> {
-        let mut attempt = 0;
-        loop {
-            let wait = match send() {
-                Ok(reply) if reply.status >= 500 || busy(&reply) => {
-                    let wait = reply.retry_after.map_or_else(
-                        || http::backoff(attempt, self.deadline),
-                        |after| http::wait_within(after, self.deadline),
-                    );
-                    match wait {
-                        Some(wait) => wait,
-                        None => return Ok(reply),
-                    }
-                }
-                Ok(reply) => return Ok(reply),
-                Err(e) => match http::backoff(attempt, self.deadline) {
-                    Some(wait) => wait,
-                    None => {
-                        return Err(CloudError::Transport(self.credential.scrub(&format!(
-                            "cannot reach {what}: {e} (gave up after {} tries)",
-                            attempt + 1
-                        ))))
-                    }
-                },
-            };
-            log::debug!("azure: {what}: retrying in {} ms", wait.as_millis());
-            std::thread::sleep(wait);
-            attempt += 1;
-        }
+        Ok((Secret::new(token), lifetime))
     }
 
     /// One ARM call with a bearer token; 429, 409 `AnotherOperationInProgress` and 5xx retried,
     /// a refused token replaced once. The answer may still be an error: see [`Self::api_error`].
-    fn arm_call(&self, call: &Call, url: &str, what: &str) -> Result<Reply, CloudError> {
-        if origin(url) != origin(&self.config.arm) {
+    fn arm_call(&self, method: Method, url: &str, what: &str) -> Result<Reply, CloudError> {
+        self.arm_call_with(method, url, what, &[], None)
+    }
+
+    /// [`Self::arm_call`] with more headers (`If-Match`) and a JSON body.
+    fn arm_call_with(
+        &self,
+        method: Method,
+        url: &str,
+        what: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Reply, CloudError> {
+        if http::origin_of(url) != http::origin_of(&self.config.arm) {
             return Err(CloudError::Transport(format!(
                 "Azure sent {what} to {}, which is not the Resource Manager endpoint {}; refusing to send it a token",
-                origin(url),
+                http::origin_of(url),
                 self.config.arm
             )));
         }
+        // A table busy with another write answers 409 AnotherOperationInProgress: retried like
+        // a 429, after its Retry-After.
+        let busy = |r: &Reply| {
+            r.status == 409 && error_code(r).as_deref() == Some("AnotherOperationInProgress")
+        };
         let mut fresh_token_tried = false;
         loop {
             let token = self.token()?;
-            let bearer = format!("Bearer {}", token.expose());
-            let target = format!("Azure Resource Manager ({what})");
-            // A table busy with another write answers 409 AnotherOperationInProgress: retried
-            // like a 429, after its Retry-After.
-            let busy = |r: &Reply| {
-                r.status == 429 || (r.status == 409 && r.error().0 == "AnotherOperationInProgress")
-            };
-            let reply = self.with_retries(&target, busy, || {
-                exchange(
-                    &self.arm,
-                    call,
-                    url,
-                    &[("Authorization", &bearer)],
-                    self.deadline,
-                )
+            let mut request = Request::new(method, url)
+                .secret_header("Authorization", format!("Bearer {}", token.expose()))
+                .retry_if(&busy);
+            for (name, value) in headers {
+                request = request.header(name, *value);
+            }
+            if let Some(body) = body {
+                request = request.json(body.to_string());
+            }
+            let reply = self.arm.send(&request, self.deadline).map_err(|e| {
+                CloudError::Transport(format!("cannot reach Azure Resource Manager ({what}): {e}"))
             })?;
             if reply.status == 401 && !fresh_token_tried {
                 fresh_token_tried = true;
@@ -692,7 +565,15 @@ impl AzureTable {
     }
 
     fn api_error(&self, reply: &Reply) -> CloudError {
-        let (code, message) = reply.error();
+        let CloudError::Api {
+            cloud,
+            status,
+            code,
+            message,
+        } = reply.error("Azure", parse_error)
+        else {
+            unreachable!("Reply::error is always an Api error")
+        };
         let message = match reply.status {
             429 => format!("{message} (still throttled when the event's deadline came)"),
             409 if code == "AnotherOperationInProgress" => {
@@ -702,9 +583,10 @@ impl AzureTable {
             _ => message,
         };
         CloudError::Api {
-            cloud: "Azure",
+            cloud,
+            status,
             code,
-            message: self.credential.scrub(&message),
+            message,
         }
     }
 
@@ -718,17 +600,18 @@ impl AzureTable {
 
     /// Follows a long-running write until it succeeds, fails, or the deadline comes.
     fn follow(&self, reply: Reply, what: &str) -> Result<(), CloudError> {
-        if let Some(url) = reply.async_operation.clone() {
-            return self.poll_async_operation(&url, reply.retry_after, what);
+        if let Some(url) = reply.header("azure-asyncoperation") {
+            return self.poll(url, reply.retry_after(), what, false);
         }
         if reply.status == 202 {
-            if let Some(url) = reply.location.clone() {
-                return self.poll_location(&url, reply.retry_after, what);
+            if let Some(url) = reply.header("location") {
+                return self.poll(url, reply.retry_after(), what, true);
             }
         }
         if provisioning_state(&reply.body).as_deref() == Some("Failed") {
             return Err(CloudError::Api {
                 cloud: "Azure",
+                status: Some(reply.status),
                 code: "ProvisioningFailed".into(),
                 message: format!(
                     "{what}: ARM accepted the write but the route's provisioningState is Failed"
@@ -760,12 +643,15 @@ impl AzureTable {
         }
     }
 
-    /// `Azure-AsyncOperation`: GET until `status` is `Succeeded`, `Failed` or `Canceled`.
-    fn poll_async_operation(
+    /// Polls a long-running write until it is done, within the deadline: an
+    /// `Azure-AsyncOperation` URL until its `status` is `Succeeded`, `Failed` or `Canceled`, or a
+    /// `Location` URL (`location`) while it answers 202 (200, 201 or 204 mean done).
+    fn poll(
         &self,
         url: &str,
         mut retry_after: Option<Duration>,
         what: &str,
+        location: bool,
     ) -> Result<(), CloudError> {
         #[derive(Deserialize)]
         struct Status {
@@ -775,9 +661,13 @@ impl AzureTable {
         let mut last = "Accepted".to_string();
         loop {
             self.pause(retry_after, what, &last)?;
-            let reply = self.arm_call(&Call::Get, url, what)?;
-            if reply.status != 200 {
-                return Err(self.api_error(&reply));
+            let reply = self.arm_call(Method::Get, url, what)?;
+            retry_after = reply.retry_after();
+            match (location, reply.status) {
+                (true, 202) => continue,
+                (true, 200 | 201 | 204) => return Ok(()),
+                (false, 200) => {}
+                _ => return Err(self.api_error(&reply)),
             }
             let status: Status = serde_json::from_str(&reply.body).map_err(|e| {
                 CloudError::Transport(format!(
@@ -789,42 +679,19 @@ impl AzureTable {
                 "Succeeded" => return Ok(()),
                 "Failed" | "Canceled" => {
                     let body = serde_json::json!({ "error": status.error }).to_string();
-                    let (code, message) = arm_error(200, &body);
-                    let code = if code.starts_with("HTTP") {
-                        format!("Operation{last}")
-                    } else {
-                        code
-                    };
-                    let message = if message.starts_with("HTTP") {
-                        format!("{what} ended {last}")
-                    } else {
-                        message
-                    };
+                    let (code, message) = parse_error(200, &body)
+                        .filter(|(_, message)| !message.is_empty())
+                        .unwrap_or_else(|| {
+                            (format!("Operation{last}"), format!("{what} ended {last}"))
+                        });
                     return Err(CloudError::Api {
                         cloud: "Azure",
+                        status: None,
                         code,
-                        message: self.credential.scrub(&message),
+                        message,
                     });
                 }
-                _ => retry_after = reply.retry_after,
-            }
-        }
-    }
-
-    /// `Location`: GET while 202; 200 or 204 means done.
-    fn poll_location(
-        &self,
-        url: &str,
-        mut retry_after: Option<Duration>,
-        what: &str,
-    ) -> Result<(), CloudError> {
-        loop {
-            self.pause(retry_after, what, "Accepted")?;
-            let reply = self.arm_call(&Call::Get, url, what)?;
-            match reply.status {
-                202 => retry_after = reply.retry_after,
-                200 | 201 | 204 => return Ok(()),
-                _ => return Err(self.api_error(&reply)),
+                _ => {}
             }
         }
     }
@@ -852,6 +719,7 @@ struct TableProperties {
 #[derive(Deserialize)]
 struct RouteBody {
     name: String,
+    etag: Option<String>,
     #[serde(default)]
     properties: RouteProperties,
 }
@@ -864,27 +732,109 @@ struct RouteProperties {
     next_hop_ip_address: Option<String>,
 }
 
-/// The routes of a Route Tables - Get answer; each route's raw prefix goes into `prefixes`.
-fn parse_routes(body: &str, prefixes: &mut HashMap<String, String>) -> Result<Vec<Route>, String> {
+/// An IP address as `std` writes it (`2001:DB8::A` → `2001:db8::a`), or as given if it is none.
+fn canonical_ip(ip: String) -> String {
+    ip.parse::<std::net::IpAddr>().map_or(ip, |a| a.to_string())
+}
+
+/// The body of a Route Tables - Create Or Update that applies `writes` to `table` as read, and
+/// each write's result. Only what a client may set is sent back (location, tags, routes, BGP
+/// propagation): read-only fields such as `subnets` and `provisioningState` are left out.
+fn table_update(
+    table: &serde_json::Value,
+    writes: &[RouteWrite],
+) -> (serde_json::Value, Vec<Result<(), CloudError>>) {
+    use serde_json::{json, Value};
+    let mut routes: Vec<Value> = table
+        .pointer("/properties/routes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let results = writes
+        .iter()
+        .map(|w| {
+            let Some(route) = routes.iter_mut().find(|r| r["name"] == w.route.id.as_str()) else {
+                return Err(CloudError::Local(format!(
+                    "route {} ({}) is no longer in the table",
+                    w.route.id, w.route.destination
+                )));
+            };
+            let props = &mut route["properties"];
+            let appliance = props["nextHopType"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("VirtualAppliance"));
+            let now = props["nextHopIpAddress"]
+                .as_str()
+                .filter(|_| appliance)
+                .map(|ip| canonical_ip(ip.to_string()));
+            if w.conditional && now != w.route.next_hop {
+                return Err(CloudError::Changed { now });
+            }
+            props["nextHopType"] = json!("VirtualAppliance");
+            props["nextHopIpAddress"] = json!(w.next_hop);
+            Ok(())
+        })
+        .collect();
+    let routes: Vec<Value> = routes
+        .iter()
+        .map(|r| {
+            let p = &r["properties"];
+            let mut props = json!({
+                "addressPrefix": p["addressPrefix"],
+                "nextHopType": p["nextHopType"],
+            });
+            if let Some(ip) = p.get("nextHopIpAddress") {
+                props["nextHopIpAddress"] = ip.clone();
+            }
+            json!({ "name": r["name"], "properties": props })
+        })
+        .collect();
+    let mut properties = json!({ "routes": routes });
+    if let Some(bgp) = table.pointer("/properties/disableBgpRoutePropagation") {
+        properties["disableBgpRoutePropagation"] = bgp.clone();
+    }
+    let mut body = json!({ "location": table["location"], "properties": properties });
+    if let Some(tags) = table.get("tags") {
+        body["tags"] = tags.clone();
+    }
+    (body, results)
+}
+
+/// What a write needs of a route as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RawRoute {
+    /// `addressPrefix` exactly as ARM holds it, so a write sends it back unchanged.
+    prefix: String,
+    /// The route's etag, for a conditional write's `If-Match`.
+    etag: Option<String>,
+}
+
+/// The routes of a Route Tables - Get answer; each route's raw prefix and etag go into `raw`.
+fn parse_routes(body: &str, raw: &mut HashMap<String, RawRoute>) -> Result<Vec<Route>, String> {
     let table: TableBody = serde_json::from_str(body).map_err(|e| e.to_string())?;
     let routes = table.properties.map(|p| p.routes).unwrap_or_default();
-    prefixes.clear();
+    raw.clear();
     Ok(routes
         .into_iter()
         .map(|r| {
-            let raw = r.properties.address_prefix.unwrap_or_default();
+            let prefix = r.properties.address_prefix.unwrap_or_default();
             // Service tags (`AzureCloud`) are kept as written; they never match a -r CIDR.
-            let destination = raw
+            let destination = prefix
                 .parse::<Cidr>()
-                .map_or_else(|_| raw.clone(), |c| c.to_string());
+                .map_or_else(|_| prefix.clone(), |c| c.to_string());
             let next_hop = match r.properties.next_hop_type.as_deref() {
-                Some(t) if t.eq_ignore_ascii_case("VirtualAppliance") => r
-                    .properties
-                    .next_hop_ip_address
-                    .map(|ip| ip.parse::<std::net::IpAddr>().map_or(ip, |a| a.to_string())),
+                Some(t) if t.eq_ignore_ascii_case("VirtualAppliance") => {
+                    r.properties.next_hop_ip_address.map(canonical_ip)
+                }
                 _ => None,
             };
-            prefixes.insert(r.name.clone(), raw);
+            raw.insert(
+                r.name.clone(),
+                RawRoute {
+                    prefix,
+                    etag: r.etag,
+                },
+            );
             Route {
                 destination,
                 next_hop,
@@ -899,11 +849,34 @@ impl RouteTable for AzureTable {
         self.name.clone()
     }
 
+    /// Every error leaves through [`Credential::scrub_error`]: a login endpoint may echo the key.
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
+        self.read_table()
+            .map_err(|e| self.credential.scrub_error(e))
+    }
+
+    /// All-routes nodes: the whole table in one PUT ([`Self::put_table`]). Single-route nodes:
+    /// one route PUT per write; a conditional write (`verify`) carries `If-Match` with the
+    /// route's etag as read, and a 412 means it changed since and is not rewritten.
+    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        let results = if self.whole_table && !writes.is_empty() {
+            self.put_table(writes)
+        } else {
+            writes.iter().map(|w| self.put_route(w)).collect()
+        };
+        results
+            .into_iter()
+            .map(|r| r.map_err(|e| self.credential.scrub_error(e)))
+            .collect()
+    }
+}
+
+impl AzureTable {
+    fn read_table(&mut self) -> Result<Vec<Route>, CloudError> {
         let url = format!("{}?api-version={API_VERSION}", self.table_url);
         let what = format!("reading Route Table {}", self.name);
-        let reply = self.arm_call(&Call::Get, &url, &what)?;
-        if reply.status == 404 && reply.error().0 == "ResourceNotFound" {
+        let reply = self.arm_call(Method::Get, &url, &what)?;
+        if reply.status == 404 && error_code(&reply).as_deref() == Some("ResourceNotFound") {
             return Err(CloudError::TableNotFound(format!(
                 "{} ({})",
                 self.name, self.location
@@ -912,24 +885,74 @@ impl RouteTable for AzureTable {
         if reply.status != 200 {
             return Err(self.api_error(&reply));
         }
-        parse_routes(&reply.body, &mut self.prefixes).map_err(|e| {
+        self.table = serde_json::from_str(&reply.body).ok();
+        parse_routes(&reply.body, &mut self.raw).map_err(|e| {
             CloudError::Transport(format!(
                 "Azure answered {what} with something that is not a route table ({e})"
             ))
         })
     }
 
-    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
-        let prefix = self
-            .prefixes
-            .get(&route.id)
-            .cloned()
-            .unwrap_or_else(|| route.destination.clone());
+    /// The whole table in one PUT carrying `If-Match` with the etag it was read with, one
+    /// long-running operation followed to completion. A 412 means another writer changed the
+    /// table meanwhile: it is read again, the writes recomputed on it (a conditional write whose
+    /// route changed is dropped as [`CloudError::Changed`]) and sent again, within the deadline.
+    fn put_table(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        let what = format!("writing Route Table {}", self.name);
+        let url = format!("{}?api-version={API_VERSION}", self.table_url);
+        loop {
+            let Some(table) = self.table.clone() else {
+                let e = CloudError::Local(format!("Route Table {} was not read", self.name));
+                return writes.iter().map(|_| Err(e.clone())).collect();
+            };
+            let (body, results) = table_update(&table, writes);
+            if results.iter().all(Result::is_err) {
+                return results;
+            }
+            let etag = table["etag"].as_str().map(str::to_string);
+            let headers: Vec<(&str, &str)> =
+                etag.iter().map(|e| ("If-Match", e.as_str())).collect();
+            let body = body.to_string();
+            let sent = self.arm_call_with(Method::Put, &url, &what, &headers, Some(&body));
+            let outcome = match sent {
+                Ok(reply) if reply.status == 412 => {
+                    log::info!(
+                        "azure: Route Table {} changed since it was read: reading it again",
+                        self.name
+                    );
+                    match self.read_table() {
+                        Ok(_) if http::wait_within(Duration::ZERO, self.deadline).is_some() => {
+                            continue
+                        }
+                        Ok(_) => Err(CloudError::Transport(format!(
+                            "Route Table {} kept changing until the event's deadline: not written",
+                            self.name
+                        ))),
+                        Err(e) => Err(e),
+                    }
+                }
+                Ok(reply) if (200..=202).contains(&reply.status) => self.follow(reply, &what),
+                Ok(reply) => Err(self.api_error(&reply)),
+                Err(e) => Err(e),
+            };
+            return results
+                .into_iter()
+                .map(|r| r.and_then(|()| outcome.clone()))
+                .collect();
+        }
+    }
+
+    fn put_route(&mut self, write: &RouteWrite) -> Result<(), CloudError> {
+        let route = &write.route;
+        let raw = self.raw.get(&route.id).cloned();
+        let prefix = raw
+            .as_ref()
+            .map_or_else(|| route.destination.clone(), |r| r.prefix.clone());
         let body = serde_json::json!({
             "properties": {
                 "addressPrefix": prefix,
                 "nextHopType": "VirtualAppliance",
-                "nextHopIpAddress": next_hop,
+                "nextHopIpAddress": write.next_hop,
             }
         })
         .to_string();
@@ -937,11 +960,27 @@ impl RouteTable for AzureTable {
             "writing route {} ({}) in Route Table {}",
             route.id, route.destination, self.name
         );
-        let reply = self.arm_call(&Call::Put(&body), &self.route_url(&route.id), &what)?;
+        let etag = raw.and_then(|r| r.etag).filter(|_| write.conditional);
+        let headers: Vec<(&str, &str)> = etag.iter().map(|e| ("If-Match", e.as_str())).collect();
+        let url = self.route_url(&route.id);
+        let reply = self.arm_call_with(Method::Put, &url, &what, &headers, Some(&body))?;
         match reply.status {
             200..=202 => self.follow(reply, &what),
+            412 => Err(self.changed(&route.id)),
             _ => Err(self.api_error(&reply)),
         }
+    }
+
+    /// The [`CloudError::Changed`] for a route whose etag no longer matched: read again to say
+    /// where it points now.
+    fn changed(&mut self, route: &str) -> CloudError {
+        let now = self.read_table().ok().and_then(|routes| {
+            routes
+                .into_iter()
+                .find(|r| r.id == route)
+                .and_then(|r| r.next_hop)
+        });
+        CloudError::Changed { now }
     }
 }
 
@@ -973,45 +1012,51 @@ mod tests {
             {"name":"r6","properties":{"addressPrefix":"2001:DB8::/32","nextHopType":"VirtualAppliance","nextHopIpAddress":"2001:DB8::A"}},
             {"name":"web","properties":{"addressPrefix":"0.0.0.0/0","nextHopType":"Internet"}},
             {"name":"tag","properties":{"addressPrefix":"AzureCloud","nextHopType":"None"}}]}}"#;
-        let mut prefixes = HashMap::new();
-        let routes = parse_routes(body, &mut prefixes).expect("parses");
+        let mut raw = HashMap::new();
+        let routes = parse_routes(body, &mut raw).expect("parses");
         assert_eq!(routes.len(), 4);
         assert_eq!(routes[0].next_hop.as_deref(), Some("10.0.1.10"));
         assert_eq!(routes[1].destination, "2001:db8::/32");
         assert_eq!(routes[1].next_hop.as_deref(), Some("2001:db8::a"));
         assert_eq!(
-            prefixes.get("r6").map(String::as_str),
+            raw.get("r6").map(|r| r.prefix.as_str()),
             Some("2001:DB8::/32")
         );
         assert!(!routes[2].movable() && !routes[3].movable());
         assert_eq!(routes[3].destination, "AzureCloud");
-        assert!(parse_routes("<html>", &mut prefixes).is_err());
+        assert!(parse_routes("<html>", &mut raw).is_err());
     }
 
     #[test]
     fn arm_errors_keep_code_and_message() {
         let body = r#"{"error":{"code":"AuthorizationFailed","message":"The client 'x' does not have authorization"}}"#;
         assert_eq!(
-            arm_error(403, body),
-            (
+            parse_error(403, body),
+            Some((
                 "AuthorizationFailed".into(),
                 "The client 'x' does not have authorization".into()
-            )
+            ))
         );
-        assert_eq!(arm_error(502, "Bad Gateway").0, "HTTP502");
-        assert!(arm_error(502, "").1.contains("502"));
+        let error = |status, body| Reply::for_test(status, body).error("Azure", parse_error);
+        assert_eq!(
+            error(502, "Bad Gateway").to_string(),
+            "Azure HTTP502: HTTP status 502: Bad Gateway"
+        );
+        assert!(error(502, "")
+            .to_string()
+            .contains("502 with no error body"));
     }
 
     #[test]
     fn origins_compare_scheme_host_and_port() {
         assert_eq!(
-            origin("http://127.0.0.1:8080/subscriptions/x?a=b"),
+            http::origin_of("http://127.0.0.1:8080/subscriptions/x?a=b"),
             "http://127.0.0.1:8080"
         );
-        assert_eq!(origin("https://h.example"), "https://h.example");
+        assert_eq!(http::origin_of("https://h.example"), "https://h.example");
         assert_ne!(
-            origin("https://h.example.evil/x"),
-            origin("https://h.example/x")
+            http::origin_of("https://h.example.evil/x"),
+            http::origin_of("https://h.example/x")
         );
     }
 
@@ -1037,12 +1082,13 @@ mod tests {
         let credential = Credential::App {
             tenant: "t".into(),
             app_id: "a".into(),
-            key: Secret("k3y-s3cret".into()),
+            key: Secret::new("k3y-s3cret"),
+            given: Secret::new("k3y%2Ds3cret"),
         };
         assert!(!format!("{credential:?}").contains("k3y-s3cret"));
         assert_eq!(
-            credential.scrub("echo k3y-s3cret back"),
-            "echo ******** back"
+            credential.scrub("echo k3y-s3cret back, k3y%2Ds3cret too"),
+            "echo ******** back, ******** too"
         );
     }
 

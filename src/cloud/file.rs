@@ -6,8 +6,11 @@
 //! ```
 //!
 //! It has the cloud providers' semantics, so the quick start and most tests need no account.
-//! Every write re-reads the file under an exclusive `flock` and replaces it atomically (temp
-//! file, fsync, rename), so two handlers writing one table never lose each other's changes.
+//! An event's read takes an exclusive `flock` and keeps it until the event's writes are done, so
+//! read, compare and write are one critical section: no other handler can move a route between
+//! them. The writes re-read the file under that lock, compare conditional writes (`verify`) with
+//! the value read (a table replaced by hand meanwhile is caught there), and replace the file
+//! atomically (temp file, fsync, rename).
 
 use std::fs::File;
 use std::io::Write;
@@ -16,7 +19,10 @@ use std::path::PathBuf;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::{CloudError, Route, RouteTable, Work};
+use std::time::Instant;
+
+use super::{run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
+use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -34,16 +40,19 @@ pub struct FileRoute {
 pub struct FileTable {
     name: String,
     path: PathBuf,
+    /// The exclusive lock taken by `read`, held until `write_all` is done.
+    held: Option<Flock<File>>,
 }
 
-/// Opens the table named by the group's first node (`-t`).
-pub fn open(work: &Work) -> Result<Box<dyn RouteTable>, CloudError> {
-    let name = work
+/// Runs `work` on the table named by the group's first node (`-t`).
+pub fn run(work: &Work, _deadline: Instant, log: &mut EventLog) -> Vec<NodeOutcome> {
+    let opened = work
         .nodes
         .first()
         .and_then(|n| n.get(Param::RouteTable))
-        .ok_or_else(|| CloudError::Local("node has no route table (-t)".into()))?;
-    Ok(Box::new(FileTable::new(&work.dir().route_tables(), name)))
+        .map(|name| FileTable::new(&work.dir().route_tables(), name))
+        .ok_or_else(|| CloudError::Local("node has no route table (-t)".into()));
+    run_table(opened, work, log)
 }
 
 impl FileTable {
@@ -51,6 +60,7 @@ impl FileTable {
         FileTable {
             name: name.to_string(),
             path: dir.join(format!("{name}.json")),
+            held: None,
         }
     }
 
@@ -87,8 +97,9 @@ impl RouteTable for FileTable {
     }
 
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
-        let mut file = self.lock(self.open_file()?, FlockArg::LockShared)?;
+        let mut file = self.lock_live()?;
         let table = self.load(&mut file)?;
+        self.held = Some(file);
         Ok(table
             .routes
             .into_iter()
@@ -104,14 +115,10 @@ impl RouteTable for FileTable {
             .collect())
     }
 
-    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
-        let writes = [(route.clone(), next_hop.to_string())];
-        self.write_all(&writes).pop().unwrap_or(Ok(()))
-    }
-
-    /// One locked read-modify-rewrite (one fsync) for all of an event's writes to this table.
-    fn write_all(&mut self, writes: &[(Route, String)]) -> Vec<Result<(), CloudError>> {
-        match self.update(writes) {
+    /// One locked read-compare-rewrite (one fsync) for all of an event's writes to this table.
+    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        let held = self.held.take();
+        match self.update(held, writes) {
             Ok(results) => results,
             Err(e) => writes.iter().map(|_| Err(e.clone())).collect(),
         }
@@ -119,35 +126,48 @@ impl RouteTable for FileTable {
 }
 
 impl FileTable {
-    /// Applies `writes` under the exclusive lock; the outer error means nothing was written.
-    fn update(
-        &self,
-        writes: &[(Route, String)],
-    ) -> Result<Vec<Result<(), CloudError>>, CloudError> {
-        // The lock is taken on the live file; the rename below replaces it, so a writer that
-        // waited on the old inode must notice and retry on the new one.
+    /// An exclusive lock on the live file. The lock is taken on an inode; a rename by another
+    /// writer replaces it, so a writer that waited on the old inode notices and locks the new one.
+    fn lock_live(&self) -> Result<Flock<File>, CloudError> {
         loop {
-            let mut file = self.lock(self.open_file()?, FlockArg::LockExclusive)?;
-            let same_inode = {
-                use std::os::unix::fs::MetadataExt;
-                let held = file.metadata().map(|m| m.ino()).ok();
-                let live = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
-                held.is_some() && held == live
-            };
-            if !same_inode {
-                continue;
+            let file = self.lock(self.open_file()?, FlockArg::LockExclusive)?;
+            if self.is_live(&file) {
+                return Ok(file);
             }
-            let mut table = self.load(&mut file)?;
-            let results = writes
-                .iter()
-                .map(|(route, next_hop)| self.set(&mut table, route, next_hop))
-                .collect();
-            self.replace(&table)?;
-            return Ok(results);
         }
     }
 
-    fn set(&self, table: &mut TableFile, route: &Route, next_hop: &str) -> Result<(), CloudError> {
+    fn is_live(&self, file: &File) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let held = file.metadata().map(|m| m.ino()).ok();
+        let live = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
+        held.is_some() && held == live
+    }
+
+    /// Applies `writes` under the exclusive lock (the one `read` took if the file is still the
+    /// one it read); the outer error means nothing was written.
+    fn update(
+        &self,
+        held: Option<Flock<File>>,
+        writes: &[RouteWrite],
+    ) -> Result<Vec<Result<(), CloudError>>, CloudError> {
+        let mut file = match held {
+            Some(file) if self.is_live(&file) => file,
+            _ => self.lock_live()?,
+        };
+        use std::io::Seek;
+        file.rewind()
+            .map_err(|e| CloudError::Local(format!("cannot read {}: {e}", self.path.display())))?;
+        let mut table = self.load(&mut file)?;
+        let results: Vec<_> = writes.iter().map(|w| self.set(&mut table, w)).collect();
+        if results.iter().any(Result::is_ok) {
+            self.replace(&table)?;
+        }
+        Ok(results)
+    }
+
+    fn set(&self, table: &mut TableFile, write: &RouteWrite) -> Result<(), CloudError> {
+        let route = &write.route;
         let wanted: Option<Cidr> = route.destination.parse().ok();
         let entry = table
             .routes
@@ -159,7 +179,12 @@ impl FileTable {
                     route.destination, self.name
                 ))
             })?;
-        entry.next_hop = next_hop.to_string();
+        if write.conditional && route.next_hop.as_deref() != Some(entry.next_hop.as_str()) {
+            return Err(CloudError::Changed {
+                now: Some(entry.next_hop.clone()),
+            });
+        }
+        entry.next_hop = write.next_hop.clone();
         Ok(())
     }
 }

@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::http::{self, ProxyUse};
+use super::http::{self, Client, Method, ProxyUse, Request};
+use super::token_cache::TokenCache;
 use super::{Action, CloudError, NodeOutcome, Outcome, Work};
 use crate::event::EventKind;
 use crate::event_log::EventLog;
@@ -66,26 +67,25 @@ pub struct GcpConfig {
     pub metadata_host: String,
     /// A service-account key file; `None` means the metadata server's default service account.
     pub credentials: Option<PathBuf>,
+    /// Where tokens are kept between events.
+    pub cache: TokenCache,
 }
 
 impl GcpConfig {
     /// `$CSR_HA_GCP_COMPUTE_ENDPOINT` (else the public API); `$GCE_METADATA_HOST` (else
-    /// `metadata.google.internal`); `credentials.json` in the HA directory if it exists, else
-    /// `$GOOGLE_APPLICATION_CREDENTIALS`, else no key file.
+    /// `metadata.google.internal`); the key file as [`GcpConfig::key_file`] finds it.
     pub fn from_env(dir: &HaDir) -> GcpConfig {
         let metadata_host = http::endpoint(&["GCE_METADATA_HOST"], DEFAULT_METADATA_HOST);
         let metadata_host = metadata_host
             .strip_prefix("http://")
             .unwrap_or(&metadata_host)
             .to_string();
-        let in_dir = dir.root().join("credentials.json");
-        let credentials = if in_dir.is_file() {
-            Some(in_dir)
-        } else {
-            std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-        };
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let credentials = GcpConfig::key_file(
+            dir,
+            var("HOME").map(PathBuf::from).as_deref(),
+            var("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from),
+        );
         GcpConfig {
             compute_endpoint: http::endpoint(
                 &["CSR_HA_GCP_COMPUTE_ENDPOINT"],
@@ -93,7 +93,29 @@ impl GcpConfig {
             ),
             metadata_host,
             credentials,
+            cache: TokenCache::of(dir),
         }
+    }
+
+    /// The service-account key file, looked for in this order:
+    /// 1. `credentials.json` in the HA directory;
+    /// 2. `credentials.json` in the home directory (`/home/guestshell/credentials.json`), where
+    ///    the original package kept it, so an upgraded router keeps its key where it is;
+    /// 3. `$GOOGLE_APPLICATION_CREDENTIALS`, as Google's own tools read it.
+    ///
+    /// `None` (no file) means the metadata server's default service account.
+    pub fn key_file(
+        dir: &HaDir,
+        home: Option<&std::path::Path>,
+        google_application_credentials: Option<PathBuf>,
+    ) -> Option<PathBuf> {
+        let in_dir = dir.root().join("credentials.json");
+        let in_home = home.map(|h| h.join("credentials.json"));
+        [Some(in_dir), in_home]
+            .into_iter()
+            .flatten()
+            .find(|p| p.is_file())
+            .or(google_application_credentials)
     }
 
     /// Where tokens come from: the key file if there is one, else the metadata server.
@@ -305,8 +327,9 @@ impl LiveRoute {
             .map_or(self.network.as_str(), |i| &self.network[i..])
     }
 
-    /// How this route differs from what `spec` says, in words; priority only if asked.
-    fn differences(&self, spec: &Spec, with_priority: bool) -> Vec<String> {
+    /// How this route differs from what `spec` says, in words (`None`: it does not); priority
+    /// only if asked.
+    fn differences(&self, spec: &Spec, with_priority: bool) -> Option<String> {
         let mut out = Vec::new();
         let same_network = if self.network.contains("projects/") {
             self.network_path() == spec.network()
@@ -337,7 +360,7 @@ impl LiveRoute {
                 .map_or("(none)".to_string(), |p| p.to_string());
             out.push(format!("priority {shown} (node: {})", spec.priority));
         }
-        out
+        (!out.is_empty()).then(|| out.join(", "))
     }
 }
 
@@ -417,20 +440,20 @@ fn own_carries(
 ) -> Done {
     let no_write = if wrote { "" } else { ", no write" };
     match api.get_route(spec.project, spec.own, log, spec.index) {
-        Ok(Some(own)) => {
-            let differences = own.differences(spec, false);
-            if differences.is_empty() {
+        Ok(Some(own)) => match own.differences(spec, false) {
+            None => {
                 let verb = if wrote { "now carries it".to_string() } else { format!("carries {}", spec.destination) };
                 (Outcome::Ok, format!("{done}; {} via {} {verb}{no_write}", spec.own, own.hop()), wrote)
-            } else {
-                let message = format!(
-                    "Warning: {done}; but this router's route {} differs from the node: {}{no_write}",
-                    spec.own,
-                    differences.join(", ")
-                );
-                (Outcome::Warning, message, wrote)
             }
-        }
+            Some(differences) => (
+                Outcome::Warning,
+                format!(
+                    "Warning: {done}; but this router's route {} differs from the node: {differences}{no_write}",
+                    spec.own
+                ),
+                wrote,
+            ),
+        },
         Ok(None) => (
             Outcome::Warning,
             format!(
@@ -454,24 +477,21 @@ fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
     }
     match api.get_route(spec.project, spec.own, log, spec.index) {
         Err(e) => failed(e.to_string()),
-        Ok(Some(live)) => {
-            let differences = live.differences(spec, true);
-            if differences.is_empty() {
-                let message = format!(
-                    "route {} present ({}), no write",
-                    spec.own,
-                    spec.describe(spec.priority)
-                );
-                (Outcome::Ok, message, false)
-            } else {
-                let message = format!(
-                    "Warning: route {} differs from the node: {}; nothing deleted (delete the route and run revert to re-insert it as configured)",
-                    spec.own,
-                    differences.join(", ")
-                );
-                (Outcome::Warning, message, false)
-            }
-        }
+        Ok(Some(live)) => match live.differences(spec, true) {
+            None => (
+                Outcome::Ok,
+                format!("route {} present ({}), no write", spec.own, spec.describe(spec.priority)),
+                false,
+            ),
+            Some(differences) => (
+                Outcome::Warning,
+                format!(
+                    "Warning: route {} differs from the node: {differences}; nothing deleted (delete the route and run revert to re-insert it as configured)",
+                    spec.own
+                ),
+                false,
+            ),
+        },
         Ok(None) => {
             let started = Instant::now();
             match api.insert_route(spec.project, &spec.route_body(spec.own, spec.priority)) {
@@ -501,6 +521,11 @@ fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 }
 
 /// `verify`: inserts and deletes a probe route, proving the credentials can write routes.
+///
+/// Unlike the providers that write the value they read back, this writes nothing a `peerFail`
+/// or `revert` wrote: it touches only [`PROBE_ROUTE`] (lowest priority, never carrying traffic a
+/// real route carries), never this router's route (`-a`) or its peer's (`-b`), so it cannot undo
+/// a failover that lands while it runs, and needs no conditional write.
 fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
     if let Some(why) = spec.family_error() {
         return failed(why);
@@ -560,7 +585,7 @@ fn insert_probe(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<()
                         format!("probe route {PROBE_ROUTE} exists and cannot be read: {e}")
                     })?;
                 let ours = stale.as_ref().is_none_or(|r| {
-                    r.differences(spec, false).is_empty()
+                    r.differences(spec, false).is_none()
                         && r.priority() == Some(PROBE_PRIORITY.into())
                 });
                 if !ours {
@@ -593,22 +618,21 @@ fn check(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
         return (Outcome::Warning, format!("Warning: {why}"), false);
     }
     match api.get_route(project, own, log, spec.index) {
-        Ok(Some(live)) => {
-            let differences = live.differences(spec, true);
-            if differences.is_empty() {
-                let message = format!(
+        Ok(Some(live)) => match live.differences(spec, true) {
+            None => (
+                Outcome::Ok,
+                format!(
                     "Route {own} in project {project} vpc {vpc} checked ({})",
                     spec.describe(spec.priority)
-                );
-                (Outcome::Ok, message, false)
-            } else {
-                let message = format!(
-                    "Warning: Route {own} in project {project} differs from the node: {}",
-                    differences.join(", ")
-                );
-                (Outcome::Warning, message, false)
-            }
-        }
+                ),
+                false,
+            ),
+            Some(differences) => (
+                Outcome::Warning,
+                format!("Warning: Route {own} in project {project} differs from the node: {differences}"),
+                false,
+            ),
+        },
         Ok(None) => (
             Outcome::Warning,
             format!("Warning: Route {own} not found in project {project} vpc {vpc}"),
@@ -635,13 +659,6 @@ enum Call<'b> {
     Wait,
 }
 
-impl Call<'_> {
-    /// Whether a request that may or may not have reached the API can be sent again.
-    fn idempotent(&self) -> bool {
-        !matches!(self, Call::Insert(_))
-    }
-}
-
 /// A 2xx body, or the API's 404 (which callers may treat as "absent").
 enum Answer {
     Found(Value),
@@ -651,8 +668,7 @@ enum Answer {
 /// The Compute API for one handler's run: one agent, one token source, one deadline.
 struct Compute {
     base: String,
-    agent: ureq::Agent,
-    timeout: Duration,
+    http: Client,
     tokens: auth::Tokens,
     deadline: Instant,
     /// The first credentials error, so the other nodes fail at once instead of retrying it.
@@ -661,17 +677,10 @@ struct Compute {
 
 impl Compute {
     fn new(config: &GcpConfig, deadline: Instant) -> Compute {
-        let agent = http::agent(ProxyUse::FromEnv);
-        let timeout = agent
-            .config()
-            .timeouts()
-            .global
-            .unwrap_or(http::GLOBAL_TIMEOUT);
         Compute {
             base: config.compute_endpoint.trim_end_matches('/').to_string(),
-            agent,
-            timeout,
-            tokens: auth::Tokens::new(config.token_source()),
+            http: Client::new(ProxyUse::FromEnv),
+            tokens: auth::Tokens::new(config.token_source(), config.cache.clone()),
             deadline,
             auth_failure: None,
         }
@@ -800,98 +809,45 @@ impl Compute {
         Instant::now() + Duration::from_millis(100) < self.deadline
     }
 
-    /// Sends one request with a fresh token, retrying 429, 5xx and (when safe) transport errors
-    /// with backoff within the deadline, and renewing the token once on 401.
+    /// Sends one request with a fresh token through [`Client::send`] (429, 5xx and, when the
+    /// request may be sent again, connection errors retried within the deadline), renewing the
+    /// token once on 401.
     fn send(&mut self, call: Call, url: &str, what: &str) -> Result<Answer, CloudError> {
-        let mut attempt = 0u32;
         let mut renewed = false;
         loop {
-            if !self.time_left() {
-                return Err(CloudError::Transport(format!(
-                    "{what}: the event's deadline passed before the GCP Compute API answered"
-                )));
+            let request = match call {
+                Call::Get => Request::get(url),
+                Call::Delete => Request::new(Method::Delete, url),
+                Call::Insert(body) => Request::new(Method::Post, url)
+                    .json(body.to_string())
+                    .once_only(),
+                Call::Wait => Request::new(Method::Post, url).body(Vec::new()).long_poll(),
             }
-            let bearer = format!("Bearer {}", self.token()?);
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
-            let timeout = match call {
-                Call::Wait => remaining,
-                _ => remaining.min(self.timeout),
-            };
-            let result = match call {
-                Call::Get => self
-                    .agent
-                    .get(url)
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .header("Authorization", &bearer)
-                    .call(),
-                Call::Delete => self
-                    .agent
-                    .delete(url)
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .header("Authorization", &bearer)
-                    .call(),
-                Call::Insert(body) => self
-                    .agent
-                    .post(url)
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .header("Authorization", &bearer)
-                    .header("Content-Type", "application/json")
-                    .send(body.to_string()),
-                Call::Wait => self
-                    .agent
-                    .post(url)
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .header("Authorization", &bearer)
-                    .send_empty(),
-            };
-            let (failure, retry_after) = match result {
-                Err(e) => {
-                    let failure = CloudError::Transport(format!(
-                        "{what}: GCP Compute API at {} unreachable: {e}",
-                        self.base
-                    ));
-                    if !call.idempotent() {
-                        return Err(failure);
-                    }
-                    (failure, None)
+            .secret_header("Authorization", format!("Bearer {}", self.token()?));
+            let reply = self.http.send(&request, self.deadline).map_err(|e| {
+                CloudError::Transport(format!(
+                    "{what}: GCP Compute API at {} unreachable: {e}",
+                    self.base
+                ))
+            })?;
+            match reply.status {
+                200..=299 => {
+                    return serde_json::from_str(&reply.body)
+                        .map(Answer::Found)
+                        .map_err(|e| {
+                            CloudError::Transport(format!(
+                                "{what}: the GCP Compute API answered HTTP {} with no JSON ({e})",
+                                reply.status
+                            ))
+                        })
                 }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let retry_after = http::retry_after(&response);
-                    let body = response.into_body().read_to_string().unwrap_or_default();
-                    match status {
-                        200..=299 => {
-                            return serde_json::from_str(&body).map(Answer::Found).map_err(|e| {
-                                CloudError::Transport(format!("{what}: the GCP Compute API answered HTTP {status} with no JSON ({e})"))
-                            })
-                        }
-                        401 if !renewed => {
-                            self.tokens.invalidate();
-                            renewed = true;
-                            continue;
-                        }
-                        404 => return Ok(Answer::NotFound(api_error(status, &body))),
-                        429 | 500..=599 => (api_error(status, &body), retry_after),
-                        _ => return Err(api_error(status, &body)),
-                    }
+                401 if !renewed => {
+                    self.tokens.invalidate();
+                    renewed = true;
                 }
-            };
-            let wait = retry_after
-                .and_then(|d| http::wait_within(d, self.deadline))
-                .or_else(|| http::backoff(attempt, self.deadline));
-            match wait {
-                Some(wait) => std::thread::sleep(wait),
-                None => return Err(failure),
+                404 => return Ok(Answer::NotFound(reply.error("GCP", parse_error))),
+                _ => return Err(reply.error("GCP", parse_error)),
             }
-            attempt += 1;
         }
     }
 
@@ -901,18 +857,19 @@ impl Compute {
         }
         self.tokens
             .get(self.deadline)
+            .map(|token| token.expose().to_string())
             .inspect_err(|e| self.auth_failure = Some(e.clone()))
     }
 }
 
-/// The API's error body, as a [`CloudError::Api`] with the HTTP status and the API's status or
-/// reason as its code (`403 PERMISSION_DENIED`) and the API's own message.
-fn api_error(status: u16, body: &str) -> CloudError {
-    #[derive(Deserialize, Default)]
+/// The API's error body: its status or first reason after the HTTP status as the code
+/// (`403 PERMISSION_DENIED`) and its own message; `None` if the body is not the API's.
+fn parse_error(status: u16, body: &str) -> Option<(String, String)> {
+    #[derive(Deserialize)]
     struct Body {
-        error: Option<ErrorJson>,
+        error: ErrorJson,
     }
-    #[derive(Deserialize, Default)]
+    #[derive(Deserialize)]
     struct ErrorJson {
         message: Option<String>,
         status: Option<String>,
@@ -924,34 +881,14 @@ fn api_error(status: u16, body: &str) -> CloudError {
         reason: Option<String>,
         message: Option<String>,
     }
-    let error = serde_json::from_str::<Body>(body)
-        .ok()
-        .and_then(|b| b.error)
-        .unwrap_or_default();
+    let error = serde_json::from_str::<Body>(body).ok()?.error;
     let first = error.errors.into_iter().next().unwrap_or_default();
-    let kind = error.status.or(first.reason);
-    let message = error.message.or(first.message).unwrap_or_else(|| {
-        let snippet: String = body
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .chars()
-            .take(200)
-            .collect();
-        if snippet.is_empty() {
-            "no error message".to_string()
-        } else {
-            snippet
-        }
-    });
-    CloudError::Api {
-        cloud: "GCP",
-        code: match kind {
-            Some(kind) => format!("{status} {kind}"),
-            None => status.to_string(),
-        },
-        message,
-    }
+    let message = error.message.or(first.message)?;
+    let code = match error.status.or(first.reason) {
+        Some(kind) => format!("{status} {kind}"),
+        None => status.to_string(),
+    };
+    Some((code, message))
 }
 
 /// A DONE operation's `error.errors[]`, if any, as one error.
@@ -968,6 +905,7 @@ fn operation_error(op: &Value) -> Option<CloudError> {
     let name = op["name"].as_str().unwrap_or("(unnamed)");
     Some(CloudError::Api {
         cloud: "GCP",
+        status: None,
         code: code.to_string(),
         message: format!("{} (operation {name})", messages.join("; ")),
     })
@@ -984,13 +922,14 @@ mod tests {
     #[test]
     fn api_errors_keep_the_apis_words() {
         let body = r#"{"error":{"code":403,"message":"Required 'compute.routes.delete' permission","status":"PERMISSION_DENIED","errors":[{"reason":"forbidden","message":"x"}]}}"#;
+        let error = |status, body| http::Reply::for_test(status, body).error("GCP", parse_error);
         assert_eq!(
-            api_error(403, body).to_string(),
+            error(403, body).to_string(),
             "GCP 403 PERMISSION_DENIED: Required 'compute.routes.delete' permission"
         );
         assert_eq!(
-            api_error(502, "<html> Bad\n gateway </html>").to_string(),
-            "GCP 502: <html> Bad gateway </html>"
+            error(502, "<html> Bad\n gateway </html>").to_string(),
+            "GCP HTTP502: HTTP status 502: <html> Bad gateway </html>"
         );
     }
 
@@ -1027,17 +966,16 @@ mod tests {
         let same = live(json!({
             "network": "https://www.googleapis.com/compute/v1/projects/proj-1/global/networks/vpc-1",
             "destRange": "2001:db8:99:0::/48", "nextHopIp": "2001:db8:0::20", "priority": 0}));
-        assert!(same.differences(&spec, true).is_empty());
+        assert_eq!(same.differences(&spec, true), None);
         let other = live(json!({
             "network": "projects/proj-1/global/networks/vpc-2", "destRange": "2001:db8:99::/48",
             "nextHopGateway": "projects/proj-1/global/gateways/default-internet-gateway", "priority": "7"}));
         assert_eq!(
-            other.differences(&spec, true),
-            vec![
-                "network vpc-2 (node: vpc-1)".to_string(),
-                "next hop default-internet-gateway (node: 2001:db8::20)".to_string(),
-                "priority 7 (node: 0)".to_string(),
-            ]
+            other.differences(&spec, true).as_deref(),
+            Some(
+                "network vpc-2 (node: vpc-1), next hop default-internet-gateway (node: 2001:db8::20), \
+                 priority 7 (node: 0)"
+            )
         );
     }
 }

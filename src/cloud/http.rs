@@ -1,9 +1,22 @@
-//! What every cloud provider's HTTP needs: an agent with explicit timeouts (ureq 3 has none by
-//! default), error bodies kept (4xx/5xx are answers, not transport errors), proxies from the
-//! environment for cloud APIs but never for metadata services, and retry pacing bounded by the
-//! event's deadline.
+//! The one HTTP client of every cloud provider and credential source.
+//!
+//! [`Client::send`] sends a [`Request`] until it gets an answer worth handing back, with one
+//! retry policy for all: connection errors (when the request may be sent again), 429 and 5xx
+//! are retried after `Retry-After` or an exponential backoff with jitter, every wait and every
+//! request's timeout clamped to the event's deadline. Each cloud adds only what it alone calls
+//! "try again" (EC2's `RequestLimitExceeded` in a 400, ARM's 409 `AnotherOperationInProgress`).
+//! An error answer becomes a [`CloudError`] in one place, [`Reply::error`], with the HTTP status
+//! as a field; each cloud supplies only its error-body parser.
+//!
+//! The agent has explicit timeouts (ureq 3 has none by default), keeps error bodies (4xx/5xx are
+//! answers, not transport errors), and takes proxies from the environment for cloud APIs but
+//! never for metadata services.
 
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+
+use super::CloudError;
 
 /// Connect timeout, overridable by `CSR_HA_HTTP_CONNECT_TIMEOUT_MS`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -88,14 +101,332 @@ pub fn wait_within(wait: Duration, deadline: Instant) -> Option<Duration> {
     (now + wait + Duration::from_millis(50) < deadline).then_some(wait)
 }
 
-/// `Retry-After` in seconds (the form ARM and GCP send), if present and sane.
-pub fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
-    response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|secs| Duration::from_secs(secs.min(60)))
+/// An HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Put,
+    Post,
+    Delete,
+}
+
+/// One request, described so that it can be sent again.
+pub struct Request<'a> {
+    method: Method,
+    url: &'a str,
+    headers: Vec<(&'a str, String)>,
+    body: Option<Vec<u8>>,
+    /// Sent again after a connection error; not for a create the server may have applied.
+    resend: bool,
+    /// The server may hold the answer (a long poll): it gets the rest of the deadline.
+    long_poll: bool,
+    max_tries: u32,
+    also_retry: Option<&'a dyn Fn(&Reply) -> bool>,
+    /// Values this request carries that must never reach a message (see [`Request::secret`]).
+    secrets: Vec<String>,
+}
+
+impl<'a> Request<'a> {
+    pub fn new(method: Method, url: &'a str) -> Request<'a> {
+        Request {
+            method,
+            url,
+            headers: Vec::new(),
+            body: None,
+            resend: true,
+            long_poll: false,
+            max_tries: u32::MAX,
+            also_retry: None,
+            secrets: Vec::new(),
+        }
+    }
+    pub fn get(url: &'a str) -> Request<'a> {
+        Request::new(Method::Get, url)
+    }
+    pub fn header(mut self, name: &'a str, value: impl Into<String>) -> Request<'a> {
+        self.headers.push((name, value.into()));
+        self
+    }
+    /// A header whose value is a secret (`Authorization`, a session token): see [`Self::secret`].
+    pub fn secret_header(self, name: &'a str, value: impl Into<String>) -> Request<'a> {
+        let value = value.into();
+        let token = value.strip_prefix("Bearer ").map(str::to_string);
+        let request = self.header(name, value.clone()).secret(value);
+        match token {
+            Some(token) => request.secret(token),
+            None => request,
+        }
+    }
+
+    /// Registers a value the request carries (a key in its form, a signed assertion) so that an
+    /// error answer echoing it has it masked, in any encoding, before anyone reads the body.
+    pub fn secret(mut self, value: impl Into<String>) -> Request<'a> {
+        self.secrets.push(value.into());
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request<'a> {
+        self.body = Some(body.into());
+        self
+    }
+    pub fn json(self, body: String) -> Request<'a> {
+        self.header("Content-Type", "application/json").body(body)
+    }
+    /// An `application/x-www-form-urlencoded` body.
+    pub fn form(self, fields: &[(&str, &str)]) -> Request<'a> {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k, b""), percent_encode(v, b"")))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+    /// Not sent again after a connection error: it may have been applied.
+    pub fn once_only(mut self) -> Request<'a> {
+        self.resend = false;
+        self
+    }
+    pub fn long_poll(mut self) -> Request<'a> {
+        self.long_poll = true;
+        self
+    }
+    /// At most `n` tries (a metadata service that is not there must not use the whole deadline).
+    pub fn tries(mut self, n: u32) -> Request<'a> {
+        self.max_tries = n.max(1);
+        self
+    }
+    /// Answers the cloud also means as "try again", besides 429 and 5xx.
+    pub fn retry_if(mut self, retry: &'a dyn Fn(&Reply) -> bool) -> Request<'a> {
+        self.also_retry = Some(retry);
+        self
+    }
+}
+
+/// One answer, body read. No `Debug`: a body may hold a token.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An answer as a fake server would give it, for parsers' unit tests.
+    pub fn for_test(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            body: body.to_string(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// `Retry-After` in seconds (the form ARM and GCP send), if present and sane.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| Duration::from_secs(secs.min(60)))
+    }
+
+    /// The [`CloudError::Api`] for this answer: the cloud's code and message as `parse` reads
+    /// them from the body, else `HTTP<status>` and the start of the body (a proxy's error page).
+    pub fn error(&self, cloud: &'static str, parse: ErrorParser) -> CloudError {
+        let (code, message) = parse(self.status, &self.body).unwrap_or_else(|| {
+            let start: String = self
+                .body
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(200)
+                .collect();
+            let message = if start.is_empty() {
+                format!("HTTP status {} with no error body", self.status)
+            } else {
+                format!("HTTP status {}: {start}", self.status)
+            };
+            (format!("HTTP{}", self.status), message)
+        });
+        CloudError::Api {
+            cloud,
+            status: Some(self.status),
+            code,
+            message,
+        }
+    }
+}
+
+/// A cloud's error-body parser: `(code, message)` from an error answer's status and body, or
+/// `None` if the body is not that cloud's error.
+pub type ErrorParser = fn(u16, &str) -> Option<(String, String)>;
+
+/// Why no answer came: the last connection error and how many tries were made.
+#[derive(Debug, Clone)]
+pub struct SendError {
+    pub cause: String,
+    pub tries: u32,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.cause)?;
+        if self.tries > 1 {
+            write!(f, " (gave up after {} tries)", self.tries)?;
+        }
+        Ok(())
+    }
+}
+
+/// An agent and the count of requests it sent (benchmarks read it).
+pub struct Client {
+    agent: ureq::Agent,
+    timeout: Duration,
+    requests: AtomicU32,
+}
+
+impl Client {
+    pub fn new(proxy: ProxyUse) -> Client {
+        let agent = agent(proxy);
+        let timeout = agent.config().timeouts().global.unwrap_or(GLOBAL_TIMEOUT);
+        Client {
+            agent,
+            timeout,
+            requests: AtomicU32::new(0),
+        }
+    }
+
+    /// Requests sent so far, retries included.
+    pub fn requests(&self) -> u32 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Sends `request` until an answer that is not to be retried, or until the deadline or the
+    /// request's tries are used up: then the last answer (for the caller to report with its
+    /// code), or the last connection error.
+    pub fn send(&self, request: &Request, deadline: Instant) -> Result<Reply, SendError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (wait, last) = match self.once(request, deadline) {
+                Ok(reply) if self.retryable(request, &reply) => {
+                    let wait = match reply.retry_after() {
+                        Some(after) => wait_within(after, deadline),
+                        None => backoff(tries - 1, deadline),
+                    };
+                    (wait, Ok(reply))
+                }
+                Ok(reply) => return Ok(reply),
+                Err(cause) if request.resend => (backoff(tries - 1, deadline), Err(cause)),
+                Err(cause) => return Err(SendError { cause, tries }),
+            };
+            match wait.filter(|_| tries < request.max_tries) {
+                Some(wait) => {
+                    log::debug!(
+                        "{:?} {}: try {} in {} ms",
+                        request.method,
+                        origin_of(request.url),
+                        tries + 1,
+                        wait.as_millis()
+                    );
+                    std::thread::sleep(wait);
+                }
+                None => return last.map_err(|cause| SendError { cause, tries }),
+            }
+        }
+    }
+
+    fn retryable(&self, request: &Request, reply: &Reply) -> bool {
+        reply.status == 429
+            || reply.status >= 500
+            || request.also_retry.is_some_and(|retry| retry(reply))
+    }
+
+    /// One try, its timeout clamped to the deadline.
+    fn once(&self, request: &Request, deadline: Instant) -> Result<Reply, String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(50) {
+            return Err("the event's deadline passed".into());
+        }
+        let timeout = if request.long_poll {
+            left
+        } else {
+            self.timeout.min(left)
+        };
+        let method = match request.method {
+            Method::Get => ureq::http::Method::GET,
+            Method::Put => ureq::http::Method::PUT,
+            Method::Post => ureq::http::Method::POST,
+            Method::Delete => ureq::http::Method::DELETE,
+        };
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        // A request without a body sends none (not even `Content-Length: 0`).
+        let result = match &request.body {
+            Some(body) => self.run(builder.body(body.clone()), timeout),
+            None => self.run(builder.body(()), timeout),
+        };
+        let mut response = result?;
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let status = response.status().as_u16();
+        let mut body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        // An error answer is read to build messages; a success answer may rightly hold a token.
+        if !(200..300).contains(&status) {
+            let secrets: Vec<&str> = request.secrets.iter().map(String::as_str).collect();
+            body = super::secret::mask(&body, &secrets);
+        }
+        Ok(Reply {
+            status,
+            body,
+            headers,
+        })
+    }
+}
+
+impl Client {
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        request: Result<ureq::http::Request<S>, ureq::http::Error>,
+        timeout: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, String> {
+        let request = request.map_err(|e| e.to_string())?;
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(timeout))
+            .build();
+        self.agent.run(request).map_err(|e| e.to_string())
+    }
+}
+
+/// `scheme://host[:port]` of a URL: where a request goes, without its path or query.
+pub fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find(['/', '?']) {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
 }
 
 #[cfg(test)]

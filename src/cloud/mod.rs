@@ -2,15 +2,23 @@
 //!
 //! The server hands `ha_event_handler` one [`Work`] per route table: the event and the nodes that
 //! share that table. The handler opens the provider's [`RouteTable`], reads it once, computes what
-//! each node needs, writes only what differs, one write after another, and answers with one
-//! [`NodeOutcome`] per node. GCP routes cannot be edited in place, so that provider plans its own
-//! work (`gcp::run`) instead of going through [`apply`].
+//! each node needs, writes only what differs (as the provider writes best: one file rewrite, one
+//! Azure table PUT, concurrent EC2 calls) and answers with one [`NodeOutcome`] per node. GCP
+//! routes cannot be edited in place, so that provider plans its own work (`gcp::run`) instead of
+//! going through [`apply`].
+//!
+//! What the clouds share lives here once: [`http`] (the client and its retry policy, the error
+//! answer as a [`CloudError`]), [`secret`] (the `Secret` type and the masker) and
+//! [`token_cache`] (credentials shared by handler processes). Each cloud module keeps only its
+//! signing or token source, its request shapes and its error-body parser.
 
 pub mod aws;
 pub mod azure;
 pub mod file;
 pub mod gcp;
 pub mod http;
+pub mod secret;
+pub mod token_cache;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -111,6 +119,9 @@ pub enum CloudError {
     /// `AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist`.
     Api {
         cloud: &'static str,
+        /// The HTTP status of the answer; `None` for an error reported inside a 200 (a failed
+        /// long-running operation).
+        status: Option<u16>,
         code: String,
         message: String,
     },
@@ -120,6 +131,9 @@ pub enum CloudError {
     Transport(String),
     /// Local trouble: a table file unreadable or malformed, a parameter missing.
     Local(String),
+    /// A conditional write ([`RouteWrite::conditional`]) found the route no longer as it was read:
+    /// someone else moved it meanwhile, so it was not rewritten. `now` is its next hop now.
+    Changed { now: Option<String> },
 }
 
 impl fmt::Display for CloudError {
@@ -130,14 +144,46 @@ impl fmt::Display for CloudError {
                 cloud,
                 code,
                 message,
+                ..
             } => write!(f, "{cloud} {code}: {message}"),
             CloudError::Auth(m) => write!(f, "credentials: {m}"),
             CloudError::Transport(m) | CloudError::Local(m) => f.write_str(m),
+            CloudError::Changed { now } => write!(
+                f,
+                "changed meanwhile (now via {}): not rewritten",
+                now.as_deref().unwrap_or("no router")
+            ),
         }
     }
 }
 
 impl std::error::Error for CloudError {}
+
+impl CloudError {
+    /// The same error with every secret masked in its text, in any form a server could have
+    /// echoed it in ([`secret::mask`]).
+    pub fn masked(self, secrets: &[&str]) -> CloudError {
+        let m = |text: String| secret::mask(&text, secrets);
+        match self {
+            CloudError::TableNotFound(t) => CloudError::TableNotFound(m(t)),
+            CloudError::Api {
+                cloud,
+                status,
+                code,
+                message,
+            } => CloudError::Api {
+                cloud,
+                status,
+                code: m(code),
+                message: m(message),
+            },
+            CloudError::Auth(t) => CloudError::Auth(m(t)),
+            CloudError::Transport(t) => CloudError::Transport(m(t)),
+            CloudError::Local(t) => CloudError::Local(m(t)),
+            CloudError::Changed { now } => CloudError::Changed { now },
+        }
+    }
+}
 
 /// One route as a provider reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,23 +204,27 @@ impl Route {
     }
 }
 
-/// A cloud route table: read it whole, write one route.
+/// One write an event asks of a table: point `route` at `next_hop`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteWrite {
+    /// The route as it was read; its `next_hop` is the value a conditional write expects.
+    pub route: Route,
+    pub next_hop: String,
+    /// Write only if the route still points where it did when read (`verify` restores the value
+    /// it read and must never undo a `peerFail` that landed in between). A provider whose API has
+    /// a condition uses it; one without says so on its `write_all`.
+    pub conditional: bool,
+}
+
+/// A cloud route table: read it whole, then write what an event needs.
 pub trait RouteTable {
     /// The table's name for messages (`t1`, `rtb-0a1b2c3d`).
     fn name(&self) -> String;
     /// Every route of the table.
     fn read(&mut self) -> Result<Vec<Route>, CloudError>;
-    /// Points `route` at `next_hop` (which may be its current next hop, for `verify`).
-    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError>;
-    /// Applies several writes in order, one result each. Cloud APIs take one route per call,
-    /// so the default writes one after another; a table kept as one document (the `file`
-    /// provider) rewrites it once for the whole event instead of once per route.
-    fn write_all(&mut self, writes: &[(Route, String)]) -> Vec<Result<(), CloudError>> {
-        writes
-            .iter()
-            .map(|(route, hop)| self.write(route, hop))
-            .collect()
-    }
+    /// Applies an event's writes, one result each, in order. A conditional write that found its
+    /// route changed answers [`CloudError::Changed`].
+    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>>;
 }
 
 /// The parameter that holds a node's own next hop, for providers that move routes.
@@ -186,26 +236,32 @@ pub fn next_hop_param(provider: Provider) -> Param {
     }
 }
 
-/// Runs a handler's work to completion and returns one outcome per node.
+/// Runs a handler's work to completion and returns one outcome per node. Each provider has the
+/// same entry point, `run(work, deadline, log)` (configured from the environment), and the
+/// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call.
 pub fn run(work: &Work) -> Vec<NodeOutcome> {
     let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
     let mut log = EventLog::new(work);
     let outcomes = match work.provider {
+        Provider::File => file::run(work, deadline, &mut log),
+        Provider::Aws => aws::run(work, deadline, &mut log),
+        Provider::Azure => azure::run(work, deadline, &mut log),
         Provider::Gcp => gcp::run(work, deadline, &mut log),
-        provider => {
-            let opened = match provider {
-                Provider::File => file::open(work),
-                Provider::Aws => aws::open(work, deadline),
-                _ => azure::open(work, deadline),
-            };
-            match opened {
-                Ok(mut table) => apply(table.as_mut(), work, &mut log),
-                Err(e) => fail_all(work, &e, &mut log),
-            }
-        }
     };
     log.finish(&outcomes);
     outcomes
+}
+
+/// The event on an opened table ([`apply`]), or every node failed if it could not be opened.
+pub fn run_table<T: RouteTable>(
+    opened: Result<T, CloudError>,
+    work: &Work,
+    log: &mut EventLog,
+) -> Vec<NodeOutcome> {
+    match opened {
+        Ok(mut table) => apply(&mut table, work, log),
+        Err(e) => fail_all(work, &e, log),
+    }
 }
 
 /// Every node of `work` failed with the same error (e.g. no credentials).
@@ -270,9 +326,15 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
         .iter()
         .map(|node| plan_node(node, &name, &mut routes, kind, log))
         .collect();
-    let writes: Vec<(Route, String)> = plans
+    let writes: Vec<RouteWrite> = plans
         .iter()
-        .flat_map(|p| p.writes.iter().map(|w| (w.route.clone(), w.target.clone())))
+        .flat_map(|p| {
+            p.writes.iter().map(|w| RouteWrite {
+                route: w.route.clone(),
+                next_hop: w.target.clone(),
+                conditional: kind == EventKind::Verify,
+            })
+        })
         .collect();
     let results = if writes.is_empty() {
         Vec::new()
@@ -395,6 +457,7 @@ fn finish_node(
         return NodeOutcome::new(index, Outcome::Failed, message, started);
     }
     let mut done = Vec::new();
+    let mut changed = Vec::new();
     let mut failure = None;
     for w in &plan.writes {
         let dest = &w.route.destination;
@@ -413,6 +476,11 @@ fn finish_node(
                     format!("{dest} in {name} now via {} (was {})", w.target, w.was)
                 });
             }
+            Err(e @ CloudError::Changed { .. }) => {
+                let note = format!("{dest} in {name} {e}");
+                log.line(index, &note);
+                changed.push(note);
+            }
             Err(e) => {
                 log.line(index, &format!("Error writing route {dest}: {e}"));
                 failure.get_or_insert(e.to_string());
@@ -420,6 +488,7 @@ fn finish_node(
         }
     }
     let ms = started.elapsed().as_millis();
+    done.extend(changed.iter().cloned());
     if let Some(mut message) = failure {
         if !done.is_empty() {
             message = format!("{message} (after {})", done.join("; "));
@@ -437,7 +506,12 @@ fn finish_node(
             plan.unchanged.join(", ")
         ),
     };
-    NodeOutcome::new(index, Outcome::Ok, message, started)
+    let outcome = if changed.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Warning
+    };
+    NodeOutcome::new(index, outcome, message, started)
 }
 
 fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {

@@ -231,6 +231,8 @@ pub struct FakeImds {
     state: Arc<Mutex<ImdsState>>,
     _server: Loopback,
     pub endpoint: String,
+    /// A credential cache directory for the runs against this fake.
+    pub cache: tempfile::TempDir,
 }
 
 pub const ROLE: &str = "csr-ha-role";
@@ -278,6 +280,7 @@ impl FakeImds {
         });
         let endpoint = server.url.clone();
         FakeImds {
+            cache: tempfile::tempdir().expect("cache dir"),
             state,
             _server: server,
             endpoint,

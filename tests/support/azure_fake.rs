@@ -55,7 +55,7 @@ impl FakeRoute {
         }
     }
 
-    fn to_json(&self, table_id: &str) -> Value {
+    fn to_json(&self, table_id: &str, etag: &str) -> Value {
         let mut props = json!({
             "provisioningState": "Succeeded",
             "addressPrefix": self.prefix,
@@ -68,7 +68,7 @@ impl FakeRoute {
         json!({
             "name": self.name,
             "id": format!("{table_id}/routes/{}", self.name),
-            "etag": "W/\"00000000-0000-0000-0000-000000000001\"",
+            "etag": etag,
             "type": "Microsoft.Network/routeTables/routes",
             "properties": props,
         })
@@ -104,6 +104,9 @@ impl Seen {
     pub fn is_route_put(&self) -> bool {
         self.method == "PUT" && self.path().contains("/routes/")
     }
+    pub fn is_table_put(&self) -> bool {
+        self.method == "PUT" && !self.path().contains("/routes/")
+    }
     pub fn is_table_get(&self) -> bool {
         self.method == "GET" && self.path().to_ascii_lowercase().contains("/routetables/")
     }
@@ -123,7 +126,8 @@ pub enum Writes {
 #[derive(Debug)]
 struct Op {
     table: String,
-    route: FakeRoute,
+    /// What the write sets when it completes: one route, or every route of a table PUT.
+    routes: Vec<FakeRoute>,
     polls: u32,
     fail: bool,
 }
@@ -157,6 +161,13 @@ pub struct State {
     pub app: Option<(String, String, String)>,
     pub app_token: String,
     pub arm_base: String,
+    /// Write count per route (`<table id>/routes/<name>`, lower case) and per table: the etags.
+    versions: BTreeMap<String, u32>,
+    /// Another writer: right after the next table GET, this route of this table (lower-cased
+    /// table id, route name) is pointed at this IP, as if someone else wrote it in between.
+    pub change_after_read: Option<(String, String, String)>,
+    /// A wrong app key's error quotes the request body it was sent, as some endpoints do.
+    pub echo_login_body: bool,
 }
 
 /// A running fake; stopped when dropped.
@@ -164,6 +175,8 @@ pub struct Fake {
     pub base: String,
     pub state: Arc<Mutex<State>>,
     _server: Loopback,
+    /// A credential cache directory for the runs against this fake.
+    pub cache: tempfile::TempDir,
 }
 
 pub const SUB: &str = "00000000-1111-2222-3333-444444444444";
@@ -204,6 +217,9 @@ impl Fake {
             app: None,
             app_token: unique("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.app"),
             arm_base: base.clone(),
+            versions: BTreeMap::new(),
+            change_after_read: None,
+            echo_login_body: false,
         }));
         let shared = Arc::clone(&state);
         let server = server.serve(move |mut request| {
@@ -244,6 +260,7 @@ impl Fake {
             let _ = request.respond(response);
         });
         Fake {
+            cache: tempfile::tempdir().expect("cache dir"),
             base,
             state,
             _server: server,
@@ -279,6 +296,15 @@ impl Fake {
     pub fn seen(&self) -> Vec<Seen> {
         self.state().seen.clone()
     }
+
+    /// Makes another writer point `route` of `table` at `ip` right after the next table GET.
+    pub fn change_after_read(&self, table: &str, route: &str, ip: &str) {
+        self.state().change_after_read = Some((
+            table_id(table).to_ascii_lowercase(),
+            route.to_string(),
+            ip.to_string(),
+        ));
+    }
 }
 
 struct Answer {
@@ -297,6 +323,48 @@ fn answer(status: u16, body: Value) -> Answer {
 
 fn arm_error(status: u16, code: &str, message: &str) -> Answer {
     answer(status, json!({"error": {"code": code, "message": message}}))
+}
+
+/// A route's `properties` as a route PUT or a table PUT sends them, checked as ARM does.
+fn parse_route(name: &str, props: &Value) -> Result<FakeRoute, Answer> {
+    let (Some(prefix), Some(hop_type)) = (
+        props["addressPrefix"].as_str(),
+        props["nextHopType"].as_str(),
+    ) else {
+        return Err(arm_error(
+            400,
+            "InvalidRequestFormat",
+            "addressPrefix and nextHopType are required.",
+        ));
+    };
+    let hop_ip = props["nextHopIpAddress"].as_str().map(str::to_string);
+    if hop_type == "VirtualAppliance"
+        && hop_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .is_none()
+    {
+        return Err(arm_error(
+            400,
+            "InvalidRouteNextHopIpAddress",
+            "nextHopIpAddress must be an IP address for VirtualAppliance.",
+        ));
+    }
+    Ok(FakeRoute {
+        name: name.to_string(),
+        prefix: prefix.to_string(),
+        hop_type: hop_type.to_string(),
+        hop_ip,
+    })
+}
+
+/// ARM's answer to an `If-Match` whose etag is no longer the resource's.
+fn precondition_failed() -> Answer {
+    arm_error(
+        412,
+        "PreconditionFailed",
+        "The condition specified using HTTP conditional header(s) is not met.",
+    )
 }
 
 fn query(url: &str) -> BTreeMap<String, String> {
@@ -443,6 +511,15 @@ impl State {
                 json!({"error": "unauthorized_client", "error_description": format!("AADSTS700016: Application with identifier '{}' was not found in the directory.", f.get("client_id").cloned().unwrap_or_default())}),
             );
         }
+        if f.get("client_secret") != Some(&key) && self.echo_login_body {
+            return answer(
+                401,
+                json!({
+                    "error": "invalid_client",
+                    "error_description": format!("AADSTS7000215: Invalid client secret provided in {}", req.body),
+                }),
+            );
+        }
         if f.get("client_secret") != Some(&key) {
             return answer(
                 401,
@@ -518,9 +595,28 @@ impl State {
             return self.poll(&id, true);
         }
         match (req.method.as_str(), lower.split_once("/routes/")) {
-            ("GET", None) => self.get_table(path),
+            ("GET", None) => {
+                let answer = self.get_table(path);
+                if let Some((table, route, ip)) = self.change_after_read.take() {
+                    let mut changed = self
+                        .tables
+                        .get(&table)
+                        .and_then(|routes| routes.iter().find(|r| r.name == route).cloned())
+                        .expect("change_after_read names an existing route");
+                    changed.hop_ip = Some(ip);
+                    self.apply(&table, changed);
+                }
+                answer
+            }
+            ("PUT", None) => self.put_table(req, path),
             ("PUT", Some((table, name))) => {
                 let name = path[path.len() - name.len()..].to_string();
+                let key = format!("{table}/routes/{}", name.to_ascii_lowercase());
+                if let Some(expected) = req.header("If-Match") {
+                    if expected != self.etag(&key) {
+                        return precondition_failed();
+                    }
+                }
                 self.put_route(table, &name, &req.body)
             }
             _ => arm_error(
@@ -544,12 +640,17 @@ impl State {
                 json!({
                     "name": name,
                     "id": path,
+                    "etag": self.etag(&path.to_ascii_lowercase()),
                     "type": "Microsoft.Network/routeTables",
                     "location": "westeurope",
+                    "tags": {"owner": "csr-ha-test"},
                     "properties": {
                         "provisioningState": "Succeeded",
                         "disableBgpRoutePropagation": false,
-                        "routes": routes.iter().map(|r| r.to_json(path)).collect::<Vec<_>>(),
+                        "routes": routes.iter().map(|r| {
+                            let key = format!("{}/routes/{}", path.to_ascii_lowercase(), r.name.to_ascii_lowercase());
+                            r.to_json(path, &self.etag(&key))
+                        }).collect::<Vec<_>>(),
                     }
                 }),
             ),
@@ -587,82 +688,138 @@ impl State {
                 )
             }
         };
-        let props = &parsed["properties"];
-        let (Some(prefix), Some(hop_type)) = (
-            props["addressPrefix"].as_str(),
-            props["nextHopType"].as_str(),
-        ) else {
-            return arm_error(
-                400,
-                "InvalidRequestFormat",
-                "addressPrefix and nextHopType are required.",
-            );
-        };
-        let hop_ip = props["nextHopIpAddress"].as_str().map(str::to_string);
-        if hop_type == "VirtualAppliance"
-            && hop_ip
-                .as_deref()
-                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-                .is_none()
-        {
-            return arm_error(
-                400,
-                "InvalidRouteNextHopIpAddress",
-                "nextHopIpAddress must be an IP address for VirtualAppliance.",
-            );
-        }
-        let route = FakeRoute {
-            name: name.to_string(),
-            prefix: prefix.to_string(),
-            hop_type: hop_type.to_string(),
-            hop_ip,
+        let route = match parse_route(name, &parsed["properties"]) {
+            Ok(route) => route,
+            Err(answer) => return answer,
         };
         let exists = routes.iter().any(|r| r.name == name);
         let status = if exists { 200 } else { 201 };
-        let mut json = route.to_json(table);
+        let mut json = route.to_json(table, "W/\"pending\"");
         match self.writes {
             Writes::Immediate => {
                 self.apply(table, route);
                 answer(status, json)
             }
             Writes::AzureAsync | Writes::Location => {
-                let id = self.next_op;
-                self.next_op += 1;
-                self.ops.insert(
-                    id,
-                    Op {
-                        table: table.to_string(),
-                        route,
-                        polls: 0,
-                        fail: self.fail_operations,
-                    },
-                );
+                let id = self.start_op(table, vec![route]);
                 json["properties"]["provisioningState"] = json!("Updating");
-                let ops = format!(
-                    "{}/subscriptions/{SUB}/providers/Microsoft.Network/locations/westeurope",
-                    self.arm_base
-                );
-                if self.writes == Writes::AzureAsync {
-                    let mut a = answer(status, json);
-                    a.headers.push((
-                        "Azure-AsyncOperation".into(),
-                        format!("{ops}/operations/{id}?api-version=2024-05-01"),
-                    ));
-                    a
-                } else {
-                    let mut a = answer(202, json!(null));
-                    a.body = String::new();
-                    a.headers.push((
-                        "Location".into(),
-                        format!("{ops}/operationResults/{id}?api-version=2024-05-01"),
-                    ));
-                    a
-                }
+                self.long_running(id, status, json)
             }
         }
     }
 
+    /// A long-running write of `routes` to `table`; it completes on its second poll.
+    fn start_op(&mut self, table: &str, routes: Vec<FakeRoute>) -> u32 {
+        let id = self.next_op;
+        self.next_op += 1;
+        self.ops.insert(
+            id,
+            Op {
+                table: table.to_string(),
+                routes,
+                polls: 0,
+                fail: self.fail_operations,
+            },
+        );
+        id
+    }
+
+    /// The answer to a write that completes later: `Azure-AsyncOperation`, or 202 + `Location`.
+    fn long_running(&self, id: u32, status: u16, json: Value) -> Answer {
+        let ops = format!(
+            "{}/subscriptions/{SUB}/providers/Microsoft.Network/locations/westeurope",
+            self.arm_base
+        );
+        if self.writes == Writes::AzureAsync {
+            let mut a = answer(status, json);
+            a.headers.push((
+                "Azure-AsyncOperation".into(),
+                format!("{ops}/operations/{id}?api-version=2024-05-01"),
+            ));
+            a
+        } else {
+            let mut a = answer(202, json!(null));
+            a.body = String::new();
+            a.headers.push((
+                "Location".into(),
+                format!("{ops}/operationResults/{id}?api-version=2024-05-01"),
+            ));
+            a
+        }
+    }
+
+    /// Route Tables - Create Or Update: the body's routes replace the table's.
+    fn put_table(&mut self, req: &Seen, path: &str) -> Answer {
+        let table = path.to_ascii_lowercase();
+        if !self.tables.contains_key(&table) {
+            return arm_error(404, "ResourceNotFound", "The route table was not found.");
+        }
+        if let Some(expected) = req.header("If-Match") {
+            if expected != self.etag(&table) {
+                return precondition_failed();
+            }
+        }
+        if self.deny_writes {
+            return arm_error(
+                403,
+                "AuthorizationFailed",
+                &format!("The client does not have authorization to perform action 'Microsoft.Network/routeTables/write' over scope '{table}'."),
+            );
+        }
+        let parsed: Value = match serde_json::from_str(&req.body) {
+            Ok(v) => v,
+            Err(e) => return arm_error(400, "InvalidRequestContent", &format!("{e}")),
+        };
+        if parsed["location"].as_str().is_none() {
+            return arm_error(
+                400,
+                "LocationRequired",
+                "The location property is required.",
+            );
+        }
+        let Some(routes) = parsed["properties"]["routes"].as_array() else {
+            return arm_error(
+                400,
+                "InvalidRequestFormat",
+                "properties.routes is required.",
+            );
+        };
+        let mut new = Vec::new();
+        for r in routes {
+            match parse_route(r["name"].as_str().unwrap_or_default(), &r["properties"]) {
+                Ok(route) => new.push(route),
+                Err(answer) => return answer,
+            }
+        }
+        let changed: Vec<FakeRoute> = new
+            .into_iter()
+            .filter(|r| self.tables[&table].iter().all(|old| old != r))
+            .collect();
+        match self.writes {
+            Writes::Immediate => {
+                for r in changed {
+                    self.apply(&table, r);
+                }
+                self.get_table(path)
+            }
+            Writes::AzureAsync | Writes::Location => {
+                let id = self.start_op(&table, changed);
+                let json = self.get_table(path).body;
+                let json = serde_json::from_str(&json).unwrap_or(Value::Null);
+                self.long_running(id, 200, json)
+            }
+        }
+    }
+
+    /// The etag of a route or table: its write count.
+    fn etag(&self, key: &str) -> String {
+        format!("W/\"{}\"", self.versions.get(key).copied().unwrap_or(0))
+    }
+
     fn apply(&mut self, table: &str, route: FakeRoute) {
+        let key = format!("{table}/routes/{}", route.name.to_ascii_lowercase());
+        *self.versions.entry(key).or_default() += 1;
+        *self.versions.entry(table.to_string()).or_default() += 1;
         if let Some(routes) = self.tables.get_mut(table) {
             match routes.iter_mut().find(|r| r.name == route.name) {
                 Some(r) => *r = route,
@@ -696,7 +853,7 @@ impl State {
                 answer(200, json!({"status": "InProgress"}))
             };
         }
-        let (table, route, fail) = (op.table.clone(), op.route.clone(), op.fail);
+        let (table, routes, fail) = (op.table.clone(), op.routes.clone(), op.fail);
         // Finished operations stay for `polls()` but no longer block the table.
         op.table = format!("done:{table}");
         if fail {
@@ -713,7 +870,9 @@ impl State {
                 )
             };
         }
-        self.apply(&table, route);
+        for route in routes {
+            self.apply(&table, route);
+        }
         if location {
             Answer {
                 status: 200,

@@ -88,6 +88,8 @@ pub struct GcpFake {
     pub host: String,
     state: Arc<Mutex<State>>,
     _server: Loopback,
+    /// A credential cache directory for the runs against this fake.
+    pub cache: tempfile::TempDir,
 }
 
 impl GcpFake {
@@ -115,6 +117,7 @@ impl GcpFake {
         let shared = Arc::clone(&state);
         let server = server.serve(move |request| serve(&shared, request));
         GcpFake {
+            cache: tempfile::tempdir().expect("cache dir"),
             url: server.url.clone(),
             host: format!("127.0.0.1:{port}"),
             state,

@@ -14,7 +14,8 @@
 //!   -> {"Code":"Success","AccessKeyId":..,"SecretAccessKey":..,"Token":..,"Expiration":"..Z"}
 //! ```
 //!
-//! The token and the role's credentials are kept in memory (per metadata endpoint) until shortly
+//! The token and the role's credentials are kept in the shared [`TokenCache`] (per metadata
+//! endpoint) until shortly
 //! before they expire, so a server that runs many events pays the metadata round trips once per
 //! few hours. A `401` from the metadata service means the token expired early (the instance was
 //! stopped, the service restarted): the token is dropped and fetched again, once.
@@ -25,24 +26,32 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
 use super::sigv4::parse_utc;
-use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::http::{self, Client, Method, ProxyUse, Request};
+use crate::cloud::secret::Secret;
+use crate::cloud::token_cache::{CacheKey, TokenCache};
 use crate::cloud::CloudError;
 
 /// An access key, with the session token that goes with temporary (role) credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
 }
 
 impl Credentials {
+    /// The secret parts, for [`crate::cloud::secret::mask`].
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut out = vec![self.secret_access_key.expose()];
+        out.extend(self.session_token.as_ref().map(Secret::expose));
+        out
+    }
+
     pub fn new(
         access_key_id: &str,
         secret_access_key: &str,
@@ -50,8 +59,8 @@ impl Credentials {
     ) -> Credentials {
         Credentials {
             access_key_id: access_key_id.to_string(),
-            secret_access_key: secret_access_key.to_string(),
-            session_token: session_token.filter(|t| !t.is_empty()).map(str::to_string),
+            secret_access_key: Secret::new(secret_access_key),
+            session_token: session_token.filter(|t| !t.is_empty()).map(Secret::new),
         }
     }
 }
@@ -61,14 +70,8 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &crate::node::mask(&self.secret_access_key),
-            )
-            .field(
-                "session_token",
-                &self.session_token.as_deref().map(crate::node::mask),
-            )
+            .field("secret_access_key", &self.secret_access_key)
+            .field("session_token", &self.session_token)
             .finish()
     }
 }
@@ -85,6 +88,9 @@ pub struct CredentialSources {
     pub profile: Option<String>,
     /// The instance metadata service; `None` when disabled (`AWS_EC2_METADATA_DISABLED=true`).
     pub imds: Option<ImdsConfig>,
+    /// Where the role's credentials and the session token are kept between events. Keys from
+    /// the environment or the shared file are read locally and never cached.
+    pub cache: TokenCache,
 }
 
 /// Where the instance metadata service is and how long its session tokens should live.
@@ -108,8 +114,20 @@ pub const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
 /// spend the whole event deadline finding out).
 const IMDS_TRIES: u32 = 2;
 
+/// How [`CredentialSources::resolve`] names credentials of the instance's role.
+pub const ROLE_SOURCE: &str = "instance role";
+
 impl CredentialSources {
-    pub fn from_env() -> CredentialSources {
+    /// Drops the cached role credentials and session token, so the next
+    /// [`CredentialSources::resolve`] asks the metadata service.
+    pub fn forget_role(&self) {
+        if let Some(imds) = &self.imds {
+            self.cache.forget(&role_key(imds));
+            self.cache.forget(&token_key(imds));
+        }
+    }
+
+    pub fn from_env(cache: TokenCache) -> CredentialSources {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let static_keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
             (Some(id), Some(secret)) => Some(Credentials::new(
@@ -146,6 +164,7 @@ impl CredentialSources {
             shared_file,
             profile: var("AWS_PROFILE"),
             imds,
+            cache,
         }
     }
 
@@ -165,8 +184,8 @@ impl CredentialSources {
             None => tried.push("no shared credentials file (HOME not set)".into()),
         }
         match &self.imds {
-            Some(imds) => match from_imds(imds, deadline) {
-                Ok(keys) => return Ok((keys, format!("instance role via {}", imds.endpoint))),
+            Some(imds) => match from_imds(imds, &self.cache, deadline) {
+                Ok(keys) => return Ok((keys, format!("{ROLE_SOURCE} via {}", imds.endpoint))),
                 Err(e) => tried.push(format!("instance role: {e}")),
             },
             None => tried.push("instance metadata disabled (AWS_EC2_METADATA_DISABLED)".into()),
@@ -239,26 +258,6 @@ fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     sections
 }
 
-/// Tokens and role credentials per metadata endpoint, for the life of the process.
-static IMDS_CACHE: Mutex<BTreeMap<String, ImdsCache>> = Mutex::new(BTreeMap::new());
-
-#[derive(Default)]
-struct ImdsCache {
-    /// The session token and when to stop using it.
-    token: Option<(String, Instant)>,
-    /// The role's credentials and when to stop using them.
-    credentials: Option<(Credentials, SystemTime)>,
-}
-
-fn with_cache<T>(endpoint: &str, f: impl FnOnce(&mut ImdsCache) -> T) -> T {
-    // A poisoned lock only means another thread panicked mid-update; the cache is still a
-    // plain value, and the worst case is one extra fetch.
-    let mut cache = IMDS_CACHE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(cache.entry(endpoint.to_string()).or_default())
-}
-
 /// Why a metadata request failed.
 enum ImdsError {
     /// The token was refused (expired or revoked): fetch a new one and try again.
@@ -277,42 +276,71 @@ impl fmt::Display for ImdsError {
     }
 }
 
-fn from_imds(config: &ImdsConfig, deadline: Instant) -> Result<Credentials, String> {
-    let cached = with_cache(&config.endpoint, |c| {
-        c.credentials
-            .as_ref()
-            .filter(|(_, until)| SystemTime::now() < *until)
-            .map(|(k, _)| k.clone())
-    });
-    if let Some(keys) = cached {
+fn from_imds(
+    config: &ImdsConfig,
+    cache: &TokenCache,
+    deadline: Instant,
+) -> Result<Credentials, String> {
+    let key = role_key(config);
+    if let Some(keys) = cache.get(&key).and_then(|(v, _)| decode(&v)) {
         return Ok(keys);
     }
-    let agent = http::agent(ProxyUse::Never);
-    let (keys, until) = match fetch_role_credentials(&agent, config, deadline, false) {
+    let agent = Client::new(ProxyUse::Never);
+    let (keys, until) = match fetch_role_credentials(&agent, config, cache, deadline, false) {
         Err(ImdsError::Unauthorized) => {
             log::info!(
                 "instance metadata at {}: session token refused, fetching a new one",
                 config.endpoint
             );
-            fetch_role_credentials(&agent, config, deadline, true)
+            fetch_role_credentials(&agent, config, cache, deadline, true)
         }
         other => other,
     }
     .map_err(|e| e.to_string())?;
-    with_cache(&config.endpoint, |c| {
-        c.credentials = until.map(|u| (keys.clone(), u))
-    });
+    if let Some(until) = until {
+        cache.put(&key, &encode(&keys), until);
+    }
     Ok(keys)
+}
+
+fn role_key(config: &ImdsConfig) -> CacheKey {
+    CacheKey::new("aws-role", &[&config.endpoint])
+}
+
+fn token_key(config: &ImdsConfig) -> CacheKey {
+    CacheKey::new("aws-imds-token", &[&config.endpoint])
+}
+
+/// Role credentials as the cache keeps them: the metadata service's own field names.
+fn encode(keys: &Credentials) -> Secret {
+    Secret::new(
+        serde_json::json!({
+            "AccessKeyId": keys.access_key_id,
+            "SecretAccessKey": keys.secret_access_key.expose(),
+            "Token": keys.session_token.as_ref().map(Secret::expose),
+        })
+        .to_string(),
+    )
+}
+
+fn decode(value: &Secret) -> Option<Credentials> {
+    let parsed: RoleCredentials = serde_json::from_str(value.expose()).ok()?;
+    Some(Credentials::new(
+        &parsed.access_key_id?,
+        &parsed.secret_access_key?,
+        parsed.token.as_deref(),
+    ))
 }
 
 /// The role's credentials and until when they may be reused (`None`: do not cache).
 fn fetch_role_credentials(
-    agent: &ureq::Agent,
+    agent: &Client,
     config: &ImdsConfig,
+    cache: &TokenCache,
     deadline: Instant,
     fresh_token: bool,
 ) -> Result<(Credentials, Option<SystemTime>), ImdsError> {
-    let token = session_token(agent, config, deadline, fresh_token)?;
+    let token = session_token(agent, config, cache, deadline, fresh_token)?;
     const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
     let roles = imds_get(agent, config, &token, ROLES, deadline)?;
     let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
@@ -374,20 +402,16 @@ fn parse_role_credentials(
 
 /// The cached session token, or a new one from `PUT /latest/api/token`.
 fn session_token(
-    agent: &ureq::Agent,
+    agent: &Client,
     config: &ImdsConfig,
+    cache: &TokenCache,
     deadline: Instant,
     fresh: bool,
 ) -> Result<String, ImdsError> {
+    let key = token_key(config);
     if !fresh {
-        let cached = with_cache(&config.endpoint, |c| {
-            c.token
-                .as_ref()
-                .filter(|(_, until)| Instant::now() < *until)
-                .map(|(t, _)| t.clone())
-        });
-        if let Some(token) = cached {
-            return Ok(token);
+        if let Some((token, _)) = cache.get(&key) {
+            return Ok(token.expose().to_string());
         }
     }
     let ttl = config
@@ -395,13 +419,11 @@ fn session_token(
         .as_secs()
         .clamp(1, IMDS_TOKEN_TTL.as_secs());
     let url = format!("{}/latest/api/token", config.endpoint);
-    let started = Instant::now();
-    let token = imds_request(config, "/latest/api/token", deadline, || {
-        agent
-            .put(&url)
-            .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
-            .send_empty()
-    })?;
+    let started = SystemTime::now();
+    let request = Request::new(Method::Put, &url)
+        .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
+        .body(Vec::new());
+    let token = imds_request(agent, config, "/latest/api/token", request, deadline)?;
     let token = token.trim().to_string();
     if token.is_empty() {
         return Err(ImdsError::Other(format!(
@@ -411,62 +433,42 @@ fn session_token(
     // Renew a little before IMDS would refuse it: a minute early, or half the TTL if shorter.
     let ttl = Duration::from_secs(ttl);
     let until = started + ttl - (ttl / 2).min(Duration::from_secs(60));
-    with_cache(&config.endpoint, |c| c.token = Some((token.clone(), until)));
+    cache.put(&key, &Secret::new(token.clone()), until);
     Ok(token)
 }
 
 fn imds_get(
-    agent: &ureq::Agent,
+    agent: &Client,
     config: &ImdsConfig,
     token: &str,
     path: &str,
     deadline: Instant,
 ) -> Result<String, ImdsError> {
     let url = format!("{}{path}", config.endpoint);
-    imds_request(config, path, deadline, || {
-        agent
-            .get(&url)
-            .header("X-aws-ec2-metadata-token", token)
-            .call()
-    })
+    let request = Request::get(&url).secret_header("X-aws-ec2-metadata-token", token);
+    imds_request(agent, config, path, request, deadline)
 }
 
 /// One metadata request, tried up to [`IMDS_TRIES`] times on connection errors and 5xx.
 fn imds_request(
+    agent: &Client,
     config: &ImdsConfig,
     path: &str,
+    request: Request,
     deadline: Instant,
-    send: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<String, ImdsError> {
     let where_ = format!("instance metadata {}{path}", config.endpoint);
-    let mut attempt = 0;
-    loop {
-        let failure = match send() {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                match status {
-                    200 => {
-                        return response.body_mut().read_to_string().map_err(|e| {
-                            ImdsError::Other(format!("{where_}: reading the answer: {e}"))
-                        })
-                    }
-                    401 => return Err(ImdsError::Unauthorized),
-                    404 if path.contains("security-credentials") => {
-                        return Err(ImdsError::Other(format!(
-                            "{where_}: 404, no IAM role is attached to this instance"
-                        )))
-                    }
-                    500..=599 => format!("{where_}: HTTP {status}"),
-                    _ => return Err(ImdsError::Other(format!("{where_}: HTTP {status}"))),
-                }
-            }
-            Err(e) => format!("{where_}: {e}"),
-        };
-        attempt += 1;
-        match http::backoff(attempt - 1, deadline).filter(|_| attempt < IMDS_TRIES) {
-            Some(wait) => std::thread::sleep(wait),
-            None => return Err(ImdsError::Other(failure)),
-        }
+    let request = request.tries(IMDS_TRIES);
+    let reply = agent
+        .send(&request, deadline)
+        .map_err(|e| ImdsError::Other(format!("{where_}: {e}")))?;
+    match reply.status {
+        200 => Ok(reply.body),
+        401 => Err(ImdsError::Unauthorized),
+        404 if path.contains("security-credentials") => Err(ImdsError::Other(format!(
+            "{where_}: 404, no IAM role is attached to this instance"
+        ))),
+        status => Err(ImdsError::Other(format!("{where_}: HTTP {status}"))),
     }
 }
 
@@ -512,7 +514,7 @@ mod tests {
             ("AKIADEFAULT", None)
         );
         let keys = from_file(&path, "ops", true).expect("ok").expect("found");
-        assert_eq!(keys.session_token.as_deref(), Some("t2"));
+        assert_eq!(keys.session_token, Some(Secret::new("t2")));
         assert_eq!(from_file(&path, "nothere", false), Ok(None));
         let err = from_file(&path, "nothere", true).expect_err("explicit profile must exist");
         assert!(
@@ -536,7 +538,7 @@ mod tests {
     fn role_credentials_parse_and_expire() {
         let body = r#"{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2999-01-01T00:00:00Z"}"#;
         let (keys, until) = parse_role_credentials(body, "r").expect("parses");
-        assert_eq!(keys.session_token.as_deref(), Some("tok"));
+        assert_eq!(keys.session_token, Some(Secret::new("tok")));
         assert!(until.is_some());
         let soon = r#"{"Code":"Success","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2000-01-01T00:00:00Z"}"#;
         assert_eq!(parse_role_credentials(soon, "r").map(|(_, u)| u), Ok(None));

@@ -17,14 +17,13 @@
 //! connection failures are retried with backoff until the event's deadline; anything else is
 //! handed back at once with AWS's code and message.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Instant, SystemTime};
 
 use serde::Deserialize;
 
 use super::credentials::Credentials;
 use super::sigv4::{self, amz_date};
-use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::http::{self, Client, Method, ProxyUse, Reply};
 use crate::cloud::CloudError;
 
 /// The EC2 API version every call names.
@@ -43,7 +42,7 @@ const RETRY_CODES: &[&str] = &[
 
 /// A signed client for one Query API endpoint (EC2 by default).
 pub struct Ec2Client {
-    agent: ureq::Agent,
+    http: Client,
     endpoint: String,
     host: String,
     path: String,
@@ -51,7 +50,6 @@ pub struct Ec2Client {
     service: String,
     version: String,
     credentials: Credentials,
-    calls: AtomicU32,
 }
 
 impl Ec2Client {
@@ -84,7 +82,7 @@ impl Ec2Client {
             p => p.to_string(),
         };
         Ok(Ec2Client {
-            agent: http::agent(ProxyUse::FromEnv),
+            http: Client::new(ProxyUse::FromEnv),
             endpoint,
             host,
             path,
@@ -92,7 +90,6 @@ impl Ec2Client {
             service: "ec2".into(),
             version: EC2_VERSION.into(),
             credentials,
-            calls: AtomicU32::new(0),
         })
     }
 
@@ -110,12 +107,22 @@ impl Ec2Client {
 
     /// HTTP requests sent so far, retries included.
     pub fn calls(&self) -> u32 {
-        self.calls.load(Ordering::Relaxed)
+        self.http.requests()
     }
 
     /// Calls `action` with `params` and returns the response body, retrying throttling, 5xx and
-    /// connection errors until `deadline`.
+    /// connection errors until `deadline` ([`http::Client::send`]).
     pub fn call(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<String, CloudError> {
+        self.call_unmasked(action, params, deadline)
+            .map_err(|e| e.masked(&self.credentials.secrets()))
+    }
+
+    fn call_unmasked(
         &self,
         action: &str,
         params: &[(&str, &str)],
@@ -134,40 +141,7 @@ impl Ec2Client {
             })
             .collect::<Vec<_>>()
             .join("&");
-        let mut attempt = 0;
-        loop {
-            let error = match self.send_once(&body, deadline) {
-                Ok((status, text)) if (200..300).contains(&status) => return Ok(text),
-                Ok((status, text)) => {
-                    let error = api_error(status, &text, &self.endpoint);
-                    let retry = status >= 500
-                        || matches!(&error, CloudError::Api { code, .. } if RETRY_CODES.contains(&code.as_str()));
-                    if !retry {
-                        return Err(error);
-                    }
-                    error
-                }
-                Err(e) => {
-                    CloudError::Transport(format!("cannot reach AWS at {}: {e}", self.endpoint))
-                }
-            };
-            match http::backoff(attempt, deadline) {
-                Some(wait) => {
-                    log::warn!(
-                        "AWS {action}: {error}; try {} in {} ms",
-                        attempt + 2,
-                        wait.as_millis()
-                    );
-                    std::thread::sleep(wait);
-                    attempt += 1;
-                }
-                None => return Err(gave_up(error, attempt + 1)),
-            }
-        }
-    }
-
-    fn send_once(&self, body: &str, deadline: Instant) -> Result<(u16, String), ureq::Error> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        // Signed once: a signature stays valid for minutes, longer than any event's retries.
         let date = amz_date(SystemTime::now());
         let content_type = "application/x-www-form-urlencoded; charset=utf-8";
         let mut headers = vec![
@@ -176,7 +150,7 @@ impl Ec2Client {
             ("x-amz-date", date.as_str()),
         ];
         if let Some(token) = &self.credentials.session_token {
-            headers.push(("x-amz-security-token", token.as_str()));
+            headers.push(("x-amz-security-token", token.expose()));
         }
         let request = sigv4::Request {
             method: "POST",
@@ -190,44 +164,28 @@ impl Ec2Client {
             service: &self.service,
         };
         let authorization = sigv4::authorization(&self.credentials, &scope, &request, &date);
-
-        let mut builder = self.agent.post(&self.endpoint);
-        for (name, value) in &headers {
-            builder = builder.header(*name, *value);
+        let throttled = |reply: &Reply| {
+            parse_error(reply.status, &reply.body)
+                .is_some_and(|(code, _)| RETRY_CODES.contains(&code.as_str()))
+        };
+        let mut request = http::Request::new(Method::Post, &self.endpoint)
+            .retry_if(&throttled)
+            .body(body.clone());
+        for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
+            request = request.header(name, *value);
         }
-        builder = builder.header("authorization", &authorization);
-        // Never wait on one request past the event's deadline.
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left < http::GLOBAL_TIMEOUT {
-            builder = builder
-                .config()
-                .timeout_global(Some(left.max(std::time::Duration::from_millis(1))))
-                .build();
+        for secret in self.credentials.secrets() {
+            request = request.secret(secret);
         }
-        let mut response = builder.send(body)?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string()?;
-        Ok((status, text))
-    }
-}
-
-fn gave_up(error: CloudError, tries: u32) -> CloudError {
-    if tries < 2 {
-        return error;
-    }
-    let suffix = format!(" (gave up after {tries} tries, the event's deadline is near)");
-    match error {
-        CloudError::Api {
-            cloud,
-            code,
-            message,
-        } => CloudError::Api {
-            cloud,
-            code,
-            message: message + &suffix,
-        },
-        CloudError::Transport(m) => CloudError::Transport(m + &suffix),
-        other => other,
+        let request = request.secret_header("authorization", authorization);
+        let reply = self.http.send(&request, deadline).map_err(|e| {
+            CloudError::Transport(format!("cannot reach AWS at {}: {e}", self.endpoint))
+        })?;
+        if reply.is_success() {
+            return Ok(reply.body);
+        }
+        log::debug!("AWS {action}: HTTP {}", reply.status);
+        Err(reply.error("AWS", parse_error))
     }
 }
 
@@ -259,55 +217,57 @@ struct QueryErrorResponse {
     error: ErrorXml,
 }
 
-/// The AWS error in a non-2xx answer, or a transport error naming the status if the body is not
-/// AWS's (a proxy's error page, say).
-fn api_error(status: u16, body: &str, endpoint: &str) -> CloudError {
-    let first = quick_xml::de::from_str::<Ec2ErrorResponse>(body)
+/// AWS's code and message in an error body (EC2's `<Response><Errors><Error>`, IAM's and STS's
+/// `<ErrorResponse><Error>`); `None` if the body is not AWS's (a proxy's error page, say).
+fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
+    quick_xml::de::from_str::<Ec2ErrorResponse>(body)
         .ok()
         .and_then(|r| r.errors.error.into_iter().next())
         .or_else(|| {
             quick_xml::de::from_str::<QueryErrorResponse>(body)
                 .ok()
                 .map(|r| r.error)
-        });
-    match first {
-        Some(e) if !e.code.is_empty() => CloudError::Api {
-            cloud: "AWS",
-            code: e.code,
-            message: e.message,
-        },
-        _ => {
-            let excerpt: String = body.chars().take(200).collect();
-            CloudError::Transport(format!(
-                "AWS at {endpoint} answered HTTP {status} without an AWS error: {}",
-                excerpt.split_whitespace().collect::<Vec<_>>().join(" ")
-            ))
-        }
-    }
+        })
+        .filter(|e| !e.code.is_empty())
+        .map(|e| (e.code, e.message))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply::for_test(status, body)
+    }
+
     #[test]
     fn ec2_errors_become_code_and_message() {
         let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>InvalidRouteTableID.NotFound</Code>\
                     <Message>The routeTable ID 'rtb-0abc1234' does not exist</Message></Error></Errors>\
                     <RequestID>ea966190-f9aa-478e-9ede-example</RequestID></Response>";
-        let error = api_error(400, body, "https://ec2.us-east-1.amazonaws.com");
+        let error = reply(400, body).error("AWS", parse_error);
         assert_eq!(
             error.to_string(),
             "AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist"
         );
+        assert!(matches!(
+            error,
+            CloudError::Api {
+                status: Some(400),
+                ..
+            }
+        ));
         let iam = "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
                    <Code>AccessDenied</Code><Message>nope</Message></Error><RequestId>1</RequestId></ErrorResponse>";
         assert_eq!(
-            api_error(403, iam, "x").to_string(),
+            reply(403, iam).error("AWS", parse_error).to_string(),
             "AWS AccessDenied: nope"
         );
-        let html = api_error(502, "<html><body>Bad   Gateway</body></html>", "https://e");
-        assert_eq!(html.to_string(), "AWS at https://e answered HTTP 502 without an AWS error: <html><body>Bad Gateway</body></html>");
+        let html = reply(502, "<html><body>Bad   Gateway</body></html>").error("AWS", parse_error);
+        assert_eq!(
+            html.to_string(),
+            "AWS HTTP502: HTTP status 502: <html><body>Bad Gateway</body></html>"
+        );
     }
 
     #[test]

@@ -17,16 +17,20 @@ pub mod credentials;
 pub mod ec2;
 pub mod sigv4;
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use serde::Deserialize;
 
 pub use credentials::{CredentialSources, Credentials, ImdsConfig};
 pub use ec2::Ec2Client;
 
-use super::{apply, fail_all, CloudError, NodeOutcome, Route, RouteTable, Work};
+use super::token_cache::TokenCache;
+use super::{run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
+use crate::paths::HaDir;
 
 /// What the AWS provider takes from the environment.
 #[derive(Debug, Clone, Default)]
@@ -34,16 +38,29 @@ pub struct AwsConfig {
     /// The EC2 endpoint; `None` means `https://ec2.<region>.amazonaws.com`.
     pub endpoint: Option<String>,
     pub credentials: CredentialSources,
+    /// Route writes of one event in flight at once (`CSR_HA_AWS_WRITES_IN_FLIGHT`); `None`
+    /// means [`WRITES_IN_FLIGHT`].
+    pub writes_in_flight: Option<usize>,
 }
 
+/// How many `ReplaceRoute` calls of one event go out at once by default: enough to turn a
+/// 200-route revert into ~50 round trips, few enough to stay under EC2's request-rate limits
+/// (throttled calls are retried with backoff anyway).
+pub const WRITES_IN_FLIGHT: usize = 4;
+
 impl AwsConfig {
-    /// The configuration the AWS CLI would use in this environment.
-    pub fn from_env() -> AwsConfig {
+    /// The configuration the AWS CLI would use in this environment, with role credentials kept
+    /// in the HA directory's credential cache.
+    pub fn from_env(dir: &HaDir) -> AwsConfig {
         let endpoint =
             crate::cloud::http::endpoint(&["AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL"], "");
         AwsConfig {
             endpoint: (!endpoint.is_empty()).then_some(endpoint),
-            credentials: CredentialSources::from_env(),
+            credentials: CredentialSources::from_env(TokenCache::of(dir)),
+            writes_in_flight: std::env::var("CSR_HA_AWS_WRITES_IN_FLIGHT")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| *n > 0),
         }
     }
 
@@ -57,30 +74,19 @@ impl AwsConfig {
     }
 }
 
-/// Opens the route table of the group's first node, configured from the environment.
-pub fn open(work: &Work, deadline: Instant) -> Result<Box<dyn RouteTable>, CloudError> {
-    open_with(work, deadline, &AwsConfig::from_env())
+/// Runs `work` configured from the environment.
+pub fn run(work: &Work, deadline: Instant, log: &mut EventLog) -> Vec<NodeOutcome> {
+    run_with(work, deadline, log, &AwsConfig::from_env(&work.dir()))
 }
 
-/// Opens the route table of the group's first node: finds credentials, builds the client.
-pub fn open_with(
+/// Runs `work` against `config`: finds credentials, reads the table once, writes what differs.
+pub fn run_with(
     work: &Work,
     deadline: Instant,
+    log: &mut EventLog,
     config: &AwsConfig,
-) -> Result<Box<dyn RouteTable>, CloudError> {
-    Ok(Box::new(Ec2Table::open(work, deadline, config)?))
-}
-
-/// [`crate::cloud::run`] for AWS with an explicit configuration.
-pub fn run_with(work: &Work, config: &AwsConfig) -> Vec<NodeOutcome> {
-    let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
-    let mut log = EventLog::new(work);
-    let outcomes = match Ec2Table::open(work, deadline, config) {
-        Ok(mut table) => apply(&mut table, work, &mut log),
-        Err(e) => fail_all(work, &e, &mut log),
-    };
-    log.finish(&outcomes);
-    outcomes
+) -> Vec<NodeOutcome> {
+    run_table(Ec2Table::open(work, deadline, config), work, log)
 }
 
 /// One VPC route table.
@@ -88,7 +94,21 @@ pub struct Ec2Table {
     client: Ec2Client,
     table_id: String,
     deadline: Instant,
+    in_flight: usize,
+    /// Where role credentials came from (the shared cache or the metadata service), to fetch
+    /// them again once if EC2 refuses them: the instance's role may have been replaced, or the
+    /// cached keys revoked, before they expire.
+    role: Option<(CredentialSources, String, String)>,
 }
+
+/// EC2 codes that mean "these credentials are not (or no longer) good".
+const REFUSED: &[&str] = &[
+    "AuthFailure",
+    "UnauthorizedOperation",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "RequestExpired",
+];
 
 impl Ec2Table {
     pub fn open(
@@ -120,12 +140,31 @@ impl Ec2Table {
             node.index,
             credentials.access_key_id
         );
-        let client = Ec2Client::new(&config.endpoint_for(region), region, credentials)?;
+        let endpoint = config.endpoint_for(region);
+        let client = Ec2Client::new(&endpoint, region, credentials)?;
+        let role = source
+            .starts_with(credentials::ROLE_SOURCE)
+            .then(|| (config.credentials.clone(), endpoint, region.to_string()));
         Ok(Ec2Table {
             client,
             table_id: table_id.to_string(),
             deadline,
+            in_flight: config.writes_in_flight.unwrap_or(WRITES_IN_FLIGHT).max(1),
+            role,
         })
+    }
+
+    /// Role credentials EC2 refused: forgotten, fetched from the metadata service again, and
+    /// used from now on. `false` if there is nothing to refresh (keys from env or file).
+    fn refresh_role(&mut self) -> Result<bool, CloudError> {
+        let Some((sources, endpoint, region)) = self.role.take() else {
+            return Ok(false);
+        };
+        log::info!("AWS refused the instance role's cached credentials: fetching them again");
+        sources.forget_role();
+        let (credentials, _) = sources.resolve(self.deadline)?;
+        self.client = Ec2Client::new(&endpoint, &region, credentials)?;
+        Ok(true)
     }
 
     /// HTTP requests sent so far (retries included), for benchmarks.
@@ -139,12 +178,22 @@ impl RouteTable for Ec2Table {
         self.table_id.clone()
     }
 
+    /// The first call of an event: role credentials it refuses are fetched again, once.
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
-        let body = self.client.call(
-            "DescribeRouteTables",
-            &[("RouteTableId.1", &self.table_id)],
-            self.deadline,
-        )?;
+        let table_id = self.table_id.clone();
+        let params = [("RouteTableId.1", table_id.as_str())];
+        let body = match self
+            .client
+            .call("DescribeRouteTables", &params, self.deadline)
+        {
+            Err(CloudError::Api { code, .. })
+                if REFUSED.contains(&code.as_str()) && self.refresh_role()? =>
+            {
+                self.client
+                    .call("DescribeRouteTables", &params, self.deadline)?
+            }
+            other => other?,
+        };
         let routes = parse_route_table(&body, &self.table_id).map_err(|e| {
             CloudError::Transport(format!(
                 "AWS at {} answered DescribeRouteTables with XML we cannot read: {e}",
@@ -154,7 +203,42 @@ impl RouteTable for Ec2Table {
         routes.ok_or_else(|| CloudError::TableNotFound(self.table_id.clone()))
     }
 
-    fn write(&mut self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
+    /// The writes go out concurrently, at most `in_flight` at a time, each retried on
+    /// throttling by [`Ec2Client::call`]; results come back in the order of `writes`.
+    ///
+    /// `ReplaceRoute` has no condition (no etag, no expected next hop), so a conditional write
+    /// (`verify`) is sent like any other: on one router the server runs one handler per route
+    /// table at a time, and that order is the guarantee that `verify` never undoes a `peerFail`.
+    fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        let table = &*self;
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Result<(), CloudError>>>> =
+            writes.iter().map(|_| Mutex::new(None)).collect();
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(w) = writes.get(i) else { break };
+            let result = table.replace_route(&w.route, &w.next_hop);
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..self.in_flight.min(writes.len()) {
+                scope.spawn(work);
+            }
+            work();
+        });
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or_else(|| Err(CloudError::Local("write not attempted".into())))
+            })
+            .collect()
+    }
+}
+
+impl Ec2Table {
+    fn replace_route(&self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
         let destination = destination_param(&route.destination);
         let body = self.client.call(
             "ReplaceRoute",

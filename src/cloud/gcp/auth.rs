@@ -8,19 +8,20 @@
 //! both answer       {"access_token":"…","expires_in":3599,"token_type":"Bearer"}
 //! ```
 //!
-//! Tokens are kept in memory, per source, until a minute before they expire, so a process that
-//! runs several events asks once. No token, assertion or key ever reaches a log line, an error
+//! Tokens are kept in the shared [`TokenCache`], per source, until a minute before they expire,
+//! so only the first event of the hour asks. No token, assertion or key ever reaches a log line, an error
 //! or a `Debug` output: the types that hold them implement `Debug` by hand.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::cloud::http::{self, ProxyUse};
+use crate::cloud::http::{Client, Method, ProxyUse, Request};
+use crate::cloud::secret::Secret;
+use crate::cloud::token_cache::{CacheKey, TokenCache};
 use crate::cloud::CloudError;
 
 /// The only scope the provider needs: read, insert and delete routes.
@@ -38,10 +39,18 @@ pub enum Source {
 }
 
 impl Source {
-    fn cache_key(&self) -> String {
+    /// The metadata server, or the key file's path and a digest of its content, so that a
+    /// replaced key file never reuses a token obtained with the old key.
+    fn cache_key(&self) -> CacheKey {
         match self {
-            Source::Metadata(host) => format!("metadata {host}"),
-            Source::KeyFile(path) => format!("key {}", path.display()),
+            Source::Metadata(host) => CacheKey::new("gcp-token", &["metadata", host]),
+            Source::KeyFile(path) => {
+                use sha2::Digest;
+                let content = std::fs::read(path).unwrap_or_default();
+                let digest = hex::encode(sha2::Sha256::digest(&content));
+                let shown = path.display().to_string();
+                CacheKey::new("gcp-token", &["key", &shown, &digest])
+            }
         }
     }
 }
@@ -55,78 +64,42 @@ impl fmt::Display for Source {
     }
 }
 
-/// A bearer token and when to stop using it.
-#[derive(Clone)]
-struct Token {
-    value: String,
-    renew_at: Instant,
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("value", &"********")
-            .field("renew_at", &self.renew_at)
-            .finish()
-    }
-}
-
-/// Tokens already fetched by this process, by source.
-static CACHE: Mutex<Vec<(String, Token)>> = Mutex::new(Vec::new());
-
 /// Hands out a valid token for one source, fetching a new one only when needed.
 pub struct Tokens {
     source: Source,
+    cache: TokenCache,
 }
 
 impl Tokens {
-    pub fn new(source: Source) -> Tokens {
-        Tokens { source }
+    pub fn new(source: Source, cache: TokenCache) -> Tokens {
+        Tokens { source, cache }
     }
 
     pub fn source(&self) -> &Source {
         &self.source
     }
 
-    /// A token valid for at least another minute.
-    pub fn get(&self, deadline: Instant) -> Result<String, CloudError> {
+    /// A token valid for at least another minute, from the shared cache or fetched now.
+    pub fn get(&self, deadline: Instant) -> Result<Secret, CloudError> {
         let key = self.source.cache_key();
-        if let Some(token) = cached(&key) {
+        if let Some((token, _)) = self.cache.get(&key) {
             return Ok(token);
         }
         let (value, expires_in) = match &self.source {
             Source::Metadata(host) => from_metadata(host, deadline)?,
             Source::KeyFile(path) => from_key_file(path, deadline)?,
         };
+        let value = Secret::new(value);
         if let Some(life) = expires_in.checked_sub(EXPIRY_MARGIN) {
-            let token = Token {
-                value: value.clone(),
-                renew_at: Instant::now() + life,
-            };
-            if let Ok(mut cache) = CACHE.lock() {
-                cache.retain(|(k, _)| *k != key);
-                cache.push((key, token));
-            }
+            self.cache.put(&key, &value, SystemTime::now() + life);
         }
         Ok(value)
     }
 
     /// Forgets the cached token, e.g. after the API answered 401 (revoked or rotated).
     pub fn invalidate(&self) {
-        let key = self.source.cache_key();
-        if let Ok(mut cache) = CACHE.lock() {
-            cache.retain(|(k, _)| *k != key);
-        }
+        self.cache.forget(&self.source.cache_key());
     }
-}
-
-fn cached(key: &str) -> Option<String> {
-    let cache = CACHE.lock().ok()?;
-    let now = Instant::now();
-    cache
-        .iter()
-        .find(|(k, t)| k == key && t.renew_at > now)
-        .map(|(_, t)| t.value.clone())
 }
 
 /// The token endpoints' answer. No `Debug`: it holds the token.
@@ -145,17 +118,9 @@ struct OAuthError {
 
 fn from_metadata(host: &str, deadline: Instant) -> Result<(String, Duration), CloudError> {
     let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
-    let agent = http::agent(ProxyUse::Never);
     let what = format!("metadata server {host}");
-    let body = fetch(&what, &agent, deadline, |timeout| {
-        agent
-            .get(&url)
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .header("Metadata-Flavor", "Google")
-            .call()
-    })
+    let request = Request::get(&url).header("Metadata-Flavor", "Google");
+    let body = fetch(&what, &Client::new(ProxyUse::Never), request, deadline)
     .map_err(|e| match e {
         Fetch::Unreachable(m) => CloudError::Auth(format!(
             "{m}; outside a GCE VM put a service-account key in credentials.json in the HA directory or set GOOGLE_APPLICATION_CREDENTIALS"
@@ -171,33 +136,29 @@ fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), C
     let key = KeyFile::load(path)?;
     let assertion = key.assertion(SystemTime::now())?;
     let what = format!("token endpoint {}", key.token_uri);
-    let agent = http::agent(ProxyUse::FromEnv);
-    let body = fetch(&what, &agent, deadline, |timeout| {
-        agent
-            .post(&key.token_uri)
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .send_form([
-                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                ("assertion", assertion.as_str()),
-            ])
-    })
-    .map_err(|e| match e {
-        Fetch::Unreachable(m) => CloudError::Auth(m),
-        Fetch::Refused(status, body) => {
-            let err: OAuthError = serde_json::from_str(&body).unwrap_or_default();
-            CloudError::Auth(format!(
-                "{what} refused the key of {} from {} (HTTP {status}): {}{}",
-                key.client_email,
-                path.display(),
-                err.error.as_deref().unwrap_or("no error code"),
-                err.error_description
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default(),
-            ))
-        }
-    })?;
+    let request = Request::new(Method::Post, &key.token_uri)
+        .secret(assertion.as_str())
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+        ]);
+    let body = fetch(&what, &Client::new(ProxyUse::FromEnv), request, deadline)
+        .map_err(|e| match e {
+            Fetch::Unreachable(m) => CloudError::Auth(m),
+            Fetch::Refused(status, body) => {
+                let err: OAuthError = serde_json::from_str(&body).unwrap_or_default();
+                CloudError::Auth(format!(
+                    "{what} refused the key of {} from {} (HTTP {status}): {}{}",
+                    key.client_email,
+                    path.display(),
+                    err.error.as_deref().unwrap_or("no error code"),
+                    err.error_description
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default(),
+                ))
+            }
+        })
+        .map_err(|e| e.masked(&[&assertion]))?;
     parse_answer(&body, &what)
 }
 
@@ -226,47 +187,22 @@ enum Fetch {
 /// deadline is better spent reporting it.
 const TOKEN_TRIES: u32 = 4;
 
-/// Sends with `send` until a 2xx (its body), retrying 429/5xx and transport errors with backoff
-/// within the deadline, at most [`TOKEN_TRIES`] times.
+/// The body of a 2xx answer to `request`, tried at most [`TOKEN_TRIES`] times.
 fn fetch(
     what: &str,
-    agent: &ureq::Agent,
+    client: &Client,
+    request: Request,
     deadline: Instant,
-    send: impl Fn(Duration) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<String, Fetch> {
-    let mut attempt = 0;
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining < Duration::from_millis(100) {
-            return Err(Fetch::Unreachable(format!(
-                "{what}: the event's deadline passed before it answered"
-            )));
+    let reply = client
+        .send(&request.tries(TOKEN_TRIES), deadline)
+        .map_err(|e| Fetch::Unreachable(format!("{what} unreachable: {e}")))?;
+    match reply.status {
+        200..=299 => Ok(reply.body),
+        status @ (429 | 500..=599) => {
+            Err(Fetch::Unreachable(format!("{what} answered HTTP {status}")))
         }
-        let timeout = remaining.min(agent.config().timeouts().global.unwrap_or(remaining));
-        let (retry, last) = match send(timeout) {
-            Err(e) => (None, Fetch::Unreachable(format!("{what} unreachable: {e}"))),
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry = http::retry_after(&response);
-                let body = response.into_body().read_to_string().unwrap_or_default();
-                match status {
-                    200..=299 => return Ok(body),
-                    429 | 500..=599 => (
-                        retry,
-                        Fetch::Unreachable(format!("{what} answered HTTP {status}")),
-                    ),
-                    _ => return Err(Fetch::Refused(status, body)),
-                }
-            }
-        };
-        let wait = retry
-            .and_then(|d| http::wait_within(d, deadline))
-            .or_else(|| http::backoff(attempt, deadline));
-        match wait.filter(|_| attempt + 1 < TOKEN_TRIES) {
-            Some(wait) => std::thread::sleep(wait),
-            None => return Err(last),
-        }
-        attempt += 1;
+        status => Err(Fetch::Refused(status, reply.body)),
     }
 }
 
@@ -453,14 +389,5 @@ mod tests {
         assert!(
             private_key("-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----").is_err()
         );
-    }
-
-    #[test]
-    fn token_debug_hides_the_value() {
-        let token = Token {
-            value: "ya29.secret".into(),
-            renew_at: Instant::now(),
-        };
-        assert!(!format!("{token:?}").contains("ya29"));
     }
 }

@@ -1,0 +1,212 @@
+//! Credentials shared by every handler process: AWS role credentials and IMDSv2 session tokens,
+//! Azure tokens per tenant, app and resource, GCP access tokens.
+//!
+//! Each `ha_event_handler` is a new process, so a cache in memory would make every event pay the
+//! metadata or login round trips again before its first API call. Instead each credential is one
+//! file, used until shortly before it expires (each provider sets that margin):
+//!
+//! ```text
+//! <HaDir::credential_cache()>/            owner-only directory (0700), on tmpfs beside replies/
+//! ├── aws-imds-token-<hash>                owner-only files (0600), written atomically:
+//! ├── aws-role-<hash>                      {"value":"…","use_until_ms":1795000000000}
+//! ├── azure-token-<hash>
+//! └── gcp-token-<hash>
+//! ```
+//!
+//! The `<hash>` is a SHA-256 of everything that decides the credential (endpoint, tenant, app id,
+//! and a digest of the app key or key file), never the secret itself, so a changed key or key
+//! file never reuses a token obtained with the old one. Nothing here is logged. The directory is
+//! removed by [`clear`] when the server stops cleanly.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::secret::Secret;
+use crate::paths::HaDir;
+
+/// Where credentials are kept between processes; [`TokenCache::disabled`] keeps none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenCache {
+    dir: Option<PathBuf>,
+}
+
+/// Names one credential: a kind (`azure-token`) and a hash of what decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    /// `parts` may include secrets: only their hash is kept, and only in the file name.
+    pub fn new(kind: &str, parts: &[&str]) -> CacheKey {
+        let mut hash = Sha256::new();
+        for part in parts {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        CacheKey(format!("{kind}-{}", hex::encode(&hash.finalize()[..16])))
+    }
+}
+
+/// One file's content.
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    value: String,
+    /// Milliseconds since the epoch after which the value is not used.
+    use_until_ms: u64,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl TokenCache {
+    /// The cache of the HA directory's processes.
+    pub fn of(dir: &HaDir) -> TokenCache {
+        TokenCache::at(dir.credential_cache())
+    }
+
+    /// A cache in `dir` (created owner-only on first write).
+    pub fn at(dir: impl Into<PathBuf>) -> TokenCache {
+        TokenCache {
+            dir: Some(dir.into()),
+        }
+    }
+
+    /// No cache: every credential is fetched when needed.
+    pub fn disabled() -> TokenCache {
+        TokenCache { dir: None }
+    }
+
+    fn path(&self, key: &CacheKey) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(&key.0))
+    }
+
+    /// The value under `key` and until when it may be used, if it may still be used now. A file
+    /// that is not ours and owner-only is ignored.
+    pub fn get(&self, key: &CacheKey) -> Option<(Secret, SystemTime)> {
+        let path = self.path(key)?;
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        let uid = nix::unistd::getuid().as_raw();
+        if !meta.is_file() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            return None;
+        }
+        let entry: Entry = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        let until = SystemTime::UNIX_EPOCH + Duration::from_millis(entry.use_until_ms);
+        (SystemTime::now() < until).then(|| (Secret::new(entry.value), until))
+    }
+
+    /// Keeps `value` under `key` until `use_until`. A cache that cannot be written only costs
+    /// the next event a fetch, so failures are logged (without the value) and otherwise ignored.
+    pub fn put(&self, key: &CacheKey, value: &Secret, use_until: SystemTime) {
+        let (Some(dir), Some(path)) = (self.dir.as_ref(), self.path(key)) else {
+            return;
+        };
+        let entry = Entry {
+            value: value.expose().to_string(),
+            use_until_ms: unix_ms(use_until),
+        };
+        if let Err(e) = write_owner_only(dir, &path, &entry) {
+            log::warn!("credential cache {}: {e}", dir.display());
+        }
+    }
+
+    /// Drops a credential the cloud refused, so the next use fetches a new one.
+    pub fn forget(&self, key: &CacheKey) {
+        if let Some(path) = self.path(key) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn write_owner_only(dir: &Path, path: &Path, entry: &Entry) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() || meta.mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(
+            "not a directory of this user with mode 0700: not used",
+        ));
+    }
+    // NamedTempFile creates the file 0600; the rename makes it appear whole or not at all.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&serde_json::to_vec(entry)?)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Removes the HA directory's cached credentials (`ha_api -c stop`, a clean server stop).
+pub fn clear(dir: &HaDir) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir.credential_cache()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_live_until_their_time_in_owner_only_files() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = TokenCache::at(tmp.path().join("cache"));
+        let key = CacheKey::new("azure-token", &["tenant", "app", "the-key"]);
+        assert!(!key.0.contains("the-key"));
+        assert_eq!(cache.get(&key), None);
+        let later = SystemTime::now() + Duration::from_secs(600);
+        cache.put(&key, &Secret::new("tok"), later);
+        let (value, until) = cache.get(&key).expect("cached");
+        assert_eq!((value.expose(), unix_ms(until)), ("tok", unix_ms(later)));
+        let dir_mode = std::fs::metadata(tmp.path().join("cache"))
+            .expect("dir")
+            .mode();
+        let file_mode = std::fs::metadata(tmp.path().join("cache").join(&key.0))
+            .expect("file")
+            .mode();
+        assert_eq!((dir_mode & 0o777, file_mode & 0o777), (0o700, 0o600));
+
+        cache.put(&key, &Secret::new("old"), SystemTime::now());
+        assert_eq!(cache.get(&key), None, "expired");
+        let other = CacheKey::new("azure-token", &["tenant", "app", "a-new-key"]);
+        assert_ne!(key, other, "a changed key is another entry");
+        cache.put(&key, &Secret::new("tok"), later);
+        cache.forget(&key);
+        assert_eq!(cache.get(&key), None);
+        assert_eq!(TokenCache::disabled().get(&key), None);
+    }
+
+    #[test]
+    fn a_file_or_directory_others_can_read_is_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = TokenCache::at(tmp.path().join("c"));
+        let key = CacheKey::new("gcp-token", &["metadata"]);
+        cache.put(
+            &key,
+            &Secret::new("tok"),
+            SystemTime::now() + Duration::from_secs(60),
+        );
+        assert!(cache.get(&key).is_some());
+        let path = tmp.path().join("c").join(&key.0);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(cache.get(&key), None);
+        // An existing directory open to others is not written to.
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let cache = TokenCache::at(&open);
+        cache.put(
+            &key,
+            &Secret::new("tok"),
+            SystemTime::now() + Duration::from_secs(60),
+        );
+        assert_eq!(std::fs::read_dir(&open).expect("ls").count(), 0);
+    }
+}

@@ -1,0 +1,170 @@
+//! The one retry policy every provider and credential source goes through (`cloud::http`):
+//! 429, 5xx and connection errors are retried with backoff or after `Retry-After`, a cloud's own
+//! "try again" answers too, everything else is handed back at once, and no wait passes the
+//! event's deadline.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use csr_ha::cloud::http::{Client, Method, ProxyUse, Reply, Request};
+
+/// A loopback server answering from a script of (status, Retry-After) and counting requests;
+/// once the script is used up it answers 200.
+fn scripted(script: &[(u16, Option<u64>)]) -> (String, Arc<Mutex<u32>>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/x", server.server_addr().to_ip().expect("ip"));
+    let count = Arc::new(Mutex::new(0));
+    let seen = Arc::clone(&count);
+    let mut script: VecDeque<(u16, Option<u64>)> = script.iter().copied().collect();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            *seen.lock().expect("count") += 1;
+            let (status, after) = script.pop_front().unwrap_or((200, None));
+            let mut response = tiny_http::Response::from_string(format!("answer {status}"))
+                .with_status_code(status);
+            if let Some(secs) = after {
+                let header =
+                    tiny_http::Header::from_bytes("Retry-After", secs.to_string()).expect("header");
+                response.add_header(header);
+            }
+            let _ = request.respond(response);
+        }
+    });
+    (url, count)
+}
+
+fn in_secs(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_until_an_answer() {
+    let (url, count) = scripted(&[(503, None), (429, Some(1)), (500, None)]);
+    let client = Client::new(ProxyUse::Never);
+    let started = Instant::now();
+    let reply = client
+        .send(&Request::get(&url), in_secs(20))
+        .expect("an answer");
+    assert_eq!((reply.status, reply.body.as_str()), (200, "answer 200"));
+    assert_eq!(*count.lock().expect("count"), 4);
+    assert_eq!(client.requests(), 4);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+}
+
+#[test]
+fn other_answers_are_handed_back_at_once_unless_the_cloud_says_retry() {
+    let (url, count) = scripted(&[(400, None), (409, None)]);
+    let client = Client::new(ProxyUse::Never);
+    let reply = client
+        .send(&Request::get(&url), in_secs(20))
+        .expect("an answer");
+    assert_eq!(reply.status, 400);
+    assert_eq!(*count.lock().expect("count"), 1);
+    let busy = |r: &Reply| r.status == 409;
+    let reply = client
+        .send(&Request::get(&url).retry_if(&busy), in_secs(20))
+        .expect("an answer");
+    assert_eq!(reply.status, 200, "the 409 was retried as the cloud asked");
+    assert_eq!(*count.lock().expect("count"), 3);
+}
+
+#[test]
+fn tries_and_the_deadline_bound_the_retries() {
+    let (url, count) = scripted(&[(500, None), (500, None), (500, None), (500, None)]);
+    let client = Client::new(ProxyUse::Never);
+    let reply = client
+        .send(&Request::get(&url).tries(2), in_secs(20))
+        .expect("the last answer");
+    assert_eq!((reply.status, *count.lock().expect("count")), (500, 2));
+
+    // A Retry-After past the deadline is not waited for: the answer comes back now.
+    let (url, count) = scripted(&[(429, Some(30))]);
+    let started = Instant::now();
+    let reply = client
+        .send(&Request::get(&url), in_secs(5))
+        .expect("the answer");
+    assert_eq!((reply.status, *count.lock().expect("count")), (429, 1));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn connection_errors_are_retried_only_for_requests_that_may_be_resent() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/x");
+    let client = Client::new(ProxyUse::Never);
+    let deadline = Instant::now() + Duration::from_millis(800);
+    let err = client
+        .send(&Request::get(&url), deadline)
+        .err()
+        .expect("nobody listens");
+    assert!(err.tries > 1, "{err}");
+    assert!(err.to_string().contains("gave up after"), "{err}");
+    assert!(
+        Instant::now() < deadline + Duration::from_millis(500),
+        "waits end at the deadline"
+    );
+
+    let err = client
+        .send(
+            &Request::new(Method::Post, &url).body("x").once_only(),
+            in_secs(5),
+        )
+        .err()
+        .expect("nobody listens");
+    assert_eq!(
+        err.tries, 1,
+        "a create that may have been applied is not sent again"
+    );
+}
+
+#[test]
+fn an_error_answer_echoing_the_request_has_its_secrets_masked() {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/token", server.server_addr().to_ip().expect("ip"));
+    std::thread::spawn(move || {
+        for mut request in server.incoming_requests() {
+            let mut body = String::new();
+            let _ = request.as_reader().read_to_string(&mut body);
+            let headers: Vec<String> = request.headers().iter().map(|h| h.to_string()).collect();
+            let text = format!(
+                "{{\"error\":{{\"code\":\"Bad\",\"message\":\"you sent {} and {}\"}}}}",
+                body.replace('/', "\\/"),
+                headers.join("; ")
+            );
+            let _ = request.respond(tiny_http::Response::from_string(text).with_status_code(400));
+        }
+    });
+    let key = "Super+Secret/123=a%b&c";
+    let token = "eyJ0b2tlbi1wYXJ0.sig";
+    let client = Client::new(ProxyUse::Never);
+    let request = Request::new(Method::Post, &url)
+        .secret_header("Authorization", format!("Bearer {token}"))
+        .secret(key)
+        .form(&[("client_id", "app-1"), ("client_secret", key)]);
+    let reply = client.send(&request, in_secs(10)).expect("an answer");
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("client_id=app-1"), "{}", reply.body);
+    let parse = |_: u16, body: &str| {
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        Some((
+            v["error"]["code"].as_str()?.to_string(),
+            v["error"]["message"].as_str()?.to_string(),
+        ))
+    };
+    let error = reply.error("Test", parse).to_string();
+    for text in [&reply.body, &error] {
+        assert!(!text.contains(token), "{text}");
+        assert!(
+            !text.contains("Super%2BSecret") && !text.contains("Secret\\/123"),
+            "{text}"
+        );
+        assert!(text.contains("********"), "{text}");
+    }
+}
