@@ -241,6 +241,12 @@ pub fn run(dir: HaDir) -> Result<(), ServerError> {
     server.shutdown();
     let _ = std::fs::remove_file(dir.request_fifo());
     dir.remove_runtime_replies();
+    if let Err(e) = crate::cloud::token_cache::clear(&dir) {
+        log::warn!(
+            "cannot remove cached credentials {}: {e}",
+            dir.credential_cache().display()
+        );
+    }
     let _ = std::fs::remove_file(dir.pid_file());
     drop(pid_lock);
     log::info!("ha_server pid {} stopped", std::process::id());

@@ -185,3 +185,23 @@ fn a_closed_stdout_ends_a_client_quietly() {
     assert!(stderr.contains("status=0"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn stopping_the_server_removes_its_cached_credentials() {
+    for how in ["ha_api", "sigterm"] {
+        let mut ha = Ha::started();
+        let cache = csr_ha::paths::HaDir::new(&ha.root).credential_cache();
+        std::fs::create_dir_all(&cache).expect("mkdir cache");
+        std::fs::write(cache.join("aws-role-0123"), "{}").expect("cached credential");
+        if how == "ha_api" {
+            ha.ok_starts("ha_api -c stop", "200: HA server stopped");
+        } else {
+            drop(ha.server.take().map(|mut child| {
+                let pid = Pid::from_raw(child.id() as i32);
+                kill(pid, Signal::SIGTERM).expect("SIGTERM");
+                child.wait().expect("wait")
+            }));
+        }
+        assert!(!cache.exists(), "{how}: {} is still there", cache.display());
+    }
+}

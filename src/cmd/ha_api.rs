@@ -198,9 +198,25 @@ fn spawn_server(dir: &HaDir, out_path: &std::path::Path) -> Result<std::process:
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))
 }
 
+/// Stops the server, then removes the credentials it cached on tmpfs once none runs.
+fn stop(dir: &HaDir) -> ExitCode {
+    let code = stop_server(dir);
+    if lock_holder(dir) == LockHolder::None {
+        if let Err(e) = crate::cloud::token_cache::clear(dir) {
+            crate::say!(
+                Status::Failed,
+                "cannot remove cached credentials {}: {e}",
+                dir.credential_cache().display()
+            );
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+    code
+}
+
 /// Asks the server to stop over its FIFO; if it cannot be reached there, signals the process
 /// that holds the pid-file lock, after checking it is an `ha_server`.
-fn stop(dir: &HaDir) -> ExitCode {
+fn stop_server(dir: &HaDir) -> ExitCode {
     let asked = client::request(dir, Command::Stop, client::REPLY_WAIT);
     let unreachable = match asked {
         Ok(_) => {
