@@ -196,11 +196,9 @@ fn stopping_the_server_removes_its_cached_credentials() {
         if how == "ha_api" {
             ha.ok_starts("ha_api -c stop", "200: HA server stopped");
         } else {
-            drop(ha.server.take().map(|mut child| {
-                let pid = Pid::from_raw(child.id() as i32);
-                kill(pid, Signal::SIGTERM).expect("SIGTERM");
-                child.wait().expect("wait")
-            }));
+            let mut child = ha.server.take().expect("server");
+            kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+            child.wait().expect("wait");
         }
         assert!(!cache.exists(), "{how}: {} is still there", cache.display());
     }
