@@ -36,13 +36,15 @@ use std::process::{Child, Command as Process};
 use std::time::{Duration, Instant};
 
 use csr_ha::client;
+use csr_ha::cloud::apply;
 use csr_ha::cloud::aws::{AwsConfig, CredentialSources, Ec2Client, Ec2Table};
-use csr_ha::cloud::{apply, Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
 use csr_ha::paths::HaDir;
 use csr_ha::protocol::Command;
+use csr_ha::protocol::Status;
+use csr_ha::work::{Action, NodeOutcome, Work};
 use latency_proxy::{Kind, Latency};
 use support::{ms, num};
 
@@ -247,7 +249,7 @@ fn library(moto: &aws_moto::Moto, ec2: &Ec2Client, rounds: usize) {
         let shown = aws_moto::eni_of(ec2, &vpc.rtb, aws_moto::V4_ROUTE);
         let took = started.elapsed();
         assert!(
-            outcomes[0].outcome == Outcome::Ok && shown.as_deref() == Some(eni.as_str()),
+            outcomes[0].outcome == Status::Ok && shown.as_deref() == Some(eni.as_str()),
             "{outcomes:?}"
         );
         times.push(took);
@@ -272,7 +274,7 @@ fn library(moto: &aws_moto::Moto, ec2: &Ec2Client, rounds: usize) {
     let (outcomes, n) = handle(EventKind::Revert, dir.path(), &config, nodes.clone());
     let took = started.elapsed();
     assert!(
-        outcomes.iter().all(|o| o.outcome == Outcome::Ok),
+        outcomes.iter().all(|o| o.outcome == Status::Ok),
         "{outcomes:?}"
     );
     assert_eq!(moved(ec2, &vpc.rtb, &vpc.eni_a), usize::from(REVERT_NODES));

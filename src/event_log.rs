@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::SystemTime;
 
-use crate::cloud::{Action, NodeOutcome, Work};
 use crate::event::EventKind;
 use crate::node::Node;
 use crate::paths::HaDir;
 use crate::timestamp;
+use crate::work::{Action, NodeOutcome, Work};
 
 /// Oldest files are removed first once there are more than this many.
 pub const MAX_EVENT_FILES: usize = 512;
@@ -82,7 +82,7 @@ impl EventLog {
             };
             if kind == EventKind::Revert
                 && !log.wrote
-                && outcome.outcome == crate::cloud::Outcome::Ok
+                && outcome.outcome == crate::protocol::Status::Ok
             {
                 continue;
             }

@@ -26,11 +26,12 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cloud::{Action, NodeOutcome, Outcome, Work};
 use crate::event::EventKind;
 use crate::node::LastEvent;
 use crate::protocol::Response;
+use crate::protocol::Status;
 use crate::reply::Client;
+use crate::work::{Action, NodeOutcome, Work};
 
 /// Turns every node's outcome (in no particular order) into the client's answer.
 pub type Reply = Box<dyn FnOnce(Vec<NodeOutcome>) -> Answer>;
@@ -464,7 +465,7 @@ fn failed(nodes: &[u16], message: &str) -> Vec<NodeOutcome> {
         .iter()
         .map(|&index| NodeOutcome {
             index,
-            outcome: Outcome::Failed,
+            outcome: Status::Failed,
             message: message.to_string(),
             duration_ms: 0,
         })
@@ -500,7 +501,7 @@ fn outcomes_of(h: &Handler, status: std::process::ExitStatus) -> Vec<NodeOutcome
                 .cloned()
                 .unwrap_or_else(|| NodeOutcome {
                     index,
-                    outcome: Outcome::Failed,
+                    outcome: Status::Failed,
                     message: why.clone(),
                     duration_ms: 0,
                 })

@@ -24,3 +24,4 @@ pub mod protocol;
 pub mod reply;
 pub mod server;
 pub mod timestamp;
+pub mod work;

@@ -172,16 +172,6 @@ impl std::fmt::Display for Status {
     }
 }
 
-impl From<crate::cloud::Outcome> for Status {
-    fn from(outcome: crate::cloud::Outcome) -> Status {
-        match outcome {
-            crate::cloud::Outcome::Ok => Status::Ok,
-            crate::cloud::Outcome::Warning => Status::Warning,
-            crate::cloud::Outcome::Failed => Status::Failed,
-        }
-    }
-}
-
 /// One line of an answer: a status line (`200: …`) or a plain one (a node's configuration).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {

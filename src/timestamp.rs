@@ -13,6 +13,8 @@ pub const EVENT_FILE: &str = "%Y-%m-%d_%H:%M:%S";
 pub const EVENT_TIME: &str = "%Y-%m-%d %H:%M:%S";
 /// `2026-11-24T19:19:00.123Z`: a `csr_ha.log` line.
 pub const LOG_LINE: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+/// `20150830T123600Z`: AWS SigV4's `X-Amz-Date`.
+pub const AMZ_DATE: &str = "%Y%m%dT%H%M%SZ";
 
 fn timestamp(t: SystemTime) -> Timestamp {
     Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH)
@@ -34,6 +36,12 @@ pub fn utc(t: SystemTime, format: &str) -> String {
         .to_string()
 }
 
+/// Parses an RFC 3339 UTC time such as `2026-11-24T20:00:00Z` (the AWS metadata service's
+/// credential `Expiration`), with or without fractional seconds.
+pub fn parse_utc(text: &str) -> Option<SystemTime> {
+    text.trim().parse::<Timestamp>().ok().map(SystemTime::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +57,18 @@ mod tests {
         assert_eq!(utc(t, LOG_LINE), "2000-02-29T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_798_761_599);
         assert_eq!(utc(t, LOG_LINE), "2026-12-31T23:59:59.000Z");
+    }
+
+    #[test]
+    fn utc_times_parse_and_round_trip() {
+        let t = parse_utc("2015-08-30T12:36:00Z").expect("valid date");
+        assert_eq!(utc(t, AMZ_DATE), "20150830T123600Z");
+        assert_eq!(
+            parse_utc("2024-02-29T23:59:59.123Z").map(|t| utc(t, AMZ_DATE)),
+            Some("20240229T235959Z".into())
+        );
+        assert_eq!(parse_utc("yesterday"), None);
+        assert_eq!(parse_utc("2024-13-01T00:00:00Z"), None);
     }
 
     #[test]

@@ -15,9 +15,10 @@ use aws_fakes::{FakeEc2, FakeImds};
 use aws_moto::{eni_of, routes, tag, Moto, Vpc, V4_OTHER, V4_ROUTE, V6_ROUTE};
 use csr_ha::cloud::aws::{self, AwsConfig, CredentialSources, Credentials, ImdsConfig};
 use csr_ha::cloud::token_cache::TokenCache;
-use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::protocol::Status;
+use csr_ha::work::{Action, NodeOutcome, Work};
 
 fn node(index: u16, rtb: &str, eni: &str, route: Option<&str>, mode: &str) -> Node {
     let mut node = Node::new(NodeIndex::new(index).expect("index"), Provider::Aws);
@@ -116,7 +117,7 @@ fn peer_fail_revert_and_verify_move_one_route() {
     let secondary = node(2, rtb, b, Some(V4_ROUTE), "secondary");
 
     let out = one(s.run(EventKind::PeerFail, vec![primary.clone()]));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert!(
         out.message
             .starts_with(&format!("{V4_ROUTE} in {rtb} now via {a} (was {b})")),
@@ -131,12 +132,12 @@ fn peer_fail_revert_and_verify_move_one_route() {
     );
 
     let out = one(s.run(EventKind::PeerFail, vec![secondary.clone()]));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(b.as_str()));
 
     // revert acts on primary nodes only.
     let out = one(s.run(EventKind::Revert, vec![primary.clone()]));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(a.as_str()));
     let out = one(s.run(EventKind::Revert, vec![primary.clone()]));
     assert!(
@@ -146,7 +147,7 @@ fn peer_fail_revert_and_verify_move_one_route() {
     );
 
     let out = one(s.run(EventKind::Verify, vec![primary]));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert!(
         out.message
             .starts_with(&format!("{V4_ROUTE} in {rtb} verified via {a}")),
@@ -177,7 +178,7 @@ fn all_routes_mode_moves_every_eni_route_and_leaves_gateways_alone() {
         EventKind::PeerFail,
         vec![node(3, &s.vpc.rtb, &s.vpc.eni_a, None, "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     let after = routes(&ec2, &s.vpc.rtb);
     assert_eq!(after.len(), before.len());
     for (was, now) in before.iter().zip(&after) {
@@ -202,7 +203,7 @@ fn all_routes_mode_moves_every_eni_route_and_leaves_gateways_alone() {
         EventKind::Verify,
         vec![node(4, &s.vpc.rtb, &s.vpc.eni_b, None, "secondary")],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert_eq!(
         out.message.matches("verified via").count(),
         3,
@@ -225,7 +226,7 @@ fn ipv6_routes_move_with_their_own_parameter() {
             "primary",
         )],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert_eq!(s.eni_of(V6_ROUTE).as_deref(), Some(s.vpc.eni_a.as_str()));
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(s.vpc.eni_b.as_str()));
 }
@@ -243,7 +244,7 @@ fn a_missing_table_reports_aws_code_and_message() {
             "primary",
         )],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert_eq!(
         out.message,
         "AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist"
@@ -258,7 +259,7 @@ fn a_missing_table_reports_aws_code_and_message() {
         ),
         &s.config,
     ));
-    assert_eq!(checked.outcome, Outcome::Warning);
+    assert_eq!(checked.outcome, Status::Warning);
     assert!(
         checked.message.contains("InvalidRouteTableID.NotFound"),
         "{}",
@@ -280,7 +281,7 @@ fn a_missing_route_fails_without_writing() {
             "primary",
         )],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert_eq!(
         out.message,
         format!("Route 10.77.0.0/16 not found in Route Table {}", s.vpc.rtb)
@@ -301,7 +302,7 @@ fn a_missing_route_fails_without_writing() {
             "primary",
         )],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message.contains("does not point at a router"),
         "{}",
@@ -332,7 +333,7 @@ fn nodes_sharing_a_table_are_served_by_one_read() {
         nodes,
     );
     assert!(
-        outcomes.iter().all(|o| o.outcome == Outcome::Ok),
+        outcomes.iter().all(|o| o.outcome == Status::Ok),
         "{outcomes:?}"
     );
     let mut calls: Vec<(String, Option<String>)> = ec2
@@ -390,8 +391,8 @@ fn secrets_never_reach_messages_or_event_files() {
         s.dir.path(),
         vec![node(10, "rtb-0abc1234", &s.vpc.eni_a, None, "primary")],
     ));
-    assert_eq!(outcomes[0].outcome, Outcome::Ok, "{outcomes:?}");
-    assert_eq!(outcomes[1].outcome, Outcome::Failed, "{outcomes:?}");
+    assert_eq!(outcomes[0].outcome, Status::Ok, "{outcomes:?}");
+    assert_eq!(outcomes[1].outcome, Status::Failed, "{outcomes:?}");
     let events = std::fs::read_dir(s.dir.path().join("events"))
         .expect("event files")
         .count();
@@ -443,7 +444,7 @@ fn signatures_are_checked_and_a_wrong_secret_is_an_auth_failure() {
         dir.path(),
         vec![node(1, &vpc.rtb, &vpc.eni_a, Some(V4_ROUTE), "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert_eq!(
         out.message,
         "AWS AuthFailure: AWS was not able to validate the provided access credentials"
@@ -459,7 +460,7 @@ fn signatures_are_checked_and_a_wrong_secret_is_an_auth_failure() {
         dir.path(),
         vec![node(1, &vpc.rtb, &vpc.eni_a, Some(V4_ROUTE), "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert_eq!(
         eni_of(&moto.client(good), &vpc.rtb, V4_ROUTE).as_deref(),
         Some(vpc.eni_a.as_str())
@@ -497,7 +498,7 @@ fn throttling_is_retried_with_backoff_until_it_succeeds() {
         dir.path(),
         vec![node(1, RTB, ENI_A, None, "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     let actions: Vec<String> = ec2.calls().into_iter().map(|c| c.action).collect();
     assert_eq!(
         actions,
@@ -522,7 +523,7 @@ fn other_errors_are_not_retried() {
         dir.path(),
         vec![node(1, RTB, ENI_A, None, "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert_eq!(
         out.message,
         "AWS UnauthorizedOperation: Request limit exceeded."
@@ -545,7 +546,7 @@ fn an_unreachable_endpoint_is_retried_until_the_deadline() {
     );
     w.deadline_ms = 1_000;
     let out = one(run_with(&w, &config));
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message
             .starts_with(&format!("cannot reach AWS at http://127.0.0.1:{port}")),
@@ -568,7 +569,7 @@ fn role_credentials_come_from_imdsv2_are_cached_and_refreshed() {
             dir.path(),
             vec![node(n, RTB, ENI_A, None, "primary")],
         ));
-        assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+        assert_eq!(out.outcome, Status::Ok, "{out:?}");
         out
     };
 
@@ -611,12 +612,12 @@ fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
             vec![node(1, RTB, ENI_A, None, "primary")],
         ))
     };
-    assert_eq!(verify().outcome, Outcome::Ok);
+    assert_eq!(verify().outcome, Status::Ok);
     assert_eq!(imds.credential_fetches(), 1);
     // The instance's role was replaced: the cached keys are refused.
     ec2.fail_next(1, 401, "AuthFailure");
     let out = verify();
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert_eq!(imds.credential_fetches(), 2, "fetched again once");
     assert_eq!(
         ec2.calls()
@@ -628,7 +629,7 @@ fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
     // Refused again right after a fresh fetch: reported, not fetched in a loop.
     ec2.fail_next(2, 401, "AuthFailure");
     let out = verify();
-    assert_eq!(out.outcome, Outcome::Failed, "{out:?}");
+    assert_eq!(out.outcome, Status::Failed, "{out:?}");
     assert_eq!(imds.credential_fetches(), 3);
 }
 
@@ -646,7 +647,7 @@ fn expiring_role_credentials_and_tokens_are_fetched_again() {
             dir.path(),
             vec![node(n, RTB, ENI_A, None, "primary")],
         ));
-        assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+        assert_eq!(out.outcome, Status::Ok, "{out:?}");
         out
     };
 
@@ -693,7 +694,7 @@ fn an_instance_without_role_or_keys_says_where_it_looked() {
         dir.path(),
         vec![node(1, RTB, ENI_A, None, "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(out.message.starts_with("credentials: no AWS credentials found: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set; no profile [default]"), "{}", out.message);
     assert!(
         out.message
@@ -731,7 +732,7 @@ fn the_shared_credentials_file_and_profile_are_used() {
             vec![node(1, RTB, ENI_A, None, "primary")],
         ))
     };
-    assert_eq!(run(&config).outcome, Outcome::Ok);
+    assert_eq!(run(&config).outcome, Status::Ok);
     assert_eq!(
         ec2.calls()
             .last()
@@ -739,7 +740,7 @@ fn the_shared_credentials_file_and_profile_are_used() {
         Some(("AKIADEFAULTPROFILE01".into(), None))
     );
     config.credentials.profile = Some("ha".into());
-    assert_eq!(run(&config).outcome, Outcome::Ok);
+    assert_eq!(run(&config).outcome, Status::Ok);
     assert_eq!(
         ec2.calls()
             .last()
@@ -748,7 +749,7 @@ fn the_shared_credentials_file_and_profile_are_used() {
     );
     config.credentials.profile = Some("missing".into());
     let out = run(&config);
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message
             .contains("profile [missing] (AWS_PROFILE) not found in"),

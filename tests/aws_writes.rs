@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use csr_ha::cloud::aws::{self, AwsConfig, CredentialSources, Credentials};
-use csr_ha::cloud::{Action, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::protocol::Status;
+use csr_ha::work::{Action, Work};
 
 const TABLE: &str = "rtb-0c0c0c0c";
 const OURS: &str = "eni-00000001";
@@ -116,7 +117,7 @@ fn replace(state: &Mutex<Ec2>, params: &BTreeMap<String, String>) -> (u16, Strin
     )
 }
 
-fn peer_fail(url: &str, in_flight: Option<usize>) -> csr_ha::cloud::NodeOutcome {
+fn peer_fail(url: &str, in_flight: Option<usize>) -> csr_ha::work::NodeOutcome {
     let dir = tempfile::tempdir().expect("tempdir");
     let params = [
         (Param::RouteTableId, TABLE),
@@ -149,7 +150,7 @@ fn peer_fail(url: &str, in_flight: Option<usize>) -> csr_ha::cloud::NodeOutcome 
 fn writes_go_out_four_at_a_time_and_throttled_ones_are_retried() {
     let (url, state) = start(24, 3);
     let out = peer_fail(&url, None);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     let s = state.lock().expect("state");
     assert!(
         s.routes.values().all(|eni| eni == OURS),
@@ -167,10 +168,10 @@ fn writes_go_out_four_at_a_time_and_throttled_ones_are_retried() {
 fn the_bound_is_configurable() {
     let (url, state) = start(10, 0);
     let out = peer_fail(&url, Some(2));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert_eq!(state.lock().expect("state").max_in_flight, 2);
     let (url, state) = start(5, 0);
     let out = peer_fail(&url, Some(1));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert_eq!(state.lock().expect("state").max_in_flight, 1);
 }

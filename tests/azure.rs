@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use csr_ha::cloud::azure::{self, AzureConfig};
 use csr_ha::cloud::token_cache::TokenCache;
-use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::protocol::Status;
+use csr_ha::work::{Action, NodeOutcome, Work};
 use support::azure_fake::{Fake, FakeRoute, Writes, GROUP, RESOURCE, SUB};
 
 const OURS: &str = "10.0.1.20";
@@ -120,7 +121,7 @@ fn peer_fail_moves_only_the_named_route_with_a_managed_identity() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert!(
         out.message
             .contains("10.99.0.0/16 in rt-a now via 10.0.1.20 (was 10.0.1.10)"),
@@ -185,7 +186,7 @@ fn peer_fail_without_a_route_moves_every_appliance_route_and_nothing_else() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert!(puts(&fake).is_empty(), "no route PUT in all-routes mode");
     let table_puts: Vec<_> = fake
         .seen()
@@ -225,7 +226,7 @@ fn ipv6_routes_move_and_keep_their_prefix_as_azure_wrote_it() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert!(
         out.message
             .contains("2001:db8:99::/48 in rt-v6 now via 2001:db8::20 (was 2001:db8::10)"),
@@ -249,7 +250,7 @@ fn throttling_is_retried_after_retry_after() {
         vec![node(4, "rt-429", OURS, Some("10.98.0.0/16"))],
     );
 
-    assert_eq!(only(&run).outcome, Outcome::Ok, "{:?}", run.outcomes);
+    assert_eq!(only(&run).outcome, Status::Ok, "{:?}", run.outcomes);
     let gets: Vec<u16> = fake
         .seen()
         .iter()
@@ -275,7 +276,7 @@ fn a_busy_table_and_server_errors_are_retried() {
         vec![node(5, "rt-busy", OURS, Some("10.99.0.0/16"))],
     );
 
-    assert_eq!(only(&run).outcome, Outcome::Ok, "{:?}", run.outcomes);
+    assert_eq!(only(&run).outcome, Status::Ok, "{:?}", run.outcomes);
     let statuses: Vec<u16> = fake
         .seen()
         .iter()
@@ -300,7 +301,7 @@ fn an_async_write_is_followed_until_it_succeeds() {
 
         assert_eq!(
             only(&run).outcome,
-            Outcome::Ok,
+            Status::Ok,
             "{writes:?}: {:?}",
             run.outcomes
         );
@@ -335,7 +336,7 @@ fn a_failed_async_write_reports_the_operation_error() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message.contains("Azure RouteConflict: Route conflicts"),
         "{}",
@@ -353,7 +354,7 @@ fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
         vec![node(8, "rt-gone", OURS, None)],
     );
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message.contains("rt-gone") && out.message.contains("not found"),
         "{}",
@@ -375,7 +376,7 @@ fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
         Action::Check,
         vec![node(8, "rt-gone", OURS, None)],
     );
-    assert_eq!(only(&check).outcome, Outcome::Warning);
+    assert_eq!(only(&check).outcome, Status::Warning);
     assert!(
         only(&check)
             .message
@@ -397,7 +398,7 @@ fn authorization_failed_is_reported_with_azures_message() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message.starts_with("Azure AuthorizationFailed: "),
         "{}",
@@ -423,7 +424,7 @@ fn verify_puts_the_route_back_unchanged() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     assert!(
         out.message
             .contains("10.99.0.0/16 in rt-verify verified via 10.0.1.10"),
@@ -457,7 +458,7 @@ fn verify_does_not_restore_a_route_changed_since_it_was_read() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Warning, "{out:?}");
+    assert_eq!(out.outcome, Status::Warning, "{out:?}");
     assert!(
         out.message.contains(
             "10.99.0.0/16 in rt-race changed meanwhile (now via 10.0.1.30): not rewritten"
@@ -493,7 +494,7 @@ fn all_routes_mode_writes_the_table_once_and_rereads_it_on_412() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    assert_eq!(out.outcome, Status::Ok, "{out:?}");
     let seen = fake.seen();
     let table_puts: Vec<_> = seen.iter().filter(|s| s.is_table_put()).collect();
     assert_eq!(
@@ -529,7 +530,7 @@ fn all_routes_verify_keeps_a_route_changed_meanwhile() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Warning, "{out:?}");
+    assert_eq!(out.outcome, Status::Warning, "{out:?}");
     assert!(
         out.message
             .contains("10.98.0.0/16 in rt-av changed meanwhile (now via 10.0.1.30): not rewritten")
@@ -559,7 +560,7 @@ fn app_credentials_get_a_token_from_the_login_endpoint() {
     );
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
-    assert_eq!(only(&run).outcome, Outcome::Ok, "{:?}", run.outcomes);
+    assert_eq!(only(&run).outcome, Status::Ok, "{:?}", run.outcomes);
     let seen = fake.seen();
     assert!(
         !seen.iter().any(|s| s.is_imds()),
@@ -592,7 +593,7 @@ fn a_url_encoded_app_key_is_decoded_first() {
         encoded,
     );
     let run = run(&fake, EventKind::PeerFail, vec![n]);
-    assert_eq!(only(&run).outcome, Outcome::Ok, "{:?}", run.outcomes);
+    assert_eq!(only(&run).outcome, Status::Ok, "{:?}", run.outcomes);
 }
 
 #[test]
@@ -609,7 +610,7 @@ fn a_wrong_app_key_fails_with_the_login_error_and_never_the_key() {
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message
             .contains("invalid_client: AADSTS7000215: Invalid client secret provided"),
@@ -639,7 +640,7 @@ fn a_vm_without_a_managed_identity_gets_an_actionable_error() {
         vec![node(14, "rt-noid", OURS, None)],
     );
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message.contains("Identity not found") && out.message.contains("-a -d -k"),
         "{}",
@@ -656,13 +657,13 @@ fn tokens_are_cached_and_replaced_when_arm_refuses_them() {
         EventKind::Verify,
         vec![node(15, "rt-cache", OURS, Some("10.99.0.0/16"))],
     );
-    assert_eq!(only(&first).outcome, Outcome::Ok);
+    assert_eq!(only(&first).outcome, Status::Ok);
     let second = run(
         &fake,
         EventKind::Verify,
         vec![node(15, "rt-cache", OURS, Some("10.99.0.0/16"))],
     );
-    assert_eq!(only(&second).outcome, Outcome::Ok);
+    assert_eq!(only(&second).outcome, Status::Ok);
     assert_eq!(
         fake.seen().iter().filter(|s| s.is_imds()).count(),
         1,
@@ -676,7 +677,7 @@ fn tokens_are_cached_and_replaced_when_arm_refuses_them() {
         EventKind::Verify,
         vec![node(15, "rt-cache", OURS, Some("10.99.0.0/16"))],
     );
-    assert_eq!(only(&third).outcome, Outcome::Ok, "{:?}", third.outcomes);
+    assert_eq!(only(&third).outcome, Status::Ok, "{:?}", third.outcomes);
     assert_eq!(fake.seen().iter().filter(|s| s.is_imds()).count(), 2);
     assert_eq!(fake.seen().iter().filter(|s| s.status == 401).count(), 1);
 }
@@ -694,7 +695,7 @@ fn several_nodes_of_one_table_share_one_read() {
         ],
     );
     assert!(
-        run.outcomes.iter().all(|o| o.outcome == Outcome::Ok),
+        run.outcomes.iter().all(|o| o.outcome == Status::Ok),
         "{:?}",
         run.outcomes
     );
@@ -811,15 +812,15 @@ fn no_app_key_or_bearer_token_reaches_event_files_or_messages() {
         .seen()
         .iter()
         .any(|s| s.header("Authorization") == Some(&format!("Bearer {imds_token}"))));
-    let outcomes: Vec<Outcome> = runs.iter().map(|r| only(r).outcome).collect();
+    let outcomes: Vec<Status> = runs.iter().map(|r| only(r).outcome).collect();
     assert_eq!(
         outcomes,
         [
-            Outcome::Ok,
-            Outcome::Ok,
-            Outcome::Failed,
-            Outcome::Failed,
-            Outcome::Ok
+            Status::Ok,
+            Status::Ok,
+            Status::Failed,
+            Status::Failed,
+            Status::Ok
         ]
     );
     for run in &runs {
@@ -833,7 +834,7 @@ fn open_names_a_missing_parameter() {
     let mut n = node(20, "rt-x", OURS, None);
     n.remove(Param::ResourceGroup);
     let run = run(&fake, EventKind::PeerFail, vec![n]);
-    assert_eq!(only(&run).outcome, Outcome::Failed);
+    assert_eq!(only(&run).outcome, Status::Failed);
     assert!(
         only(&run).message.contains("resourceGroup (-g)"),
         "{}",
@@ -895,7 +896,7 @@ fn the_handler_takes_endpoints_from_the_environment_and_logs_no_secret() {
     );
     let outcomes: Vec<NodeOutcome> = serde_json::from_str(&stdout).expect("outcomes on stdout");
     assert_eq!(outcomes.len(), 1);
-    assert_eq!(outcomes[0].outcome, Outcome::Ok, "{outcomes:?}");
+    assert_eq!(outcomes[0].outcome, Status::Ok, "{outcomes:?}");
     assert_eq!(fake.route("rt-env", "to-dc").hop_ip.as_deref(), Some(OURS));
     assert_eq!(fake.seen().iter().filter(|s| s.is_login()).count(), 1);
 
@@ -923,7 +924,7 @@ fn throttling_past_the_deadline_fails_with_azures_code() {
         vec![node(22, "rt-slow", OURS, None)],
     );
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message
             .starts_with("Azure SubscriptionRequestsThrottled: ")
@@ -957,7 +958,7 @@ fn an_unreachable_arm_endpoint_is_named_in_the_error() {
         vec![node(23, "rt-x", OURS, None)],
     );
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message
             .contains("cannot reach Azure Resource Manager (reading Route Table rt-x)"),
@@ -990,7 +991,7 @@ fn bench_peer_fail_against_the_fake() {
         let run = run(fake, EventKind::PeerFail, nodes);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         assert!(
-            run.outcomes.iter().all(|o| o.outcome == Outcome::Ok),
+            run.outcomes.iter().all(|o| o.outcome == Status::Ok),
             "{:?}",
             run.outcomes
         );

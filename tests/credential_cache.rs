@@ -17,10 +17,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use csr_ha::cloud::{token_cache, Action, NodeOutcome, Outcome, Work};
+use csr_ha::cloud::token_cache;
 use csr_ha::event::EventKind;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
 use csr_ha::paths::HaDir;
+use csr_ha::protocol::Status;
+use csr_ha::work::{Action, NodeOutcome, Work};
 
 /// An HA directory whose tmpfs is a private temporary directory.
 struct Place {
@@ -161,10 +163,10 @@ fn azure_tokens_are_shared_by_handlers_until_they_expire_or_the_key_changes() {
     let logins = || fake.seen().iter().filter(|s| s.is_login()).count();
 
     let first = place.handler(EventKind::PeerFail, azure_node(key), &env);
-    assert_eq!(first.outcome, Outcome::Ok, "{first:?}");
+    assert_eq!(first.outcome, Status::Ok, "{first:?}");
     assert_eq!(logins(), 1);
     let second = place.handler(EventKind::PeerFail, azure_node(key), &env);
-    assert_eq!(second.outcome, Outcome::Ok, "{second:?}");
+    assert_eq!(second.outcome, Status::Ok, "{second:?}");
     assert_eq!(logins(), 1, "the second handler process reuses the token");
 
     let cache = place.cache();
@@ -190,7 +192,7 @@ fn azure_tokens_are_shared_by_handlers_until_they_expire_or_the_key_changes() {
     let new_key = "Another+Key/2=";
     fake.state().app = Some(("t1".into(), "app-1".into(), new_key.into()));
     let changed = place.handler(EventKind::Verify, azure_node(new_key), &env);
-    assert_eq!(changed.outcome, Outcome::Ok, "{changed:?}");
+    assert_eq!(changed.outcome, Status::Ok, "{changed:?}");
     assert_eq!(
         logins(),
         3,
@@ -220,11 +222,11 @@ fn aws_role_credentials_and_session_token_are_shared_by_handlers() {
         Node::with_params(NodeIndex::new(1).expect("index"), Provider::Aws, &params).expect("valid")
     };
     let first = place.handler(EventKind::PeerFail, node("eni-0a0a0a0a"), &env);
-    assert_eq!(first.outcome, Outcome::Ok, "{first:?}");
+    assert_eq!(first.outcome, Status::Ok, "{first:?}");
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
     let calls = ec2.calls().len();
     let second = place.handler(EventKind::PeerFail, node("eni-0b0b0b0b"), &env);
-    assert_eq!(second.outcome, Outcome::Ok, "{second:?}");
+    assert_eq!(second.outcome, Status::Ok, "{second:?}");
     assert_eq!(
         (imds.tokens_issued(), imds.credential_fetches()),
         (1, 1),
@@ -274,7 +276,7 @@ fn gcp_metadata_tokens_are_shared_by_handlers() {
     }
     for _ in 0..2 {
         let out = place.handler(EventKind::PeerFail, node.clone(), &env);
-        assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+        assert_eq!(out.outcome, Status::Ok, "{out:?}");
     }
     assert_eq!(
         fake.state().tokens_issued,

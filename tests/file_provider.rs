@@ -6,10 +6,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use csr_ha::cloud::file::FileTable;
-use csr_ha::cloud::{self, Action, CloudError, Outcome, Route, RouteTable, RouteWrite, Work};
+use csr_ha::cloud::{self, CloudError, Route, RouteTable, RouteWrite};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::protocol::Status;
+use csr_ha::work::{Action, Work};
 
 const PEER: &str = "10.0.1.10";
 const OTHER: &str = "10.0.1.30";
@@ -90,7 +92,7 @@ fn verify_does_not_restore_a_route_replaced_by_hand_between_read_and_write() {
     let outcomes = cloud::apply(&mut table, &work, &mut log);
 
     assert_eq!(outcomes.len(), 1);
-    assert_eq!(outcomes[0].outcome, Outcome::Warning, "{outcomes:?}");
+    assert_eq!(outcomes[0].outcome, Status::Warning, "{outcomes:?}");
     assert!(
         outcomes[0]
             .message
@@ -144,7 +146,7 @@ fn a_write_waits_for_verify_to_finish_and_is_not_undone() {
         "the other write must wait for verify's lock ({:?})",
         started.elapsed()
     );
-    assert_eq!(outcomes[0].outcome, Outcome::Ok, "{outcomes:?}");
+    assert_eq!(outcomes[0].outcome, Status::Ok, "{outcomes:?}");
     assert_eq!(
         hop(dir.path()),
         OTHER,

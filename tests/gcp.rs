@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use csr_ha::cloud::gcp::{self, GcpConfig};
 use csr_ha::cloud::token_cache::TokenCache;
-use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
 use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::protocol::Status;
+use csr_ha::work::{Action, NodeOutcome, Work};
 use gcp_fake::GcpFake;
 use serde_json::json;
 
@@ -144,7 +145,7 @@ fn peer_fail_on_a_secondary_deletes_the_peer_route() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert!(
         out.message.starts_with(
             "deleted peer route route-b (10.99.0.0/16 via 10.0.1.10); route-a via 10.0.1.20 now carries it, "
@@ -181,7 +182,7 @@ fn peer_fail_on_a_primary_changes_nothing_and_says_why() {
         EventKind::PeerFail,
         router_a("primary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert!(
         out.message
             .starts_with("primary node: route route-a (priority 100) already wins"),
@@ -204,7 +205,7 @@ fn peer_fail_with_the_peer_route_already_gone_writes_nothing() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert_eq!(
         out.message,
         "peer route route-b not in project proj-1, nothing to delete; route-a via 10.0.1.20 carries 10.99.0.0/16, no write"
@@ -227,7 +228,7 @@ fn revert_reinserts_a_missing_own_route_with_priority_zero() {
         "10.99.0.0/16",
     );
     let out = event(&config(&fake), dir.path(), EventKind::Revert, node);
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert!(
         out.message.starts_with("re-inserted route route-a (10.99.0.0/16 via 10.0.1.20, priority 0) in project proj-1 vpc vpc-1, "),
         "{}",
@@ -264,7 +265,7 @@ fn revert_reports_differences_and_deletes_nothing() {
         EventKind::Revert,
         router_a("primary"),
     );
-    assert_eq!(out.outcome, Outcome::Warning, "{}", out.message);
+    assert_eq!(out.outcome, Status::Warning, "{}", out.message);
     assert!(
         out.message
             .starts_with("Warning: route route-a differs from the node: "),
@@ -304,7 +305,7 @@ fn revert_with_the_route_as_configured_writes_nothing_and_leaves_no_log() {
         EventKind::Revert,
         router_a("primary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert_eq!(
         out.message,
         "route route-a present (10.99.0.0/16 via 10.0.1.20, priority 100), no write"
@@ -327,7 +328,7 @@ fn verify_inserts_and_deletes_an_ipv6_probe_route() {
         "2001:db8:99::/48",
     );
     let out = event(&config(&fake), dir.path(), EventKind::Verify, node);
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert!(
         out.message.starts_with(
             "inserted and deleted probe route csr-ha-verify-route (2001:db8:99::/48 via 2001:db8:1::20, priority 65535)"
@@ -363,7 +364,7 @@ fn verify_by_either_router_never_undoes_a_peer_fail() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(failover.outcome, Outcome::Ok, "{}", failover.message);
+    assert_eq!(failover.outcome, Status::Ok, "{}", failover.message);
     let mut router_b = router_a("primary");
     for (param, value) in [
         (Param::RouteName, "route-b"),
@@ -375,7 +376,7 @@ fn verify_by_either_router_never_undoes_a_peer_fail() {
     }
     for node in [router_a("secondary"), router_b] {
         let out = event(&config(&fake), dir.path(), EventKind::Verify, node);
-        assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+        assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     }
     assert!(
         fake.route(PROJECT, "route-b").is_none(),
@@ -397,7 +398,7 @@ fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
         EventKind::Verify,
         router_a("primary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert_eq!(
         fake.requests_with("DELETE").len(),
         2,
@@ -417,7 +418,7 @@ fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
         EventKind::Verify,
         router_a("primary"),
     );
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message.starts_with("a route named csr-ha-verify-route exists in project proj-1 and is not this router's probe: not touched"),
         "{}",
@@ -446,7 +447,7 @@ fn an_operation_that_finishes_after_two_polls_is_waited_for() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     let waits: Vec<u32> = fake.state().waits.values().copied().collect();
     assert_eq!(waits, vec![2]);
     assert!(fake.route(PROJECT, "route-b").is_none());
@@ -466,7 +467,7 @@ fn an_operation_error_is_reported_with_its_message() {
         EventKind::Revert,
         router_a("primary"),
     );
-    assert_eq!(out.outcome, Outcome::Failed, "{}", out.message);
+    assert_eq!(out.outcome, Status::Failed, "{}", out.message);
     assert!(
         out.message.starts_with(
             "cannot re-insert route route-a: GCP RESOURCE_NOT_FOUND: The resource 'projects/proj-1/global/networks/vpc-1' was not found (operation operation-1-insert)"
@@ -495,7 +496,7 @@ fn check_warns_about_a_missing_route_and_accepts_a_matching_one() {
         vec![router_a("primary")],
     )
     .remove(0);
-    assert_eq!(out.outcome, Outcome::Warning);
+    assert_eq!(out.outcome, Status::Warning);
     assert_eq!(
         out.message,
         "Warning: Route route-a not found in project proj-1 vpc vpc-1"
@@ -508,7 +509,7 @@ fn check_warns_about_a_missing_route_and_accepts_a_matching_one() {
         vec![router_a("primary")],
     )
     .remove(0);
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert!(writes(&fake).is_empty());
     assert!(
         event_logs(dir.path()).is_empty(),
@@ -532,7 +533,7 @@ fn a_403_is_reported_with_the_apis_message_and_nothing_changes() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert_eq!(
         out.message,
         format!("cannot delete peer route route-b: GCP 403 PERMISSION_DENIED: {message}")
@@ -564,7 +565,7 @@ fn a_429_is_retried_until_it_succeeds() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert_eq!(
         fake.requests_with("GET /compute/v1/projects/proj-1/global/routes/route-b")
             .len(),
@@ -606,7 +607,7 @@ fn a_token_is_fetched_once_per_process_and_renewed_after_a_401() {
         EventKind::Revert,
         router_a("primary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert_eq!(fake.state().tokens_issued, 2, "token not renewed after 401");
 }
 
@@ -640,7 +641,7 @@ fn an_unreachable_metadata_server_fails_every_node_with_a_hint() {
         nodes,
     );
     for out in outs {
-        assert_eq!(out.outcome, Outcome::Failed);
+        assert_eq!(out.outcome, Status::Failed);
         assert!(
             out.message
                 .starts_with("credentials: metadata server 127.0.0.1:"),
@@ -725,7 +726,7 @@ fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    assert_eq!(out.outcome, Status::Ok, "{}", out.message);
     assert!(fake.route(PROJECT, "route-b").is_none());
 
     let state = fake.state();
@@ -774,7 +775,7 @@ fn a_jwt_signed_with_the_wrong_key_is_refused_with_the_endpoints_words() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message
             .starts_with("credentials: token endpoint http://127.0.0.1:"),
@@ -803,7 +804,7 @@ fn a_key_file_that_is_not_a_key_is_reported_without_its_content() {
         ..config(&fake)
     };
     let out = event(&config, dir.path(), EventKind::Verify, router_a("primary"));
-    assert_eq!(out.outcome, Outcome::Failed);
+    assert_eq!(out.outcome, Status::Failed);
     assert!(
         out.message.contains(": credentials: private_key in "),
         "{}",
@@ -923,7 +924,7 @@ fn bench_peer_fail_latency() {
         let started = Instant::now();
         log.finish(&outcomes);
         logs.push(started.elapsed());
-        assert_eq!(outcomes[0].outcome, Outcome::Ok, "{}", outcomes[0].message);
+        assert_eq!(outcomes[0].outcome, Status::Ok, "{}", outcomes[0].message);
     }
     println!(
         "gcp peerFail, 1 node, fake on loopback, first run (metadata token fetched): provider {:?}",
@@ -1014,7 +1015,7 @@ fn the_handler_finds_the_key_in_home_credentials_json() {
         })
         .expect("run handler");
     let outcomes: Vec<NodeOutcome> = serde_json::from_slice(&out.stdout).expect("outcomes");
-    assert_eq!(outcomes[0].outcome, Outcome::Failed, "{outcomes:?}");
+    assert_eq!(outcomes[0].outcome, Status::Failed, "{outcomes:?}");
     let expected = home.join("credentials.json");
     assert!(
         outcomes[0]

@@ -10,7 +10,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use csr_ha::cli;
-use csr_ha::cloud::{self, Work};
+use csr_ha::cloud;
+use csr_ha::work::Work;
 
 const HELP: &str = "usage: ha_event_handler < work.json\n\
 Started by ha_server, one per route table and event: reads one JSON Work on stdin, writes one\n\

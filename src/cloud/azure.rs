@@ -35,10 +35,11 @@ use serde::Deserialize;
 use super::http::{self, Client, Method, ProxyUse, Reply, Request};
 use super::secret::{self, Secret};
 use super::token_cache::{CacheKey, TokenCache};
-use super::{fail_all, run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
+use super::{fail_all, run_table, CloudError, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Node, Param};
 use crate::paths::HaDir;
+use crate::work::{NodeOutcome, Work};
 
 /// The `Microsoft.Network` API version for Route Tables - Get and Routes - Create Or Update: a
 /// stable (non-preview) version, the one Azure's own IaC tooling (azure-native 3.x) defaults to.

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Instant;
 
-use super::{run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
+use super::{run_table, CloudError, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
+use crate::work::{NodeOutcome, Work};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TableFile {

@@ -41,11 +41,13 @@ use serde_json::{json, Value};
 
 use super::http::{self, Client, Method, ProxyUse, Request};
 use super::token_cache::TokenCache;
-use super::{Action, CloudError, NodeOutcome, Outcome, Work};
+use super::CloudError;
 use crate::event::EventKind;
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Mode, Node, Param};
 use crate::paths::HaDir;
+use crate::protocol::Status;
+use crate::work::{Action, NodeOutcome, Work};
 
 pub use auth::Source as TokenSource;
 
@@ -148,8 +150,8 @@ pub fn run_with(
             log.line(index, &format!("Credentials: {}", api.tokens.source()));
             let (outcome, message, wrote) = match Spec::from_node(node) {
                 Err(why) => match work.action {
-                    Action::Check => (Outcome::Warning, format!("Warning: {why}"), false),
-                    Action::Event(_) => (Outcome::Failed, why, false),
+                    Action::Check => (Status::Warning, format!("Warning: {why}"), false),
+                    Action::Event(_) => (Status::Failed, why, false),
                 },
                 Ok(spec) => match work.action {
                     Action::Check => check(&mut api, &spec, log),
@@ -159,7 +161,7 @@ pub fn run_with(
                 },
             };
             // The server logs every outcome; the event file gets the error line.
-            if outcome == Outcome::Failed {
+            if outcome == Status::Failed {
                 log.line(index, &format!("Error: {message}"));
             }
             let mut out = NodeOutcome::new(index, outcome, message, started);
@@ -172,7 +174,7 @@ pub fn run_with(
 }
 
 /// What an event did to one node: outcome, message, and whether a route was written.
-type Done = (Outcome, String, bool);
+type Done = (Status, String, bool);
 
 /// A GCP node's parameters, typed.
 struct Spec<'a> {
@@ -377,7 +379,7 @@ fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
             "primary node: route {} (priority {}) already wins on priority, peer route {} left in place, no write",
             spec.own, spec.priority, spec.peer
         );
-        return (Outcome::Ok, message, false);
+        return (Status::Ok, message, false);
     }
     if spec.own == spec.peer {
         return failed(format!(
@@ -443,10 +445,10 @@ fn own_carries(
         Ok(Some(own)) => match own.differences(spec, false) {
             None => {
                 let verb = if wrote { "now carries it".to_string() } else { format!("carries {}", spec.destination) };
-                (Outcome::Ok, format!("{done}; {} via {} {verb}{no_write}", spec.own, own.hop()), wrote)
+                (Status::Ok, format!("{done}; {} via {} {verb}{no_write}", spec.own, own.hop()), wrote)
             }
             Some(differences) => (
-                Outcome::Warning,
+                Status::Warning,
                 format!(
                     "Warning: {done}; but this router's route {} differs from the node: {differences}{no_write}",
                     spec.own
@@ -455,7 +457,7 @@ fn own_carries(
             ),
         },
         Ok(None) => (
-            Outcome::Warning,
+            Status::Warning,
             format!(
                 "Warning: {done}; but this router's route {} is not in project {}, so nothing carries {}: run revert on this node to re-insert it{no_write}",
                 spec.own, spec.project, spec.destination
@@ -463,7 +465,7 @@ fn own_carries(
             wrote,
         ),
         Err(e) => (
-            Outcome::Warning,
+            Status::Warning,
             format!("Warning: {done}; could not read this router's route {}: {e}{no_write}", spec.own),
             wrote,
         ),
@@ -479,12 +481,12 @@ fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
         Err(e) => failed(e.to_string()),
         Ok(Some(live)) => match live.differences(spec, true) {
             None => (
-                Outcome::Ok,
+                Status::Ok,
                 format!("route {} present ({}), no write", spec.own, spec.describe(spec.priority)),
                 false,
             ),
             Some(differences) => (
-                Outcome::Warning,
+                Status::Warning,
                 format!(
                     "Warning: route {} differs from the node: {differences}; nothing deleted (delete the route and run revert to re-insert it as configured)",
                     spec.own
@@ -513,7 +515,7 @@ fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
                         spec.project,
                         spec.vpc
                     );
-                    (Outcome::Ok, message, true)
+                    (Status::Ok, message, true)
                 }
             }
         }
@@ -551,7 +553,7 @@ fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
         "inserted and deleted probe route {PROBE_ROUTE} ({probe}) in project {} vpc {}",
         spec.project, spec.vpc
     );
-    (Outcome::Ok, message, true)
+    (Status::Ok, message, true)
 }
 
 /// Inserts the probe route. A probe left by an earlier, interrupted verify of this router and
@@ -615,12 +617,12 @@ fn insert_probe(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<()
 fn check(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
     let (project, vpc, own) = (spec.project, spec.vpc, spec.own);
     if let Some(why) = spec.family_error() {
-        return (Outcome::Warning, format!("Warning: {why}"), false);
+        return (Status::Warning, format!("Warning: {why}"), false);
     }
     match api.get_route(project, own, log, spec.index) {
         Ok(Some(live)) => match live.differences(spec, true) {
             None => (
-                Outcome::Ok,
+                Status::Ok,
                 format!(
                     "Route {own} in project {project} vpc {vpc} checked ({})",
                     spec.describe(spec.priority)
@@ -628,18 +630,18 @@ fn check(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
                 false,
             ),
             Some(differences) => (
-                Outcome::Warning,
+                Status::Warning,
                 format!("Warning: Route {own} in project {project} differs from the node: {differences}"),
                 false,
             ),
         },
         Ok(None) => (
-            Outcome::Warning,
+            Status::Warning,
             format!("Warning: Route {own} not found in project {project} vpc {vpc}"),
             false,
         ),
         Err(e) => (
-            Outcome::Warning,
+            Status::Warning,
             format!("Warning: could not read Route {own} in project {project}: {e}"),
             false,
         ),
@@ -647,7 +649,7 @@ fn check(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 }
 
 fn failed(message: String) -> Done {
-    (Outcome::Failed, message, false)
+    (Status::Failed, message, false)
 }
 
 /// One Compute API request, as [`Compute::send`] performs it.

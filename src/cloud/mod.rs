@@ -28,87 +28,8 @@ use serde::{Deserialize, Serialize};
 use crate::event::EventKind;
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Node, Param, Provider};
-use crate::paths::HaDir;
-
-/// What a handler is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Action {
-    /// Run an event on every node of the group.
-    Event(EventKind),
-    /// Read-only check after `create_node`/`set_params`: table exists, `-r` route exists, next
-    /// hop plausible. Writes nothing and leaves no event log.
-    Check,
-}
-
-impl Action {
-    pub fn label(self) -> &'static str {
-        match self {
-            Action::Event(kind) => kind.as_str(),
-            Action::Check => "check",
-        }
-    }
-}
-
-/// One handler's work: the nodes of one route table and what to do with them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Work {
-    pub action: Action,
-    pub provider: Provider,
-    /// The HA directory (event logs, the `file` provider's tables, credentials.json).
-    pub ha_dir: String,
-    /// Milliseconds the handler has before the server kills it; retries must end sooner.
-    pub deadline_ms: u64,
-    pub nodes: Vec<Node>,
-}
-
-impl Work {
-    pub fn dir(&self) -> HaDir {
-        HaDir::new(&self.ha_dir)
-    }
-}
-
-/// How one node fared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Outcome {
-    /// Done (`200: `).
-    Ok,
-    /// Done, with something the user should look at (`199: `).
-    Warning,
-    /// Not done (`400: `).
-    Failed,
-}
-
-impl Outcome {
-    pub fn code(self) -> u16 {
-        match self {
-            Outcome::Ok => 200,
-            Outcome::Warning => 199,
-            Outcome::Failed => 400,
-        }
-    }
-}
-
-/// One node's result, as the handler reports it to the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeOutcome {
-    pub index: u16,
-    pub outcome: Outcome,
-    /// What happened, without the status prefix or node name, e.g.
-    /// `10.99.0.0/16 in t1 now via 10.0.1.20 (was 10.0.1.10), 4 ms`.
-    pub message: String,
-    pub duration_ms: u64,
-}
-
-impl NodeOutcome {
-    pub fn new(index: u16, outcome: Outcome, message: impl Into<String>, started: Instant) -> Self {
-        NodeOutcome {
-            index,
-            outcome,
-            message: message.into(),
-            duration_ms: started.elapsed().as_millis() as u64,
-        }
-    }
-}
+use crate::protocol::Status;
+use crate::work::{Action, NodeOutcome, Work};
 
 /// A provider failure, with a message a user can act on. Never carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,12 +192,7 @@ pub fn fail_all(work: &Work, error: &CloudError, log: &mut EventLog) -> Vec<Node
         .iter()
         .map(|node| {
             log.line(node.index.get(), &format!("Error: {error}"));
-            NodeOutcome::new(
-                node.index.get(),
-                Outcome::Failed,
-                error.to_string(),
-                started,
-            )
+            NodeOutcome::new(node.index.get(), Status::Failed, error.to_string(), started)
         })
         .collect()
 }
@@ -454,7 +370,7 @@ fn finish_node(
 ) -> NodeOutcome {
     let index = plan.index;
     if let Some(message) = plan.error {
-        return NodeOutcome::new(index, Outcome::Failed, message, started);
+        return NodeOutcome::new(index, Status::Failed, message, started);
     }
     let mut done = Vec::new();
     let mut changed = Vec::new();
@@ -493,7 +409,7 @@ fn finish_node(
         if !done.is_empty() {
             message = format!("{message} (after {})", done.join("; "));
         }
-        return NodeOutcome::new(index, Outcome::Failed, message, started);
+        return NodeOutcome::new(index, Status::Failed, message, started);
     }
     let own = &plan.own;
     let message = match (done.is_empty(), plan.unchanged.is_empty()) {
@@ -507,9 +423,9 @@ fn finish_node(
         ),
     };
     let outcome = if changed.is_empty() {
-        Outcome::Ok
+        Status::Ok
     } else {
-        Outcome::Warning
+        Status::Warning
     };
     NodeOutcome::new(index, outcome, message, started)
 }
@@ -517,7 +433,7 @@ fn finish_node(
 fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {
     work.nodes
         .iter()
-        .map(|n| NodeOutcome::new(n.index.get(), Outcome::Warning, message, started))
+        .map(|n| NodeOutcome::new(n.index.get(), Status::Warning, message, started))
         .collect()
 }
 
@@ -540,12 +456,12 @@ fn targets(node: &Node, table: &str, routes: &[Route]) -> Result<Vec<usize>, Str
     }
 }
 
-fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Outcome, String) {
+fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Status, String) {
     let own = node.get(next_hop_param(node.provider)).unwrap_or_default();
     match targets(node, table, routes) {
-        Err(message) => (Outcome::Warning, format!("Warning: {message}")),
+        Err(message) => (Status::Warning, format!("Warning: {message}")),
         Ok(found) if found.is_empty() => (
-            Outcome::Warning,
+            Status::Warning,
             format!("Warning: no route in Route Table {table} points at a router"),
         ),
         Ok(found) => {
@@ -556,14 +472,14 @@ fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Outcome, String) {
             });
             match mismatch {
                 Some(&i) => (
-                    Outcome::Warning,
+                    Status::Warning,
                     format!(
                         "Warning: next hop {own} cannot carry Route {} in Route Table {table}",
                         routes[i].destination
                     ),
                 ),
                 None => (
-                    Outcome::Ok,
+                    Status::Ok,
                     format!(
                         "Route Table {table} checked: {} route(s) to act on",
                         found.len()

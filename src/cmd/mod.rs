@@ -11,11 +11,11 @@ pub mod show_node;
 
 use std::collections::BTreeMap;
 
-use crate::cloud::{Action, Outcome, Work};
 use crate::event_mgr::{Answer, Reply};
 use crate::node::{LastEvent, Node, Param, Provider, Value};
 use crate::node_db::NodeDb;
 use crate::protocol::{Command, Line, NodeParams, Response, Status};
+use crate::work::{Action, Work};
 
 /// What the server keeps between requests.
 #[derive(Debug)]
@@ -163,7 +163,7 @@ pub(crate) fn store_and_reply(state: &mut State, node: Node, headline: String) -
 /// The answer to a create/set whose node was checked against its live route table: the
 /// `headline` and the stored node's `config`, behind a `199` warning when the check found a
 /// problem.
-fn checked(headline: String, config: &str, outcomes: Vec<crate::cloud::NodeOutcome>) -> Answer {
+fn checked(headline: String, config: &str, outcomes: Vec<crate::work::NodeOutcome>) -> Answer {
     for o in &outcomes {
         log::info!(
             "node {} check: {}: {}",
@@ -173,9 +173,9 @@ fn checked(headline: String, config: &str, outcomes: Vec<crate::cloud::NodeOutco
         );
     }
     let warning = outcomes.iter().find_map(|o| match o.outcome {
-        Outcome::Ok => None,
-        Outcome::Warning => Some(o.message.clone()),
-        Outcome::Failed => Some(format!(
+        Status::Ok => None,
+        Status::Warning => Some(o.message.clone()),
+        Status::Failed => Some(format!(
             "Warning: could not check the node against its route table: {}",
             o.message
         )),

@@ -12,12 +12,13 @@ use std::time::SystemTime;
 
 use super::{describe_params, work, Applied, State};
 use crate::cli::{self, Args, CliError, Flag, INDEX};
-use crate::cloud::{Action, NodeOutcome, Outcome};
 use crate::event::EventKind;
 use crate::event_mgr::Answer;
 use crate::node::{InvalidValue, LastEvent, Mode, Node, NodeIndex, Provider};
 use crate::paths::HaDir;
+use crate::protocol::Status;
 use crate::protocol::{Command, Line, Response, Target};
+use crate::work::{Action, NodeOutcome};
 
 pub const HELP: &str = "usage: node_event -i <index>|all [-mi <max index>] -e <event>\n\
 Runs an event on one node, a range of nodes (-i N -mi MAX) or all nodes.\n  \
@@ -156,7 +157,7 @@ fn decide(node: &Node, event: EventKind, single: bool) -> Option<Option<NodeOutc
     if skip_secondary {
         return Some(single.then(|| NodeOutcome {
             index,
-            outcome: Outcome::Ok,
+            outcome: Status::Ok,
             message: "secondary node, nothing to do (revert acts on primary nodes)".into(),
             duration_ms: 0,
         }));
@@ -165,7 +166,7 @@ fn decide(node: &Node, event: EventKind, single: bool) -> Option<Option<NodeOutc
     if !missing.is_empty() {
         return Some(Some(NodeOutcome {
             index,
-            outcome: Outcome::Failed,
+            outcome: Status::Failed,
             message: format!(
                 "skipped: missing {} needed for {} events",
                 describe_params(&missing),
@@ -193,11 +194,11 @@ fn answer(
             LastEvent {
                 event: event.to_string(),
                 time: time.clone(),
-                outcome: Line::status(o.outcome.into(), o.message.clone()).to_string(),
+                outcome: Line::status(o.outcome, o.message.clone()).to_string(),
                 duration_ms: o.duration_ms,
             },
         ));
-        let level = if o.outcome == Outcome::Failed {
+        let level = if o.outcome == Status::Failed {
             log::Level::Warn
         } else {
             log::Level::Info
@@ -216,7 +217,7 @@ fn answer(
         .into_iter()
         .map(|o| {
             let text = format!("node {} {event}: {}", o.index, o.message);
-            Line::status(o.outcome.into(), text)
+            Line::status(o.outcome, text)
         })
         .collect();
     Answer {

@@ -30,7 +30,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::sigv4::parse_utc;
 use crate::cloud::http::{self, Client, Method, ProxyUse, Request};
 use crate::cloud::secret::Secret;
 use crate::cloud::token_cache::{CacheKey, TokenCache};
@@ -386,7 +385,11 @@ fn parse_role_credentials(
         ));
     };
     let keys = Credentials::new(&id, &secret, parsed.token.as_deref());
-    let until = match parsed.expiration.as_deref().map(parse_utc) {
+    let until = match parsed
+        .expiration
+        .as_deref()
+        .map(crate::timestamp::parse_utc)
+    {
         Some(Some(expires)) => expires
             .checked_sub(CREDENTIALS_MARGIN)
             .filter(|u| *u > SystemTime::now()),

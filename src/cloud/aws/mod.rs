@@ -27,10 +27,11 @@ pub use credentials::{CredentialSources, Credentials, ImdsConfig};
 pub use ec2::Ec2Client;
 
 use super::token_cache::TokenCache;
-use super::{run_table, CloudError, NodeOutcome, Route, RouteTable, RouteWrite, Work};
+use super::{run_table, CloudError, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 use crate::paths::HaDir;
+use crate::work::{NodeOutcome, Work};
 
 /// What the AWS provider takes from the environment.
 #[derive(Debug, Clone, Default)]
