@@ -20,6 +20,7 @@ pub mod node;
 pub mod node_db;
 pub mod output;
 pub mod paths;
+pub mod percent;
 pub mod protocol;
 pub mod reply;
 pub mod server;

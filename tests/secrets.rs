@@ -12,7 +12,7 @@ const KEY: &str = "Super+Secret/123=a%b&c";
 
 /// The forms a server could echo the key in.
 fn forms() -> Vec<String> {
-    let upper = csr_ha::cloud::http::percent_encode(KEY, b"");
+    let upper = csr_ha::percent::encode(KEY, csr_ha::percent::UNRESERVED);
     vec![
         KEY.to_string(),
         upper.clone(),

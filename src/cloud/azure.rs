@@ -39,6 +39,7 @@ use super::{fail_all, run_table, CloudError, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Node, Param};
 use crate::paths::HaDir;
+use crate::percent;
 use crate::work::{NodeOutcome, Work};
 
 /// The `Microsoft.Network` API version for Route Tables - Get and Routes - Create Or Update: a
@@ -267,31 +268,7 @@ pub fn decode_app_key(key: &str) -> String {
     if key.chars().count() <= 44 || !key.contains('%') {
         return key.to_string();
     }
-    let hex = |b: &u8| {
-        char::from(*b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    let bytes = key.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1).and_then(hex),
-            bytes.get(i + 2).and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push(high << 4 | low);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent::decode_lossy(key)
 }
 
 /// One Azure route table and what is needed to reach it.
@@ -341,7 +318,7 @@ fn error_code(reply: &Reply) -> Option<String> {
 
 /// Percent-encodes one URL path segment (resource group names may hold `(`, `.`, non-ASCII).
 fn segment(value: &str) -> String {
-    http::percent_encode(value, b"()")
+    percent::encode(value, percent::PATH_SEGMENT)
 }
 
 /// Seconds since the epoch, as a string or a number (IMDS sends strings, some clients numbers).
@@ -435,7 +412,7 @@ impl AzureTable {
                 let url = format!(
                     "{}/metadata/identity/oauth2/token?api-version={IMDS_API_VERSION}&resource={}",
                     self.config.imds,
-                    http::percent_encode(&self.config.resource, b"")
+                    percent::encode(&self.config.resource, percent::UNRESERVED)
                 );
                 let source = format!(
                     "the VM's managed identity (metadata service {})",

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::CloudError;
+use crate::percent::{self, UNRESERVED};
 
 /// Connect timeout, overridable by `CSR_HA_HTTP_CONNECT_TIMEOUT_MS`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -65,21 +66,6 @@ pub fn endpoint(vars: &[&str], default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
         .trim_end_matches('/')
         .to_string()
-}
-
-/// RFC 3986 percent-encoding: every byte outside the unreserved set `A-Z a-z 0-9 - _ . ~` and
-/// `also_keep` becomes `%XX`. Query and form values (and SigV4's canonical query, which must match
-/// byte for byte) keep nothing more; a URL path segment may also keep sub-delimiters like `()`.
-pub fn percent_encode(value: &str, also_keep: &[u8]) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || also_keep.contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// How long to wait before retry number `attempt` (0-based): exponential from 100 ms, capped at
@@ -176,7 +162,13 @@ impl<'a> Request<'a> {
     pub fn form(self, fields: &[(&str, &str)]) -> Request<'a> {
         let body = fields
             .iter()
-            .map(|(k, v)| format!("{}={}", percent_encode(k, b""), percent_encode(v, b"")))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    percent::encode(k, UNRESERVED),
+                    percent::encode(v, UNRESERVED)
+                )
+            })
             .collect::<Vec<_>>()
             .join("&");
         self.header("Content-Type", "application/x-www-form-urlencoded")
@@ -432,16 +424,6 @@ pub fn origin_of(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn values_are_rfc3986_encoded_keeping_only_what_is_asked() {
-        assert_eq!(
-            percent_encode("2001:db8::/64", b""),
-            "2001%3Adb8%3A%3A%2F64"
-        );
-        assert_eq!(percent_encode("a b~c*", b""), "a%20b~c%2A");
-        assert_eq!(percent_encode("(x)", b"()"), "(x)");
-    }
 
     #[test]
     fn backoff_grows_and_respects_the_deadline() {

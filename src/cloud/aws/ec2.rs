@@ -25,6 +25,7 @@ use super::credentials::Credentials;
 use super::sigv4::{self, amz_date};
 use crate::cloud::http::{self, Client, Method, ProxyUse, Reply};
 use crate::cloud::CloudError;
+use crate::percent;
 
 /// The EC2 API version every call names.
 pub const EC2_VERSION: &str = "2016-11-15";
@@ -135,8 +136,8 @@ impl Ec2Client {
             .map(|(k, v)| {
                 format!(
                     "{}={}",
-                    http::percent_encode(k, b""),
-                    http::percent_encode(v, b"")
+                    percent::encode(k, percent::UNRESERVED),
+                    percent::encode(v, percent::UNRESERVED)
                 )
             })
             .collect::<Vec<_>>()
