@@ -232,6 +232,7 @@ enum Typed {
     Mode(Mode),
     AzureCloud(AzureCloud),
     Priority(u16),
+    Address(IpAddr),
 }
 
 impl Value {
@@ -423,7 +424,7 @@ impl Param {
             })),
             NextHop | NextHopIp => value
                 .parse::<IpAddr>()
-                .map(|ip| Value::text(&ip.to_string()))
+                .map(|ip| Value::typed(ip.to_string(), Typed::Address(ip)))
                 .map_err(|_| bad()),
             AppKey => ok(bounded(value, 512, |c| c.is_ascii_graphic())),
             Project => ok(is_gcp_project(value)),
@@ -680,6 +681,14 @@ impl Node {
     pub fn azure_cloud(&self) -> Option<AzureCloud> {
         match self.typed(Param::Cloud) {
             Some(Typed::AzureCloud(cloud)) => Some(cloud),
+            _ => None,
+        }
+    }
+
+    /// A next hop given as an IP address (`-n` of file, Azure and GCP nodes).
+    pub fn address(&self, param: Param) -> Option<IpAddr> {
+        match self.typed(param) {
+            Some(Typed::Address(ip)) => Some(ip),
             _ => None,
         }
     }

@@ -37,7 +37,7 @@ use super::secret::{self, Secret};
 use super::token_cache::{CacheKey, TokenCache};
 use super::{fail_all, run_table, CloudError, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
-use crate::node::{Cidr, Node, Param};
+use crate::node::{AzureCloud, Cidr, Node, Param};
 use crate::paths::HaDir;
 use crate::percent;
 use crate::work::{NodeOutcome, Work};
@@ -78,57 +78,60 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
 impl AzureConfig {
     /// The public endpoints of `cloud` (`azure`, `azusgov`, `azchina`).
-    pub fn for_cloud(cloud: &str) -> Result<AzureConfig, CloudError> {
+    pub fn for_cloud(cloud: AzureCloud) -> AzureConfig {
         let (arm, login) = match cloud {
-            "azure" => (
+            AzureCloud::Public => (
                 "https://management.azure.com",
                 "https://login.microsoftonline.com",
             ),
-            "azusgov" => (
+            AzureCloud::UsGov => (
                 "https://management.usgovcloudapi.net",
                 "https://login.microsoftonline.us",
             ),
-            "azchina" => (
+            AzureCloud::China => (
                 "https://management.chinacloudapi.cn",
                 "https://login.chinacloudapi.cn",
             ),
-            other => {
-                return Err(CloudError::Local(format!(
-                    "-p {other:?} is not an Azure cloud: expected azure, azusgov or azchina"
-                )))
-            }
         };
-        Ok(AzureConfig {
+        AzureConfig {
             arm: arm.to_string(),
             login: login.to_string(),
             imds: "http://169.254.169.254".to_string(),
             resource: format!("{arm}/"),
             poll_interval: Duration::from_secs(1),
             cache: TokenCache::disabled(),
-        })
+        }
     }
 
     /// [`AzureConfig::for_cloud`] with each endpoint overridable by `CSR_HA_AZURE_ARM_ENDPOINT`,
     /// `CSR_HA_AZURE_LOGIN_ENDPOINT` and `CSR_HA_AZURE_IMDS_ENDPOINT`. The token audience stays
     /// the cloud's: an overridden ARM endpoint (a proxy, a test fake) still wants ARM's tokens.
     /// Tokens are kept in `dir`'s credential cache.
-    pub fn from_env(cloud: &str, dir: &HaDir) -> Result<AzureConfig, CloudError> {
-        let defaults = AzureConfig::for_cloud(cloud)?;
-        Ok(AzureConfig {
+    pub fn from_env(cloud: AzureCloud, dir: &HaDir) -> AzureConfig {
+        let defaults = AzureConfig::for_cloud(cloud);
+        AzureConfig {
             arm: http::endpoint(&["CSR_HA_AZURE_ARM_ENDPOINT"], &defaults.arm),
             login: http::endpoint(&["CSR_HA_AZURE_LOGIN_ENDPOINT"], &defaults.login),
             imds: http::endpoint(&["CSR_HA_AZURE_IMDS_ENDPOINT"], &defaults.imds),
             cache: TokenCache::of(dir),
             ..defaults
-        })
+        }
     }
 }
 
 /// Runs `work` with endpoints from the environment (the cloud is the first node's `-p`).
 pub fn run(work: &Work, deadline: Instant, log: &mut EventLog) -> Vec<NodeOutcome> {
     let config = first_node(work)
-        .and_then(|node| required(node, Param::Cloud))
-        .and_then(|cloud| AzureConfig::from_env(cloud, &work.dir()));
+        .and_then(|node| {
+            required(node, Param::Cloud)?;
+            node.azure_cloud().ok_or_else(|| {
+                CloudError::Local(format!(
+                    "-p is not an Azure cloud: expected {}",
+                    AzureCloud::ACCEPTED
+                ))
+            })
+        })
+        .map(|cloud| AzureConfig::from_env(cloud, &work.dir()));
     match config {
         Ok(config) => run_with(work, deadline, log, &config),
         Err(e) => fail_all(work, &e, log),
@@ -1072,14 +1075,13 @@ mod tests {
 
     #[test]
     fn each_cloud_has_its_own_endpoints() {
-        let gov = AzureConfig::for_cloud("azusgov").expect("a cloud");
+        let gov = AzureConfig::for_cloud(AzureCloud::UsGov);
         assert_eq!(gov.arm, "https://management.usgovcloudapi.net");
         assert_eq!(gov.login, "https://login.microsoftonline.us");
         assert_eq!(gov.resource, "https://management.usgovcloudapi.net/");
-        let china = AzureConfig::for_cloud("azchina").expect("a cloud");
+        let china = AzureConfig::for_cloud(AzureCloud::China);
         assert_eq!(china.login, "https://login.chinacloudapi.cn");
         assert_eq!(china.imds, "http://169.254.169.254");
-        assert!(AzureConfig::for_cloud("gcp").is_err());
     }
 
     #[test]

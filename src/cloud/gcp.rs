@@ -190,8 +190,8 @@ struct Spec<'a> {
 }
 
 impl<'a> Spec<'a> {
-    /// Values were validated when they entered the node database; they are parsed again here
-    /// only to get typed values, so a failure means a hand-edited `node_file`.
+    /// Values were validated and parsed when they entered the process; the typed ones are read
+    /// as they are, so only a missing parameter can fail here.
     fn from_node(node: &'a Node) -> Result<Spec<'a>, String> {
         let missing = node.missing();
         if !missing.is_empty() {
@@ -220,12 +220,10 @@ impl<'a> Spec<'a> {
             vpc: get(Param::Vpc),
             own: get(Param::RouteName),
             peer: get(Param::PeerRouteName),
-            next_hop: get(Param::NextHopIp)
-                .parse()
-                .map_err(|_| bad(Param::NextHopIp))?,
-            priority: get(Param::HopPriority)
-                .parse()
-                .map_err(|_| bad(Param::HopPriority))?,
+            next_hop: node
+                .address(Param::NextHopIp)
+                .ok_or_else(|| bad(Param::NextHopIp))?,
+            priority: node.priority().ok_or_else(|| bad(Param::HopPriority))?,
             destination: node.route().ok_or_else(|| bad(Param::Route))?,
         })
     }
