@@ -204,15 +204,11 @@ words! {
 }
 
 words! {
-    /// An Azure node's cloud (`-p`): which ARM, login and IMDS endpoints it talks to.
+    /// An Azure node's cloud (`-p`), which decides the ARM, login and IMDS endpoints: the
+    /// public cloud, US Government, or China (21Vianet).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum AzureCloud ("-p", "azure, azusgov or azchina") {
-        /// Azure public cloud.
-        Public = "azure",
-        /// Azure US Government.
-        UsGov = "azusgov",
-        /// Azure operated by 21Vianet (China).
-        China = "azchina",
+        Public = "azure", UsGov = "azusgov", China = "azchina",
     }
 }
 
@@ -542,6 +538,22 @@ pub struct LastEvent {
     pub duration_ms: u64,
 }
 
+/// `name(param) -> T = Variant;` becomes `pub fn name(&self) -> Option<T>`: the parameter's value
+/// as it was parsed when it entered the process.
+macro_rules! typed_accessors {
+    ($($(#[$doc:meta])* $name:ident($param:expr) -> $ty:ty = $variant:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self) -> Option<$ty> {
+                match self.params.get(&$param).map(|v| v.typed) {
+                    Some(Typed::$variant(value)) => Some(value),
+                    _ => None,
+                }
+            }
+        )*
+    };
+}
+
 /// A redundancy node as stored in the node database. Every parameter was validated and parsed
 /// on its way in; on the wire (frames, the handler's work) it travels as text and is
 /// validated again when decoded.
@@ -657,48 +669,22 @@ impl Node {
         self.params.iter().map(|(p, v)| (*p, v))
     }
 
-    fn typed(&self, param: Param) -> Option<Typed> {
-        self.params.get(&param).map(|v| v.typed)
-    }
-
     /// `-m`; a node without one is secondary.
     pub fn mode(&self) -> Mode {
-        match self.typed(Param::Mode) {
-            Some(Typed::Mode(mode)) => mode,
-            _ => Mode::Secondary,
-        }
+        self.given_mode().unwrap_or(Mode::Secondary)
     }
 
-    /// The `-r` route, if the node names one.
-    pub fn route(&self) -> Option<Cidr> {
-        match self.typed(Param::Route) {
-            Some(Typed::Route(cidr)) => Some(cidr),
-            _ => None,
-        }
-    }
-
-    /// An Azure node's `-p` cloud.
-    pub fn azure_cloud(&self) -> Option<AzureCloud> {
-        match self.typed(Param::Cloud) {
-            Some(Typed::AzureCloud(cloud)) => Some(cloud),
-            _ => None,
-        }
-    }
-
-    /// A next hop given as an IP address (`-n` of file, Azure and GCP nodes).
-    pub fn address(&self, param: Param) -> Option<IpAddr> {
-        match self.typed(param) {
-            Some(Typed::Address(ip)) => Some(ip),
-            _ => None,
-        }
-    }
-
-    /// A GCP node's `-o` route priority (0 is a real value).
-    pub fn priority(&self) -> Option<u16> {
-        match self.typed(Param::HopPriority) {
-            Some(Typed::Priority(priority)) => Some(priority),
-            _ => None,
-        }
+    typed_accessors! {
+        /// `-m`, if given.
+        given_mode(Param::Mode) -> Mode = Mode;
+        /// The `-r` route, if the node names one.
+        route(Param::Route) -> Cidr = Route;
+        /// An Azure node's `-p` cloud.
+        azure_cloud(Param::Cloud) -> AzureCloud = AzureCloud;
+        /// A GCP node's `-n` next-hop address.
+        next_hop_ip(Param::NextHopIp) -> IpAddr = Address;
+        /// A GCP node's `-o` route priority (0 is a real value).
+        priority(Param::HopPriority) -> u16 = Priority;
     }
 
     /// Required parameters this node still lacks, as flags (`-t -n`).

@@ -219,7 +219,8 @@ fn parse(text: &str) -> Result<(BTreeMap<u16, Node>, bool), (usize, String)> {
     Ok((nodes, legacy))
 }
 
-fn parse_line(line: &str) -> Result<Node, String> {
+/// One `node_file` line (`index=1 provider=file routeTable=t1 …`) as a node, every value validated.
+pub fn parse_line(line: &str) -> Result<Node, String> {
     let mut pairs = Vec::new();
     for word in line.split_whitespace() {
         let (key, value) = word

@@ -404,6 +404,13 @@ impl AzureTable {
     }
 
     fn fetch_token(&self) -> Result<(Secret, Duration), CloudError> {
+        let (source, reply) = self.ask_for_token()?;
+        self.token_from(&source, &reply)
+    }
+
+    /// Asks the managed identity (IMDS) or the login server (app credentials) for a token;
+    /// returns who was asked, for messages, and the answer.
+    fn ask_for_token(&self) -> Result<(String, Reply), CloudError> {
         let unreachable = |source: &str, e: http::SendError| {
             CloudError::Transport(
                 self.credential
@@ -459,6 +466,11 @@ impl AzureTable {
                 (source, reply)
             }
         };
+        Ok((source, reply))
+    }
+
+    /// The token in `reply` and how long it may be used, or why there is none.
+    fn token_from(&self, source: &str, reply: &Reply) -> Result<(Secret, Duration), CloudError> {
         let scrub = |s: &str| self.credential.scrub(s);
         if reply.status != 200 {
             let hint = match self.credential {
@@ -469,7 +481,7 @@ impl AzureTable {
             };
             return Err(CloudError::Auth(scrub(&format!(
                 "no token from {source}: {}{hint}",
-                oauth_error(&reply)
+                oauth_error(reply)
             ))));
         }
         let body: TokenBody = serde_json::from_str(&reply.body).map_err(|e| {

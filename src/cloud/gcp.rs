@@ -220,9 +220,7 @@ impl<'a> Spec<'a> {
             vpc: get(Param::Vpc),
             own: get(Param::RouteName),
             peer: get(Param::PeerRouteName),
-            next_hop: node
-                .address(Param::NextHopIp)
-                .ok_or_else(|| bad(Param::NextHopIp))?,
+            next_hop: node.next_hop_ip().ok_or_else(|| bad(Param::NextHopIp))?,
             priority: node.priority().ok_or_else(|| bad(Param::HopPriority))?,
             destination: node.route().ok_or_else(|| bad(Param::Route))?,
         })
@@ -946,22 +944,11 @@ mod tests {
 
     #[test]
     fn differences_compare_canonical_values() {
-        let mut node = Node::new(
-            crate::node::NodeIndex::new(3).expect("index"),
-            crate::node::Provider::Gcp,
-        );
-        for (p, v) in [
-            (Param::Cloud, "gcp"),
-            (Param::Project, "proj-1"),
-            (Param::Vpc, "vpc-1"),
-            (Param::RouteName, "route-a"),
-            (Param::PeerRouteName, "route-b"),
-            (Param::NextHopIp, "2001:db8::20"),
-            (Param::HopPriority, "0"),
-            (Param::Route, "2001:db8:99::/48"),
-        ] {
-            node.set(p, p.validate(v, crate::node::Provider::Gcp).expect("valid"));
-        }
+        let node = crate::node_db::parse_line(
+            "index=3 provider=gcp cloud=gcp project=proj-1 vpc=vpc-1 routeName=route-a \
+             peerRouteName=route-b nextHopIp=2001:db8::20 hopPriority=0 route=2001:db8:99::/48",
+        )
+        .expect("a node_file line");
         let spec = Spec::from_node(&node).expect("spec");
         let same = live(json!({
             "network": "https://www.googleapis.com/compute/v1/projects/proj-1/global/networks/vpc-1",
