@@ -1,9 +1,11 @@
 //! csr-ha: high-availability route failover for a pair of cloud virtual routers.
 //!
-//! Client commands send one typed request frame to the server's FIFO ([`protocol`]); the server
-//! ([`server`]) keeps the node database ([`node_db`]) and runs events ([`event_mgr`]) by handing
-//! each route table's nodes to an `ha_event_handler` process, which talks to the cloud
-//! ([`cloud`]).
+//! Client commands ([`cmd`], flags parsed by [`cli`]) send one typed request frame to the
+//! server's FIFO ([`protocol`], [`client`]); the server ([`server`]) answers on the client's
+//! reply FIFO ([`reply`]), keeps the node database ([`node_db`] of [`node`]s) and has the event
+//! manager ([`event_mgr`]) run each route table's share of an event in an `ha_event_handler`
+//! process ([`work`] is that wire), which talks to the cloud ([`cloud`]) and writes the event
+//! logs ([`event_log`]).
 
 #[macro_use]
 mod words;
