@@ -30,8 +30,12 @@
 //! the peer (all-routes mode); AWS `node_event -i all -e revert` of 200 primary nodes with one
 //! `-r` route each in one table (the routes are pointed back at the peer through moto before each
 //! event). With `--azure-lro` one more Azure 100-route event runs with every write long-running
-//! (the fake finishes each on its second poll; today's handler waits 1 s between polls, so this
-//! takes minutes).
+//! (the fake finishes each on its second poll; the handler waits 1 s between polls, so this took
+//! minutes while each route had its own PUT).
+//!
+//! Each run checks that it starts with no credential cache (`HaDir::credential_cache()`, which
+//! differs per HA directory) and prints how many files the cache held after the run's events and
+//! whether `ha_api -c stop` removed it (a cache left behind is counted, then removed).
 
 // Each fake includes its own copy of `tests/support/loopback.rs`; three fakes here, three copies.
 #![allow(clippy::duplicate_mod)]
@@ -200,6 +204,18 @@ impl Endpoints {
         cmd.env_clear();
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
+        }
+        // The variables that choose where the credential cache lives, so that the bench's
+        // `HaDir::credential_cache()` names the server's (see `measure`); and the AWS write
+        // concurrency, to see what the revert row owes to it.
+        for var in [
+            "XDG_RUNTIME_DIR",
+            "CSR_HA_REPLIES_TMPFS",
+            "CSR_HA_AWS_WRITES_IN_FLIGHT",
+        ] {
+            if let Some(value) = std::env::var_os(var) {
+                cmd.env(var, value);
+            }
         }
         cmd.env("HOME", home).envs(&self.vars).envs([
             ("CSR_HA_CLOUD", self.cloud.word()),
@@ -416,7 +432,14 @@ fn alternate(n: usize) -> Vec<String> {
     words(&format!("-i {index} -e peerFail"))
 }
 
-/// `runs` fresh servers × `events` events each.
+/// Files in a credential cache directory; 0 when there is none.
+fn cached_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}
+
+/// `runs` fresh servers × `events` events each. Checks that every run starts with no credential
+/// cache (so its first event is really cold) and prints what the cache held after the events and
+/// whether `ha_api -c stop` removed it.
 fn measure(
     site: &Site,
     latency: &Latency,
@@ -425,8 +448,16 @@ fn measure(
 ) -> Vec<Sample> {
     let mut samples = Vec::new();
     let mut n = 0;
+    let (mut held, mut left_behind) = (Vec::new(), 0);
+    let mut cache = PathBuf::new();
     for _ in 0..runs {
         let server = site.server();
+        cache = server.dir.credential_cache();
+        assert!(
+            !cache.exists(),
+            "{} exists before the run's first event: the cold event would be warm",
+            cache.display()
+        );
         for event in 0..events {
             (scenario.prepare)(n);
             latency.take();
@@ -440,8 +471,20 @@ fn measure(
             });
             n += 1;
         }
+        held.push(cached_files(&cache).to_string());
         drop(server);
+        if cache.exists() {
+            // Counted as a finding; removed so that the bench leaves no credentials on tmpfs.
+            left_behind += 1;
+            let _ = std::fs::remove_dir_all(&cache);
+        }
     }
+    println!(
+        "credential cache ({}): files after each run's events: {}; left after `ha_api -c stop`: \
+         {left_behind} of {runs} runs",
+        cache.display(),
+        held.join(", ")
+    );
     samples
 }
 
