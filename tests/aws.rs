@@ -2,11 +2,10 @@
 //! of what moto cannot do: the metadata service and throttling. Nothing here contacts AWS.
 //!
 //! Needs `scripts/setup_venv.sh` once (or `CSR_HA_MOTO_SERVER`).
+mod util;
 
-#[path = "support/aws_fakes.rs"]
-mod aws_fakes;
-#[path = "support/aws_moto.rs"]
-mod aws_moto;
+use util::aws_fakes;
+use util::aws_moto;
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,33 +16,18 @@ use csr_ha::cloud::aws::{self, AwsConfig, CredentialSources, Credentials, ImdsCo
 use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
-use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::node::{Node, Param, Provider};
 
+/// An AWS node in us-east-1: table `rtb`, this router's ENI `eni`, and `route` if given.
 fn node(index: u16, rtb: &str, eni: &str, route: Option<&str>, mode: &str) -> Node {
-    let mut node = Node::new(NodeIndex::new(index).expect("index"), Provider::Aws);
-    let params = [
-        (Param::RouteTableId, Some(rtb)),
-        (Param::Region, Some("us-east-1")),
-        (Param::EniId, Some(eni)),
-        (Param::Mode, Some(mode)),
-        (Param::Route, route),
+    let mut params = vec![
+        (Param::RouteTableId, rtb),
+        (Param::Region, "us-east-1"),
+        (Param::EniId, eni),
+        (Param::Mode, mode),
     ];
-    for (param, value) in params {
-        if let Some(value) = value {
-            node.set(param, param.validate(value, Provider::Aws).expect("valid"));
-        }
-    }
-    node
-}
-
-fn work(action: Action, dir: &Path, nodes: Vec<Node>) -> Work {
-    Work {
-        action,
-        provider: Provider::Aws,
-        ha_dir: dir.display().to_string(),
-        deadline_ms: 20_000,
-        nodes,
-    }
+    params.extend(route.map(|route| (Param::Route, route)));
+    util::node(index, Provider::Aws, &params)
 }
 
 fn keys_config(endpoint: &str, keys: Credentials) -> AwsConfig {
@@ -68,7 +52,10 @@ fn run_with(work: &Work, config: &AwsConfig) -> Vec<NodeOutcome> {
 
 /// Runs `kind` on `nodes` and returns the outcomes; event files go to `dir`.
 fn event(kind: EventKind, config: &AwsConfig, dir: &Path, nodes: Vec<Node>) -> Vec<NodeOutcome> {
-    run_with(&work(Action::Event(kind), dir, nodes), config)
+    run_with(
+        &util::work(Action::Event(kind), Provider::Aws, dir, nodes),
+        config,
+    )
 }
 
 fn one(outcomes: Vec<NodeOutcome>) -> NodeOutcome {
@@ -251,8 +238,9 @@ fn a_missing_table_reports_aws_code_and_message() {
 
     // The read-only check after create_node warns instead.
     let checked = one(run_with(
-        &work(
+        &util::work(
             Action::Check,
+            Provider::Aws,
             s.dir.path(),
             vec![node(3, "rtb-0abc1234", &s.vpc.eni_a, None, "primary")],
         ),
@@ -538,8 +526,9 @@ fn an_unreachable_endpoint_is_retried_until_the_deadline() {
         .port();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = keys_config(&format!("http://127.0.0.1:{port}"), aws_moto::any_keys());
-    let mut w = work(
+    let mut w = util::work(
         Action::Event(EventKind::PeerFail),
+        Provider::Aws,
         dir.path(),
         vec![node(1, RTB, ENI_A, None, "primary")],
     );

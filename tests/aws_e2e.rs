@@ -2,9 +2,9 @@
 //! the real client commands, the handler process, and moto on loopback as EC2. The endpoint and
 //! keys are given to the server process only; nothing reaches a real AWS address.
 
-#[path = "support/aws_moto.rs"]
-mod aws_moto;
 mod util;
+
+use util::aws_moto;
 
 use aws_moto::{eni_of, Vpc, V4_OTHER, V4_ROUTE};
 use util::Ha;

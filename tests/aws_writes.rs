@@ -2,6 +2,8 @@
 //! when EC2 throttles it. A loopback EC2 serving every request on its own thread counts how many
 //! `ReplaceRoute` calls are in flight at once.
 
+mod util;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use csr_ha::cloud::aws::{self, AwsConfig, CredentialSources, Credentials};
 use csr_ha::cloud::{Action, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
-use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::node::{Param, Provider};
 
 const TABLE: &str = "rtb-0c0c0c0c";
 const OURS: &str = "eni-00000001";
@@ -123,14 +125,15 @@ fn peer_fail(url: &str, in_flight: Option<usize>) -> csr_ha::cloud::NodeOutcome 
         (Param::Region, "us-east-1"),
         (Param::EniId, OURS),
     ];
-    let node = Node::with_params(NodeIndex::new(1).expect("index"), Provider::Aws, &params)
-        .expect("valid");
+    let node = util::node(1, Provider::Aws, &params);
     let work = Work {
-        action: Action::Event(EventKind::PeerFail),
-        provider: Provider::Aws,
-        ha_dir: dir.path().to_string_lossy().into_owned(),
         deadline_ms: 30_000,
-        nodes: vec![node],
+        ..util::work(
+            Action::Event(EventKind::PeerFail),
+            Provider::Aws,
+            dir.path(),
+            vec![node],
+        )
     };
     let config = AwsConfig {
         endpoint: Some(url.to_string()),

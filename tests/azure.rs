@@ -1,8 +1,7 @@
 //! The Azure provider against a stateful fake of ARM, IMDS and the AAD login endpoint on
-//! 127.0.0.1 (tests/support/azure_fake.rs). Endpoints are passed in an [`AzureConfig`], never
+//! 127.0.0.1 (tests/util/azure_fake.rs). Endpoints are passed in an [`AzureConfig`], never
 //! through the environment, so the tests run in parallel safely.
-
-mod support;
+mod util;
 
 use std::time::{Duration, Instant};
 
@@ -11,8 +10,8 @@ use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
-use csr_ha::node::{Node, NodeIndex, Param, Provider};
-use support::azure_fake::{Fake, FakeRoute, Writes, GROUP, RESOURCE, SUB};
+use csr_ha::node::{Node, Param, Provider};
+use util::azure_fake::{Fake, FakeRoute, Writes, GROUP, RESOURCE, SUB};
 
 const OURS: &str = "10.0.1.20";
 const PEER: &str = "10.0.1.10";
@@ -28,36 +27,28 @@ fn config(fake: &Fake) -> AzureConfig {
     }
 }
 
+/// An Azure node on `table` in the fake's subscription and group, next hop `next_hop`, and
+/// `route` if given (all routes via the peer otherwise).
 fn node(index: u16, table: &str, next_hop: &str, route: Option<&str>) -> Node {
-    let mut node = Node::new(NodeIndex::new(index).expect("valid index"), Provider::Azure);
-    for (param, value) in [
+    let mut params = vec![
         (Param::Cloud, "azure"),
         (Param::SubscriptionId, SUB),
         (Param::ResourceGroup, GROUP),
         (Param::RouteTableName, table),
         (Param::NextHop, next_hop),
-    ] {
-        set(&mut node, param, value);
-    }
-    if let Some(route) = route {
-        set(&mut node, Param::Route, route);
-    }
-    node
+    ];
+    params.extend(route.map(|route| (Param::Route, route)));
+    util::node(index, Provider::Azure, &params)
 }
 
-/// Sets a parameter as the client would: validated.
-fn set(node: &mut Node, param: Param, value: &str) {
-    let value = param
-        .validate(value, Provider::Azure)
-        .expect("valid test parameter");
-    node.set(param, value);
-}
-
-fn with_app(mut node: Node, tenant: &str, app_id: &str, key: &str) -> Node {
-    set(&mut node, Param::TenantId, tenant);
-    set(&mut node, Param::AppId, app_id);
-    set(&mut node, Param::AppKey, key);
-    node
+/// `node` logging in as an app registration instead of the managed identity.
+fn with_app(node: Node, tenant: &str, app_id: &str, key: &str) -> Node {
+    let app = [
+        (Param::TenantId, tenant),
+        (Param::AppId, app_id),
+        (Param::AppKey, key),
+    ];
+    util::with_params(node, &app)
 }
 
 struct Run {
@@ -68,11 +59,8 @@ struct Run {
 fn run_with(config: AzureConfig, deadline_ms: u64, action: Action, nodes: Vec<Node>) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let work = Work {
-        action,
-        provider: Provider::Azure,
-        ha_dir: dir.path().to_string_lossy().into_owned(),
         deadline_ms,
-        nodes,
+        ..util::work(action, Provider::Azure, dir.path(), nodes)
     };
     let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
     let mut log = EventLog::new(&work);
@@ -82,7 +70,12 @@ fn run_with(config: AzureConfig, deadline_ms: u64, action: Action, nodes: Vec<No
 }
 
 fn run(fake: &Fake, kind: EventKind, nodes: Vec<Node>) -> Run {
-    run_with(config(fake), 20_000, Action::Event(kind), nodes)
+    run_with(
+        config(fake),
+        util::builders::DEADLINE_MS,
+        Action::Event(kind),
+        nodes,
+    )
 }
 
 fn only(run: &Run) -> &NodeOutcome {
@@ -852,13 +845,12 @@ fn the_handler_takes_endpoints_from_the_environment_and_logs_no_secret() {
     fake.state().app = Some(("t5".into(), "app-5".into(), key.into()));
     fake.state().resource = String::new();
     let dir = tempfile::tempdir().expect("temp dir");
-    let work = Work {
-        action: Action::Event(EventKind::PeerFail),
-        provider: Provider::Azure,
-        ha_dir: dir.path().to_string_lossy().into_owned(),
-        deadline_ms: 20_000,
-        nodes: vec![with_app(node(21, "rt-env", OURS, None), "t5", "app-5", key)],
-    };
+    let work = util::work(
+        Action::Event(EventKind::PeerFail),
+        Provider::Azure,
+        dir.path(),
+        vec![with_app(node(21, "rt-env", OURS, None), "t5", "app-5", key)],
+    );
     let run_dir = tempfile::tempdir().expect("temp dir");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ha_event_handler"))
         .env_clear()

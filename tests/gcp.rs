@@ -2,9 +2,9 @@
 //! metadata server and the OAuth token endpoint, all on 127.0.0.1. Endpoints and credentials go
 //! in through `GcpConfig`, so no test touches the process environment.
 
-#[path = "support/gcp_fake.rs"]
-mod gcp_fake;
 mod util;
+
+use util::gcp_fake;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::cloud::{Action, NodeOutcome, Outcome, Work};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
-use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::node::{Node, Param, Provider};
 use gcp_fake::GcpFake;
 use serde_json::json;
 
@@ -32,8 +32,7 @@ fn node(
     priority: &str,
     route: &str,
 ) -> Node {
-    let mut node = Node::new(NodeIndex::new(index).expect("index"), Provider::Gcp);
-    for (param, value) in [
+    let params = [
         (Param::Cloud, "gcp"),
         (Param::Project, PROJECT),
         (Param::Vpc, VPC),
@@ -43,13 +42,8 @@ fn node(
         (Param::HopPriority, priority),
         (Param::Route, route),
         (Param::Mode, mode),
-    ] {
-        let value = param
-            .validate(value, Provider::Gcp)
-            .expect("valid test parameter");
-        node.set(param, value);
-    }
-    node
+    ];
+    util::node(index, Provider::Gcp, &params)
 }
 
 /// Node 3 on router A (10.0.1.20, route-a at priority 100); its peer B owns route-b.
@@ -82,13 +76,7 @@ fn config(fake: &GcpFake) -> GcpConfig {
 
 /// Runs one action as a handler would: event log opened, provider run, logs written.
 fn run(config: &GcpConfig, dir: &Path, action: Action, nodes: Vec<Node>) -> Vec<NodeOutcome> {
-    let work = Work {
-        action,
-        provider: Provider::Gcp,
-        ha_dir: dir.to_string_lossy().into_owned(),
-        deadline_ms: 20_000,
-        nodes,
-    };
+    let work = util::work(action, Provider::Gcp, dir, nodes);
     let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
     let mut log = EventLog::new(&work);
     let outcomes = gcp::run_with(&work, deadline, &mut log, config);
@@ -364,15 +352,15 @@ fn verify_by_either_router_never_undoes_a_peer_fail() {
         router_a("secondary"),
     );
     assert_eq!(failover.outcome, Outcome::Ok, "{}", failover.message);
-    let mut router_b = router_a("primary");
-    for (param, value) in [
-        (Param::RouteName, "route-b"),
-        (Param::PeerRouteName, "route-a"),
-        (Param::NextHopIp, "10.0.1.10"),
-        (Param::HopPriority, "200"),
-    ] {
-        router_b.set(param, param.validate(value, Provider::Gcp).expect("valid"));
-    }
+    let router_b = util::with_params(
+        router_a("primary"),
+        &[
+            (Param::RouteName, "route-b"),
+            (Param::PeerRouteName, "route-a"),
+            (Param::NextHopIp, "10.0.1.10"),
+            (Param::HopPriority, "200"),
+        ],
+    );
     for node in [router_a("secondary"), router_b] {
         let out = event(&config(&fake), dir.path(), EventKind::Verify, node);
         assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
@@ -909,13 +897,12 @@ fn bench_peer_fail_latency() {
     let (mut provider, mut logs) = (Vec::new(), Vec::new());
     for _ in 0..501 {
         seed_pair(&fake);
-        let work = Work {
-            action: Action::Event(EventKind::PeerFail),
-            provider: Provider::Gcp,
-            ha_dir: dir.path().to_string_lossy().into_owned(),
-            deadline_ms: 20_000,
-            nodes: vec![router_a("secondary")],
-        };
+        let work = util::work(
+            Action::Event(EventKind::PeerFail),
+            Provider::Gcp,
+            dir.path(),
+            vec![router_a("secondary")],
+        );
         let started = Instant::now();
         let mut log = EventLog::new(&work);
         let outcomes = gcp::run_with(&work, started + Duration::from_secs(20), &mut log, &config);
@@ -989,11 +976,13 @@ fn the_handler_finds_the_key_in_home_credentials_json() {
     // Not a usable key: the error names the file, which shows where it was looked for.
     std::fs::write(home.join("credentials.json"), "{}").expect("key");
     let work = Work {
-        action: Action::Event(EventKind::PeerFail),
-        provider: Provider::Gcp,
-        ha_dir: ha.to_string_lossy().into_owned(),
         deadline_ms: 5_000,
-        nodes: vec![router_a("secondary")],
+        ..util::work(
+            Action::Event(EventKind::PeerFail),
+            Provider::Gcp,
+            &ha,
+            vec![router_a("secondary")],
+        )
     };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ha_event_handler"))
         .env("HOME", &home)

@@ -1,10 +1,8 @@
 //! No secret reaches a user's terminal or a file, whatever form a server echoes it in.
 
-mod support;
-#[path = "util/mod.rs"]
 mod util;
 
-use support::azure_fake::{Fake, FakeRoute, GROUP, SUB};
+use util::azure_fake::{Fake, FakeRoute, GROUP, SUB};
 use util::Ha;
 
 /// Every character a key may hold that an encoder rewrites.

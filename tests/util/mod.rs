@@ -1,7 +1,18 @@
-//! Test helper: a fresh HA directory, a real `ha_server` process, and the real client binaries.
+//! Test helpers, included by every test file as `mod util;`: a fresh HA directory, a real
+//! `ha_server` process and the real client binaries here; the loopback fakes of each cloud,
+//! moto, the latency proxy and the deployment machine in the submodules.
 #![allow(dead_code, unused_imports, clippy::new_without_default)]
 
+pub mod aws_fakes;
+pub mod aws_moto;
+pub mod azure_fake;
+pub mod builders;
+pub mod gcp_fake;
+pub mod latency_proxy;
+pub mod loopback;
 pub mod machine;
+
+pub use builders::{node, with_params, work};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

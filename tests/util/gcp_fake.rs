@@ -21,9 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine;
 use serde_json::{json, Value};
 
-#[path = "loopback.rs"]
-mod loopback;
-use loopback::Loopback;
+use super::loopback::Loopback;
 
 /// Where the fake says routes and networks live (never contacted).
 pub const SELF_LINK: &str = "https://compute.fake.invalid/compute/v1";

@@ -23,9 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tiny_http::{Header, Response};
 
-#[path = "loopback.rs"]
-mod loopback;
-use loopback::Loopback;
+use super::loopback::Loopback;
 
 /// One route as ARM stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tiny_http::{Header, Request, Response};
 
-#[path = "loopback.rs"]
-mod loopback;
-use loopback::Loopback;
+use super::loopback::Loopback;
 
 /// A loopback server answering each request with `handle(request, body) -> (status, text)`.
 fn answering(

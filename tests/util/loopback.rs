@@ -1,5 +1,5 @@
 //! The server under every loopback fake: tiny_http on a free 127.0.0.1 port, one thread serving
-//! requests until the fake is dropped. Included by each fake with `#[path]`.
+//! requests until the fake is dropped. Each fake uses it as `super::loopback`.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
