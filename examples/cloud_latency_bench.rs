@@ -37,7 +37,7 @@
 mod aws_fakes;
 #[path = "../tests/util/aws_moto.rs"]
 mod aws_moto;
-#[path = "../tests/util/azure_fake.rs"]
+#[path = "../tests/util/azure_fake/mod.rs"]
 mod azure_fake;
 #[path = "../tests/util/gcp_fake.rs"]
 mod gcp_fake;

@@ -5,9 +5,12 @@
 
 pub mod aws_fakes;
 pub mod aws_moto;
+pub mod aws_run;
 pub mod azure_fake;
+pub mod azure_run;
 pub mod builders;
 pub mod gcp_fake;
+pub mod gcp_run;
 pub mod latency_proxy;
 pub mod loopback;
 pub mod machine;
