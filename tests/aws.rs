@@ -148,7 +148,7 @@ fn a_missing_table_reports_aws_code_and_message() {
             "primary",
         )],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    util::assert_outcome(&out, Outcome::Failed);
     assert_eq!(
         out.message,
         "AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist"
@@ -164,12 +164,8 @@ fn a_missing_table_reports_aws_code_and_message() {
         ),
         &s.config,
     ));
-    assert_eq!(checked.outcome, Outcome::Warning);
-    assert!(
-        checked.message.contains("InvalidRouteTableID.NotFound"),
-        "{}",
-        checked.message
-    );
+    util::assert_outcome(&checked, Outcome::Warning);
+    util::assert_says(&checked, "InvalidRouteTableID.NotFound");
 }
 
 #[test]
@@ -186,7 +182,7 @@ fn a_missing_route_fails_without_writing() {
             "primary",
         )],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    util::assert_outcome(&out, Outcome::Failed);
     assert_eq!(
         out.message,
         format!("Route 10.77.0.0/16 not found in Route Table {}", s.vpc.rtb)
@@ -207,12 +203,8 @@ fn a_missing_route_fails_without_writing() {
             "primary",
         )],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message.contains("does not point at a router"),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(&out, Outcome::Failed);
+    util::assert_says(&out, "does not point at a router");
 }
 
 #[test]

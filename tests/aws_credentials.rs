@@ -108,7 +108,7 @@ fn signatures_are_checked_and_a_wrong_secret_is_an_auth_failure() {
         dir.path(),
         vec![node(1, &vpc.rtb, &vpc.eni_a, Some(V4_ROUTE), "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
+    util::assert_outcome(&out, Outcome::Failed);
     assert_eq!(
         out.message,
         "AWS AuthFailure: AWS was not able to validate the provided access credentials"
@@ -284,14 +284,9 @@ fn an_instance_without_role_or_keys_says_where_it_looked() {
         dir.path(),
         vec![node(1, RTB, ENI_A, None, "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(out.message.starts_with("credentials: no AWS credentials found: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set; no profile [default]"), "{}", out.message);
-    assert!(
-        out.message
-            .contains("404, no IAM role is attached to this instance"),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(&out, Outcome::Failed);
+    util::assert_starts(&out, "credentials: no AWS credentials found: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set; no profile [default]");
+    util::assert_says(&out, "404, no IAM role is attached to this instance");
     assert!(ec2.calls().is_empty());
 }
 
@@ -339,11 +334,6 @@ fn the_shared_credentials_file_and_profile_are_used() {
     );
     config.credentials.profile = Some("missing".into());
     let out = run(&config);
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message
-            .contains("profile [missing] (AWS_PROFILE) not found in"),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(&out, Outcome::Failed);
+    util::assert_says(&out, "profile [missing] (AWS_PROFILE) not found in");
 }

@@ -24,11 +24,9 @@ fn peer_fail_moves_only_the_named_route_with_a_managed_identity() {
 
     let out = only(&run);
     assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    assert!(
-        out.message
-            .contains("10.99.0.0/16 in rt-a now via 10.0.1.20 (was 10.0.1.10)"),
-        "{}",
-        out.message
+    util::assert_says(
+        out,
+        "10.99.0.0/16 in rt-a now via 10.0.1.20 (was 10.0.1.10)",
     );
     assert_eq!(fake.route("rt-a", "to-dc").hop_ip.as_deref(), Some(OURS));
     assert_eq!(
@@ -97,11 +95,7 @@ fn peer_fail_without_a_route_moves_every_appliance_route_and_nothing_else() {
         .collect();
     assert_eq!(table_puts.len(), 1, "the table is written once");
     assert_eq!(table_puts[0].header("If-Match"), Some("W/\"0\""));
-    assert!(
-        out.message.contains("10.97.0.0/16 already via 10.0.1.20"),
-        "{}",
-        out.message
-    );
+    util::assert_says(out, "10.97.0.0/16 already via 10.0.1.20");
     let after = fake.routes("rt-all");
     for (old, new) in before.iter().zip(&after) {
         match old.name.as_str() {
@@ -129,11 +123,9 @@ fn ipv6_routes_move_and_keep_their_prefix_as_azure_wrote_it() {
 
     let out = only(&run);
     assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    assert!(
-        out.message
-            .contains("2001:db8:99::/48 in rt-v6 now via 2001:db8::20 (was 2001:db8::10)"),
-        "{}",
-        out.message
+    util::assert_says(
+        out,
+        "2001:db8:99::/48 in rt-v6 now via 2001:db8::20 (was 2001:db8::10)",
     );
     let v6 = fake.route("rt-v6", "v6");
     assert_eq!(v6.hop_ip.as_deref(), Some("2001:db8::20"));
@@ -154,12 +146,7 @@ fn verify_puts_the_route_back_unchanged() {
 
     let out = only(&run);
     assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    assert!(
-        out.message
-            .contains("10.99.0.0/16 in rt-verify verified via 10.0.1.10"),
-        "{}",
-        out.message
-    );
+    util::assert_says(out, "10.99.0.0/16 in rt-verify verified via 10.0.1.10");
     assert_eq!(puts(&fake), ["to-dc"]);
     let put = fake
         .seen()
@@ -188,12 +175,9 @@ fn verify_does_not_restore_a_route_changed_since_it_was_read() {
 
     let out = only(&run);
     assert_eq!(out.outcome, Outcome::Warning, "{out:?}");
-    assert!(
-        out.message.contains(
-            "10.99.0.0/16 in rt-race changed meanwhile (now via 10.0.1.30): not rewritten"
-        ),
-        "{}",
-        out.message
+    util::assert_says(
+        out,
+        "10.99.0.0/16 in rt-race changed meanwhile (now via 10.0.1.30): not rewritten",
     );
     assert_eq!(
         fake.route("rt-race", "to-dc").hop_ip.as_deref(),
@@ -302,12 +286,8 @@ fn open_names_a_missing_parameter() {
     let mut n = node(20, "rt-x", OURS, None);
     n.remove(Param::ResourceGroup);
     let run = run(&fake, EventKind::PeerFail, vec![n]);
-    assert_eq!(only(&run).outcome, Outcome::Failed);
-    assert!(
-        only(&run).message.contains("resourceGroup (-g)"),
-        "{}",
-        only(&run).message
-    );
+    util::assert_outcome(only(&run), Outcome::Failed);
+    util::assert_says(only(&run), "resourceGroup (-g)");
     assert!(fake.seen().is_empty());
 }
 

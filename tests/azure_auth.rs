@@ -84,12 +84,10 @@ fn a_wrong_app_key_fails_with_the_login_error_and_never_the_key() {
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message
-            .contains("invalid_client: AADSTS7000215: Invalid client secret provided"),
-        "{}",
-        out.message
+    util::assert_outcome(out, Outcome::Failed);
+    util::assert_says(
+        out,
+        "invalid_client: AADSTS7000215: Invalid client secret provided",
     );
     assert!(
         out.message.contains("app-3") && !out.message.contains("Trace ID"),
@@ -114,7 +112,7 @@ fn a_vm_without_a_managed_identity_gets_an_actionable_error() {
         vec![node(14, "rt-noid", OURS, None)],
     );
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    util::assert_outcome(out, Outcome::Failed);
     assert!(
         out.message.contains("Identity not found") && out.message.contains("-a -d -k"),
         "{}",
@@ -131,13 +129,13 @@ fn tokens_are_cached_and_replaced_when_arm_refuses_them() {
         EventKind::Verify,
         vec![node(15, "rt-cache", OURS, Some("10.99.0.0/16"))],
     );
-    assert_eq!(only(&first).outcome, Outcome::Ok);
+    util::assert_outcome(only(&first), Outcome::Ok);
     let second = run(
         &fake,
         EventKind::Verify,
         vec![node(15, "rt-cache", OURS, Some("10.99.0.0/16"))],
     );
-    assert_eq!(only(&second).outcome, Outcome::Ok);
+    util::assert_outcome(only(&second), Outcome::Ok);
     assert_eq!(
         fake.seen().iter().filter(|s| s.is_imds()).count(),
         1,

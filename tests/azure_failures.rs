@@ -109,12 +109,8 @@ fn a_failed_async_write_reports_the_operation_error() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message.contains("Azure RouteConflict: Route conflicts"),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(out, Outcome::Failed);
+    util::assert_says(out, "Azure RouteConflict: Route conflicts");
     assert_eq!(fake.route("rt-fail", "to-dc").hop_ip.as_deref(), Some(PEER));
 }
 
@@ -127,13 +123,13 @@ fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
         vec![node(8, "rt-gone", OURS, None)],
     );
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    util::assert_outcome(out, Outcome::Failed);
     assert!(
         out.message.contains("rt-gone") && out.message.contains("not found"),
         "{}",
         out.message
     );
-    assert!(out.message.contains(GROUP), "{}", out.message);
+    util::assert_says(out, GROUP);
     assert_eq!(
         fake.seen()
             .iter()
@@ -149,14 +145,8 @@ fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
         Action::Check,
         vec![node(8, "rt-gone", OURS, None)],
     );
-    assert_eq!(only(&check).outcome, Outcome::Warning);
-    assert!(
-        only(&check)
-            .message
-            .contains("Route Table rt-gone not found"),
-        "{}",
-        only(&check).message
-    );
+    util::assert_outcome(only(&check), Outcome::Warning);
+    util::assert_says(only(&check), "Route Table rt-gone not found");
 }
 
 #[test]
@@ -171,17 +161,9 @@ fn authorization_failed_is_reported_with_azures_message() {
     );
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message.starts_with("Azure AuthorizationFailed: "),
-        "{}",
-        out.message
-    );
-    assert!(
-        out.message.contains("does not have authorization to perform action 'Microsoft.Network/routeTables/routes/write'"),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(out, Outcome::Failed);
+    util::assert_starts(out, "Azure AuthorizationFailed: ");
+    util::assert_says(out, "does not have authorization to perform action 'Microsoft.Network/routeTables/routes/write'");
     assert_eq!(puts(&fake).len(), 1, "a 403 is not retried");
 }
 
@@ -197,7 +179,7 @@ fn throttling_past_the_deadline_fails_with_azures_code() {
         vec![node(22, "rt-slow", OURS, None)],
     );
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
+    util::assert_outcome(out, Outcome::Failed);
     assert!(
         out.message
             .starts_with("Azure SubscriptionRequestsThrottled: ")
@@ -231,12 +213,10 @@ fn an_unreachable_arm_endpoint_is_named_in_the_error() {
         vec![node(23, "rt-x", OURS, None)],
     );
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message
-            .contains("cannot reach Azure Resource Manager (reading Route Table rt-x)"),
-        "{}",
-        out.message
+    util::assert_outcome(out, Outcome::Failed);
+    util::assert_says(
+        out,
+        "cannot reach Azure Resource Manager (reading Route Table rt-x)",
     );
     assert_eq!(fake.seen().iter().filter(|s| s.is_imds()).count(), 1);
 }

@@ -13,7 +13,9 @@ use csr_ha::node::{Param, Provider};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use util::gcp_fake::GcpFake;
-use util::gcp_run::{config, event, event_logs, node, router_a, run, seed_pair, PROJECT, VPC};
+use util::gcp_run::{
+    config, event_logs, event_on, node, router_a, run, seed_pair, seeded, PROJECT, VPC,
+};
 
 fn writes(fake: &GcpFake) -> Vec<String> {
     fake.state()
@@ -26,16 +28,14 @@ fn writes(fake: &GcpFake) -> Vec<String> {
 
 #[test]
 fn peer_fail_on_a_secondary_deletes_the_peer_route() {
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
+    let (fake, dir) = seeded();
+    let out = event_on(
+        &fake,
         dir.path(),
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    util::assert_outcome(&out, Outcome::Ok);
     assert!(
         out.message.starts_with(
             "deleted peer route route-b (10.99.0.0/16 via 10.0.1.10); route-a via 10.0.1.20 now carries it, "
@@ -63,23 +63,14 @@ fn peer_fail_on_a_secondary_deletes_the_peer_route() {
 
 #[test]
 fn peer_fail_on_a_primary_changes_nothing_and_says_why() {
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("primary"),
+    let (fake, dir) = seeded();
+    let out = event_on(&fake, dir.path(), EventKind::PeerFail, router_a("primary"));
+    util::assert_outcome(&out, Outcome::Ok);
+    util::assert_starts(
+        &out,
+        "primary node: route route-a (priority 100) already wins",
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
-    assert!(
-        out.message
-            .starts_with("primary node: route route-a (priority 100) already wins"),
-        "{}",
-        out.message
-    );
-    assert!(out.message.ends_with("no write"), "{}", out.message);
+    util::assert_ends(&out, "no write");
     assert!(fake.route(PROJECT, "route-a").is_some() && fake.route(PROJECT, "route-b").is_some());
     assert_eq!(fake.requests_with("/compute/"), Vec::<String>::new());
 }
@@ -89,13 +80,13 @@ fn peer_fail_with_the_peer_route_already_gone_writes_nothing() {
     let fake = GcpFake::start();
     fake.put_route(PROJECT, VPC, "route-a", "10.99.0.0/16", "10.0.1.20", 100);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
+    let out = event_on(
+        &fake,
         dir.path(),
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
         out.message,
         "peer route route-b not in project proj-1, nothing to delete; route-a via 10.0.1.20 carries 10.99.0.0/16, no write"
@@ -117,13 +108,9 @@ fn revert_reinserts_a_missing_own_route_with_priority_zero() {
         "0",
         "10.99.0.0/16",
     );
-    let out = event(&config(&fake), dir.path(), EventKind::Revert, node);
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
-    assert!(
-        out.message.starts_with("re-inserted route route-a (10.99.0.0/16 via 10.0.1.20, priority 0) in project proj-1 vpc vpc-1, "),
-        "{}",
-        out.message
-    );
+    let out = event_on(&fake, dir.path(), EventKind::Revert, node);
+    util::assert_outcome(&out, Outcome::Ok);
+    util::assert_starts(&out, "re-inserted route route-a (10.99.0.0/16 via 10.0.1.20, priority 0) in project proj-1 vpc vpc-1, ");
     assert_eq!(
         fake.state().inserted,
         vec![
@@ -149,30 +136,12 @@ fn revert_reports_differences_and_deletes_nothing() {
     let fake = GcpFake::start();
     fake.put_route(PROJECT, VPC, "route-a", "10.99.0.0/16", "10.0.1.99", 150);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
-        dir.path(),
-        EventKind::Revert,
-        router_a("primary"),
-    );
-    assert_eq!(out.outcome, Outcome::Warning, "{}", out.message);
-    assert!(
-        out.message
-            .starts_with("Warning: route route-a differs from the node: "),
-        "{}",
-        out.message
-    );
-    assert!(
-        out.message.contains("next hop 10.0.1.99 (node: 10.0.1.20)"),
-        "{}",
-        out.message
-    );
-    assert!(
-        out.message.contains("priority 150 (node: 100)"),
-        "{}",
-        out.message
-    );
-    assert!(out.message.contains("nothing deleted"), "{}", out.message);
+    let out = event_on(&fake, dir.path(), EventKind::Revert, router_a("primary"));
+    util::assert_outcome(&out, Outcome::Warning);
+    util::assert_starts(&out, "Warning: route route-a differs from the node: ");
+    util::assert_says(&out, "next hop 10.0.1.99 (node: 10.0.1.20)");
+    util::assert_says(&out, "priority 150 (node: 100)");
+    util::assert_says(&out, "nothing deleted");
     assert!(
         writes(&fake).is_empty(),
         "revert wrote: {:?}",
@@ -186,16 +155,9 @@ fn revert_reports_differences_and_deletes_nothing() {
 
 #[test]
 fn revert_with_the_route_as_configured_writes_nothing_and_leaves_no_log() {
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
-        dir.path(),
-        EventKind::Revert,
-        router_a("primary"),
-    );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    let (fake, dir) = seeded();
+    let out = event_on(&fake, dir.path(), EventKind::Revert, router_a("primary"));
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
         out.message,
         "route route-a present (10.99.0.0/16 via 10.0.1.20, priority 100), no write"
@@ -217,15 +179,9 @@ fn verify_inserts_and_deletes_an_ipv6_probe_route() {
         "100",
         "2001:db8:99::/48",
     );
-    let out = event(&config(&fake), dir.path(), EventKind::Verify, node);
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
-    assert!(
-        out.message.starts_with(
-            "inserted and deleted probe route csr-ha-verify-route (2001:db8:99::/48 via 2001:db8:1::20, priority 65535)"
-        ),
-        "{}",
-        out.message
-    );
+    let out = event_on(&fake, dir.path(), EventKind::Verify, node);
+    util::assert_outcome(&out, Outcome::Ok);
+    util::assert_starts(&out, "inserted and deleted probe route csr-ha-verify-route (2001:db8:99::/48 via 2001:db8:1::20, priority 65535)");
     assert_eq!(
         fake.state().inserted,
         vec![
@@ -245,16 +201,14 @@ fn verify_inserts_and_deletes_an_ipv6_probe_route() {
 
 #[test]
 fn verify_by_either_router_never_undoes_a_peer_fail() {
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let failover = event(
-        &config(&fake),
+    let (fake, dir) = seeded();
+    let failover = event_on(
+        &fake,
         dir.path(),
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(failover.outcome, Outcome::Ok, "{}", failover.message);
+    util::assert_outcome(&failover, Outcome::Ok);
     let router_b = util::with_params(
         router_a("primary"),
         &[
@@ -265,8 +219,8 @@ fn verify_by_either_router_never_undoes_a_peer_fail() {
         ],
     );
     for node in [router_a("secondary"), router_b] {
-        let out = event(&config(&fake), dir.path(), EventKind::Verify, node);
-        assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+        let out = event_on(&fake, dir.path(), EventKind::Verify, node);
+        util::assert_outcome(&out, Outcome::Ok);
     }
     assert!(
         fake.route(PROJECT, "route-b").is_none(),
@@ -282,13 +236,8 @@ fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
     let dir = tempfile::tempdir().expect("tempdir");
     let probe = "csr-ha-verify-route";
     fake.put_route(PROJECT, VPC, probe, "10.99.0.0/16", "10.0.1.20", 65535);
-    let out = event(
-        &config(&fake),
-        dir.path(),
-        EventKind::Verify,
-        router_a("primary"),
-    );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    let out = event_on(&fake, dir.path(), EventKind::Verify, router_a("primary"));
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
         fake.requests_with("DELETE").len(),
         2,
@@ -302,18 +251,9 @@ fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
     assert!(fake.route(PROJECT, probe).is_none());
 
     fake.put_route(PROJECT, VPC, probe, "10.99.0.0/16", "10.0.1.77", 65535);
-    let out = event(
-        &config(&fake),
-        dir.path(),
-        EventKind::Verify,
-        router_a("primary"),
-    );
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message.starts_with("a route named csr-ha-verify-route exists in project proj-1 and is not this router's probe: not touched"),
-        "{}",
-        out.message
-    );
+    let out = event_on(&fake, dir.path(), EventKind::Verify, router_a("primary"));
+    util::assert_outcome(&out, Outcome::Failed);
+    util::assert_starts(&out, "a route named csr-ha-verify-route exists in project proj-1 and is not this router's probe: not touched");
     assert_eq!(
         fake.route(PROJECT, probe).expect("foreign route kept")["nextHopIp"],
         "10.0.1.77"
@@ -336,7 +276,7 @@ fn check_warns_about_a_missing_route_and_accepts_a_matching_one() {
         vec![router_a("primary")],
     )
     .remove(0);
-    assert_eq!(out.outcome, Outcome::Warning);
+    util::assert_outcome(&out, Outcome::Warning);
     assert_eq!(
         out.message,
         "Warning: Route route-a not found in project proj-1 vpc vpc-1"
@@ -349,7 +289,7 @@ fn check_warns_about_a_missing_route_and_accepts_a_matching_one() {
         vec![router_a("primary")],
     )
     .remove(0);
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    util::assert_outcome(&out, Outcome::Ok);
     assert!(writes(&fake).is_empty());
     assert!(
         event_logs(dir.path()).is_empty(),
@@ -467,7 +407,7 @@ fn bench_peer_fail_latency() {
         let started = Instant::now();
         log.finish(&outcomes);
         logs.push(started.elapsed());
-        assert_eq!(outcomes[0].outcome, Outcome::Ok, "{}", outcomes[0].message);
+        util::assert_outcome(&outcomes[0], Outcome::Ok);
     }
     println!(
         "gcp peerFail, 1 node, fake on loopback, first run (metadata token fetched): provider {:?}",

@@ -12,13 +12,13 @@ use csr_ha::node::Provider;
 use serde_json::json;
 use std::path::Path;
 use util::gcp_fake::{self, GcpFake};
-use util::gcp_run::{config, event, event_logs, files, node, router_a, run, seed_pair, PROJECT};
+use util::gcp_run::{
+    config, event, event_logs, event_on, files, node, router_a, run, seed_pair, seeded, PROJECT,
+};
 
 #[test]
 fn a_token_is_fetched_once_per_process_and_renewed_after_a_401() {
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, dir) = seeded();
     let nodes = vec![
         router_a("primary"),
         node(
@@ -40,13 +40,8 @@ fn a_token_is_fetched_once_per_process_and_renewed_after_a_401() {
     assert_eq!(outs.len(), 2);
     assert_eq!(fake.state().tokens_issued, 1, "token not cached");
     fake.state().access_token = "ya29.rotated".into();
-    let out = event(
-        &config(&fake),
-        dir.path(),
-        EventKind::Revert,
-        router_a("primary"),
-    );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    let out = event_on(&fake, dir.path(), EventKind::Revert, router_a("primary"));
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(fake.state().tokens_issued, 2, "token not renewed after 401");
 }
 
@@ -98,9 +93,7 @@ fn write_key_file(dir: &Path, fake: &GcpFake, pem: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, dir) = seeded();
     let pem = generate_key();
     fake.state().jwt = Some(gcp_fake::JwtCheck {
         public_key: public_key(&pem),
@@ -119,7 +112,7 @@ fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    util::assert_outcome(&out, Outcome::Ok);
     assert!(fake.route(PROJECT, "route-b").is_none());
 
     let state = fake.state();
@@ -150,9 +143,7 @@ fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
 
 #[test]
 fn a_jwt_signed_with_the_wrong_key_is_refused_with_the_endpoints_words() {
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, dir) = seeded();
     let pem = generate_key();
     fake.state().jwt = Some(gcp_fake::JwtCheck {
         public_key: public_key(&generate_key()),
@@ -168,19 +159,9 @@ fn a_jwt_signed_with_the_wrong_key_is_refused_with_the_endpoints_words() {
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message
-            .starts_with("credentials: token endpoint http://127.0.0.1:"),
-        "{}",
-        out.message
-    );
-    assert!(
-        out.message
-            .ends_with("(HTTP 400): invalid_grant: Invalid JWT Signature."),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(&out, Outcome::Failed);
+    util::assert_starts(&out, "credentials: token endpoint http://127.0.0.1:");
+    util::assert_ends(&out, "(HTTP 400): invalid_grant: Invalid JWT Signature.");
     assert!(!out.message.contains("eyJ"), "{}", out.message);
     assert!(fake.route(PROJECT, "route-b").is_some());
 }
@@ -197,12 +178,8 @@ fn a_key_file_that_is_not_a_key_is_reported_without_its_content() {
         ..config(&fake)
     };
     let out = event(&config, dir.path(), EventKind::Verify, router_a("primary"));
-    assert_eq!(out.outcome, Outcome::Failed);
-    assert!(
-        out.message.contains(": credentials: private_key in "),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(&out, Outcome::Failed);
+    util::assert_says(&out, ": credentials: private_key in ");
     assert!(!out.message.contains("c2VjcmV0"), "{}", out.message);
 }
 

@@ -9,7 +9,7 @@ use csr_ha::cloud::{Action, Outcome};
 use csr_ha::event::EventKind;
 use serde_json::json;
 use util::gcp_fake::GcpFake;
-use util::gcp_run::{config, event, event_logs, node, router_a, run, seed_pair, PROJECT};
+use util::gcp_run::{config, event_logs, event_on, node, router_a, run, seed_pair, PROJECT};
 
 #[test]
 fn an_operation_that_finishes_after_two_polls_is_waited_for() {
@@ -17,13 +17,13 @@ fn an_operation_that_finishes_after_two_polls_is_waited_for() {
     seed_pair(&fake);
     fake.state().polls_until_done = 2;
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
+    let out = event_on(
+        &fake,
         dir.path(),
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    util::assert_outcome(&out, Outcome::Ok);
     let waits: Vec<u32> = fake.state().waits.values().copied().collect();
     assert_eq!(waits, vec![2]);
     assert!(fake.route(PROJECT, "route-b").is_none());
@@ -37,20 +37,9 @@ fn an_operation_error_is_reported_with_its_message() {
         "The resource 'projects/proj-1/global/networks/vpc-1' was not found".into(),
     ));
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
-        dir.path(),
-        EventKind::Revert,
-        router_a("primary"),
-    );
-    assert_eq!(out.outcome, Outcome::Failed, "{}", out.message);
-    assert!(
-        out.message.starts_with(
-            "cannot re-insert route route-a: GCP RESOURCE_NOT_FOUND: The resource 'projects/proj-1/global/networks/vpc-1' was not found (operation operation-1-insert)"
-        ),
-        "{}",
-        out.message
-    );
+    let out = event_on(&fake, dir.path(), EventKind::Revert, router_a("primary"));
+    util::assert_outcome(&out, Outcome::Failed);
+    util::assert_starts(&out, "cannot re-insert route route-a: GCP RESOURCE_NOT_FOUND: The resource 'projects/proj-1/global/networks/vpc-1' was not found (operation operation-1-insert)");
     assert!(fake.route(PROJECT, "route-a").is_none());
     let logs = event_logs(dir.path());
     assert_eq!(logs.len(), 1, "a failed revert leaves a log");
@@ -71,13 +60,13 @@ fn a_403_is_reported_with_the_apis_message_and_nothing_changes() {
         "errors": [{"message": message, "domain": "global", "reason": "forbidden"}]}});
     fake.script("DELETE", "/routes/route-b", 403, &body.to_string());
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
+    let out = event_on(
+        &fake,
         dir.path(),
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Failed);
+    util::assert_outcome(&out, Outcome::Failed);
     assert_eq!(
         out.message,
         format!("cannot delete peer route route-b: GCP 403 PERMISSION_DENIED: {message}")
@@ -103,13 +92,13 @@ fn a_429_is_retried_until_it_succeeds() {
         "<html>Service Unavailable</html>",
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event(
-        &config(&fake),
+    let out = event_on(
+        &fake,
         dir.path(),
         EventKind::PeerFail,
         router_a("secondary"),
     );
-    assert_eq!(out.outcome, Outcome::Ok, "{}", out.message);
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
         fake.requests_with("GET /compute/v1/projects/proj-1/global/routes/route-b")
             .len(),
@@ -149,18 +138,9 @@ fn an_unreachable_metadata_server_fails_every_node_with_a_hint() {
         nodes,
     );
     for out in outs {
-        assert_eq!(out.outcome, Outcome::Failed);
-        assert!(
-            out.message
-                .starts_with("credentials: metadata server 127.0.0.1:"),
-            "{}",
-            out.message
-        );
-        assert!(
-            out.message.contains("GOOGLE_APPLICATION_CREDENTIALS"),
-            "{}",
-            out.message
-        );
+        util::assert_outcome(&out, Outcome::Failed);
+        util::assert_starts(&out, "credentials: metadata server 127.0.0.1:");
+        util::assert_says(&out, "GOOGLE_APPLICATION_CREDENTIALS");
     }
     assert!(fake.requests_with("/compute/").is_empty());
 }

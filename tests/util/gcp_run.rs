@@ -83,6 +83,18 @@ pub fn event(config: &GcpConfig, dir: &Path, kind: EventKind, node: Node) -> Nod
 }
 
 /// Every file under `dir`, with its text.
+/// [`event`] with the config of `fake`.
+pub fn event_on(fake: &GcpFake, dir: &Path, kind: EventKind, node: Node) -> NodeOutcome {
+    event(&config(fake), dir, kind, node)
+}
+
+/// A started fake holding the pair's routes ([`seed_pair`]), and an HA directory.
+pub fn seeded() -> (GcpFake, tempfile::TempDir) {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    (fake, tempfile::tempdir().expect("tempdir"))
+}
+
 pub fn files(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir").flatten() {

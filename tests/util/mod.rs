@@ -14,8 +14,10 @@ pub mod gcp_run;
 pub mod latency_proxy;
 pub mod loopback;
 pub mod machine;
+pub mod outcomes;
 
 pub use builders::{node, with_params, work};
+pub use outcomes::{assert_ends, assert_outcome, assert_says, assert_starts};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

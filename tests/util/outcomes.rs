@@ -1,0 +1,27 @@
+//! What a handler's outcome says, asserted with its whole message shown when it does not.
+
+use csr_ha::cloud::{NodeOutcome, Outcome};
+
+/// `out` is `outcome`.
+#[track_caller]
+pub fn assert_outcome(out: &NodeOutcome, outcome: Outcome) {
+    assert_eq!(out.outcome, outcome, "{}", out.message);
+}
+
+/// `out`'s message contains `text`.
+#[track_caller]
+pub fn assert_says(out: &NodeOutcome, text: &str) {
+    assert!(out.message.contains(text), "{}", out.message);
+}
+
+/// `out`'s message starts with `text`.
+#[track_caller]
+pub fn assert_starts(out: &NodeOutcome, text: &str) {
+    assert!(out.message.starts_with(text), "{}", out.message);
+}
+
+/// `out`'s message ends with `text`.
+#[track_caller]
+pub fn assert_ends(out: &NodeOutcome, text: &str) {
+    assert!(out.message.ends_with(text), "{}", out.message);
+}
