@@ -58,10 +58,7 @@ fn other_errors_are_not_retried() {
 
 #[test]
 fn an_unreachable_endpoint_is_retried_until_the_deadline() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = util::loopback::free_port();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = keys_config(&format!("http://127.0.0.1:{port}"), aws_moto::any_keys());
     let mut w = util::work(

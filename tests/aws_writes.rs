@@ -4,6 +4,8 @@
 
 mod util;
 
+use util::loopback::form;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,16 +28,6 @@ struct Ec2 {
     /// ReplaceRoute calls still to answer 503 RequestLimitExceeded.
     throttle: usize,
     throttled: usize,
-}
-
-fn form(body: &str) -> BTreeMap<String, String> {
-    body.split('&')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| {
-            let v = v.replace("%2F", "/").replace("%3A", ":");
-            (k.to_string(), v)
-        })
-        .collect()
 }
 
 fn describe(state: &Ec2) -> String {

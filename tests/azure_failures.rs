@@ -199,9 +199,7 @@ fn throttling_past_the_deadline_fails_with_azures_code() {
 #[test]
 fn an_unreachable_arm_endpoint_is_named_in_the_error() {
     let fake = Fake::start();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("address").port();
-    drop(closed);
+    let port = util::loopback::free_port();
     let config = AzureConfig {
         arm: format!("http://127.0.0.1:{port}"),
         ..config(&fake)

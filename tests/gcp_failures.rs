@@ -111,9 +111,7 @@ fn a_429_is_retried_until_it_succeeds() {
 #[test]
 fn an_unreachable_metadata_server_fails_every_node_with_a_hint() {
     let fake = GcpFake::start();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead_host = dead.local_addr().expect("addr").to_string();
-    drop(dead);
+    let dead_host = format!("127.0.0.1:{}", util::loopback::free_port());
     let config = GcpConfig {
         metadata_host: dead_host,
         ..config(&fake)

@@ -29,13 +29,11 @@ impl State {
         }
         if self.throttle > 0 {
             self.throttle -= 1;
-            let mut a = arm_error(
+            return retry_after_1s(arm_error(
                 429,
                 "SubscriptionRequestsThrottled",
                 &format!("Number of 'read' requests for subscription '{SUB}' exceeded. Please try again after '1' seconds."),
-            );
-            a.headers.push(("Retry-After".into(), "1".into()));
-            return a;
+            ));
         }
         if self.server_errors > 0 {
             self.server_errors -= 1;
@@ -134,13 +132,11 @@ impl State {
         }
         if self.busy > 0 || self.ops.values().any(|op| op.table == table) {
             self.busy = self.busy.saturating_sub(1);
-            let mut a = arm_error(
+            return retry_after_1s(arm_error(
                 409,
                 "AnotherOperationInProgress",
                 &format!("Another operation on this or dependent resource is in progress. To retry later, please wait for the operation to complete. Resource: {table}"),
-            );
-            a.headers.push(("Retry-After".into(), "1".into()));
-            return a;
+            ));
         }
         let parsed: Value = match serde_json::from_str(body) {
             Ok(v) => v,
@@ -389,4 +385,10 @@ fn precondition_failed() -> Answer {
         "PreconditionFailed",
         "The condition specified using HTTP conditional header(s) is not met.",
     )
+}
+
+/// `answer` with `Retry-After: 1`, as ARM sends with throttling and busy tables.
+fn retry_after_1s(mut answer: Answer) -> Answer {
+    answer.headers.push(("Retry-After".into(), "1".into()));
+    answer
 }

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tiny_http::{Header, Response};
 
-use super::loopback::Loopback;
+use super::loopback::{form, Loopback};
 
 /// ARM's side: route tables, route and table PUTs, long-running operations.
 mod arm;
@@ -88,10 +88,11 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        let (_, value) = self
+            .headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+        Some(value)
     }
     pub fn path(&self) -> &str {
         self.url.split('?').next().unwrap_or("")
@@ -330,41 +331,6 @@ fn query(url: &str) -> BTreeMap<String, String> {
     url.split_once('?')
         .map(|(_, q)| form(q))
         .unwrap_or_default()
-}
-
-/// `application/x-www-form-urlencoded` (also query strings).
-pub fn form(text: &str) -> BTreeMap<String, String> {
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (unescape(k), unescape(v))
-        })
-        .collect()
-}
-
-fn unescape(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn now() -> u64 {
