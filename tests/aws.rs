@@ -164,8 +164,7 @@ fn a_missing_table_reports_aws_code_and_message() {
         ),
         &s.config,
     ));
-    util::assert_outcome(&checked, Outcome::Warning);
-    util::assert_says(&checked, "InvalidRouteTableID.NotFound");
+    util::assert_outcome_says(&checked, Outcome::Warning, "InvalidRouteTableID.NotFound");
 }
 
 #[test]
@@ -203,8 +202,7 @@ fn a_missing_route_fails_without_writing() {
             "primary",
         )],
     ));
-    util::assert_outcome(&out, Outcome::Failed);
-    util::assert_says(&out, "does not point at a router");
+    util::assert_outcome_says(&out, Outcome::Failed, "does not point at a router");
 }
 
 #[test]

@@ -334,6 +334,9 @@ fn the_shared_credentials_file_and_profile_are_used() {
     );
     config.credentials.profile = Some("missing".into());
     let out = run(&config);
-    util::assert_outcome(&out, Outcome::Failed);
-    util::assert_says(&out, "profile [missing] (AWS_PROFILE) not found in");
+    util::assert_outcome_says(
+        &out,
+        Outcome::Failed,
+        "profile [missing] (AWS_PROFILE) not found in",
+    );
 }

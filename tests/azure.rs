@@ -16,16 +16,13 @@ use util::azure_run::{node, only, puts, run, two_routes_and_internet, OURS, PEER
 fn peer_fail_moves_only_the_named_route_with_a_managed_identity() {
     let fake = Fake::start();
     two_routes_and_internet(&fake, "rt-a");
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(1, "rt-a", OURS, Some("10.99.0.0/16"))],
-    );
+    let n = node(1, "rt-a", OURS, Some("10.99.0.0/16"));
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    util::assert_says(
+    util::assert_outcome_says(
         out,
+        Outcome::Ok,
         "10.99.0.0/16 in rt-a now via 10.0.1.20 (was 10.0.1.10)",
     );
     assert_eq!(fake.route("rt-a", "to-dc").hop_ip.as_deref(), Some(OURS));
@@ -79,14 +76,11 @@ fn peer_fail_without_a_route_moves_every_appliance_route_and_nothing_else() {
         ],
     );
     let before = fake.routes("rt-all");
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(2, "rt-all", OURS, None)],
-    );
+    let n = node(2, "rt-all", OURS, None);
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(out, Outcome::Ok);
     assert!(puts(&fake).is_empty(), "no route PUT in all-routes mode");
     let table_puts: Vec<_> = fake
         .seen()
@@ -115,16 +109,13 @@ fn ipv6_routes_move_and_keep_their_prefix_as_azure_wrote_it() {
             FakeRoute::appliance("v6", "2001:DB8:99::/48", "2001:db8::10"),
         ],
     );
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(3, "rt-v6", "2001:db8::20", Some("2001:db8:99::/48"))],
-    );
+    let n = node(3, "rt-v6", "2001:db8::20", Some("2001:db8:99::/48"));
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    util::assert_says(
+    util::assert_outcome_says(
         out,
+        Outcome::Ok,
         "2001:db8:99::/48 in rt-v6 now via 2001:db8::20 (was 2001:db8::10)",
     );
     let v6 = fake.route("rt-v6", "v6");
@@ -138,15 +129,15 @@ fn verify_puts_the_route_back_unchanged() {
     let fake = Fake::start();
     two_routes_and_internet(&fake, "rt-verify");
     let before = fake.routes("rt-verify");
-    let run = run(
-        &fake,
-        EventKind::Verify,
-        vec![node(10, "rt-verify", OURS, Some("10.99.0.0/16"))],
-    );
+    let n = node(10, "rt-verify", OURS, Some("10.99.0.0/16"));
+    let run = run(&fake, EventKind::Verify, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    util::assert_says(out, "10.99.0.0/16 in rt-verify verified via 10.0.1.10");
+    util::assert_outcome_says(
+        out,
+        Outcome::Ok,
+        "10.99.0.0/16 in rt-verify verified via 10.0.1.10",
+    );
     assert_eq!(puts(&fake), ["to-dc"]);
     let put = fake
         .seen()
@@ -167,16 +158,13 @@ fn verify_does_not_restore_a_route_changed_since_it_was_read() {
     two_routes_and_internet(&fake, "rt-race");
     // A peerFail of the other router lands between verify's read and its write.
     fake.change_after_read("rt-race", "to-dc", "10.0.1.30");
-    let run = run(
-        &fake,
-        EventKind::Verify,
-        vec![node(11, "rt-race", PEER, Some("10.99.0.0/16"))],
-    );
+    let n = node(11, "rt-race", PEER, Some("10.99.0.0/16"));
+    let run = run(&fake, EventKind::Verify, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Warning, "{out:?}");
-    util::assert_says(
+    util::assert_outcome_says(
         out,
+        Outcome::Warning,
         "10.99.0.0/16 in rt-race changed meanwhile (now via 10.0.1.30): not rewritten",
     );
     assert_eq!(
@@ -200,14 +188,11 @@ fn all_routes_mode_writes_the_table_once_and_rereads_it_on_412() {
     fake.add_table("rt-big", routes);
     // Another writer changes the table between the read and the table PUT.
     fake.change_after_read("rt-big", "r7", "10.0.1.30");
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(12, "rt-big", OURS, None)],
-    );
+    let n = node(12, "rt-big", OURS, None);
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(out, Outcome::Ok);
     let seen = fake.seen();
     let table_puts: Vec<_> = seen.iter().filter(|s| s.is_table_put()).collect();
     assert_eq!(
@@ -236,14 +221,11 @@ fn all_routes_verify_keeps_a_route_changed_meanwhile() {
     let fake = Fake::start();
     two_routes_and_internet(&fake, "rt-av");
     fake.change_after_read("rt-av", "to-branch", "10.0.1.30");
-    let run = run(
-        &fake,
-        EventKind::Verify,
-        vec![node(13, "rt-av", PEER, None)],
-    );
+    let n = node(13, "rt-av", PEER, None);
+    let run = run(&fake, EventKind::Verify, vec![n]);
 
     let out = only(&run);
-    assert_eq!(out.outcome, Outcome::Warning, "{out:?}");
+    util::assert_outcome(out, Outcome::Warning);
     assert!(
         out.message
             .contains("10.98.0.0/16 in rt-av changed meanwhile (now via 10.0.1.30): not rewritten")
@@ -286,8 +268,7 @@ fn open_names_a_missing_parameter() {
     let mut n = node(20, "rt-x", OURS, None);
     n.remove(Param::ResourceGroup);
     let run = run(&fake, EventKind::PeerFail, vec![n]);
-    util::assert_outcome(only(&run), Outcome::Failed);
-    util::assert_says(only(&run), "resourceGroup (-g)");
+    util::assert_outcome_says(only(&run), Outcome::Failed, "resourceGroup (-g)");
     assert!(fake.seen().is_empty());
 }
 

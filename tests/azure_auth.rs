@@ -34,7 +34,7 @@ fn app_credentials_get_a_token_from_the_login_endpoint() {
     );
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
-    assert_eq!(only(&run).outcome, Outcome::Ok, "{:?}", run.outcomes);
+    util::assert_outcome(only(&run), Outcome::Ok);
     let seen = fake.seen();
     assert!(
         !seen.iter().any(|s| s.is_imds()),
@@ -67,7 +67,7 @@ fn a_url_encoded_app_key_is_decoded_first() {
         encoded,
     );
     let run = run(&fake, EventKind::PeerFail, vec![n]);
-    assert_eq!(only(&run).outcome, Outcome::Ok, "{:?}", run.outcomes);
+    util::assert_outcome(only(&run), Outcome::Ok);
 }
 
 #[test]
@@ -84,9 +84,9 @@ fn a_wrong_app_key_fails_with_the_login_error_and_never_the_key() {
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
-    util::assert_outcome(out, Outcome::Failed);
-    util::assert_says(
+    util::assert_outcome_says(
         out,
+        Outcome::Failed,
         "invalid_client: AADSTS7000215: Invalid client secret provided",
     );
     assert!(
@@ -106,11 +106,8 @@ fn a_vm_without_a_managed_identity_gets_an_actionable_error() {
     let fake = Fake::start();
     two_routes_and_internet(&fake, "rt-noid");
     fake.state().no_identity = true;
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(14, "rt-noid", OURS, None)],
-    );
+    let n = node(14, "rt-noid", OURS, None);
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
     let out = only(&run);
     util::assert_outcome(out, Outcome::Failed);
     assert!(

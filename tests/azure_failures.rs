@@ -17,13 +17,10 @@ fn throttling_is_retried_after_retry_after() {
     let fake = Fake::start();
     two_routes_and_internet(&fake, "rt-429");
     fake.state().throttle = 1;
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(4, "rt-429", OURS, Some("10.98.0.0/16"))],
-    );
+    let n = node(4, "rt-429", OURS, Some("10.98.0.0/16"));
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
 
-    assert_eq!(only(&run).outcome, Outcome::Ok, "{:?}", run.outcomes);
+    util::assert_outcome(only(&run), Outcome::Ok);
     let gets: Vec<u16> = fake
         .seen()
         .iter()
@@ -43,13 +40,10 @@ fn a_busy_table_and_server_errors_are_retried() {
     two_routes_and_internet(&fake, "rt-busy");
     fake.state().busy = 1;
     fake.state().server_errors = 1;
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(5, "rt-busy", OURS, Some("10.99.0.0/16"))],
-    );
+    let n = node(5, "rt-busy", OURS, Some("10.99.0.0/16"));
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
 
-    assert_eq!(only(&run).outcome, Outcome::Ok, "{:?}", run.outcomes);
+    util::assert_outcome(only(&run), Outcome::Ok);
     let statuses: Vec<u16> = fake
         .seen()
         .iter()
@@ -66,11 +60,8 @@ fn an_async_write_is_followed_until_it_succeeds() {
         let fake = Fake::start();
         two_routes_and_internet(&fake, "rt-async");
         fake.state().writes = writes;
-        let run = run(
-            &fake,
-            EventKind::PeerFail,
-            vec![node(6, "rt-async", OURS, None)],
-        );
+        let n = node(6, "rt-async", OURS, None);
+        let run = run(&fake, EventKind::PeerFail, vec![n]);
 
         assert_eq!(
             only(&run).outcome,
@@ -102,26 +93,19 @@ fn a_failed_async_write_reports_the_operation_error() {
     two_routes_and_internet(&fake, "rt-fail");
     fake.state().writes = Writes::AzureAsync;
     fake.state().fail_operations = true;
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(7, "rt-fail", OURS, Some("10.99.0.0/16"))],
-    );
+    let n = node(7, "rt-fail", OURS, Some("10.99.0.0/16"));
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
-    util::assert_outcome(out, Outcome::Failed);
-    util::assert_says(out, "Azure RouteConflict: Route conflicts");
+    util::assert_outcome_says(out, Outcome::Failed, "Azure RouteConflict: Route conflicts");
     assert_eq!(fake.route("rt-fail", "to-dc").hop_ip.as_deref(), Some(PEER));
 }
 
 #[test]
 fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
     let fake = Fake::start();
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(8, "rt-gone", OURS, None)],
-    );
+    let n = node(8, "rt-gone", OURS, None);
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
     let out = only(&run);
     util::assert_outcome(out, Outcome::Failed);
     assert!(
@@ -145,8 +129,11 @@ fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
         Action::Check,
         vec![node(8, "rt-gone", OURS, None)],
     );
-    util::assert_outcome(only(&check), Outcome::Warning);
-    util::assert_says(only(&check), "Route Table rt-gone not found");
+    util::assert_outcome_says(
+        only(&check),
+        Outcome::Warning,
+        "Route Table rt-gone not found",
+    );
 }
 
 #[test]
@@ -154,11 +141,8 @@ fn authorization_failed_is_reported_with_azures_message() {
     let fake = Fake::start();
     two_routes_and_internet(&fake, "rt-403");
     fake.state().deny_writes = true;
-    let run = run(
-        &fake,
-        EventKind::PeerFail,
-        vec![node(9, "rt-403", OURS, Some("10.99.0.0/16"))],
-    );
+    let n = node(9, "rt-403", OURS, Some("10.99.0.0/16"));
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
     util::assert_outcome(out, Outcome::Failed);
@@ -211,9 +195,9 @@ fn an_unreachable_arm_endpoint_is_named_in_the_error() {
         vec![node(23, "rt-x", OURS, None)],
     );
     let out = only(&run);
-    util::assert_outcome(out, Outcome::Failed);
-    util::assert_says(
+    util::assert_outcome_says(
         out,
+        Outcome::Failed,
         "cannot reach Azure Resource Manager (reading Route Table rt-x)",
     );
     assert_eq!(fake.seen().iter().filter(|s| s.is_imds()).count(), 1);

@@ -247,18 +247,7 @@ fn gcp_metadata_tokens_are_shared_by_handlers() {
         ("CSR_HA_GCP_COMPUTE_ENDPOINT", fake.url.as_str()),
         ("GCE_METADATA_HOST", fake.host.as_str()),
     ];
-    let params = [
-        (Param::Cloud, "gcp"),
-        (Param::Project, "proj-1"),
-        (Param::Vpc, "vpc-1"),
-        (Param::RouteName, "route-a"),
-        (Param::PeerRouteName, "route-b"),
-        (Param::NextHopIp, "10.0.1.20"),
-        (Param::HopPriority, "100"),
-        (Param::Route, "10.99.0.0/16"),
-        (Param::Mode, "secondary"),
-    ];
-    let node = util::node(1, Provider::Gcp, &params);
+    let node = util::gcp_run::router_a("secondary");
     for _ in 0..2 {
         let out = place.handler(EventKind::PeerFail, node.clone(), &env);
         assert_eq!(out.outcome, Outcome::Ok, "{out:?}");

@@ -14,7 +14,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use util::gcp_fake::GcpFake;
 use util::gcp_run::{
-    config, event_logs, event_on, node, router_a, run, seed_pair, seeded, PROJECT, VPC,
+    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, seeded, PROJECT, VPC,
 };
 
 fn writes(fake: &GcpFake) -> Vec<String> {
@@ -29,12 +29,7 @@ fn writes(fake: &GcpFake) -> Vec<String> {
 #[test]
 fn peer_fail_on_a_secondary_deletes_the_peer_route() {
     let (fake, dir) = seeded();
-    let out = event_on(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("secondary"),
-    );
+    let out = peer_fail(&config(&fake), dir.path());
     util::assert_outcome(&out, Outcome::Ok);
     assert!(
         out.message.starts_with(
@@ -80,12 +75,7 @@ fn peer_fail_with_the_peer_route_already_gone_writes_nothing() {
     let fake = GcpFake::start();
     fake.put_route(PROJECT, VPC, "route-a", "10.99.0.0/16", "10.0.1.20", 100);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event_on(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("secondary"),
-    );
+    let out = peer_fail(&config(&fake), dir.path());
     util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
         out.message,
@@ -99,15 +89,7 @@ fn revert_reinserts_a_missing_own_route_with_priority_zero() {
     let fake = GcpFake::start();
     fake.put_route(PROJECT, VPC, "route-b", "10.99.0.0/16", "10.0.1.10", 200);
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = node(
-        3,
-        "secondary",
-        "route-a",
-        "route-b",
-        "10.0.1.20",
-        "0",
-        "10.99.0.0/16",
-    );
+    let node = util::with_params(router_a("secondary"), &[(Param::HopPriority, "0")]);
     let out = event_on(&fake, dir.path(), EventKind::Revert, node);
     util::assert_outcome(&out, Outcome::Ok);
     util::assert_starts(&out, "re-inserted route route-a (10.99.0.0/16 via 10.0.1.20, priority 0) in project proj-1 vpc vpc-1, ");
@@ -202,12 +184,7 @@ fn verify_inserts_and_deletes_an_ipv6_probe_route() {
 #[test]
 fn verify_by_either_router_never_undoes_a_peer_fail() {
     let (fake, dir) = seeded();
-    let failover = event_on(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("secondary"),
-    );
+    let failover = peer_fail(&config(&fake), dir.path());
     util::assert_outcome(&failover, Outcome::Ok);
     let router_b = util::with_params(
         router_a("primary"),
@@ -303,12 +280,8 @@ fn check_warns_about_a_missing_route_and_accepts_a_matching_one() {
 fn node_event_through_the_server_deletes_the_peer_route() {
     let fake = GcpFake::start();
     seed_pair(&fake);
-    let ha = util::Ha::new();
-    // The token cache goes beside replies/ on this private "tmpfs", removed with the test.
-    let run_dir = ha.scratch().join("run");
-    std::fs::create_dir_all(&run_dir).expect("mkdir");
-    let mut ha = ha
-        .with_env("XDG_RUNTIME_DIR", run_dir.to_str().expect("utf-8"))
+    let mut ha = util::Ha::new()
+        .with_private_runtime_dir()
         .with_env("CSR_HA_CLOUD", "gcp")
         .with_env("CSR_HA_GCP_COMPUTE_ENDPOINT", &fake.url)
         .with_env("GCE_METADATA_HOST", &fake.host)

@@ -13,7 +13,8 @@ use serde_json::json;
 use std::path::Path;
 use util::gcp_fake::{self, GcpFake};
 use util::gcp_run::{
-    config, event, event_logs, event_on, files, node, router_a, run, seed_pair, seeded, PROJECT,
+    config, event, event_logs, event_on, files, node, peer_fail, router_a, run, seed_pair, seeded,
+    PROJECT,
 };
 
 #[test]
@@ -106,12 +107,7 @@ fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
         credentials: Some(key_path),
         ..config(&fake)
     };
-    let out = event(
-        &config,
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("secondary"),
-    );
+    let out = peer_fail(&config, dir.path());
     util::assert_outcome(&out, Outcome::Ok);
     assert!(fake.route(PROJECT, "route-b").is_none());
 
@@ -153,12 +149,7 @@ fn a_jwt_signed_with_the_wrong_key_is_refused_with_the_endpoints_words() {
         credentials: Some(write_key_file(dir.path(), &fake, &pem)),
         ..config(&fake)
     };
-    let out = event(
-        &config,
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("secondary"),
-    );
+    let out = peer_fail(&config, dir.path());
     util::assert_outcome(&out, Outcome::Failed);
     util::assert_starts(&out, "credentials: token endpoint http://127.0.0.1:");
     util::assert_ends(&out, "(HTTP 400): invalid_grant: Invalid JWT Signature.");
@@ -178,8 +169,7 @@ fn a_key_file_that_is_not_a_key_is_reported_without_its_content() {
         ..config(&fake)
     };
     let out = event(&config, dir.path(), EventKind::Verify, router_a("primary"));
-    util::assert_outcome(&out, Outcome::Failed);
-    util::assert_says(&out, ": credentials: private_key in ");
+    util::assert_outcome_says(&out, Outcome::Failed, ": credentials: private_key in ");
     assert!(!out.message.contains("c2VjcmV0"), "{}", out.message);
 }
 

@@ -9,7 +9,9 @@ use csr_ha::cloud::{Action, Outcome};
 use csr_ha::event::EventKind;
 use serde_json::json;
 use util::gcp_fake::GcpFake;
-use util::gcp_run::{config, event_logs, event_on, node, router_a, run, seed_pair, PROJECT};
+use util::gcp_run::{
+    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, PROJECT,
+};
 
 #[test]
 fn an_operation_that_finishes_after_two_polls_is_waited_for() {
@@ -17,12 +19,7 @@ fn an_operation_that_finishes_after_two_polls_is_waited_for() {
     seed_pair(&fake);
     fake.state().polls_until_done = 2;
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event_on(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("secondary"),
-    );
+    let out = peer_fail(&config(&fake), dir.path());
     util::assert_outcome(&out, Outcome::Ok);
     let waits: Vec<u32> = fake.state().waits.values().copied().collect();
     assert_eq!(waits, vec![2]);
@@ -60,12 +57,7 @@ fn a_403_is_reported_with_the_apis_message_and_nothing_changes() {
         "errors": [{"message": message, "domain": "global", "reason": "forbidden"}]}});
     fake.script("DELETE", "/routes/route-b", 403, &body.to_string());
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event_on(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("secondary"),
-    );
+    let out = peer_fail(&config(&fake), dir.path());
     util::assert_outcome(&out, Outcome::Failed);
     assert_eq!(
         out.message,
@@ -92,12 +84,7 @@ fn a_429_is_retried_until_it_succeeds() {
         "<html>Service Unavailable</html>",
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = event_on(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        router_a("secondary"),
-    );
+    let out = peer_fail(&config(&fake), dir.path());
     util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
         fake.requests_with("GET /compute/v1/projects/proj-1/global/routes/route-b")

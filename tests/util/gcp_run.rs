@@ -83,6 +83,11 @@ pub fn event(config: &GcpConfig, dir: &Path, kind: EventKind, node: Node) -> Nod
 }
 
 /// Every file under `dir`, with its text.
+/// The scenario most tests start from: router A, a secondary, handles its peer's failure.
+pub fn peer_fail(config: &GcpConfig, dir: &Path) -> NodeOutcome {
+    event(config, dir, EventKind::PeerFail, router_a("secondary"))
+}
+
 /// [`event`] with the config of `fake`.
 pub fn event_on(fake: &GcpFake, dir: &Path, kind: EventKind, node: Node) -> NodeOutcome {
     event(&config(fake), dir, kind, node)

@@ -17,7 +17,7 @@ pub mod machine;
 pub mod outcomes;
 
 pub use builders::{node, with_params, work};
-pub use outcomes::{assert_ends, assert_outcome, assert_says, assert_starts};
+pub use outcomes::{assert_ends, assert_outcome, assert_outcome_says, assert_says, assert_starts};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -93,6 +93,15 @@ impl Ha {
     }
 
     /// A scratch directory beside the HA directory.
+    /// The server and its handlers keep their credential cache in a private runtime directory
+    /// (`<scratch>/run`, as `XDG_RUNTIME_DIR`), removed with the test.
+    pub fn with_private_runtime_dir(self) -> Ha {
+        let run_dir = self.scratch().join("run");
+        std::fs::create_dir_all(&run_dir).expect("mkdir");
+        let run_dir = run_dir.to_str().expect("utf-8").to_string();
+        self.with_env("XDG_RUNTIME_DIR", &run_dir)
+    }
+
     pub fn scratch(&self) -> &Path {
         self._tmp.path()
     }

@@ -5,7 +5,7 @@ use csr_ha::cloud::{NodeOutcome, Outcome};
 /// `out` is `outcome`.
 #[track_caller]
 pub fn assert_outcome(out: &NodeOutcome, outcome: Outcome) {
-    assert_eq!(out.outcome, outcome, "{}", out.message);
+    assert_eq!(out.outcome, outcome, "{out:?}");
 }
 
 /// `out`'s message contains `text`.
@@ -24,4 +24,11 @@ pub fn assert_starts(out: &NodeOutcome, text: &str) {
 #[track_caller]
 pub fn assert_ends(out: &NodeOutcome, text: &str) {
     assert!(out.message.ends_with(text), "{}", out.message);
+}
+
+/// `out` is `outcome` and its message contains `text`.
+#[track_caller]
+pub fn assert_outcome_says(out: &NodeOutcome, outcome: Outcome, text: &str) {
+    assert_outcome(out, outcome);
+    assert_says(out, text);
 }
