@@ -21,13 +21,8 @@ fn peer_fail_revert_and_verify_move_one_route() {
     let secondary = node(2, rtb, b, Some(V4_ROUTE), "secondary");
 
     let out = one(s.run(EventKind::PeerFail, vec![primary.clone()]));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    assert!(
-        out.message
-            .starts_with(&format!("{V4_ROUTE} in {rtb} now via {a} (was {b})")),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(&out, Outcome::Ok);
+    util::assert_starts(&out, &format!("{V4_ROUTE} in {rtb} now via {a} (was {b})"));
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(a.as_str()));
     assert_eq!(
         s.eni_of(V4_OTHER).as_deref(),
@@ -36,12 +31,12 @@ fn peer_fail_revert_and_verify_move_one_route() {
     );
 
     let out = one(s.run(EventKind::PeerFail, vec![secondary.clone()]));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(b.as_str()));
 
     // revert acts on primary nodes only.
     let out = one(s.run(EventKind::Revert, vec![primary.clone()]));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(a.as_str()));
     let out = one(s.run(EventKind::Revert, vec![primary.clone()]));
     assert!(
@@ -51,13 +46,8 @@ fn peer_fail_revert_and_verify_move_one_route() {
     );
 
     let out = one(s.run(EventKind::Verify, vec![primary]));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-    assert!(
-        out.message
-            .starts_with(&format!("{V4_ROUTE} in {rtb} verified via {a}")),
-        "{}",
-        out.message
-    );
+    util::assert_outcome(&out, Outcome::Ok);
+    util::assert_starts(&out, &format!("{V4_ROUTE} in {rtb} verified via {a}"));
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(a.as_str()));
     assert_eq!(s.eni_of(V4_OTHER).as_deref(), Some(b.as_str()));
 }
@@ -82,7 +72,7 @@ fn all_routes_mode_moves_every_eni_route_and_leaves_gateways_alone() {
         EventKind::PeerFail,
         vec![node(3, &s.vpc.rtb, &s.vpc.eni_a, None, "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     let after = routes(&ec2, &s.vpc.rtb);
     assert_eq!(after.len(), before.len());
     for (was, now) in before.iter().zip(&after) {
@@ -94,11 +84,9 @@ fn all_routes_mode_moves_every_eni_route_and_leaves_gateways_alone() {
         }
     }
     for dest in [V4_ROUTE, V4_OTHER, V6_ROUTE] {
-        assert!(
-            out.message
-                .contains(&format!("{dest} in {} now via {}", s.vpc.rtb, s.vpc.eni_a)),
-            "{}",
-            out.message
+        util::assert_says(
+            &out,
+            &format!("{dest} in {} now via {}", s.vpc.rtb, s.vpc.eni_a),
         );
     }
 
@@ -107,7 +95,7 @@ fn all_routes_mode_moves_every_eni_route_and_leaves_gateways_alone() {
         EventKind::Verify,
         vec![node(4, &s.vpc.rtb, &s.vpc.eni_b, None, "secondary")],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
         out.message.matches("verified via").count(),
         3,
@@ -130,7 +118,7 @@ fn ipv6_routes_move_with_their_own_parameter() {
             "primary",
         )],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(s.eni_of(V6_ROUTE).as_deref(), Some(s.vpc.eni_a.as_str()));
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(s.vpc.eni_b.as_str()));
 }

@@ -124,7 +124,7 @@ fn signatures_are_checked_and_a_wrong_secret_is_an_auth_failure() {
         dir.path(),
         vec![node(1, &vpc.rtb, &vpc.eni_a, Some(V4_ROUTE), "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
         eni_of(&moto.client(good), &vpc.rtb, V4_ROUTE).as_deref(),
         Some(vpc.eni_a.as_str())
@@ -146,22 +146,53 @@ fn imds_config(ec2: &FakeEc2, imds: &FakeImds, ttl: Duration) -> AwsConfig {
     }
 }
 
+/// An instance whose role credentials come from the IMDS fake, and an EC2 fake.
+struct Instance {
+    ec2: FakeEc2,
+    imds: FakeImds,
+    dir: tempfile::TempDir,
+    config: AwsConfig,
+}
+
+impl Instance {
+    /// Role credentials that expire at `expiration`; IMDS tokens asked for `token_ttl`.
+    fn start(expiration: &str, token_ttl: Duration) -> Instance {
+        let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
+        let imds = FakeImds::start(expiration);
+        let config = imds_config(&ec2, &imds, token_ttl);
+        let dir = tempfile::tempdir().expect("temp dir");
+        Instance {
+            ec2,
+            imds,
+            dir,
+            config,
+        }
+    }
+
+    /// Node `n`, a primary on ENI A in [`RTB`], verifies its routes.
+    fn verify(&self, n: u16) -> NodeOutcome {
+        let node = node(n, RTB, ENI_A, None, "primary");
+        one(event(
+            EventKind::Verify,
+            &self.config,
+            self.dir.path(),
+            vec![node],
+        ))
+    }
+
+    /// [`Instance::verify`], which succeeds.
+    fn verify_ok(&self, n: u16) -> NodeOutcome {
+        let out = self.verify(n);
+        util::assert_outcome(&out, Outcome::Ok);
+        out
+    }
+}
+
 #[test]
 fn role_credentials_come_from_imdsv2_are_cached_and_refreshed() {
-    let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
-    let imds = FakeImds::start("2999-01-01T00:00:00Z");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = imds_config(&ec2, &imds, Duration::from_secs(21_600));
-    let verify = |n: u16| {
-        let out = one(event(
-            EventKind::Verify,
-            &config,
-            dir.path(),
-            vec![node(n, RTB, ENI_A, None, "primary")],
-        ));
-        assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-        out
-    };
+    let instance = Instance::start("2999-01-01T00:00:00Z", Duration::from_secs(21_600));
+    let (ec2, imds) = (&instance.ec2, &instance.imds);
+    let verify = |n: u16| instance.verify_ok(n);
 
     let first = verify(1);
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
@@ -184,30 +215,21 @@ fn role_credentials_come_from_imdsv2_are_cached_and_refreshed() {
     imds.revoke_tokens();
     verify(3);
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
-    let text = leftovers(&[first, second], dir.path());
+    let text = leftovers(&[first, second], instance.dir.path());
     assert!(!text.contains("do-not-leak"), "{text}");
 }
 
 #[test]
 fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
-    let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
-    let imds = FakeImds::start("2999-01-01T00:00:00Z");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = imds_config(&ec2, &imds, Duration::from_secs(21_600));
-    let verify = || {
-        one(event(
-            EventKind::Verify,
-            &config,
-            dir.path(),
-            vec![node(1, RTB, ENI_A, None, "primary")],
-        ))
-    };
+    let instance = Instance::start("2999-01-01T00:00:00Z", Duration::from_secs(21_600));
+    let (ec2, imds) = (&instance.ec2, &instance.imds);
+    let verify = || instance.verify(1);
     assert_eq!(verify().outcome, Outcome::Ok);
     assert_eq!(imds.credential_fetches(), 1);
     // The instance's role was replaced: the cached keys are refused.
     ec2.fail_next(1, 401, "AuthFailure");
     let out = verify();
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(imds.credential_fetches(), 2, "fetched again once");
     assert_eq!(
         ec2.calls()
@@ -219,27 +241,16 @@ fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
     // Refused again right after a fresh fetch: reported, not fetched in a loop.
     ec2.fail_next(2, 401, "AuthFailure");
     let out = verify();
-    assert_eq!(out.outcome, Outcome::Failed, "{out:?}");
+    util::assert_outcome(&out, Outcome::Failed);
     assert_eq!(imds.credential_fetches(), 3);
 }
 
 #[test]
 fn expiring_role_credentials_and_tokens_are_fetched_again() {
-    let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
     // Credentials that expire within the renewal margin are used but never cached.
-    let imds = FakeImds::start("2000-01-01T00:00:00Z");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = imds_config(&ec2, &imds, Duration::from_secs(1));
-    let verify = |n: u16| {
-        let out = one(event(
-            EventKind::Verify,
-            &config,
-            dir.path(),
-            vec![node(n, RTB, ENI_A, None, "primary")],
-        ));
-        assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
-        out
-    };
+    let instance = Instance::start("2000-01-01T00:00:00Z", Duration::from_secs(1));
+    let (ec2, imds) = (&instance.ec2, &instance.imds);
+    let verify = |n: u16| instance.verify_ok(n);
 
     let first = verify(1);
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));

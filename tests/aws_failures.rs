@@ -23,7 +23,7 @@ fn throttling_is_retried_with_backoff_until_it_succeeds() {
         dir.path(),
         vec![node(1, RTB, ENI_A, None, "primary")],
     ));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     let actions: Vec<String> = ec2.calls().into_iter().map(|c| c.action).collect();
     assert_eq!(
         actions,
@@ -70,11 +70,9 @@ fn an_unreachable_endpoint_is_retried_until_the_deadline() {
     w.deadline_ms = 1_000;
     let out = one(run_with(&w, &config));
     util::assert_outcome(&out, Outcome::Failed);
-    assert!(
-        out.message
-            .starts_with(&format!("cannot reach AWS at http://127.0.0.1:{port}")),
-        "{}",
-        out.message
+    util::assert_starts(
+        &out,
+        &format!("cannot reach AWS at http://127.0.0.1:{port}"),
     );
     util::assert_says(&out, "gave up after");
 }

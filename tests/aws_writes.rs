@@ -144,7 +144,7 @@ fn peer_fail(url: &str, in_flight: Option<usize>) -> csr_ha::cloud::NodeOutcome 
 fn writes_go_out_four_at_a_time_and_throttled_ones_are_retried() {
     let (url, state) = start(24, 3);
     let out = peer_fail(&url, None);
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     let s = state.lock().expect("state");
     assert!(
         s.routes.values().all(|eni| eni == OURS),
@@ -162,10 +162,10 @@ fn writes_go_out_four_at_a_time_and_throttled_ones_are_retried() {
 fn the_bound_is_configurable() {
     let (url, state) = start(10, 0);
     let out = peer_fail(&url, Some(2));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(state.lock().expect("state").max_in_flight, 2);
     let (url, state) = start(5, 0);
     let out = peer_fail(&url, Some(1));
-    assert_eq!(out.outcome, Outcome::Ok, "{out:?}");
+    util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(state.lock().expect("state").max_in_flight, 1);
 }
