@@ -10,12 +10,11 @@ use csr_ha::event::EventKind;
 use csr_ha::node::{Node, Param};
 use std::time::Instant;
 use util::azure_fake::{Fake, FakeRoute, Writes};
-use util::azure_run::{node, only, puts, run, two_routes_and_internet, OURS, PEER};
+use util::azure_run::{fake_with_table, node, only, puts, run, OURS, PEER};
 
 #[test]
 fn peer_fail_moves_only_the_named_route_with_a_managed_identity() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-a");
+    let fake = fake_with_table("rt-a");
     let n = node(1, "rt-a", OURS, Some("10.99.0.0/16"));
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
@@ -126,8 +125,7 @@ fn ipv6_routes_move_and_keep_their_prefix_as_azure_wrote_it() {
 
 #[test]
 fn verify_puts_the_route_back_unchanged() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-verify");
+    let fake = fake_with_table("rt-verify");
     let before = fake.routes("rt-verify");
     let n = node(10, "rt-verify", OURS, Some("10.99.0.0/16"));
     let run = run(&fake, EventKind::Verify, vec![n]);
@@ -154,8 +152,7 @@ fn verify_puts_the_route_back_unchanged() {
 
 #[test]
 fn verify_does_not_restore_a_route_changed_since_it_was_read() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-race");
+    let fake = fake_with_table("rt-race");
     // A peerFail of the other router lands between verify's read and its write.
     fake.change_after_read("rt-race", "to-dc", "10.0.1.30");
     let n = node(11, "rt-race", PEER, Some("10.99.0.0/16"));
@@ -218,8 +215,7 @@ fn all_routes_mode_writes_the_table_once_and_rereads_it_on_412() {
 
 #[test]
 fn all_routes_verify_keeps_a_route_changed_meanwhile() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-av");
+    let fake = fake_with_table("rt-av");
     fake.change_after_read("rt-av", "to-branch", "10.0.1.30");
     let n = node(13, "rt-av", PEER, None);
     let run = run(&fake, EventKind::Verify, vec![n]);
@@ -243,8 +239,7 @@ fn all_routes_verify_keeps_a_route_changed_meanwhile() {
 
 #[test]
 fn several_nodes_of_one_table_share_one_read() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-group");
+    let fake = fake_with_table("rt-group");
     let run = run(
         &fake,
         EventKind::PeerFail,
@@ -303,8 +298,7 @@ fn bench_peer_fail_against_the_fake() {
     }
 
     // One node, one route (-r); every event moves the route (the next hop alternates).
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-bench");
+    let fake = fake_with_table("rt-bench");
     let (cold, cold_requests) = timed(&fake, vec![node(1, "rt-bench", OURS, Some("10.99.0.0/16"))]);
     let mut warm = Vec::new();
     let mut warm_requests = 0;

@@ -7,8 +7,7 @@ mod util;
 use csr_ha::cloud::{Action, NodeOutcome, Outcome};
 use csr_ha::event::EventKind;
 use csr_ha::node::{Node, Param, Provider};
-use util::azure_fake::Fake;
-use util::azure_run::{node, only, run, two_routes_and_internet, Run, OURS};
+use util::azure_run::{fake_with_table, node, only, run, Run, OURS};
 
 /// `node` logging in as an app registration instead of the managed identity.
 fn with_app(node: Node, tenant: &str, app_id: &str, key: &str) -> Node {
@@ -22,8 +21,7 @@ fn with_app(node: Node, tenant: &str, app_id: &str, key: &str) -> Node {
 
 #[test]
 fn app_credentials_get_a_token_from_the_login_endpoint() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-app");
+    let fake = fake_with_table("rt-app");
     let key = "Qx8~abcdefGHIJKLmnopQRSTuvwxYZ0123456789";
     fake.state().app = Some(("tenant-1".into(), "app-1".into(), key.into()));
     let n = with_app(
@@ -55,8 +53,7 @@ fn app_credentials_get_a_token_from_the_login_endpoint() {
 
 #[test]
 fn a_url_encoded_app_key_is_decoded_first() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-enc");
+    let fake = fake_with_table("rt-enc");
     let decoded = "abc+def/ghi=jklmnopqrstuvwxyz0123456789ABCDEFG";
     let encoded = "abc%2Bdef%2Fghi%3Djklmnopqrstuvwxyz0123456789ABCDEFG";
     fake.state().app = Some(("t2".into(), "app-2".into(), decoded.into()));
@@ -72,8 +69,7 @@ fn a_url_encoded_app_key_is_decoded_first() {
 
 #[test]
 fn a_wrong_app_key_fails_with_the_login_error_and_never_the_key() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-badkey");
+    let fake = fake_with_table("rt-badkey");
     fake.state().app = Some((
         "t3".into(),
         "app-3".into(),
@@ -103,8 +99,7 @@ fn a_wrong_app_key_fails_with_the_login_error_and_never_the_key() {
 
 #[test]
 fn a_vm_without_a_managed_identity_gets_an_actionable_error() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-noid");
+    let fake = fake_with_table("rt-noid");
     fake.state().no_identity = true;
     let n = node(14, "rt-noid", OURS, None);
     let run = run(&fake, EventKind::PeerFail, vec![n]);
@@ -119,8 +114,7 @@ fn a_vm_without_a_managed_identity_gets_an_actionable_error() {
 
 #[test]
 fn tokens_are_cached_and_replaced_when_arm_refuses_them() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-cache");
+    let fake = fake_with_table("rt-cache");
     let first = run(
         &fake,
         EventKind::Verify,
@@ -208,8 +202,7 @@ fn assert_no_secret(run: &Run, secrets: &[&str]) {
 
 #[test]
 fn no_app_key_or_bearer_token_reaches_event_files_or_messages() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-secret");
+    let fake = fake_with_table("rt-secret");
     let key = "S3cr3t~KeyThatMustNeverLeak.0123456789abc";
     fake.state().app = Some(("t4".into(), "app-4".into(), key.into()));
     let app_node = |route| with_app(node(18, "rt-secret", OURS, route), "t4", "app-4", key);
@@ -280,8 +273,7 @@ fn no_app_key_or_bearer_token_reaches_event_files_or_messages() {
 /// child only) and logs at trace level; no secret may reach its log, event files or output.
 #[test]
 fn the_handler_takes_endpoints_from_the_environment_and_logs_no_secret() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-env");
+    let fake = fake_with_table("rt-env");
     let key = "H4ndl3r~SecretKey.0123456789abcdefghijklmnop";
     fake.state().app = Some(("t5".into(), "app-5".into(), key.into()));
     fake.state().resource = String::new();

@@ -9,13 +9,12 @@ use csr_ha::cloud::{Action, Outcome};
 use csr_ha::event::EventKind;
 use util::azure_fake::{Fake, Writes, GROUP};
 use util::azure_run::{
-    config, node, only, puts, run, run_with, two_routes_and_internet, OURS, PEER,
+    config, fake_with_table, node, only, puts, run, run_with, two_routes_and_internet, OURS, PEER,
 };
 
 #[test]
 fn throttling_is_retried_after_retry_after() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-429");
+    let fake = fake_with_table("rt-429");
     fake.state().throttle = 1;
     let n = node(4, "rt-429", OURS, Some("10.98.0.0/16"));
     let run = run(&fake, EventKind::PeerFail, vec![n]);
@@ -36,8 +35,7 @@ fn throttling_is_retried_after_retry_after() {
 
 #[test]
 fn a_busy_table_and_server_errors_are_retried() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-busy");
+    let fake = fake_with_table("rt-busy");
     fake.state().busy = 1;
     fake.state().server_errors = 1;
     let n = node(5, "rt-busy", OURS, Some("10.99.0.0/16"));
@@ -89,8 +87,7 @@ fn an_async_write_is_followed_until_it_succeeds() {
 
 #[test]
 fn a_failed_async_write_reports_the_operation_error() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-fail");
+    let fake = fake_with_table("rt-fail");
     fake.state().writes = Writes::AzureAsync;
     fake.state().fail_operations = true;
     let n = node(7, "rt-fail", OURS, Some("10.99.0.0/16"));
@@ -138,8 +135,7 @@ fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
 
 #[test]
 fn authorization_failed_is_reported_with_azures_message() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-403");
+    let fake = fake_with_table("rt-403");
     fake.state().deny_writes = true;
     let n = node(9, "rt-403", OURS, Some("10.99.0.0/16"));
     let run = run(&fake, EventKind::PeerFail, vec![n]);
@@ -153,8 +149,7 @@ fn authorization_failed_is_reported_with_azures_message() {
 
 #[test]
 fn throttling_past_the_deadline_fails_with_azures_code() {
-    let fake = Fake::start();
-    two_routes_and_internet(&fake, "rt-slow");
+    let fake = fake_with_table("rt-slow");
     fake.state().throttle = 100;
     let run = run_with(
         config(&fake),

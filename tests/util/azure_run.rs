@@ -80,6 +80,13 @@ pub fn puts(fake: &Fake) -> Vec<String> {
         .collect()
 }
 
+/// A started fake whose `table` routes two prefixes via the peer and the rest to the Internet.
+pub fn fake_with_table(table: &str) -> Fake {
+    let fake = Fake::start();
+    two_routes_and_internet(&fake, table);
+    fake
+}
+
 pub fn two_routes_and_internet(fake: &Fake, table: &str) {
     fake.add_table(
         table,
