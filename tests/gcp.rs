@@ -14,7 +14,8 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use util::gcp_fake::GcpFake;
 use util::gcp_run::{
-    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, seeded, PROJECT, VPC,
+    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, seeded, started,
+    PROJECT, VPC,
 };
 
 fn writes(fake: &GcpFake) -> Vec<String> {
@@ -72,9 +73,8 @@ fn peer_fail_on_a_primary_changes_nothing_and_says_why() {
 
 #[test]
 fn peer_fail_with_the_peer_route_already_gone_writes_nothing() {
-    let fake = GcpFake::start();
+    let (fake, dir) = started();
     fake.put_route(PROJECT, VPC, "route-a", "10.99.0.0/16", "10.0.1.20", 100);
-    let dir = tempfile::tempdir().expect("tempdir");
     let out = peer_fail(&config(&fake), dir.path());
     util::assert_outcome(&out, Outcome::Ok);
     assert_eq!(
@@ -86,9 +86,8 @@ fn peer_fail_with_the_peer_route_already_gone_writes_nothing() {
 
 #[test]
 fn revert_reinserts_a_missing_own_route_with_priority_zero() {
-    let fake = GcpFake::start();
+    let (fake, dir) = started();
     fake.put_route(PROJECT, VPC, "route-b", "10.99.0.0/16", "10.0.1.10", 200);
-    let dir = tempfile::tempdir().expect("tempdir");
     let node = util::with_params(router_a("secondary"), &[(Param::HopPriority, "0")]);
     let out = event_on(&fake, dir.path(), EventKind::Revert, node);
     util::assert_outcome(&out, Outcome::Ok);
@@ -115,9 +114,8 @@ fn revert_reinserts_a_missing_own_route_with_priority_zero() {
 
 #[test]
 fn revert_reports_differences_and_deletes_nothing() {
-    let fake = GcpFake::start();
+    let (fake, dir) = started();
     fake.put_route(PROJECT, VPC, "route-a", "10.99.0.0/16", "10.0.1.99", 150);
-    let dir = tempfile::tempdir().expect("tempdir");
     let out = event_on(&fake, dir.path(), EventKind::Revert, router_a("primary"));
     util::assert_outcome(&out, Outcome::Warning);
     util::assert_starts(&out, "Warning: route route-a differs from the node: ");
@@ -150,8 +148,7 @@ fn revert_with_the_route_as_configured_writes_nothing_and_leaves_no_log() {
 
 #[test]
 fn verify_inserts_and_deletes_an_ipv6_probe_route() {
-    let fake = GcpFake::start();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, dir) = started();
     let node = node(
         5,
         "primary",
@@ -209,8 +206,7 @@ fn verify_by_either_router_never_undoes_a_peer_fail() {
 
 #[test]
 fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
-    let fake = GcpFake::start();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, dir) = started();
     let probe = "csr-ha-verify-route";
     fake.put_route(PROJECT, VPC, probe, "10.99.0.0/16", "10.0.1.20", 65535);
     let out = event_on(&fake, dir.path(), EventKind::Verify, router_a("primary"));
@@ -244,8 +240,7 @@ fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
 
 #[test]
 fn check_warns_about_a_missing_route_and_accepts_a_matching_one() {
-    let fake = GcpFake::start();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, dir) = started();
     let out = run(
         &config(&fake),
         dir.path(),

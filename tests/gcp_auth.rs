@@ -14,7 +14,7 @@ use std::path::Path;
 use util::gcp_fake::{self, GcpFake};
 use util::gcp_run::{
     config, event, event_logs, event_on, files, node, peer_fail, router_a, run, seed_pair, seeded,
-    PROJECT,
+    started, PROJECT,
 };
 
 #[test]
@@ -159,8 +159,7 @@ fn a_jwt_signed_with_the_wrong_key_is_refused_with_the_endpoints_words() {
 
 #[test]
 fn a_key_file_that_is_not_a_key_is_reported_without_its_content() {
-    let fake = GcpFake::start();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (fake, dir) = started();
     let path = dir.path().join("credentials.json");
     std::fs::write(&path, r#"{"type":"service_account","client_email":"a@b","private_key":"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n-----END PRIVATE KEY-----\n"}"#)
         .expect("write");

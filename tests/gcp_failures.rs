@@ -10,15 +10,14 @@ use csr_ha::event::EventKind;
 use serde_json::json;
 use util::gcp_fake::GcpFake;
 use util::gcp_run::{
-    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, PROJECT,
+    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, started, PROJECT,
 };
 
 #[test]
 fn an_operation_that_finishes_after_two_polls_is_waited_for() {
-    let fake = GcpFake::start();
+    let (fake, dir) = started();
     seed_pair(&fake);
     fake.state().polls_until_done = 2;
-    let dir = tempfile::tempdir().expect("tempdir");
     let out = peer_fail(&config(&fake), dir.path());
     util::assert_outcome(&out, Outcome::Ok);
     let waits: Vec<u32> = fake.state().waits.values().copied().collect();

@@ -93,11 +93,16 @@ pub fn event_on(fake: &GcpFake, dir: &Path, kind: EventKind, node: Node) -> Node
     event(&config(fake), dir, kind, node)
 }
 
+/// A started fake with no routes, and an HA directory.
+pub fn started() -> (GcpFake, tempfile::TempDir) {
+    (GcpFake::start(), tempfile::tempdir().expect("tempdir"))
+}
+
 /// A started fake holding the pair's routes ([`seed_pair`]), and an HA directory.
 pub fn seeded() -> (GcpFake, tempfile::TempDir) {
-    let fake = GcpFake::start();
+    let (fake, dir) = started();
     seed_pair(&fake);
-    (fake, tempfile::tempdir().expect("tempdir"))
+    (fake, dir)
 }
 
 pub fn files(dir: &Path) -> Vec<(String, String)> {

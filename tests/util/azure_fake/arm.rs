@@ -304,11 +304,7 @@ impl State {
         op.polls += 1;
         if op.polls < 2 {
             return if location {
-                Answer {
-                    status: 202,
-                    body: String::new(),
-                    headers: vec![],
-                }
+                empty(202)
             } else {
                 answer(200, json!({"status": "InProgress"}))
             };
@@ -334,11 +330,7 @@ impl State {
             self.apply(&table, route);
         }
         if location {
-            Answer {
-                status: 200,
-                body: String::new(),
-                headers: vec![],
-            }
+            empty(200)
         } else {
             answer(200, json!({"status": "Succeeded"}))
         }
@@ -391,4 +383,13 @@ fn precondition_failed() -> Answer {
 fn retry_after_1s(mut answer: Answer) -> Answer {
     answer.headers.push(("Retry-After".into(), "1".into()));
     answer
+}
+
+/// A bodiless answer, as a `Location` poll gets.
+fn empty(status: u16) -> Answer {
+    Answer {
+        status,
+        body: String::new(),
+        headers: vec![],
+    }
 }
