@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 use util::aws_fakes::{FakeEc2, FakeImds};
 use util::aws_moto;
-use util::aws_run::{event, keys_config, node, one, setup, ENI_A, ENI_B, RTB};
+use util::aws_run::{event, keys_config, node, one, primary_event, setup, ENI_A, ENI_B, RTB};
 
 /// Everything a handler leaves behind: outcome messages and every file under the HA directory.
 fn leftovers(outcomes: &[NodeOutcome], dir: &Path) -> String {
@@ -289,12 +289,7 @@ fn an_instance_without_role_or_keys_says_where_it_looked() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = imds_config(&ec2, &imds, Duration::from_secs(60));
     config.credentials.shared_file = Some(dir.path().join("no-such-credentials"));
-    let out = one(event(
-        EventKind::PeerFail,
-        &config,
-        dir.path(),
-        vec![node(1, RTB, ENI_A, None, "primary")],
-    ));
+    let out = primary_event(EventKind::PeerFail, &config, dir.path(), 1);
     util::assert_outcome(&out, Outcome::Failed);
     util::assert_starts(&out, "credentials: no AWS credentials found: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set; no profile [default]");
     util::assert_says(&out, "404, no IAM role is attached to this instance");

@@ -9,7 +9,7 @@ use csr_ha::event::EventKind;
 use csr_ha::node::Provider;
 use util::aws_fakes::FakeEc2;
 use util::aws_moto;
-use util::aws_run::{event, keys_config, node, one, run_with, ENI_A, ENI_B, RTB};
+use util::aws_run::{event, keys_config, node, one, primary_event, run_with, ENI_A, ENI_B, RTB};
 
 #[test]
 fn throttling_is_retried_with_backoff_until_it_succeeds() {
@@ -17,12 +17,7 @@ fn throttling_is_retried_with_backoff_until_it_succeeds() {
     ec2.fail_next(2, 503, "RequestLimitExceeded");
     let dir = tempfile::tempdir().expect("temp dir");
     let config = keys_config(&ec2.endpoint, aws_moto::any_keys());
-    let out = one(event(
-        EventKind::PeerFail,
-        &config,
-        dir.path(),
-        vec![node(1, RTB, ENI_A, None, "primary")],
-    ));
+    let out = primary_event(EventKind::PeerFail, &config, dir.path(), 1);
     util::assert_outcome(&out, Outcome::Ok);
     let actions: Vec<String> = ec2.calls().into_iter().map(|c| c.action).collect();
     assert_eq!(

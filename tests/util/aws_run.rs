@@ -93,6 +93,12 @@ impl Setup {
     }
 }
 
+/// Node `n`, a primary on [`ENI_A`] in [`RTB`] (the loopback fakes' table), handles `kind`.
+pub fn primary_event(kind: EventKind, config: &AwsConfig, dir: &Path, n: u16) -> NodeOutcome {
+    let node = node(n, RTB, ENI_A, None, "primary");
+    one(event(kind, config, dir, vec![node]))
+}
+
 pub const RTB: &str = "rtb-0fa1e0000000001";
 
 pub const ENI_A: &str = "eni-0aaaaaaaaaaaaaaa1";
