@@ -24,12 +24,8 @@ fn app_credentials_get_a_token_from_the_login_endpoint() {
     let fake = fake_with_table("rt-app");
     let key = "Qx8~abcdefGHIJKLmnopQRSTuvwxYZ0123456789";
     fake.state().app = Some(("tenant-1".into(), "app-1".into(), key.into()));
-    let n = with_app(
-        node(11, "rt-app", OURS, Some("10.99.0.0/16")),
-        "tenant-1",
-        "app-1",
-        key,
-    );
+    let ours = node(11, "rt-app", OURS, Some("10.99.0.0/16"));
+    let n = with_app(ours, "tenant-1", "app-1", key);
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     util::assert_outcome(only(&run), Outcome::Ok);
@@ -57,12 +53,8 @@ fn a_url_encoded_app_key_is_decoded_first() {
     let decoded = "abc+def/ghi=jklmnopqrstuvwxyz0123456789ABCDEFG";
     let encoded = "abc%2Bdef%2Fghi%3Djklmnopqrstuvwxyz0123456789ABCDEFG";
     fake.state().app = Some(("t2".into(), "app-2".into(), decoded.into()));
-    let n = with_app(
-        node(12, "rt-enc", OURS, Some("10.99.0.0/16")),
-        "t2",
-        "app-2",
-        encoded,
-    );
+    let ours = node(12, "rt-enc", OURS, Some("10.99.0.0/16"));
+    let n = with_app(ours, "t2", "app-2", encoded);
     let run = run(&fake, EventKind::PeerFail, vec![n]);
     util::assert_outcome(only(&run), Outcome::Ok);
 }
@@ -76,7 +68,8 @@ fn a_wrong_app_key_fails_with_the_login_error_and_never_the_key() {
         "the-right-key-0123456789".into(),
     ));
     let wrong = "Wr0ng~Key.abcdefghijklmnopqrstuvwxyz";
-    let n = with_app(node(13, "rt-badkey", OURS, None), "t3", "app-3", wrong);
+    let ours = node(13, "rt-badkey", OURS, None);
+    let n = with_app(ours, "t3", "app-3", wrong);
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     let out = only(&run);
@@ -105,11 +98,8 @@ fn a_vm_without_a_managed_identity_gets_an_actionable_error() {
     let run = run(&fake, EventKind::PeerFail, vec![n]);
     let out = only(&run);
     util::assert_outcome(out, Outcome::Failed);
-    assert!(
-        out.message.contains("Identity not found") && out.message.contains("-a -d -k"),
-        "{}",
-        out.message
-    );
+    util::assert_says(out, "Identity not found");
+    util::assert_says(out, "-a -d -k");
 }
 
 #[test]

@@ -105,11 +105,8 @@ fn a_missing_table_is_named_in_the_error_and_a_warning_on_check() {
     let run = run(&fake, EventKind::PeerFail, vec![n]);
     let out = only(&run);
     util::assert_outcome(out, Outcome::Failed);
-    assert!(
-        out.message.contains("rt-gone") && out.message.contains("not found"),
-        "{}",
-        out.message
-    );
+    util::assert_says(out, "rt-gone");
+    util::assert_says(out, "not found");
     util::assert_says(out, GROUP);
     assert_eq!(
         fake.seen()
