@@ -92,13 +92,8 @@ fn revert_reinserts_a_missing_own_route_with_priority_zero() {
     let out = event_on(&fake, dir.path(), EventKind::Revert, node);
     util::assert_outcome(&out, Outcome::Ok);
     util::assert_starts(&out, "re-inserted route route-a (10.99.0.0/16 via 10.0.1.20, priority 0) in project proj-1 vpc vpc-1, ");
-    assert_eq!(
-        fake.state().inserted,
-        vec![
-            json!({"name": "route-a", "network": "projects/proj-1/global/networks/vpc-1",
-            "destRange": "10.99.0.0/16", "nextHopIp": "10.0.1.20", "priority": 0})
-        ]
-    );
+    let route_a = inserted("route-a", "10.99.0.0/16", "10.0.1.20", 0);
+    assert_eq!(fake.state().inserted, vec![route_a]);
     let stored = fake.route(PROJECT, "route-a").expect("route-a re-inserted");
     assert_eq!(stored["priority"], 0);
     assert!(
@@ -161,13 +156,13 @@ fn verify_inserts_and_deletes_an_ipv6_probe_route() {
     let out = event_on(&fake, dir.path(), EventKind::Verify, node);
     util::assert_outcome(&out, Outcome::Ok);
     util::assert_starts(&out, "inserted and deleted probe route csr-ha-verify-route (2001:db8:99::/48 via 2001:db8:1::20, priority 65535)");
-    assert_eq!(
-        fake.state().inserted,
-        vec![
-            json!({"name": "csr-ha-verify-route", "network": "projects/proj-1/global/networks/vpc-1",
-            "destRange": "2001:db8:99::/48", "nextHopIp": "2001:db8:1::20", "priority": 65535})
-        ]
+    let probe = inserted(
+        "csr-ha-verify-route",
+        "2001:db8:99::/48",
+        "2001:db8:1::20",
+        65535,
     );
+    assert_eq!(fake.state().inserted, vec![probe]);
     assert_eq!(
         writes(&fake),
         vec![
@@ -241,32 +236,34 @@ fn verify_removes_its_own_stale_probe_but_never_a_foreign_route() {
 #[test]
 fn check_warns_about_a_missing_route_and_accepts_a_matching_one() {
     let (fake, dir) = started();
-    let out = run(
-        &config(&fake),
-        dir.path(),
-        Action::Check,
-        vec![router_a("primary")],
-    )
-    .remove(0);
+    let check = || {
+        run(
+            &config(&fake),
+            dir.path(),
+            Action::Check,
+            vec![router_a("primary")],
+        )
+    };
+    let out = check().remove(0);
     util::assert_outcome(&out, Outcome::Warning);
     assert_eq!(
         out.message,
         "Warning: Route route-a not found in project proj-1 vpc vpc-1"
     );
     seed_pair(&fake);
-    let out = run(
-        &config(&fake),
-        dir.path(),
-        Action::Check,
-        vec![router_a("primary")],
-    )
-    .remove(0);
+    let out = check().remove(0);
     util::assert_outcome(&out, Outcome::Ok);
     assert!(writes(&fake).is_empty());
     assert!(
         event_logs(dir.path()).is_empty(),
         "check leaves no event log"
     );
+}
+
+/// The body of a route insert into the VPC, as the provider sends it.
+fn inserted(name: &str, destination: &str, hop: &str, priority: u32) -> serde_json::Value {
+    json!({"name": name, "network": "projects/proj-1/global/networks/vpc-1",
+        "destRange": destination, "nextHopIp": hop, "priority": priority})
 }
 
 /// The same failover typed as a user would: the real server and handler, with the endpoints
