@@ -19,13 +19,13 @@
 //!    read. Then
 //!    `node_event -i all -e revert` of 200 primary nodes in one table (a fresh server).
 //!    The server's `AWS_ENDPOINT_URL` is a front of the latency proxy
-//!    (`tests/support/latency_proxy.rs`) at no delay, which records each HTTP request on its way
+//!    (`tests/util/latency_proxy.rs`) at no delay, which records each HTTP request on its way
 //!    to moto with its `Action=`; the bench's own reads and set-up go to moto directly and are
 //!    not counted.
 
-#[path = "../tests/support/aws_moto.rs"]
+#[path = "../tests/util/aws_moto.rs"]
 mod aws_moto;
-#[path = "../tests/support/latency_proxy.rs"]
+#[path = "../tests/util/latency_proxy.rs"]
 mod latency_proxy;
 #[path = "support/mod.rs"]
 mod support;

@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Everything runs on 127.0.0.1: moto (EC2), the AWS IMDS fake, the Azure fake (ARM, login and
-//! IMDS on one port) and the GCP fake (Compute and metadata on one port) from `tests/support/`,
-//! each behind its own front of the latency proxy (`tests/support/latency_proxy.rs`). The
+//! IMDS on one port) and the GCP fake (Compute and metadata on one port) from `tests/util/`,
+//! each behind its own front of the latency proxy (`tests/util/latency_proxy.rs`). The
 //! failovers go through the real binaries only — `ha_server`, `create_node`, `node_event`,
 //! `ha_api`, and the `ha_event_handler` the server forks — with every endpoint variable set on
 //! the server to a proxy front (and the other clouds' to a closed port), no AWS keys (the
@@ -37,19 +37,19 @@
 //! differs per HA directory) and prints how many files the cache held after the run's events and
 //! whether `ha_api -c stop` removed it (a cache left behind is counted, then removed).
 
-// Each fake includes its own copy of `tests/support/loopback.rs`; three fakes here, three copies.
-#![allow(clippy::duplicate_mod)]
-
-#[path = "../tests/support/aws_fakes.rs"]
+#[path = "../tests/util/aws_fakes.rs"]
 mod aws_fakes;
-#[path = "../tests/support/aws_moto.rs"]
+#[path = "../tests/util/aws_moto.rs"]
 mod aws_moto;
-#[path = "../tests/support/azure_fake.rs"]
+#[path = "../tests/util/azure_fake/mod.rs"]
 mod azure_fake;
-#[path = "../tests/support/gcp_fake.rs"]
+#[path = "../tests/util/gcp_fake.rs"]
 mod gcp_fake;
-#[path = "../tests/support/latency_proxy.rs"]
+#[path = "../tests/util/latency_proxy.rs"]
 mod latency_proxy;
+// The fakes share the loopback server as `super::loopback`, as in `tests/util/`.
+#[path = "../tests/util/loopback.rs"]
+mod loopback;
 #[path = "support/mod.rs"]
 mod support;
 

@@ -2,9 +2,9 @@
 //! the real client commands, the handler process, and moto on loopback as EC2. The endpoint and
 //! keys are given to the server process only; nothing reaches a real AWS address.
 
-#[path = "support/aws_moto.rs"]
-mod aws_moto;
 mod util;
+
+use util::aws_moto;
 
 use aws_moto::{eni_of, Vpc, V4_OTHER, V4_ROUTE};
 use util::Ha;
@@ -28,43 +28,18 @@ fn node_event_fails_over_and_reverts_a_vpc_route() {
     let ec2 = moto.client(aws_moto::any_keys());
     let vpc = Vpc::create(&ec2);
     let ha = aws_ha(moto);
+    let (rtb, eni_a) = (&vpc.rtb, &vpc.eni_a);
     // Node 1: this router (eni_a), primary for V4_ROUTE. Node 2: secondary, every ENI route.
-    let out = ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "1",
-            "-t",
-            &vpc.rtb,
-            "-rg",
-            "us-east-1",
-            "-n",
-            &vpc.eni_a,
-            "-r",
-            V4_ROUTE,
-            "-m",
-            "primary",
-        ],
-    );
+    let out = ha.ok_line(&format!(
+        "create_node -i 1 -t {rtb} -rg us-east-1 -n {eni_a} -r {V4_ROUTE} -m primary"
+    ));
     assert!(
         out.starts_with("200: Successfully created new node with index 1"),
         "{out}"
     );
-    let out = ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "2",
-            "-t",
-            &vpc.rtb,
-            "-rg",
-            "us-east-1",
-            "-n",
-            &vpc.eni_a,
-            "-m",
-            "secondary",
-        ],
-    );
+    let out = ha.ok_line(&format!(
+        "create_node -i 2 -t {rtb} -rg us-east-1 -n {eni_a} -m secondary"
+    ));
     assert!(out.starts_with("200: "), "{out}");
 
     let out = ha.ok("node_event", &["-i", "1", "-e", "peerFail"]);
@@ -96,21 +71,9 @@ fn node_event_fails_over_and_reverts_a_vpc_route() {
     );
 
     // A route that is not in the table: stored with a warning, and the event fails clearly.
-    let out = ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "3",
-            "-t",
-            &vpc.rtb,
-            "-rg",
-            "us-east-1",
-            "-n",
-            &vpc.eni_a,
-            "-r",
-            "10.55.0.0/16",
-        ],
-    );
+    let out = ha.ok_line(&format!(
+        "create_node -i 3 -t {rtb} -rg us-east-1 -n {eni_a} -r 10.55.0.0/16"
+    ));
     assert!(
         out.starts_with(&format!(
             "199: Warning: Route 10.55.0.0/16 not found in Route Table {}",
@@ -134,19 +97,7 @@ fn node_event_fails_over_and_reverts_a_vpc_route() {
 fn a_missing_route_table_reports_the_aws_error() {
     let moto = aws_moto::shared();
     let ha = aws_ha(moto);
-    ha.ok(
-        "create_node",
-        &[
-            "-i",
-            "7",
-            "-t",
-            "rtb-0abc1234",
-            "-rg",
-            "us-east-1",
-            "-n",
-            "eni-0a1b2c3d4e",
-        ],
-    );
+    ha.ok_line("create_node -i 7 -t rtb-0abc1234 -rg us-east-1 -n eni-0a1b2c3d4e");
     let out = ha.expect(1, "node_event", &["-i", "7", "-e", "verify"]);
     assert_eq!(
         out.trim(),

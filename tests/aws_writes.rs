@@ -2,6 +2,10 @@
 //! when EC2 throttles it. A loopback EC2 serving every request on its own thread counts how many
 //! `ReplaceRoute` calls are in flight at once.
 
+mod util;
+
+use util::loopback::form;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,7 +13,7 @@ use std::time::{Duration, Instant};
 use csr_ha::cloud::aws::{self, AwsConfig, CredentialSources, Credentials};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
-use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::node::{Param, Provider};
 use csr_ha::protocol::Status;
 use csr_ha::work::{Action, Work};
 
@@ -25,16 +29,6 @@ struct Ec2 {
     /// ReplaceRoute calls still to answer 503 RequestLimitExceeded.
     throttle: usize,
     throttled: usize,
-}
-
-fn form(body: &str) -> BTreeMap<String, String> {
-    body.split('&')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| {
-            let v = v.replace("%2F", "/").replace("%3A", ":");
-            (k.to_string(), v)
-        })
-        .collect()
 }
 
 fn describe(state: &Ec2) -> String {
@@ -124,14 +118,15 @@ fn peer_fail(url: &str, in_flight: Option<usize>) -> csr_ha::work::NodeOutcome {
         (Param::Region, "us-east-1"),
         (Param::EniId, OURS),
     ];
-    let node = Node::with_params(NodeIndex::new(1).expect("index"), Provider::Aws, &params)
-        .expect("valid");
+    let node = util::node(1, Provider::Aws, &params);
     let work = Work {
-        action: Action::Event(EventKind::PeerFail),
-        provider: Provider::Aws,
-        ha_dir: dir.path().to_string_lossy().into_owned(),
         deadline_ms: 30_000,
-        nodes: vec![node],
+        ..util::work(
+            Action::Event(EventKind::PeerFail),
+            Provider::Aws,
+            dir.path(),
+            vec![node],
+        )
     };
     let config = AwsConfig {
         endpoint: Some(url.to_string()),
@@ -150,7 +145,7 @@ fn peer_fail(url: &str, in_flight: Option<usize>) -> csr_ha::work::NodeOutcome {
 fn writes_go_out_four_at_a_time_and_throttled_ones_are_retried() {
     let (url, state) = start(24, 3);
     let out = peer_fail(&url, None);
-    assert_eq!(out.outcome, Status::Ok, "{out:?}");
+    util::assert_outcome(&out, Status::Ok);
     let s = state.lock().expect("state");
     assert!(
         s.routes.values().all(|eni| eni == OURS),
@@ -168,10 +163,10 @@ fn writes_go_out_four_at_a_time_and_throttled_ones_are_retried() {
 fn the_bound_is_configurable() {
     let (url, state) = start(10, 0);
     let out = peer_fail(&url, Some(2));
-    assert_eq!(out.outcome, Status::Ok, "{out:?}");
+    util::assert_outcome(&out, Status::Ok);
     assert_eq!(state.lock().expect("state").max_in_flight, 2);
     let (url, state) = start(5, 0);
     let out = peer_fail(&url, Some(1));
-    assert_eq!(out.outcome, Status::Ok, "{out:?}");
+    util::assert_outcome(&out, Status::Ok);
     assert_eq!(state.lock().expect("state").max_in_flight, 1);
 }

@@ -1,16 +1,11 @@
 //! Credentials shared by handler processes: a second event makes no metadata or login request,
 //! an expired entry or a changed key fetches again, the files are owner-only, nothing secret is
 //! logged, and `token_cache::clear` removes them.
+mod util;
 
-// Each fake includes the shared Loopback server by `#[path]`; three fakes here include it thrice.
-#![allow(clippy::duplicate_mod)]
-
-#[path = "support/aws_fakes.rs"]
-mod aws_fakes;
-#[path = "support/azure_fake.rs"]
-mod azure_fake;
-#[path = "support/gcp_fake.rs"]
-mod gcp_fake;
+use util::aws_fakes;
+use util::azure_fake;
+use util::gcp_fake;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -19,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use csr_ha::cloud::token_cache;
 use csr_ha::event::EventKind;
-use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::node::{Node, Param, Provider};
 use csr_ha::paths::HaDir;
 use csr_ha::protocol::Status;
 use csr_ha::work::{Action, NodeOutcome, Work};
@@ -46,11 +41,8 @@ impl Place {
     /// Runs one `ha_event_handler` process, as the server would, with `env`.
     fn handler(&self, kind: EventKind, node: Node, env: &[(&str, &str)]) -> NodeOutcome {
         let work = Work {
-            action: Action::Event(kind),
-            provider: node.provider,
-            ha_dir: self.ha().to_string_lossy().into_owned(),
             deadline_ms: 10_000,
-            nodes: vec![node],
+            ..util::work(Action::Event(kind), node.provider, &self.ha(), vec![node])
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ha_event_handler"));
         cmd.env_clear()
@@ -120,8 +112,7 @@ fn expire_all(cache: &Path) {
 }
 
 fn azure_node(key: &str) -> Node {
-    let mut node = Node::new(NodeIndex::new(1).expect("index"), Provider::Azure);
-    for (param, value) in [
+    let params = [
         (Param::Cloud, "azure"),
         (Param::SubscriptionId, azure_fake::SUB),
         (Param::ResourceGroup, azure_fake::GROUP),
@@ -131,10 +122,8 @@ fn azure_node(key: &str) -> Node {
         (Param::TenantId, "t1"),
         (Param::AppId, "app-1"),
         (Param::AppKey, key),
-    ] {
-        node.set(param, param.validate(value, node.provider).expect("valid"));
-    }
-    node
+    ];
+    util::node(1, Provider::Azure, &params)
 }
 
 #[test]
@@ -219,7 +208,7 @@ fn aws_role_credentials_and_session_token_are_shared_by_handlers() {
             (Param::Region, "us-east-1"),
             (Param::EniId, eni),
         ];
-        Node::with_params(NodeIndex::new(1).expect("index"), Provider::Aws, &params).expect("valid")
+        util::node(1, Provider::Aws, &params)
     };
     let first = place.handler(EventKind::PeerFail, node("eni-0a0a0a0a"), &env);
     assert_eq!(first.outcome, Status::Ok, "{first:?}");
@@ -260,20 +249,7 @@ fn gcp_metadata_tokens_are_shared_by_handlers() {
         ("CSR_HA_GCP_COMPUTE_ENDPOINT", fake.url.as_str()),
         ("GCE_METADATA_HOST", fake.host.as_str()),
     ];
-    let mut node = Node::new(NodeIndex::new(1).expect("index"), Provider::Gcp);
-    for (param, value) in [
-        (Param::Cloud, "gcp"),
-        (Param::Project, "proj-1"),
-        (Param::Vpc, "vpc-1"),
-        (Param::RouteName, "route-a"),
-        (Param::PeerRouteName, "route-b"),
-        (Param::NextHopIp, "10.0.1.20"),
-        (Param::HopPriority, "100"),
-        (Param::Route, "10.99.0.0/16"),
-        (Param::Mode, "secondary"),
-    ] {
-        node.set(param, param.validate(value, node.provider).expect("valid"));
-    }
+    let node = util::gcp_run::router_a("secondary");
     for _ in 0..2 {
         let out = place.handler(EventKind::PeerFail, node.clone(), &env);
         assert_eq!(out.outcome, Status::Ok, "{out:?}");

@@ -1,6 +1,8 @@
 //! The `file` provider's writes against other writers of the same table: `verify` never
 //! restores a value another writer changed after verify read it.
 
+mod util;
+
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use csr_ha::cloud::file::FileTable;
 use csr_ha::cloud::{self, CloudError, Route, RouteTable, RouteWrite};
 use csr_ha::event::EventKind;
 use csr_ha::event_log::EventLog;
-use csr_ha::node::{Node, NodeIndex, Param, Provider};
+use csr_ha::node::{Param, Provider};
 use csr_ha::protocol::Status;
 use csr_ha::work::{Action, Work};
 
@@ -30,20 +32,20 @@ fn hop(dir: &Path) -> String {
 }
 
 fn verify_work(dir: &Path) -> Work {
-    let mut node = Node::new(NodeIndex::new(1).expect("index"), Provider::File);
-    for (p, v) in [
+    let params = [
         (Param::RouteTable, "t1"),
         (Param::NextHop, PEER),
         (Param::Route, "10.99.0.0/16"),
-    ] {
-        node.set(p, p.validate(v, Provider::File).expect("valid"));
-    }
+    ];
+    let node = util::node(1, Provider::File, &params);
     Work {
-        action: Action::Event(EventKind::Verify),
-        provider: Provider::File,
-        ha_dir: dir.to_string_lossy().into_owned(),
         deadline_ms: 10_000,
-        nodes: vec![node],
+        ..util::work(
+            Action::Event(EventKind::Verify),
+            Provider::File,
+            dir,
+            vec![node],
+        )
     }
 }
 
@@ -93,12 +95,9 @@ fn verify_does_not_restore_a_route_replaced_by_hand_between_read_and_write() {
 
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].outcome, Status::Warning, "{outcomes:?}");
-    assert!(
-        outcomes[0]
-            .message
-            .starts_with("10.99.0.0/16 in t1 changed meanwhile (now via 10.0.1.30): not rewritten"),
-        "{}",
-        outcomes[0].message
+    util::assert_starts(
+        &outcomes[0],
+        "10.99.0.0/16 in t1 changed meanwhile (now via 10.0.1.30): not rewritten",
     );
     assert_eq!(hop(dir.path()), OTHER, "the other writer's value stays");
 }

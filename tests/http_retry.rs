@@ -3,6 +3,8 @@
 //! "try again" answers too, everything else is handed back at once, and no wait passes the
 //! event's deadline.
 
+mod util;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,10 +95,7 @@ fn tries_and_the_deadline_bound_the_retries() {
 
 #[test]
 fn connection_errors_are_retried_only_for_requests_that_may_be_resent() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = util::loopback::free_port();
     let url = format!("http://127.0.0.1:{port}/x");
     let client = Client::new(ProxyUse::Never);
     let deadline = Instant::now() + Duration::from_millis(800);

@@ -1,9 +1,9 @@
 //! The latency proxy used by `examples/cloud_latency_bench.rs`: each request is held for the
 //! delay (once per request, also on a keep-alive connection), passed on byte for byte, and
 //! counted with its kind. Only lower bounds on time are asserted (a sleep never ends early).
+mod util;
 
-#[path = "support/latency_proxy.rs"]
-mod latency_proxy;
+use util::latency_proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -1,10 +1,8 @@
 //! No secret reaches a user's terminal or a file, whatever form a server echoes it in.
 
-mod support;
-#[path = "util/mod.rs"]
 mod util;
 
-use support::azure_fake::{Fake, FakeRoute, GROUP, SUB};
+use util::azure_fake::{Fake, FakeRoute, GROUP, SUB};
 use util::Ha;
 
 /// Every character a key may hold that an encoder rewrites.
@@ -55,12 +53,8 @@ fn an_echoed_azure_app_key_never_reaches_output_log_events_or_last_events() {
         st.app = Some(("tenant-1".into(), "app-1".into(), "the-right-key".into()));
         st.echo_login_body = true;
     }
-    let ha = Ha::new();
-    // The credential cache goes beside replies/ on this private "tmpfs".
-    let run_dir = ha.scratch().join("run");
-    std::fs::create_dir_all(&run_dir).expect("mkdir");
-    let mut ha = ha
-        .with_env("XDG_RUNTIME_DIR", run_dir.to_str().expect("utf-8"))
+    let mut ha = Ha::new()
+        .with_private_runtime_dir()
         .with_env("CSR_HA_CLOUD", "azure")
         .with_env("CSR_HA_AZURE_ARM_ENDPOINT", &fake.base)
         .with_env("CSR_HA_AZURE_LOGIN_ENDPOINT", &fake.base)

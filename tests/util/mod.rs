@@ -1,7 +1,23 @@
-//! Test helper: a fresh HA directory, a real `ha_server` process, and the real client binaries.
+//! Test helpers, included by every test file as `mod util;`: a fresh HA directory, a real
+//! `ha_server` process and the real client binaries here; the loopback fakes of each cloud,
+//! moto, the latency proxy and the deployment machine in the submodules.
 #![allow(dead_code, unused_imports, clippy::new_without_default)]
 
+pub mod aws_fakes;
+pub mod aws_moto;
+pub mod aws_run;
+pub mod azure_fake;
+pub mod azure_run;
+pub mod builders;
+pub mod gcp_fake;
+pub mod gcp_run;
+pub mod latency_proxy;
+pub mod loopback;
 pub mod machine;
+pub mod outcomes;
+
+pub use builders::{node, with_params, work};
+pub use outcomes::{assert_ends, assert_outcome, assert_outcome_says, assert_says, assert_starts};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -77,6 +93,15 @@ impl Ha {
     }
 
     /// A scratch directory beside the HA directory.
+    /// The server and its handlers keep their credential cache in a private runtime directory
+    /// (`<scratch>/run`, as `XDG_RUNTIME_DIR`), removed with the test.
+    pub fn with_private_runtime_dir(self) -> Ha {
+        let run_dir = self.scratch().join("run");
+        std::fs::create_dir_all(&run_dir).expect("mkdir");
+        let run_dir = run_dir.to_str().expect("utf-8").to_string();
+        self.with_env("XDG_RUNTIME_DIR", &run_dir)
+    }
+
     pub fn scratch(&self) -> &Path {
         self._tmp.path()
     }

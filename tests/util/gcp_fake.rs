@@ -21,9 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use base64::Engine;
 use serde_json::{json, Value};
 
-#[path = "loopback.rs"]
-mod loopback;
-use loopback::Loopback;
+use super::loopback::{form, Loopback};
 
 /// Where the fake says routes and networks live (never contacted).
 pub const SELF_LINK: &str = "https://compute.fake.invalid/compute/v1";
@@ -259,11 +257,7 @@ fn token_grant(s: &mut State, body: &str) -> (u16, String) {
             json!({"error": "invalid_grant", "error_description": why}).to_string(),
         )
     };
-    let form: BTreeMap<String, String> = body
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (decode_form(k), decode_form(v)))
-        .collect();
+    let form = form(body);
     if form.get("grant_type").map(String::as_str)
         != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
     {
@@ -323,28 +317,9 @@ fn token_grant(s: &mut State, body: &str) -> (u16, String) {
     )
 }
 
-fn decode_form(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn compute(s: &mut State, method: &str, path: &str, body: &str) -> (u16, String) {
-    let Some(rest) = path.strip_prefix("/compute/v1/projects/") else {
-        return (
+    let no_such_path = || {
+        (
             404,
             api_error(
                 404,
@@ -352,7 +327,10 @@ fn compute(s: &mut State, method: &str, path: &str, body: &str) -> (u16, String)
                 "notFound",
                 &format!("no such path {path}"),
             ),
-        );
+        )
+    };
+    let Some(rest) = path.strip_prefix("/compute/v1/projects/") else {
+        return no_such_path();
     };
     let segments: Vec<&str> = rest.split('/').collect();
     match (method, segments.as_slice()) {
@@ -371,15 +349,7 @@ fn compute(s: &mut State, method: &str, path: &str, body: &str) -> (u16, String)
         }
         ("POST", [project, "global", "routes"]) => insert(s, project, body),
         ("POST", [project, "global", "operations", op, "wait"]) => wait(s, project, op),
-        _ => (
-            404,
-            api_error(
-                404,
-                "NOT_FOUND",
-                "notFound",
-                &format!("no such path {path}"),
-            ),
-        ),
+        _ => no_such_path(),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The server under every loopback fake: tiny_http on a free 127.0.0.1 port, one thread serving
-//! requests until the fake is dropped. Included by each fake with `#[path]`.
+//! requests until the fake is dropped. Each fake uses it as `super::loopback`.
 
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -50,4 +53,45 @@ impl Drop for Loopback {
         // this fake's cached token and see an extra 401 and retry.
         std::mem::forget(Arc::clone(&self.server));
     }
+}
+
+/// A request body in `application/x-www-form-urlencoded`, or a query string, as a map.
+pub fn form(text: &str) -> BTreeMap<String, String> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (unescape(k), unescape(v))
+        })
+        .collect()
+}
+
+fn unescape(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A 127.0.0.1 port nothing listens on (bound, then released): an unreachable endpoint.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("its address").port()
 }

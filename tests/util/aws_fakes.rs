@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tiny_http::{Header, Request, Response};
 
-#[path = "loopback.rs"]
-mod loopback;
-use loopback::Loopback;
+use super::loopback::{form, Loopback};
 
 /// A loopback server answering each request with `handle(request, body) -> (status, text)`.
 fn answering(
@@ -31,31 +29,6 @@ fn header(request: &Request, name: &str) -> Option<String> {
         .iter()
         .find(|h: &&Header| h.field.as_str().as_str().eq_ignore_ascii_case(name))
         .map(|h| h.value.as_str().to_string())
-}
-
-fn form(body: &str) -> BTreeMap<String, String> {
-    body.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One request the fake EC2 received.

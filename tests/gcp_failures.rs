@@ -1,0 +1,131 @@
+//! How the GCP provider meets slow and failed operations, API errors, throttling and an
+//! unreachable metadata server (against the loopback fake of tests/util/gcp_fake.rs): waited
+//! for or retried where GCP says to, reported with the API's own words otherwise.
+
+mod util;
+
+use csr_ha::cloud::gcp::GcpConfig;
+use csr_ha::event::EventKind;
+use csr_ha::protocol::Status;
+use csr_ha::work::Action;
+use serde_json::json;
+use util::gcp_fake::GcpFake;
+use util::gcp_run::{
+    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, started, PROJECT,
+};
+
+#[test]
+fn an_operation_that_finishes_after_two_polls_is_waited_for() {
+    let (fake, dir) = started();
+    seed_pair(&fake);
+    fake.state().polls_until_done = 2;
+    let out = peer_fail(&config(&fake), dir.path());
+    util::assert_outcome(&out, Status::Ok);
+    let waits: Vec<u32> = fake.state().waits.values().copied().collect();
+    assert_eq!(waits, vec![2]);
+    assert!(fake.route(PROJECT, "route-b").is_none());
+}
+
+#[test]
+fn an_operation_error_is_reported_with_its_message() {
+    let fake = GcpFake::start();
+    fake.state().op_error = Some((
+        "RESOURCE_NOT_FOUND".into(),
+        "The resource 'projects/proj-1/global/networks/vpc-1' was not found".into(),
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = event_on(&fake, dir.path(), EventKind::Revert, router_a("primary"));
+    util::assert_outcome(&out, Status::Failed);
+    util::assert_starts(&out, "cannot re-insert route route-a: GCP RESOURCE_NOT_FOUND: The resource 'projects/proj-1/global/networks/vpc-1' was not found (operation operation-1-insert)");
+    assert!(fake.route(PROJECT, "route-a").is_none());
+    let logs = event_logs(dir.path());
+    assert_eq!(logs.len(), 1, "a failed revert leaves a log");
+    assert!(
+        logs[0].contains("Error: cannot re-insert route route-a"),
+        "{}",
+        logs[0]
+    );
+}
+
+#[test]
+fn a_403_is_reported_with_the_apis_message_and_nothing_changes() {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    let message =
+        "Required 'compute.routes.delete' permission for 'projects/proj-1/global/routes/route-b'";
+    let body = json!({"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED",
+        "errors": [{"message": message, "domain": "global", "reason": "forbidden"}]}});
+    fake.script("DELETE", "/routes/route-b", 403, &body.to_string());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = peer_fail(&config(&fake), dir.path());
+    util::assert_outcome(&out, Status::Failed);
+    assert_eq!(
+        out.message,
+        format!("cannot delete peer route route-b: GCP 403 PERMISSION_DENIED: {message}")
+    );
+    assert!(fake.route(PROJECT, "route-b").is_some());
+    assert_eq!(
+        fake.requests_with("DELETE").len(),
+        1,
+        "a 403 is not retried"
+    );
+}
+
+#[test]
+fn a_429_is_retried_until_it_succeeds() {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    let body = json!({"error": {"code": 429, "message": "Rate Limit Exceeded", "status": "RESOURCE_EXHAUSTED"}});
+    fake.script("GET", "/routes/route-b", 429, &body.to_string());
+    fake.script(
+        "DELETE",
+        "/routes/route-b",
+        503,
+        "<html>Service Unavailable</html>",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = peer_fail(&config(&fake), dir.path());
+    util::assert_outcome(&out, Status::Ok);
+    assert_eq!(
+        fake.requests_with("GET /compute/v1/projects/proj-1/global/routes/route-b")
+            .len(),
+        2
+    );
+    assert_eq!(fake.requests_with("DELETE").len(), 2);
+    assert!(fake.route(PROJECT, "route-b").is_none());
+}
+
+#[test]
+fn an_unreachable_metadata_server_fails_every_node_with_a_hint() {
+    let fake = GcpFake::start();
+    let dead_host = format!("127.0.0.1:{}", util::loopback::free_port());
+    let config = GcpConfig {
+        metadata_host: dead_host,
+        ..config(&fake)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nodes = vec![
+        router_a("secondary"),
+        node(
+            4,
+            "secondary",
+            "route-c",
+            "route-d",
+            "10.0.1.20",
+            "1",
+            "10.98.0.0/16",
+        ),
+    ];
+    let outs = run(
+        &config,
+        dir.path(),
+        Action::Event(EventKind::PeerFail),
+        nodes,
+    );
+    for out in outs {
+        util::assert_outcome(&out, Status::Failed);
+        util::assert_starts(&out, "credentials: metadata server 127.0.0.1:");
+        util::assert_says(&out, "GOOGLE_APPLICATION_CREDENTIALS");
+    }
+    assert!(fake.requests_with("/compute/").is_empty());
+}
