@@ -187,17 +187,29 @@ impl Instance {
         util::assert_outcome(&out, Status::Ok);
         out
     }
+
+    /// An instance that has run its first event: one IMDSv2 token (asked for `ttl`) and one
+    /// credential fetch, for credentials expiring at `expiration`.
+    fn after_first_event(expiration: &str, ttl: Duration) -> (Instance, NodeOutcome) {
+        let instance = Instance::start(expiration, ttl);
+        let out = instance.verify_ok(1);
+        let imds = &instance.imds;
+        assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
+        assert_eq!(imds.ttls(), [ttl.as_secs().to_string()]);
+        (instance, out)
+    }
+}
+
+/// The access key of EC2's last call.
+fn last_key(ec2: &FakeEc2) -> Option<String> {
+    ec2.calls().last().map(|c| c.access_key_id.clone())
 }
 
 #[test]
 fn role_credentials_come_from_imdsv2_are_cached_and_refreshed() {
-    let instance = Instance::start("2999-01-01T00:00:00Z", Duration::from_secs(21_600));
+    let (instance, first) =
+        Instance::after_first_event("2999-01-01T00:00:00Z", Duration::from_secs(21_600));
     let (ec2, imds) = (&instance.ec2, &instance.imds);
-    let verify = |n: u16| instance.verify_ok(n);
-
-    let first = verify(1);
-    assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
-    assert_eq!(imds.ttls(), ["21600"]);
     let calls = ec2.calls();
     assert!(
         calls.iter().all(|c| c.access_key_id == "ASIAROLEKEY00001"),
@@ -208,13 +220,13 @@ fn role_credentials_come_from_imdsv2_are_cached_and_refreshed() {
         && c.token_signed));
 
     // A second event reuses both token and credentials.
-    let second = verify(2);
+    let second = instance.verify_ok(2);
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
 
     // The token dies early (instance restarted, say) while the credentials are still cached:
     // nothing is fetched, so nothing notices.
     imds.revoke_tokens();
-    verify(3);
+    instance.verify_ok(3);
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
     let text = leftovers(&[first, second], instance.dir.path());
     assert!(!text.contains("do-not-leak"), "{text}");
@@ -232,13 +244,7 @@ fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
     let out = verify();
     util::assert_outcome(&out, Status::Ok);
     assert_eq!(imds.credential_fetches(), 2, "fetched again once");
-    assert_eq!(
-        ec2.calls()
-            .last()
-            .map(|c| c.access_key_id.clone())
-            .as_deref(),
-        Some("ASIAROLEKEY00002")
-    );
+    assert_eq!(last_key(ec2).as_deref(), Some("ASIAROLEKEY00002"));
     // Refused again right after a fresh fetch: reported, not fetched in a loop.
     ec2.fail_next(2, 401, "AuthFailure");
     let out = verify();
@@ -249,35 +255,25 @@ fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
 #[test]
 fn expiring_role_credentials_and_tokens_are_fetched_again() {
     // Credentials that expire within the renewal margin are used but never cached.
-    let instance = Instance::start("2000-01-01T00:00:00Z", Duration::from_secs(1));
+    let (instance, first) =
+        Instance::after_first_event("2000-01-01T00:00:00Z", Duration::from_secs(1));
     let (ec2, imds) = (&instance.ec2, &instance.imds);
-    let verify = |n: u16| instance.verify_ok(n);
-
-    let first = verify(1);
-    assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
-    assert_eq!(imds.ttls(), ["1"]);
-    verify(2);
+    instance.verify_ok(2);
     assert_eq!(
         imds.credential_fetches(),
         2,
         "expiring credentials must be fetched again"
     );
-    assert_eq!(
-        ec2.calls()
-            .last()
-            .map(|c| c.access_key_id.clone())
-            .as_deref(),
-        Some("ASIAROLEKEY00002")
-    );
+    assert_eq!(last_key(ec2).as_deref(), Some("ASIAROLEKEY00002"));
 
     // A token the service refuses (401) is replaced once, transparently.
     imds.revoke_tokens();
-    verify(3);
+    instance.verify_ok(3);
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (2, 3));
 
     // A token past its TTL is not used at all.
     std::thread::sleep(Duration::from_millis(1_100));
-    verify(4);
+    instance.verify_ok(4);
     assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (3, 4));
     assert!(!format!("{first:?}").contains("do-not-leak"));
 }
