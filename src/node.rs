@@ -187,11 +187,6 @@ impl Provider {
             .map(|(p, _)| *p)
             .collect()
     }
-
-    /// The parameter behind a command-line flag (`-t`, `-rg`, ...) for this provider.
-    pub fn param_for_flag(self, flag: &str) -> Option<Param> {
-        self.params().into_iter().find(|p| p.flag() == flag)
-    }
 }
 
 words! {

@@ -116,8 +116,7 @@ impl HaDir {
             }
             Err(_) => {}
         }
-        let tmpfs = std::env::var("CSR_HA_REPLIES_TMPFS").map_or(true, |v| v.trim() != "0");
-        if let Some(target) = tmpfs.then(|| self.runtime_replies()).flatten() {
+        if let Some(target) = self.runtime_replies() {
             if owner_only_dir(&target)
                 .and_then(|_| check_ours(&target))
                 .is_ok()
@@ -133,15 +132,18 @@ impl HaDir {
     /// the tmpfs `replies` directory (`<tmpfs>/csr_ha-<uid>-<hash>.credentials`) so they never
     /// reach a disk, else `credential_cache/` here (`CSR_HA_REPLIES_TMPFS=0`, no tmpfs).
     pub fn credential_cache(&self) -> PathBuf {
-        let tmpfs = std::env::var("CSR_HA_REPLIES_TMPFS").map_or(true, |v| v.trim() != "0");
-        match tmpfs.then(|| self.runtime_replies()).flatten() {
+        match self.runtime_replies() {
             Some(replies) => replies.with_extension("credentials"),
             None => self.root.join("credential_cache"),
         }
     }
 
-    /// `<tmpfs>/csr_ha-<uid>-<hash of this HA dir>`, when a tmpfs directory is available.
+    /// `<tmpfs>/csr_ha-<uid>-<hash of this HA dir>`, when a tmpfs directory is available and
+    /// `CSR_HA_REPLIES_TMPFS` is not `0`.
     fn runtime_replies(&self) -> Option<PathBuf> {
+        if std::env::var("CSR_HA_REPLIES_TMPFS").is_ok_and(|v| v.trim() == "0") {
+            return None;
+        }
         use sha2::Digest;
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)

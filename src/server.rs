@@ -311,14 +311,12 @@ impl Server {
                 Err(e) => log::error!("cannot recreate {}: {e}", dir.replies().display()),
             }
         }
-        if fifo_inode_at(&dir).is_some() && fifo_inode_at(&dir) == self.fifo_inode {
+        let at_path = fifo_inode_at(&dir);
+        if at_path.is_some() && at_path == self.fifo_inode {
             return;
         }
         // Frames written to the old FIFO before it was unlinked are still ours to read.
         self.read_requests();
-        if fifo_inode_at(&dir).is_none() {
-            let _ = std::fs::remove_file(dir.request_fifo());
-        }
         match open_request_fifo(&dir) {
             Ok(fifo) => {
                 self.fifo_inode = fifo.metadata().map(|m| m.ino()).ok();
