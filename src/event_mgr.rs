@@ -128,7 +128,7 @@ struct Queued {
 fn priority(action: Action) -> u8 {
     match action {
         Action::Event(EventKind::PeerFail) => 0,
-        Action::Check => 1,
+        Action::Check | Action::DryRun(_) => 1,
         Action::Event(EventKind::Revert | EventKind::Verify) => 2,
     }
 }
@@ -197,7 +197,8 @@ impl EventMgr {
             let nodes: Vec<u16> = work.nodes.iter().map(|n| n.index.get()).collect();
             log::info!("{} for node(s) {nodes:?}: queued", work.action.label());
             let (table, deadline) = match work.action {
-                Action::Check => (None, self.limits.check_deadline),
+                // Read-only work never waits for a busy table.
+                Action::Check | Action::DryRun(_) => (None, self.limits.check_deadline),
                 Action::Event(_) => (
                     work.nodes.first().map(|n| n.route_table_id()),
                     self.limits.event_deadline,

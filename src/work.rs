@@ -25,12 +25,15 @@ pub enum Action {
     /// Read-only check after `create_node`/`set_params`: table exists, `-r` route exists, next
     /// hop plausible. Writes nothing and leaves no event log.
     Check,
+    /// `node_event … --dry-run`: the event's read and plan, then a proof of write permission
+    /// ([`crate::cloud::Permission`]) instead of the writes. Writes nothing.
+    DryRun(EventKind),
 }
 
 impl Action {
     pub fn label(self) -> &'static str {
         match self {
-            Action::Event(kind) => kind.as_str(),
+            Action::Event(kind) | Action::DryRun(kind) => kind.as_str(),
             Action::Check => "check",
         }
     }

@@ -151,13 +151,17 @@ pub fn run_with(
             let (outcome, message, wrote) = match Spec::from_node(node) {
                 Err(why) => match work.action {
                     Action::Check => (Status::Warning, format!("Warning: {why}"), false),
-                    Action::Event(_) => (Status::Failed, why, false),
+                    Action::Event(_) | Action::DryRun(_) => (Status::Failed, why, false),
                 },
                 Ok(spec) => match work.action {
                     Action::Check => check(&mut api, &spec, log),
                     Action::Event(EventKind::PeerFail) => peer_fail(&mut api, &spec, log),
                     Action::Event(EventKind::Revert) => revert(&mut api, &spec, log),
                     Action::Event(EventKind::Verify) => verify(&mut api, &spec, log),
+                    // TODO(dry run): plan, testIamPermissions, no write.
+                    Action::DryRun(_) => {
+                        (Status::Failed, "dry run not implemented yet".into(), false)
+                    }
                 },
             };
             // The server logs every outcome; the event file gets the error line.

@@ -137,6 +137,18 @@ pub struct RouteWrite {
     pub conditional: bool,
 }
 
+/// Whether this router may write a table, proven without writing (a dry run's probe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permission {
+    /// The cloud says the write would be allowed.
+    Permitted,
+    /// The cloud says it would be refused, and what is missing, e.g.
+    /// `ec2:ReplaceRoute on rtb-0abc1234 (UnauthorizedOperation)`.
+    Denied(String),
+    /// The cloud could not say (permission API disabled, no right to ask): why. A warning.
+    NotProven(String),
+}
+
 /// A cloud route table: read it whole, then write what an event needs.
 pub trait RouteTable {
     /// The table's name for messages (`t1`, `rtb-0a1b2c3d`).
@@ -146,6 +158,12 @@ pub trait RouteTable {
     /// Applies an event's writes, one result each, in order. A conditional write that found its
     /// route changed answers [`CloudError::Changed`].
     fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>>;
+    /// Whether [`Self::write_all`] of `writes` would be permitted, asked without writing (a dry
+    /// run). Called at most once per table per dry run, and only when there is a write to make.
+    fn probe_write(&mut self, writes: &[RouteWrite]) -> Permission {
+        let _ = writes;
+        Permission::NotProven("this provider cannot prove write permission".into())
+    }
 }
 
 /// The parameter that holds a node's own next hop, for providers that move routes.
@@ -225,6 +243,10 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
     }
     let kind = match work.action {
         Action::Event(kind) => kind,
+        // TODO(dry run): plan, probe, no write.
+        Action::DryRun(_) => {
+            return warn_all(work, "dry run not implemented yet", started);
+        }
         Action::Check => {
             return work
                 .nodes
