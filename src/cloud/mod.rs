@@ -149,6 +149,22 @@ pub enum Permission {
     NotProven(String),
 }
 
+impl Permission {
+    /// A dry run's outcome for a node whose plan (`10.99.0.0/16 in t1 would go via 10.0.1.20
+    /// (now 10.0.1.10)`) needs a write, given what the probe found: permitted `Ok`, denied
+    /// `Failed`, not proven a `Warning` (the server adds `node 3 peerFail (dry run): `).
+    pub fn outcome(&self, plan: &str) -> (Status, String) {
+        match self {
+            Permission::Permitted => (Status::Ok, format!("{plan}; write permitted")),
+            Permission::Denied(what) => (Status::Failed, format!("{plan}; not permitted: {what}")),
+            Permission::NotProven(why) => (
+                Status::Warning,
+                format!("{plan}; write permission not proven: {why}"),
+            ),
+        }
+    }
+}
+
 /// A cloud route table: read it whole, then write what an event needs.
 pub trait RouteTable {
     /// The table's name for messages (`t1`, `rtb-0a1b2c3d`).
