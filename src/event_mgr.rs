@@ -33,14 +33,18 @@ use crate::protocol::Status;
 use crate::reply::Client;
 use crate::work::{Action, NodeOutcome, Work};
 
+pub use crate::cmd::status::JobView;
+
 /// Turns every node's outcome (in no particular order) into the client's answer.
 pub type Reply = Box<dyn FnOnce(Vec<NodeOutcome>) -> Answer>;
 
 /// What a finished job tells its client, and what it leaves for `show_node`.
 pub struct Answer {
     pub response: Response,
-    /// Last-event records to keep (events only, not checks).
+    /// Last-event records to keep (events only, not checks or dry runs).
     pub last_events: Vec<(u16, LastEvent)>,
+    /// Last dry runs to keep (`lastCheck`).
+    pub last_checks: Vec<(u16, LastEvent)>,
 }
 
 /// Time kept back from a handler's deadline for its reply to reach a client before the client
@@ -100,6 +104,10 @@ struct Job {
 struct Handler {
     job: u64,
     nodes: Vec<u16>,
+    /// What it does and on which table, for `ha_api -c status`.
+    label: String,
+    table_id: String,
+    started: Instant,
     /// The route table this handler holds; `None` for a read-only check.
     table: Option<String>,
     child: Child,
@@ -116,6 +124,7 @@ struct Handler {
 /// Work waiting for a handler slot and for its route table to be free.
 struct Queued {
     seq: u64,
+    arrived: Instant,
     priority: u8,
     job: u64,
     work: Work,
@@ -198,7 +207,8 @@ impl EventMgr {
             log::info!("{} for node(s) {nodes:?}: queued", work.action.label());
             let (table, deadline) = match work.action {
                 // Read-only work never waits for a busy table.
-                Action::Check | Action::DryRun(_) => (None, self.limits.check_deadline),
+                Action::Check => (None, self.limits.check_deadline),
+                Action::DryRun(_) => (None, self.limits.event_deadline),
                 Action::Event(_) => (
                     work.nodes.first().map(|n| n.route_table_id()),
                     self.limits.event_deadline,
@@ -206,6 +216,7 @@ impl EventMgr {
             };
             self.queue.push(Queued {
                 seq: self.next_seq,
+                arrived: Instant::now(),
                 priority: priority(work.action),
                 job: id,
                 work,
@@ -301,6 +312,28 @@ impl EventMgr {
         self.start_queued();
     }
 
+    /// Handlers running, then work waiting, each with its table and age (`ha_api -c status`).
+    pub fn jobs(&self) -> Vec<JobView> {
+        let now = Instant::now();
+        let running = self.running.iter().map(|h| JobView {
+            table: h.table_id.clone(),
+            action: h.label.clone(),
+            nodes: h.nodes.clone(),
+            running: true,
+            age_ms: now.duration_since(h.started).as_millis() as u64,
+        });
+        let mut waiting: Vec<&Queued> = self.queue.iter().collect();
+        waiting.sort_by_key(|q| (q.priority, q.seq));
+        let waiting = waiting.into_iter().map(|q| JobView {
+            table: table_of(&q.work),
+            action: action_label(q.work.action),
+            nodes: q.work.nodes.iter().map(|n| n.index.get()).collect(),
+            running: false,
+            age_ms: now.duration_since(q.arrived).as_millis() as u64,
+        });
+        running.chain(waiting).collect()
+    }
+
     /// Replies ready to send.
     pub fn take_finished(&mut self) -> Vec<Finished> {
         std::mem::take(&mut self.finished)
@@ -321,6 +354,7 @@ impl EventMgr {
                 answer: Answer {
                     response: Response::bad("HA server stopped before the event finished"),
                     last_events: Vec::new(),
+                    last_checks: Vec::new(),
                 },
             });
         }
@@ -423,6 +457,9 @@ impl EventMgr {
         let mut h = Handler {
             job,
             nodes,
+            label: action_label(work.action),
+            table_id: table_of(work),
+            started: Instant::now(),
             table: None,
             child,
             stdin,
@@ -458,6 +495,22 @@ impl EventMgr {
             answer: (job.reply)(job.outcomes),
         });
     }
+}
+
+/// `peerFail`, `revert (dry run)`, `check`.
+fn action_label(action: Action) -> String {
+    match action {
+        Action::DryRun(kind) => format!("{kind} (dry run)"),
+        other => other.label().to_string(),
+    }
+}
+
+/// The route table a work is on ([`crate::node::Node::route_table_id`]).
+fn table_of(work: &Work) -> String {
+    work.nodes
+        .first()
+        .map(|n| n.route_table_id())
+        .unwrap_or_default()
 }
 
 /// The same failure for every node of a handler that did not run.

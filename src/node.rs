@@ -523,14 +523,32 @@ impl fmt::Display for Cidr {
     }
 }
 
-/// The last event run on a node, shown by `show_node`.
+/// The last event run on a node (or its last dry run, `lastCheck`), shown by `show_node` and
+/// `ha_api -c status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastEvent {
     pub event: String,
     /// Local time the event started, `YYYY-mm-dd HH:MM:SS`.
     pub time: String,
+    /// The node's line as printed: `200: node 3 peerFail: …`.
     pub outcome: String,
     pub duration_ms: u64,
+    /// Seconds since the epoch when the event started, for ages; 0 in records written before
+    /// it was kept.
+    #[serde(default)]
+    pub unix: u64,
+}
+
+impl LastEvent {
+    /// Whether it succeeded: a `200` or a `199` warning.
+    pub fn ok(&self) -> bool {
+        !self.outcome.starts_with("400")
+    }
+
+    /// Seconds from its start to `now_unix`, if its start is known.
+    pub fn age_secs_at(&self, now_unix: u64) -> Option<u64> {
+        (self.unix > 0).then(|| now_unix.saturating_sub(self.unix))
+    }
 }
 
 /// `name(param) -> T = Variant;` becomes `pub fn name(&self) -> Option<T>`: the parameter's value

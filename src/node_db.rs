@@ -156,19 +156,19 @@ impl NodeDb {
     }
 }
 
-/// Each node's last event, as `show_node` shows it; `{}` when the file is missing or unreadable
-/// (it is a convenience, the event files are the record).
-pub fn load_last_events(dir: &HaDir) -> BTreeMap<u16, LastEvent> {
-    std::fs::read_to_string(dir.last_events_file())
+/// Each node's last event (or last dry run, from `last_checks.json`), as `show_node` shows it;
+/// `{}` when the file is missing or unreadable (it is a convenience, the event files are the
+/// record).
+pub fn load_last_events(path: &Path) -> BTreeMap<u16, LastEvent> {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default()
 }
 
-/// Replaces `last_events.json` (temp file and rename; no fsync: losing the newest entry in a
-/// power cut costs nothing that the event files do not hold).
-pub fn save_last_events(dir: &HaDir, events: &BTreeMap<u16, LastEvent>) {
-    let path = dir.last_events_file();
+/// Replaces `last_events.json` or `last_checks.json` (temp file and rename; no fsync: losing the
+/// newest entry in a power cut costs nothing that the event files do not hold).
+pub fn save_last_events(dir: &HaDir, path: &Path, events: &BTreeMap<u16, LastEvent>) {
     let written = serde_json::to_vec_pretty(events)
         .map_err(std::io::Error::other)
         .and_then(|text| {
@@ -176,7 +176,7 @@ pub fn save_last_events(dir: &HaDir, events: &BTreeMap<u16, LastEvent>) {
                 .prefix(".last_events.")
                 .tempfile_in(dir.root())?;
             tmp.write_all(&text)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
+            tmp.persist(path).map_err(|e| e.error)?;
             Ok(())
         });
     if let Err(e) = written {

@@ -11,6 +11,7 @@
 //! ├── events/            one log file per node and event (at most 512)
 //! ├── route_tables/      the `file` provider's tables, <name>.json
 //! ├── last_events.json   each node's last event, for show_node across restarts
+//! ├── last_checks.json   each node's last dry run (`lastCheck`), likewise
 //! └── csr_ha.log         server and handler log
 //! ```
 
@@ -68,6 +69,7 @@ impl HaDir {
         events => "events",
         route_tables => "route_tables",
         last_events_file => "last_events.json",
+        last_checks_file => "last_checks.json",
         log_file => "csr_ha.log",
     }
 

@@ -36,7 +36,7 @@ pub const FRAME: usize = 4096;
 /// First bytes of every frame; anything else on the FIFO is garbage.
 pub const MAGIC: [u8; 4] = *b"CSRH";
 /// Bumped whenever `Request` changes shape; old clients get a clear refusal.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Largest reply accepted by a client (1023 nodes shown take well under 1 MiB).
 pub const MAX_REPLY: usize = 16 << 20;
 
@@ -97,7 +97,11 @@ pub enum Command {
         target: Target,
         max: Option<NodeIndex>,
         event: EventKind,
+        /// `--dry-run`: plan and prove write permission, write nothing.
+        dry_run: bool,
     },
+    /// `ha_api -c status`: the whole service in one answer.
+    Status,
 }
 
 /// One request frame's content.
@@ -140,6 +144,8 @@ pub fn monotonic_ms() -> u64 {
 pub struct NodeView {
     pub node: Node,
     pub last_event: Option<LastEvent>,
+    /// The node's last dry run.
+    pub last_check: Option<LastEvent>,
 }
 
 /// How a request (or one node of it) went. Printed as the original's `200: `, `199: ` and
@@ -212,6 +218,8 @@ pub struct Response {
     pub lines: Vec<Line>,
     /// Nodes, for `show_node` (rendered as text or `--json` by the client).
     pub nodes: Vec<NodeView>,
+    /// The service's state, for `ha_api -c status`.
+    pub service: Option<Box<crate::cmd::status::ServiceView>>,
 }
 
 impl Response {
@@ -237,6 +245,7 @@ impl Response {
             status,
             lines,
             nodes: Vec::new(),
+            service: None,
         }
     }
 

@@ -216,18 +216,8 @@ pub fn run(dir: HaDir) -> Result<(), ServerError> {
         db.len()
     );
 
-    let last_events = crate::node_db::load_last_events(&dir)
-        .into_iter()
-        .filter(|(index, _)| db.nodes().any(|n| n.index.get() == *index))
-        .collect();
     let mut server = Server {
-        state: State {
-            dir: dir.clone(),
-            db,
-            last_events,
-            bad_frames: 0,
-            stale_requests: 0,
-        },
+        state: State::new(dir.clone(), db),
         events: EventMgr::new(Limits::from_env()),
         fifo_inode: fifo.metadata().map(|m| m.ino()).ok(),
         fifo,
@@ -441,6 +431,11 @@ impl Server {
             Err(Gone::BadName | Gone::Refused) => return,
         };
         let client_deadline = Instant::now() + left;
+        if request.command == protocol::Command::Status {
+            let response = cmd::status::apply(&self.state, &self.events.jobs());
+            self.reply(client, &response);
+            return;
+        }
         match cmd::apply(&mut self.state, request.command) {
             Applied::Reply(response) => self.reply(client, &response),
             Applied::Stop(response) => {
@@ -458,15 +453,12 @@ impl Server {
         let mut recorded = false;
         for finished in self.events.take_finished() {
             let answer = finished.answer;
-            recorded |= !answer.last_events.is_empty();
-            for (index, last) in answer.last_events {
-                self.state.last_events.insert(index, last);
-            }
+            recorded |= self.state.record(&answer);
             self.reply(finished.client, &answer.response);
         }
         // After the replies: the record is for show_node, not on the failover path.
         if recorded {
-            crate::node_db::save_last_events(&self.state.dir, &self.state.last_events);
+            self.state.save_records();
         }
     }
 

@@ -39,13 +39,21 @@ fn command() -> impl Strategy<Value = Command> {
         index().prop_map(|i| Command::ShowNode {
             target: Target::One(i)
         }),
-        (index(), proptest::option::of(index()), 0usize..3).prop_map(|(i, max, e)| {
-            Command::NodeEvent {
-                target: Target::One(i),
-                max,
-                event: [EventKind::PeerFail, EventKind::Revert, EventKind::Verify][e],
-            }
-        }),
+        (
+            index(),
+            proptest::option::of(index()),
+            0usize..3,
+            proptest::bool::ANY
+        )
+            .prop_map(|(i, max, e, dry_run)| {
+                Command::NodeEvent {
+                    target: Target::One(i),
+                    max,
+                    event: [EventKind::PeerFail, EventKind::Revert, EventKind::Verify][e],
+                    dry_run,
+                }
+            }),
+        Just(Command::Status),
     ]
 }
 

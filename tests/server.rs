@@ -58,7 +58,7 @@ fn ha_api_starts_and_stops_a_background_server() {
     ha.expect(3, "ha_api", &["-c", "ping"]);
     let out = ha.expect(2, "ha_api", &["-c", "reboot"]);
     assert!(
-        out.contains("-c") && out.contains("start, stop or ping"),
+        out.contains("-c") && out.contains("start, stop, ping or status"),
         "{out}"
     );
 }

@@ -11,6 +11,10 @@
 //! them. The writes re-read the file under that lock, compare conditional writes (`verify`) with
 //! the value read (a table replaced by hand meanwhile is caught there), and replace the file
 //! atomically (temp file, fsync, rename).
+//!
+//! Work that writes nothing (the check after `create_node`, a dry run) reads without the lock:
+//! every write replaces the file whole by a rename, so a plain read sees one version or the
+//! other, and a dry run never waits behind a running event.
 
 use std::fs::File;
 use std::io::Write;
@@ -21,10 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Instant;
 
-use super::{run_table, CloudError, Route, RouteTable, RouteWrite};
+use super::{run_table, CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
-use crate::work::{NodeOutcome, Work};
+use crate::work::{Action, NodeOutcome, Work};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TableFile {
@@ -43,6 +47,8 @@ pub struct FileTable {
     path: PathBuf,
     /// The exclusive lock taken by `read`, held until `write_all` is done.
     held: Option<Flock<File>>,
+    /// Reads take no lock (the work writes nothing).
+    read_only: bool,
 }
 
 /// Runs `work` on the table named by the group's first node (`-t`).
@@ -51,7 +57,13 @@ pub fn run(work: &Work, _deadline: Instant, log: &mut EventLog) -> Vec<NodeOutco
         .nodes
         .first()
         .and_then(|n| n.get(Param::RouteTable))
-        .map(|name| FileTable::new(&work.dir().route_tables(), name))
+        .map(|name| {
+            let table = FileTable::new(&work.dir().route_tables(), name);
+            match work.action {
+                Action::Event(_) => table,
+                Action::Check | Action::DryRun(_) => table.read_only(),
+            }
+        })
         .ok_or_else(|| CloudError::Local("node has no route table (-t)".into()));
     run_table(opened, work, log)
 }
@@ -62,7 +74,14 @@ impl FileTable {
             name: name.to_string(),
             path: dir.join(format!("{name}.json")),
             held: None,
+            read_only: false,
         }
+    }
+
+    /// A table read without the writers' lock, for work that writes nothing.
+    pub fn read_only(mut self) -> FileTable {
+        self.read_only = true;
+        self
     }
 
     fn load(&self, file: &mut File) -> Result<TableFile, CloudError> {
@@ -98,9 +117,14 @@ impl RouteTable for FileTable {
     }
 
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
-        let mut file = self.lock_live()?;
-        let table = self.load(&mut file)?;
-        self.held = Some(file);
+        let table = if self.read_only {
+            self.load(&mut self.open_file()?)?
+        } else {
+            let mut file = self.lock_live()?;
+            let table = self.load(&mut file)?;
+            self.held = Some(file);
+            table
+        };
         Ok(table
             .routes
             .into_iter()
@@ -123,6 +147,22 @@ impl RouteTable for FileTable {
             Ok(results) => results,
             Err(e) => writes.iter().map(|_| Err(e.clone())).collect(),
         }
+    }
+
+    /// The write replaces the file by a rename: the server's user must be able to write both
+    /// the file and its directory.
+    fn probe_write(&mut self, _writes: &[RouteWrite]) -> Permission {
+        use nix::unistd::{access, AccessFlags};
+        let dir = self.path.parent().unwrap_or(std::path::Path::new("."));
+        for path in [self.path.as_path(), dir] {
+            if let Err(e) = access(path, AccessFlags::W_OK) {
+                return Permission::Denied(format!(
+                    "{} is not writable by this user ({e})",
+                    path.display()
+                ));
+            }
+        }
+        Permission::Permitted
     }
 }
 

@@ -257,12 +257,9 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
     for node in &work.nodes {
         log_table(log, node, &name, &routes, read_ms);
     }
-    let kind = match work.action {
-        Action::Event(kind) => kind,
-        // TODO(dry run): plan, probe, no write.
-        Action::DryRun(_) => {
-            return warn_all(work, "dry run not implemented yet", started);
-        }
+    let (kind, dry_run) = match work.action {
+        Action::Event(kind) => (kind, false),
+        Action::DryRun(kind) => (kind, true),
         Action::Check => {
             return work
                 .nodes
@@ -290,6 +287,14 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
             })
         })
         .collect();
+    if dry_run {
+        // One probe for the table, and none when nothing would be written.
+        let permission = (!writes.is_empty()).then(|| table.probe_write(&writes));
+        return plans
+            .into_iter()
+            .map(|plan| dry_run_node(plan, &name, kind, permission.as_ref(), log, started))
+            .collect();
+    }
     let results = if writes.is_empty() {
         Vec::new()
     } else {
@@ -466,6 +471,54 @@ fn finish_node(
         Status::Warning
     };
     NodeOutcome::new(index, outcome, message, started)
+}
+
+/// A dry run's outcome for one node: what its event would write, and whether the table's probe
+/// found that permitted; a node with nothing to write needs no permission.
+fn dry_run_node(
+    plan: NodePlan,
+    name: &str,
+    kind: EventKind,
+    permission: Option<&Permission>,
+    log: &mut EventLog,
+    started: Instant,
+) -> NodeOutcome {
+    let index = plan.index;
+    if let Some(message) = plan.error {
+        return NodeOutcome::new(index, Status::Failed, message, started);
+    }
+    let own = &plan.own;
+    let would: Vec<String> = plan
+        .writes
+        .iter()
+        .map(|w| {
+            let dest = &w.route.destination;
+            if kind == EventKind::Verify {
+                format!("{dest} in {name} would be written back via {}", w.was)
+            } else {
+                format!("{dest} in {name} would go via {} (now {})", w.target, w.was)
+            }
+        })
+        .collect();
+    let mut plan_text = would.join("; ");
+    if !plan.unchanged.is_empty() {
+        let already = format!("{} already via {own}", plan.unchanged.join(", "));
+        plan_text = if plan_text.is_empty() {
+            already
+        } else {
+            format!("{plan_text}; {already}")
+        };
+    }
+    let (status, message) = match permission {
+        Some(permission) if !plan.writes.is_empty() => permission.outcome(&plan_text),
+        _ if plan_text.is_empty() => (
+            Status::Ok,
+            format!("no route in {name} points at a router, no write needed"),
+        ),
+        _ => (Status::Ok, format!("{plan_text}, no write needed")),
+    };
+    log.line(index, &format!("Dry run: {message}"));
+    NodeOutcome::new(index, status, message, started)
 }
 
 fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {

@@ -115,6 +115,29 @@ impl TokenCache {
         }
     }
 
+    /// What the cache holds, for `ha_api -c status`: each credential's kind (`aws-role`,
+    /// `azure-token`) and until when it is used. Never a value.
+    pub fn entries(&self) -> Vec<(String, SystemTime)> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
+        let Ok(files) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut entries: Vec<(String, SystemTime)> = files
+            .flatten()
+            .filter_map(|f| {
+                let name = f.file_name().into_string().ok()?;
+                let (kind, _hash) = name.rsplit_once('-')?;
+                let entry: Entry = serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok()?;
+                let until = SystemTime::UNIX_EPOCH + Duration::from_millis(entry.use_until_ms);
+                Some((kind.to_string(), until))
+            })
+            .collect();
+        entries.sort();
+        entries
+    }
+
     /// Drops a credential the cloud refused, so the next use fetches a new one.
     pub fn forget(&self, key: &CacheKey) {
         if let Some(path) = self.path(key) {

@@ -23,9 +23,7 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
 pub fn apply(state: &mut State, index: NodeIndex) -> Applied {
     match state.db.remove(index) {
         Ok(true) => {
-            if state.last_events.remove(&index.get()).is_some() {
-                crate::node_db::save_last_events(&state.dir, &state.last_events);
-            }
+            state.forget_records(index.get());
             log::info!("node {index}: deleted");
             Applied::Reply(Response::ok(format!("Successfully deleted node {index}")))
         }

@@ -11,9 +11,12 @@ use crate::node::InvalidValue;
 use crate::paths::HaDir;
 use crate::protocol::{Command, Response, Status};
 
-pub const HELP: &str = "usage: ha_api -c start|stop|ping\n  \
+pub const HELP: &str = "usage: ha_api -c start|stop|ping|status [--json]\n  \
 -c <value>     command         start: run ha_server in the background and wait until it answers;\n                                 \
-stop: ask it to exit; ping: exit 0 only if it answers\n\
+stop: ask it to exit; ping: exit 0 only if it answers;\n                                 \
+status: the server, its queue and counters, every node's last event\n                                 \
+and last dry run, cached credentials (exit 1 if one failed)\n  \
+--json                         status as one JSON object\n\
 The server binary is $CSR_HA_SERVER, else ha_server beside ha_api.\n";
 
 /// How long `start` and `stop` wait for the server to come up or go away.
@@ -264,7 +267,11 @@ fn stop_server(dir: &HaDir) -> ExitCode {
 
 pub fn main() -> ExitCode {
     let dir = HaDir::from_env();
-    let args = match Args::parse(&cli::argv(), "ha_api", &[Flag::value("-c")]) {
+    let args = match Args::parse(
+        &cli::argv(),
+        "ha_api",
+        &[Flag::value("-c"), Flag::switch("--json")],
+    ) {
         Ok(args) => args,
         Err(e) => return cli::reject(e, HELP),
     };
@@ -272,11 +279,12 @@ pub fn main() -> ExitCode {
         Some("start") => start(&dir),
         Some("stop") => stop(&dir),
         Some("ping") => cli::send_and_print(&dir, Command::Ping, Response::render),
+        Some("status") => super::status::main(&dir, args.has("--json")),
         other => cli::reject(
             CliError::Invalid(InvalidValue::new(
                 "-c",
                 other.unwrap_or(""),
-                "start, stop or ping (required)",
+                "start, stop, ping or status (required)",
             )),
             HELP,
         ),

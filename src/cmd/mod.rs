@@ -8,6 +8,7 @@ pub mod ha_api;
 pub mod node_event;
 pub mod set_params;
 pub mod show_node;
+pub mod status;
 
 use std::collections::BTreeMap;
 
@@ -24,10 +25,74 @@ pub struct State {
     pub db: NodeDb,
     /// Each node's last event, for `show_node` (kept in memory; the event files hold history).
     pub last_events: BTreeMap<u16, LastEvent>,
+    /// Each node's last dry run (`lastCheck`).
+    pub last_checks: BTreeMap<u16, LastEvent>,
     /// Refused frames so far, reported by `ping`.
     pub bad_frames: u64,
     /// Requests dropped unapplied because their client had stopped waiting, reported by `ping`.
     pub stale_requests: u64,
+    /// Node events run and failed, and dry runs, since the server started (`ha_api -c status`).
+    pub events_run: u64,
+    pub events_failed: u64,
+    pub dry_runs: u64,
+    pub started: std::time::SystemTime,
+    pub started_at: std::time::Instant,
+}
+
+impl State {
+    /// A server's state over `db`, with the last events and checks kept in `dir` for its nodes.
+    pub fn new(dir: crate::paths::HaDir, db: NodeDb) -> State {
+        let load = |path: &std::path::Path| -> BTreeMap<u16, LastEvent> {
+            crate::node_db::load_last_events(path)
+                .into_iter()
+                .filter(|(index, _)| db.nodes().any(|n| n.index.get() == *index))
+                .collect()
+        };
+        State {
+            last_events: load(&dir.last_events_file()),
+            last_checks: load(&dir.last_checks_file()),
+            dir,
+            db,
+            bad_frames: 0,
+            stale_requests: 0,
+            events_run: 0,
+            events_failed: 0,
+            dry_runs: 0,
+            started: std::time::SystemTime::now(),
+            started_at: std::time::Instant::now(),
+        }
+    }
+
+    /// Keeps what a finished job leaves for `show_node` and the counters; the files are
+    /// rewritten after the replies are sent, off the failover path ([`Self::save_records`]).
+    pub fn record(&mut self, answer: &Answer) -> bool {
+        for (index, last) in &answer.last_events {
+            self.events_run += 1;
+            self.events_failed += u64::from(!last.ok());
+            self.last_events.insert(*index, last.clone());
+        }
+        for (index, last) in &answer.last_checks {
+            self.dry_runs += 1;
+            self.last_checks.insert(*index, last.clone());
+        }
+        !answer.last_events.is_empty() || !answer.last_checks.is_empty()
+    }
+
+    /// Rewrites `last_events.json` and `last_checks.json`.
+    pub fn save_records(&self) {
+        let dir = &self.dir;
+        crate::node_db::save_last_events(dir, &dir.last_events_file(), &self.last_events);
+        crate::node_db::save_last_events(dir, &dir.last_checks_file(), &self.last_checks);
+    }
+
+    /// A deleted node's last event and check go with it.
+    pub fn forget_records(&mut self, index: u16) {
+        let events = self.last_events.remove(&index).is_some();
+        let checks = self.last_checks.remove(&index).is_some();
+        if events || checks {
+            self.save_records();
+        }
+    }
 }
 
 /// What applying a command asks the server to do next.
@@ -57,7 +122,14 @@ pub fn apply(state: &mut State, command: Command) -> Applied {
         Command::ClearParams { index, params } => clear_params::apply(state, index, params),
         Command::DeleteNode { index } => delete_node::apply(state, index),
         Command::ShowNode { target } => Applied::Reply(show_node::apply(state, target)),
-        Command::NodeEvent { target, max, event } => node_event::apply(state, target, max, event),
+        Command::NodeEvent {
+            target,
+            max,
+            event,
+            dry_run,
+        } => node_event::apply(state, target, max, event, dry_run),
+        // The server answers it itself: only it sees the event manager's queue.
+        Command::Status => Applied::Reply(Response::bad("status is answered by the server loop")),
     }
 }
 
@@ -192,6 +264,7 @@ fn checked(headline: String, config: &str, outcomes: Vec<crate::work::NodeOutcom
     Answer {
         response,
         last_events: Vec::new(),
+        last_checks: Vec::new(),
     }
 }
 

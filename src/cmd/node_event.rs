@@ -1,5 +1,11 @@
-//! `node_event -i N|all [-mi MAX] -e peerFail|revert|verify`: runs an event and prints one line
-//! per node, e.g. `200: node 3 peerFail: 10.99.0.0/16 in t1 now via 10.0.1.20 (was 10.0.1.10), 4 ms`.
+//! `node_event -i N|all [-mi MAX] -e peerFail|revert|verify [--dry-run]`: runs an event and
+//! prints one line per node, e.g.
+//! `200: node 3 peerFail: 10.99.0.0/16 in t1 now via 10.0.1.20 (was 10.0.1.10), 4 ms`.
+//!
+//! `--dry-run` runs the same selection, grouping, table read and plan, writes nothing, and asks
+//! the cloud whether the write would be permitted: `200: node 3 peerFail (dry run): 10.99.0.0/16
+//! in t1 would go via 10.0.1.20 (now 10.0.1.10); write permitted`. It changes no route, no node
+//! and no `lastEvent`; its line becomes the node's `lastCheck`.
 
 //!
 //! The server half decides which nodes the event touches (grouped by route table, one handler
@@ -20,19 +26,26 @@ use crate::protocol::Status;
 use crate::protocol::{Command, Line, Response, Target};
 use crate::work::{Action, NodeOutcome};
 
-pub const HELP: &str = "usage: node_event -i <index>|all [-mi <max index>] -e <event>\n\
+pub const HELP: &str = "usage: node_event -i <index>|all [-mi <max index>] -e <event> [--dry-run]\n\
 Runs an event on one node, a range of nodes (-i N -mi MAX) or all nodes.\n  \
 -i <value>     index           an integer in range <1-1023>, or all (required)\n  \
 -mi <value>    maxIndex        an integer in range <1-1023>, at least -i: acts on nodes -i..=-mi\n  \
--e <value>     event           peerFail, revert or verify (required)\n\
+-e <value>     event           peerFail, revert or verify (required)\n  \
+--dry-run                      read and plan, prove write permission, write nothing\n\
 peerFail points the node's route(s) at this router; revert does the same for primary nodes;\n\
-verify reads each route and writes it back unchanged. peerFail cannot be sent to all nodes.\n";
+verify reads each route and writes it back unchanged. peerFail cannot be sent to all nodes\n\
+(except with --dry-run, which writes nothing).\n";
 
 pub fn parse(argv: &[String]) -> Result<Command, CliError> {
     let args = Args::parse(
         argv,
         "node_event",
-        &[INDEX, Flag::value("-mi"), Flag::value("-e")],
+        &[
+            INDEX,
+            Flag::value("-mi"),
+            Flag::value("-e"),
+            Flag::switch("--dry-run"),
+        ],
     )?;
     let target = args.target()?;
     let event: EventKind = match args.get("-e") {
@@ -65,7 +78,12 @@ pub fn parse(argv: &[String]) -> Result<Command, CliError> {
             }
         }
     };
-    Ok(Command::NodeEvent { target, max, event })
+    Ok(Command::NodeEvent {
+        target,
+        max,
+        event,
+        dry_run: args.has("--dry-run"),
+    })
 }
 
 pub fn apply(
@@ -73,8 +91,9 @@ pub fn apply(
     target: Target,
     max: Option<NodeIndex>,
     event: EventKind,
+    dry_run: bool,
 ) -> Applied {
-    let nodes = match select(state, target, max, event) {
+    let nodes = match select(state, target, max, event, dry_run) {
         Ok(nodes) => nodes,
         Err(response) => return Applied::Reply(response),
     };
@@ -96,14 +115,19 @@ pub fn apply(
             "No primary nodes configured, {event} event aborted"
         )));
     }
+    let action = if dry_run {
+        Action::DryRun(event)
+    } else {
+        Action::Event(event)
+    };
     let works = groups
         .into_values()
-        .map(|nodes| work(state, Action::Event(event), nodes))
+        .map(|nodes| work(state, action, nodes))
         .collect();
     let started = SystemTime::now();
     Applied::Handlers {
         works,
-        reply: Box::new(move |outcomes| answer(event, started, decided, outcomes)),
+        reply: Box::new(move |outcomes| answer(action, started, decided, outcomes)),
     }
 }
 
@@ -113,6 +137,7 @@ fn select(
     target: Target,
     max: Option<NodeIndex>,
     event: EventKind,
+    dry_run: bool,
 ) -> Result<Vec<&Node>, Response> {
     match (target, max) {
         (Target::One(index), None) => state
@@ -136,7 +161,8 @@ fn select(
             }
             Ok(nodes)
         }
-        (Target::All, _) if event == EventKind::PeerFail => Err(Response::bad(
+        // A failover of every node at once is refused; asking what it would do is not.
+        (Target::All, _) if event == EventKind::PeerFail && !dry_run => Err(Response::bad(
             "peerFail cannot be sent to all nodes; name the node with -i <index> (or a range with -mi)",
         )),
         (Target::All, _) if state.db.is_empty() => {
@@ -178,24 +204,34 @@ fn decide(node: &Node, event: EventKind, single: bool) -> Option<Option<NodeOutc
     None
 }
 
-/// One line per node, in index order: `200: node 3 peerFail: …`; the worst status overall.
-/// Every outcome from a handler is also the node's last event and a log line.
+/// One line per node, in index order: `200: node 3 peerFail: …` (`node 3 peerFail (dry run):
+/// …`); the worst status overall. Every outcome from a handler is also the node's last event
+/// (a dry run's, its last check) and a log line.
 fn answer(
-    event: EventKind,
+    action: Action,
     started: SystemTime,
     decided: Vec<NodeOutcome>,
     outcomes: Vec<NodeOutcome>,
 ) -> Answer {
+    let (event, label) = match action {
+        Action::DryRun(kind) => (kind, format!("{kind} (dry run)")),
+        Action::Event(kind) => (kind, kind.to_string()),
+        Action::Check => (EventKind::Verify, "check".to_string()),
+    };
     let time = crate::timestamp::local(started, crate::timestamp::EVENT_TIME);
-    let mut last_events = Vec::new();
+    let unix = started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut records = Vec::new();
     for o in &outcomes {
-        last_events.push((
+        records.push((
             o.index,
             LastEvent {
                 event: event.to_string(),
                 time: time.clone(),
                 outcome: Line::status(o.outcome, o.message.clone()).to_string(),
                 duration_ms: o.duration_ms,
+                unix,
             },
         ));
         let level = if o.outcome == Status::Failed {
@@ -205,7 +241,7 @@ fn answer(
         };
         log::log!(
             level,
-            "node {} {event}: {}: {}",
+            "node {} {label}: {}: {}",
             o.index,
             o.outcome.code(),
             o.message
@@ -216,13 +252,20 @@ fn answer(
     let lines = lines
         .into_iter()
         .map(|o| {
-            let text = format!("node {} {event}: {}", o.index, o.message);
-            Line::status(o.outcome, text)
+            Line::status(
+                o.outcome,
+                format!("node {} {label}: {}", o.index, o.message),
+            )
         })
         .collect();
+    let (last_events, last_checks) = match action {
+        Action::DryRun(_) => (Vec::new(), records),
+        _ => (records, Vec::new()),
+    };
     Answer {
         response: Response::of(lines),
         last_events,
+        last_checks,
     }
 }
 

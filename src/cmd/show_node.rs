@@ -25,22 +25,27 @@ pub fn parse(argv: &[String]) -> Result<(Command, bool), CliError> {
     ))
 }
 
+/// A node as it leaves the server: secrets masked, with its last event and last dry run.
+pub fn view(state: &State, node: &Node) -> NodeView {
+    let mut node = node.clone();
+    let secrets: Vec<(Param, Value)> = node
+        .params()
+        .filter(|(p, _)| p.is_secret())
+        .map(|(p, v)| (p, v.masked()))
+        .collect();
+    for (param, masked) in secrets {
+        node.set(param, masked);
+    }
+    let index = node.index.get();
+    NodeView {
+        last_event: state.last_events.get(&index).cloned(),
+        last_check: state.last_checks.get(&index).cloned(),
+        node,
+    }
+}
+
 pub fn apply(state: &State, target: Target) -> Response {
-    let view = |node: &Node| {
-        let mut node = node.clone();
-        let secrets: Vec<(Param, Value)> = node
-            .params()
-            .filter(|(p, _)| p.is_secret())
-            .map(|(p, v)| (p, v.masked()))
-            .collect();
-        for (param, masked) in secrets {
-            node.set(param, masked);
-        }
-        NodeView {
-            last_event: state.last_events.get(&node.index.get()).cloned(),
-            node,
-        }
-    };
+    let view = |node: &Node| view(state, node);
     let nodes: Vec<NodeView> = match target {
         Target::One(index) => match state.db.get(index) {
             Some(node) => vec![view(node)],
@@ -75,25 +80,26 @@ pub fn render_text(response: &Response) -> String {
                 "lastEvent", last.event, last.time, last.duration_ms, last.outcome
             ));
         }
+        if let Some(last) = &view.last_check {
+            out.push_str(&format!(
+                "{:15}{} dry run at {}, took {} ms: {}\n",
+                "lastCheck", last.event, last.time, last.duration_ms, last.outcome
+            ));
+        }
     }
     out
 }
 
-/// The `--json` form: `{"code":200,"message":"...","nodes":[{...,"lastEvent":{...}}]}`.
+/// The `--json` form: `{"code":200,"message":"...","nodes":[…]}`, each node the object
+/// `ha_api -c status --json` shows too ([`super::status::node_json`]).
 pub fn render_json(response: &Response) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let nodes: Vec<serde_json::Value> = response
         .nodes
         .iter()
-        .map(|view| {
-            let mut value = view.node.to_json();
-            if let (Some(map), Some(last)) = (value.as_object_mut(), &view.last_event) {
-                map.insert(
-                    "lastEvent".into(),
-                    serde_json::json!({"event": last.event, "time": last.time, "outcome": last.outcome, "durationMs": last.duration_ms}),
-                );
-            }
-            value
-        })
+        .map(|view| super::status::node_json(view, now))
         .collect();
     let doc = serde_json::json!({"code": response.status.code(), "message": response.render(), "nodes": nodes});
     serde_json::to_string_pretty(&doc).unwrap_or_default()

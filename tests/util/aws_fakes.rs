@@ -50,6 +50,8 @@ struct Ec2State {
     routes: Vec<(String, String)>,
     /// Answers to give before serving normally: (HTTP status, error code).
     failures: VecDeque<(u16, String)>,
+    /// The caller's IAM policy lacks `ec2:ReplaceRoute`.
+    replace_denied: bool,
     calls: Vec<Ec2Call>,
 }
 
@@ -110,6 +112,19 @@ impl FakeEc2 {
         }
     }
 
+    /// From now on `ReplaceRoute` (dry run or not) answers 403 `UnauthorizedOperation`.
+    pub fn deny_replace_route(&self) {
+        self.state.lock().expect("fake state").replace_denied = true;
+    }
+
+    /// `ReplaceRoute` calls that were not dry runs: writes.
+    pub fn writes(&self) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.action == "ReplaceRoute" && !c.params.contains_key("DryRun"))
+            .count()
+    }
+
     pub fn calls(&self) -> Vec<Ec2Call> {
         self.state.lock().expect("fake state").calls.clone()
     }
@@ -156,13 +171,29 @@ fn answer(state: &mut Ec2State, params: &BTreeMap<String, String>) -> (u16, Stri
             );
             (200, body)
         }
+        "ReplaceRoute" if state.replace_denied => (
+            403,
+            error_xml(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation.",
+            ),
+        ),
         "ReplaceRoute" => {
             let dest = params
                 .get("DestinationCidrBlock")
                 .or(params.get("DestinationIpv6CidrBlock"))
                 .cloned()
                 .unwrap_or_default();
+            let dry_run = get("DryRun") == "true";
             match state.routes.iter_mut().find(|(d, _)| *d == dest) {
+                // As EC2: permission and parameters checked, nothing changed.
+                Some(_) if dry_run => (
+                    412,
+                    error_xml(
+                        "DryRunOperation",
+                        "Request would have succeeded, but DryRun flag is set.",
+                    ),
+                ),
                 Some(route) => {
                     route.1 = get("NetworkInterfaceId");
                     (200, "<ReplaceRouteResponse><requestId>2</requestId><return>true</return></ReplaceRouteResponse>".into())

@@ -27,7 +27,7 @@ pub use credentials::{CredentialSources, Credentials, ImdsConfig};
 pub use ec2::Ec2Client;
 
 use super::token_cache::TokenCache;
-use super::{run_table, CloudError, Route, RouteTable, RouteWrite};
+use super::{run_table, CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 use crate::paths::HaDir;
@@ -236,20 +236,55 @@ impl RouteTable for Ec2Table {
             })
             .collect()
     }
+
+    /// The first write sent as `ReplaceRoute` with `DryRun=true`: EC2 checks the caller's IAM
+    /// permission and the parameters, changes nothing, and answers `DryRunOperation` where the
+    /// call would have succeeded. (Emulators may ignore `DryRun` and write: moto 5.2 does, so
+    /// the tests use the fake EC2 for this.)
+    fn probe_write(&mut self, writes: &[RouteWrite]) -> Permission {
+        let Some(w) = writes.first() else {
+            return Permission::Permitted;
+        };
+        let what = format!("ec2:ReplaceRoute on {}", self.table_id);
+        match self.replace_route_with(&w.route, &w.next_hop, &[("DryRun", "true")]) {
+            Err(CloudError::Api { code, .. }) if code == "DryRunOperation" => Permission::Permitted,
+            Err(CloudError::Api { code, .. }) if code == "UnauthorizedOperation" => {
+                Permission::Denied(format!("{what} (UnauthorizedOperation)"))
+            }
+            Err(e @ CloudError::Api { .. }) => {
+                Permission::Denied(format!("{what} would fail: {e}"))
+            }
+            Err(e) => Permission::NotProven(e.to_string()),
+            Ok(()) => {
+                log::warn!("AWS answered ReplaceRoute DryRun=true with success: DryRun ignored?");
+                Permission::NotProven(format!(
+                    "AWS at {} answered a DryRun ReplaceRoute with success instead of DryRunOperation",
+                    self.client.endpoint()
+                ))
+            }
+        }
+    }
 }
 
 impl Ec2Table {
     fn replace_route(&self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
+        self.replace_route_with(route, next_hop, &[])
+    }
+
+    fn replace_route_with(
+        &self,
+        route: &Route,
+        next_hop: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<(), CloudError> {
         let destination = destination_param(&route.destination);
-        let body = self.client.call(
-            "ReplaceRoute",
-            &[
-                ("RouteTableId", &self.table_id),
-                (destination, &route.destination),
-                ("NetworkInterfaceId", next_hop),
-            ],
-            self.deadline,
-        )?;
+        let mut params = vec![
+            ("RouteTableId", self.table_id.as_str()),
+            (destination, route.destination.as_str()),
+            ("NetworkInterfaceId", next_hop),
+        ];
+        params.extend_from_slice(extra);
+        let body = self.client.call("ReplaceRoute", &params, self.deadline)?;
         if body.contains("<return>false</return>") {
             return Err(CloudError::Transport(format!(
                 "AWS answered ReplaceRoute of {} in {} with return=false: the route was not changed",

@@ -1,0 +1,348 @@
+//! `ha_api -c status [--json]`: the whole service in one answer — the server, its queue, its
+//! counters, every node with its last event and last dry run, and the cached credentials.
+//!
+//! The server answers it from its poll loop (only the loop sees the event manager's queue);
+//! the client renders text for people or, with `--json`, one object for scripts:
+//!
+//! ```text
+//! {"server":  {"pid","version","uptimeSeconds","cloud","haDir","protocolVersion"},
+//!  "queue":   {"running","waiting","jobs":[{"table","action","nodes","state","ageSeconds"}]},
+//!  "counters":{"badFrames","lateRequestsDropped","eventsRun","eventsFailed","dryRuns"},
+//!  "nodes":   [{"index","provider","mode","table","route",<parameters>,"lastEvent","lastCheck"}],
+//!  "credentials":[{"kind","expiresInSeconds"}]}
+//! ```
+//!
+//! `lastEvent` and `lastCheck` are `null` or `{"event","time","ok","text","durationMs",
+//! "ageSeconds"}`; a `199` warning is `ok: true`. The exit code is 0 when the server answers and
+//! no node's last event or last check failed, 1 otherwise, 3 when no server answers.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+use super::State;
+use crate::node::LastEvent;
+use crate::protocol::{NodeView, Response};
+
+/// One handler running, or work waiting for one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The route table ([`crate::node::Node::route_table_id`]): `file/t1`, `aws/us-east-1/rtb-…`.
+    pub table: String,
+    /// `peerFail`, `revert (dry run)`, `check`.
+    pub action: String,
+    pub nodes: Vec<u16>,
+    pub running: bool,
+    /// Since it started (running) or arrived (waiting).
+    pub age_ms: u64,
+}
+
+/// A cached credential: its kind and time left, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialView {
+    /// `aws-role`, `aws-imds-token`, `azure-token`, `gcp-token`.
+    pub kind: String,
+    pub expires_in_secs: u64,
+}
+
+/// What `ha_api -c status` receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub pid: u32,
+    pub version: String,
+    pub uptime_secs: u64,
+    pub cloud: String,
+    pub ha_dir: String,
+    pub protocol_version: u16,
+    pub jobs: Vec<JobView>,
+    pub bad_frames: u64,
+    pub late_requests_dropped: u64,
+    pub events_run: u64,
+    pub events_failed: u64,
+    pub dry_runs: u64,
+    pub nodes: Vec<NodeView>,
+    pub credentials: Vec<CredentialView>,
+    /// When the server answered (seconds since the epoch), for the ages of last events.
+    pub now_unix: u64,
+}
+
+/// The server's answer: the view, under a headline that fails when a node's last event or
+/// last check did.
+pub fn apply(state: &State, jobs: &[JobView]) -> Response {
+    let now = SystemTime::now();
+    let nodes: Vec<NodeView> = state
+        .db
+        .nodes()
+        .map(|node| super::show_node::view(state, node))
+        .collect();
+    let failed: Vec<String> = nodes
+        .iter()
+        .filter(|v| {
+            [&v.last_event, &v.last_check]
+                .into_iter()
+                .flatten()
+                .any(|last| !last.ok())
+        })
+        .map(|v| v.node.index.to_string())
+        .collect();
+    let credentials = crate::cloud::token_cache::TokenCache::of(&state.dir)
+        .entries()
+        .into_iter()
+        .map(|(kind, until)| CredentialView {
+            kind,
+            expires_in_secs: until.duration_since(now).map_or(0, |d| d.as_secs()),
+        })
+        .collect();
+    let view = ServiceView {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_secs: state.started_at.elapsed().as_secs(),
+        cloud: state
+            .dir
+            .provider()
+            .map_or_else(|e| format!("unknown ({e})"), |p| p.to_string()),
+        ha_dir: state.dir.root().display().to_string(),
+        protocol_version: crate::protocol::VERSION,
+        jobs: jobs.to_vec(),
+        bad_frames: state.bad_frames,
+        late_requests_dropped: state.stale_requests,
+        events_run: state.events_run,
+        events_failed: state.events_failed,
+        dry_runs: state.dry_runs,
+        nodes,
+        credentials,
+        now_unix: unix(now),
+    };
+    let mut response = if failed.is_empty() {
+        Response::ok(format!(
+            "HA server is running, {} node(s), none failed its last event or check",
+            view.nodes.len()
+        ))
+    } else {
+        Response::bad(format!(
+            "HA server is running; node(s) {} failed their last event or check",
+            failed.join(", ")
+        ))
+    };
+    response.service = Some(Box::new(view));
+    response
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A last event or check as JSON: `null` or `{"event","time","ok","text","durationMs",
+/// "ageSeconds"}`.
+pub fn last_json(last: Option<&LastEvent>, now_unix: u64) -> Json {
+    match last {
+        None => Json::Null,
+        Some(last) => json!({
+            "event": last.event,
+            "time": last.time,
+            "ok": last.ok(),
+            "text": last.outcome,
+            "durationMs": last.duration_ms,
+            "ageSeconds": last.age_secs_at(now_unix),
+        }),
+    }
+}
+
+/// The node object of `show_node --json` and `ha_api -c status --json`: its parameters (secrets
+/// masked), `mode`, `table`, `route`, `lastEvent` and `lastCheck`.
+pub fn node_json(view: &NodeView, now_unix: u64) -> Json {
+    let node = &view.node;
+    let mut value = node.to_json();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("mode".into(), node.mode().to_string().into());
+        map.insert("table".into(), node.route_table_id().into());
+        map.insert(
+            "route".into(),
+            node.route().map_or(Json::Null, |r| r.to_string().into()),
+        );
+        map.insert(
+            "lastEvent".into(),
+            last_json(view.last_event.as_ref(), now_unix),
+        );
+        map.insert(
+            "lastCheck".into(),
+            last_json(view.last_check.as_ref(), now_unix),
+        );
+    }
+    value
+}
+
+/// The `--json` form: one object, alone on stdout.
+pub fn render_json(response: &Response) -> String {
+    let Some(view) = &response.service else {
+        return json!({"code": response.status.code(), "message": response.render()}).to_string();
+    };
+    let running = view.jobs.iter().filter(|j| j.running).count();
+    let jobs: Vec<Json> = view
+        .jobs
+        .iter()
+        .map(|j| {
+            json!({
+                "table": j.table,
+                "action": j.action,
+                "nodes": j.nodes,
+                "state": if j.running { "running" } else { "waiting" },
+                "ageSeconds": j.age_ms as f64 / 1000.0,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "server": {
+            "pid": view.pid,
+            "version": view.version,
+            "uptimeSeconds": view.uptime_secs,
+            "cloud": view.cloud,
+            "haDir": view.ha_dir,
+            "protocolVersion": view.protocol_version,
+        },
+        "queue": {"running": running, "waiting": view.jobs.len() - running, "jobs": jobs},
+        "counters": {
+            "badFrames": view.bad_frames,
+            "lateRequestsDropped": view.late_requests_dropped,
+            "eventsRun": view.events_run,
+            "eventsFailed": view.events_failed,
+            "dryRuns": view.dry_runs,
+        },
+        "nodes": view.nodes.iter().map(|n| node_json(n, view.now_unix)).collect::<Vec<_>>(),
+        "credentials": view.credentials.iter().map(|c| json!({
+            "kind": c.kind,
+            "expiresInSeconds": c.expires_in_secs,
+        })).collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// `1 h 02 min`, `3 min 05 s`, `12 s`.
+fn duration(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min {:02} s", secs / 60, secs % 60),
+        _ => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+fn last_text(name: &str, last: Option<&LastEvent>, now_unix: u64) -> String {
+    match last {
+        None => format!("    {name:10} none\n"),
+        Some(last) => {
+            let age = last
+                .age_secs_at(now_unix)
+                .map_or_else(String::new, |a| format!(" ({} ago)", duration(a)));
+            format!(
+                "    {name:10} {} at {}{age}, took {} ms: {}\n",
+                last.event, last.time, last.duration_ms, last.outcome
+            )
+        }
+    }
+}
+
+/// The text form, for people.
+pub fn render_text(response: &Response) -> String {
+    let mut out = format!("{}\n", response.render());
+    let Some(v) = &response.service else {
+        return out;
+    };
+    out.push_str(&format!(
+        "server       pid {}, csr-ha {}, up {}, cloud {}, {}, protocol {}\n",
+        v.pid,
+        v.version,
+        duration(v.uptime_secs),
+        v.cloud,
+        v.ha_dir,
+        v.protocol_version
+    ));
+    let running = v.jobs.iter().filter(|j| j.running).count();
+    out.push_str(&format!(
+        "queue        {running} running, {} waiting\n",
+        v.jobs.len() - running
+    ));
+    for j in &v.jobs {
+        let nodes: Vec<String> = j.nodes.iter().map(u16::to_string).collect();
+        out.push_str(&format!(
+            "    {:8} {} on {} for node(s) {}, {:.1} s\n",
+            if j.running { "running" } else { "waiting" },
+            j.action,
+            j.table,
+            nodes.join(","),
+            j.age_ms as f64 / 1000.0
+        ));
+    }
+    out.push_str(&format!(
+        "counters     {} events run ({} failed), {} dry runs, {} bad frames, {} late requests dropped\n",
+        v.events_run, v.events_failed, v.dry_runs, v.bad_frames, v.late_requests_dropped
+    ));
+    out.push_str(&format!("nodes        {}\n", v.nodes.len()));
+    for n in &v.nodes {
+        let node = &n.node;
+        let route = node
+            .route()
+            .map_or_else(|| "all routes".to_string(), |r| r.to_string());
+        out.push_str(&format!(
+            "  node {} {}, {}, {route}\n",
+            node.index,
+            node.mode(),
+            node.route_table_id()
+        ));
+        out.push_str(&last_text("lastEvent", n.last_event.as_ref(), v.now_unix));
+        out.push_str(&last_text("lastCheck", n.last_check.as_ref(), v.now_unix));
+    }
+    if v.credentials.is_empty() {
+        out.push_str("credentials  none cached\n");
+    } else {
+        out.push_str(&format!("credentials  {} cached\n", v.credentials.len()));
+        for c in &v.credentials {
+            out.push_str(&format!(
+                "    {:16} used for {} more\n",
+                c.kind,
+                duration(c.expires_in_secs)
+            ));
+        }
+    }
+    out
+}
+
+/// `ha_api -c status [--json]`.
+pub fn main(dir: &crate::paths::HaDir, json: bool) -> std::process::ExitCode {
+    crate::cli::send_and_print(dir, crate::protocol::Command::Status, |r| {
+        if json {
+            render_json(r)
+        } else {
+            render_text(r)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(5), "5 s");
+        assert_eq!(duration(185), "3 min 05 s");
+        assert_eq!(duration(3720), "1 h 02 min");
+    }
+
+    #[test]
+    fn a_warning_is_ok_and_a_failure_is_not() {
+        let last = |outcome: &str| LastEvent {
+            event: "peerFail".into(),
+            time: "2026-12-06 01:00:00".into(),
+            outcome: outcome.into(),
+            duration_ms: 4,
+            unix: 100,
+        };
+        let warned = last_json(Some(&last("199: not proven")), 160);
+        assert_eq!(warned["ok"], true);
+        assert_eq!(warned["ageSeconds"], 60);
+        assert_eq!(last_json(Some(&last("400: denied")), 160)["ok"], false);
+        assert_eq!(last_json(None, 160), Json::Null);
+    }
+}
