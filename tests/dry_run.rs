@@ -290,3 +290,54 @@ fn aws_reports_a_denied_replace_route() {
     util::assert_outcome(&out, Status::Ok);
     assert!(fake.calls().iter().all(|c| c.action != "ReplaceRoute"));
 }
+
+#[test]
+fn a_dry_run_of_100_nodes_in_3_tables_reads_and_probes_each_table_once() {
+    let tables = [
+        "rtb-0fa1e0000000001",
+        "rtb-0fa1e0000000002",
+        "rtb-0fa1e0000000003",
+    ];
+    let route = |i: u16| format!("10.{}.{}.0/24", i / 200 + 100, i % 200);
+    let table_of = |i: u16| tables[usize::from(i) % 3];
+    let fake = FakeEc2::start(tables[0], &[]);
+    for (t, table) in tables.iter().enumerate() {
+        let routes: Vec<(String, &str)> = (1..=100u16)
+            .filter(|&i| usize::from(i) % 3 == t)
+            .map(|i| (route(i), ENI_B))
+            .collect();
+        let routes: Vec<(&str, &str)> = routes.iter().map(|(d, e)| (d.as_str(), *e)).collect();
+        fake.add_table(table, &routes);
+    }
+    let mut ha = Ha::new()
+        .with_env("CSR_HA_CLOUD", "aws")
+        .with_env("AWS_ENDPOINT_URL", &fake.endpoint)
+        .with_env("AWS_ACCESS_KEY_ID", "AKIAFAKETESTKEY00001")
+        .with_env("AWS_SECRET_ACCESS_KEY", "fake-does-not-check-this")
+        .with_env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .with_env("AWS_EC2_METADATA_DISABLED", "true");
+    ha.start();
+    for i in 1..=100u16 {
+        ha.ok_line(&format!(
+            "create_node -i {i} -t {} -rg us-east-1 -n {ENI_A} -r {} -m primary",
+            table_of(i),
+            route(i)
+        ));
+    }
+    let before = fake.calls().len();
+    let out = ha.ok_line("node_event -i all -e revert --dry-run");
+    assert_eq!(out.lines().count(), 100, "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with("200: node ") && l.ends_with("; write permitted")),
+        "{out}"
+    );
+    let calls = &fake.calls()[before..];
+    let count = |action: &str| calls.iter().filter(|c| c.action == action).count();
+    assert_eq!(count("DescribeRouteTables"), 3, "one read per table");
+    assert_eq!(count("ReplaceRoute"), 3, "one probe per table");
+    assert_eq!(fake.writes(), 0);
+    for i in [1, 50, 100] {
+        assert_eq!(fake.eni_of(&route(i)).as_deref(), Some(ENI_B));
+    }
+}

@@ -45,9 +45,8 @@ pub struct Ec2Call {
 
 #[derive(Default)]
 struct Ec2State {
-    table: String,
-    /// destination -> ENI
-    routes: Vec<(String, String)>,
+    /// table id -> its routes (destination, ENI)
+    tables: BTreeMap<String, Vec<(String, String)>>,
     /// Answers to give before serving normally: (HTTP status, error code).
     failures: VecDeque<(u16, String)>,
     /// The caller's IAM policy lacks `ec2:ReplaceRoute`.
@@ -64,14 +63,7 @@ pub struct FakeEc2 {
 
 impl FakeEc2 {
     pub fn start(table: &str, routes: &[(&str, &str)]) -> FakeEc2 {
-        let state = Arc::new(Mutex::new(Ec2State {
-            table: table.to_string(),
-            routes: routes
-                .iter()
-                .map(|(d, e)| (d.to_string(), e.to_string()))
-                .collect(),
-            ..Default::default()
-        }));
+        let state = Arc::new(Mutex::new(Ec2State::default()));
         let shared = Arc::clone(&state);
         let server = answering(move |request, body| {
             let mut state = shared.lock().expect("fake state");
@@ -97,11 +89,23 @@ impl FakeEc2 {
             answer(&mut state, &params)
         });
         let endpoint = server.url.clone();
-        FakeEc2 {
+        let fake = FakeEc2 {
             state,
             _server: server,
             endpoint,
-        }
+        };
+        fake.add_table(table, routes);
+        fake
+    }
+
+    /// Another route table, with routes (destination, ENI).
+    pub fn add_table(&self, table: &str, routes: &[(&str, &str)]) {
+        let routes = routes
+            .iter()
+            .map(|(d, e)| (d.to_string(), e.to_string()))
+            .collect();
+        let mut state = self.state.lock().expect("fake state");
+        state.tables.insert(table.to_string(), routes);
     }
 
     /// The next `n` requests get HTTP `status` with error `code`.
@@ -132,8 +136,9 @@ impl FakeEc2 {
     pub fn eni_of(&self, destination: &str) -> Option<String> {
         let state = self.state.lock().expect("fake state");
         state
-            .routes
-            .iter()
+            .tables
+            .values()
+            .flatten()
             .find(|(d, _)| d == destination)
             .map(|(_, e)| e.clone())
     }
@@ -151,12 +156,11 @@ fn answer(state: &mut Ec2State, params: &BTreeMap<String, String>) -> (u16, Stri
     match get("Action").as_str() {
         "DescribeRouteTables" => {
             let asked = get("RouteTableId.1");
-            if asked != state.table {
+            let Some(routes) = state.tables.get(&asked) else {
                 let message = format!("The routeTable ID '{asked}' does not exist");
                 return (400, error_xml("InvalidRouteTableID.NotFound", &message));
-            }
-            let routes: String = state
-                .routes
+            };
+            let routes: String = routes
                 .iter()
                 .map(|(dest, eni)| {
                     let field = if dest.contains(':') { "destinationIpv6CidrBlock" } else { "destinationCidrBlock" };
@@ -167,7 +171,7 @@ fn answer(state: &mut Ec2State, params: &BTreeMap<String, String>) -> (u16, Stri
                 "<DescribeRouteTablesResponse xmlns=\"http://ec2.example.invalid/doc/2016-11-15/\"><requestId>1</requestId>\
                  <routeTableSet><item><routeTableId>{}</routeTableId><routeSet>{routes}</routeSet></item></routeTableSet>\
                  </DescribeRouteTablesResponse>",
-                state.table
+                asked
             );
             (200, body)
         }
@@ -185,7 +189,8 @@ fn answer(state: &mut Ec2State, params: &BTreeMap<String, String>) -> (u16, Stri
                 .cloned()
                 .unwrap_or_default();
             let dry_run = get("DryRun") == "true";
-            match state.routes.iter_mut().find(|(d, _)| *d == dest) {
+            let routes = state.tables.entry(get("RouteTableId")).or_default();
+            match routes.iter_mut().find(|(d, _)| *d == dest) {
                 // As EC2: permission and parameters checked, nothing changed.
                 Some(_) if dry_run => (
                     412,
