@@ -127,8 +127,7 @@ fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
         "{scope}"
     );
     assert!(
-        scopes[1].starts_with("https://")
-            && scopes[1].ends_with("/auth/cloud-platform.read-only"),
+        scopes[1].starts_with("https://") && scopes[1].ends_with("/auth/cloud-platform.read-only"),
         "{scope}"
     );
     let token = state.access_token.clone();

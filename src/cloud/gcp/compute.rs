@@ -394,7 +394,6 @@ fn request_id() -> String {
     )
 }
 
-
 /// The API's error body: its status or first reason after the HTTP status as the code
 /// (`403 PERMISSION_DENIED`) and its own message; `None` if the body is not the API's.
 pub(super) fn parse_error(status: u16, body: &str) -> Option<(String, String)> {
@@ -444,14 +443,9 @@ fn operation_error(op: &Value) -> Option<CloudError> {
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn live(value: Value) -> LiveRoute {
-        serde_json::from_value(value).expect("route json")
-    }
 
     #[test]
     fn api_errors_keep_the_apis_words() {

@@ -24,9 +24,8 @@ use std::time::Instant;
 
 use super::compute::Compute;
 use super::{
-    failed, foreign_probe, is_own_probe, own_route, peer_absent_note, plan_peer_fail,
-    plan_revert, primary_note, Done, PeerFailPlan, RevertPlan, Spec, PROBE_PRIORITY,
-    PROBE_ROUTE,
+    failed, foreign_probe, is_own_probe, own_route, peer_absent_note, plan_peer_fail, plan_revert,
+    primary_note, Done, PeerFailPlan, RevertPlan, Spec, PROBE_PRIORITY, PROBE_ROUTE,
 };
 use crate::cloud::{CloudError, Permission};
 use crate::event::EventKind;
@@ -134,14 +133,20 @@ fn peer_fail(
     let peer = match plan_peer_fail(api, spec, log) {
         Err(why) => return undone(failed(why)),
         Ok(PeerFailPlan::Primary) => {
-            return (Status::Ok, format!("{}, no write needed", primary_note(spec)))
+            return (
+                Status::Ok,
+                format!("{}, no write needed", primary_note(spec)),
+            )
         }
         Ok(PeerFailPlan::PeerAbsent) => {
             let absent = peer_absent_note(spec);
             return match own_route(api, spec, log) {
                 Ok(hop) => (
                     Status::Ok,
-                    format!("{absent}; {} already via {hop}, no write needed", place(spec)),
+                    format!(
+                        "{absent}; {} already via {hop}, no write needed",
+                        place(spec)
+                    ),
                 ),
                 Err(wrong) => (
                     Status::Warning,

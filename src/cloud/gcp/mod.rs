@@ -35,13 +35,13 @@ use serde_json::{json, Value};
 use super::http;
 use super::token_cache::TokenCache;
 use super::CloudError;
-use compute::{Compute, LiveRoute};
 use crate::event::EventKind;
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Mode, Node, Param};
 use crate::paths::HaDir;
 use crate::protocol::Status;
 use crate::work::{Action, NodeOutcome, Work};
+use compute::{Compute, LiveRoute};
 
 pub use auth::Source as TokenSource;
 
@@ -308,7 +308,6 @@ impl LiveRoute {
     }
 }
 
-
 /// What `peerFail` has to do on a node, decided from reads alone.
 enum PeerFailPlan {
     /// A primary node's own route already wins on priority: nothing to do.
@@ -316,7 +315,7 @@ enum PeerFailPlan {
     /// The peer's route is gone already.
     PeerAbsent,
     /// Delete the peer's route (as read).
-    Delete(LiveRoute),
+    Delete(Box<LiveRoute>),
 }
 
 /// Reads the peer's route and decides; `Err` is why nothing may be deleted.
@@ -344,6 +343,7 @@ fn plan_peer_fail(
     else {
         return Ok(PeerFailPlan::PeerAbsent);
     };
+    let peer = Box::new(peer);
     if peer.destination() != Some(spec.destination) {
         return Err(format!(
             "peer route {} goes to {}, not to this node's {} (-r): not deleted; check -b and -r",
@@ -378,7 +378,11 @@ fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
     let peer = match plan_peer_fail(api, spec, log) {
         Err(why) => return failed(why),
         Ok(PeerFailPlan::Primary) => {
-            return (Status::Ok, format!("{}, no write", primary_note(spec)), false)
+            return (
+                Status::Ok,
+                format!("{}, no write", primary_note(spec)),
+                false,
+            )
         }
         Ok(PeerFailPlan::PeerAbsent) => {
             let message = format!("{}, nothing to delete", peer_absent_note(spec));

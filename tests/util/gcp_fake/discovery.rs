@@ -4,7 +4,6 @@
 //! `INVALID_ARGUMENT`, `Invalid JSON payload received. Unknown name …`); and every answer the
 //! fake gives is held against the method's response schema, so the fake cannot drift either.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -117,8 +116,13 @@ fn matches(template: &str, path: &str) -> bool {
             let Some(rest) = path.strip_prefix(&template[..open]) else {
                 return false;
             };
-            let close = template[open..].find('}').map_or(template.len(), |i| open + i);
-            let (plus, after) = (template[open + 1..].starts_with('+'), &template[close + 1..]);
+            let close = template[open..]
+                .find('}')
+                .map_or(template.len(), |i| open + i);
+            let (plus, after) = (
+                template[open + 1..].starts_with('+'),
+                &template[close + 1..],
+            );
             (1..=rest.len()).any(|n| {
                 rest.is_char_boundary(n)
                     && (plus || !rest[..n].contains('/'))
@@ -137,15 +141,23 @@ impl Api {
             .filter(|m| matches(&m.template, path))
             .collect();
         if found.is_empty() {
-            return Err(format!("no method of the API description has the path /{path}"));
+            return Err(format!(
+                "no method of the API description has the path /{path}"
+            ));
         }
         found
             .iter()
             .find(|m| m.verb == verb)
             .copied()
             .ok_or_else(|| {
-                let ids: Vec<String> = found.iter().map(|m| format!("{} {}", m.verb, m.id)).collect();
-                format!("/{path} does not take {verb} (the description has {})", ids.join(", "))
+                let ids: Vec<String> = found
+                    .iter()
+                    .map(|m| format!("{} {}", m.verb, m.id))
+                    .collect();
+                format!(
+                    "/{path} does not take {verb} (the description has {})",
+                    ids.join(", ")
+                )
             })
     }
 

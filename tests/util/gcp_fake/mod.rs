@@ -233,7 +233,10 @@ impl Drop for GcpFake {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             let drift = std::mem::take(&mut self.state().drift);
-            assert!(drift.is_empty(), "the GCP fake's answers drifted: {drift:?}");
+            assert!(
+                drift.is_empty(),
+                "the GCP fake's answers drifted: {drift:?}"
+            );
         }
     }
 }
@@ -312,7 +315,8 @@ fn serve(state: &Mutex<State>, mut request: tiny_http::Request) {
             (400, api_error(400, "INVALID_ARGUMENT", "invalid", &why))
         }
         Ok(_) if accept.as_deref() != Some("application/json") => {
-            let why = format!("Accept is {accept:?}; the client libraries send exactly application/json");
+            let why =
+                format!("Accept is {accept:?}; the client libraries send exactly application/json");
             s.refused.push(format!("{method} {path}: {why}"));
             (400, api_error(400, "INVALID_ARGUMENT", "invalid", &why))
         }
@@ -443,7 +447,9 @@ fn dispatch(
     {
         return test_iam_permissions(s, project, body);
     }
-    let rest = path.strip_prefix("/compute/v1/projects/").unwrap_or_default();
+    let rest = path
+        .strip_prefix("/compute/v1/projects/")
+        .unwrap_or_default();
     let segments: Vec<&str> = rest.split('/').collect();
     let write = matches!(
         (method, segments.as_slice()),
@@ -493,9 +499,13 @@ fn dispatch(
 fn test_iam_permissions(s: &State, project: &str, body: &str) -> (u16, String) {
     if s.resource_manager_disabled {
         let message = format!("Cloud Resource Manager API has not been used in project {project} before or it is disabled. Enable it, then retry.");
-        let mut answer: Value =
-            serde_json::from_str(&api_error(403, "PERMISSION_DENIED", "accessNotConfigured", &message))
-                .expect("error json");
+        let mut answer: Value = serde_json::from_str(&api_error(
+            403,
+            "PERMISSION_DENIED",
+            "accessNotConfigured",
+            &message,
+        ))
+        .expect("error json");
         answer["error"]["details"] = json!([{"reason": "SERVICE_DISABLED"}]);
         return (403, answer.to_string());
     }
