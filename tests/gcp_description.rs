@@ -88,51 +88,39 @@ fn a_body_field_the_description_does_not_define_is_refused_with_googles_words() 
 #[test]
 fn an_undefined_path_verb_or_query_parameter_is_refused() {
     let fake = GcpFake::start();
-    let json = "application/json";
-    let put = send(
-        &fake,
-        Method::Put,
-        &format!("{ROUTES}/route-a"),
-        Some(json!({})),
-        json,
-    );
-    assert!(refused(&put).contains("does not take PUT"), "{:?}", put.1);
-    let nowhere = send(
-        &fake,
-        Method::Get,
-        "/compute/v1/projects/proj-1/global/routez/a",
-        None,
-        json,
-    );
-    assert!(
-        refused(&nowhere).starts_with("no method of the API description has the path"),
-        "{:?}",
-        nowhere.1
-    );
-    let query = send(
-        &fake,
-        Method::Delete,
-        &format!("{ROUTES}/route-a?requestid=1"),
-        None,
-        json,
-    );
-    assert!(
-        refused(&query).contains("Unknown name \"requestid\""),
-        "{:?}",
-        query.1
-    );
-    let accept = send(
-        &fake,
-        Method::Get,
-        &format!("{ROUTES}/route-a"),
-        None,
-        "*/*",
-    );
-    assert!(
-        refused(&accept).starts_with("Accept is Some(\"*/*\")"),
-        "{:?}",
-        accept.1
-    );
+    let route = format!("{ROUTES}/route-a");
+    let cases = [
+        (
+            Method::Put,
+            route.as_str(),
+            "application/json",
+            "does not take PUT",
+        ),
+        (
+            Method::Get,
+            "/compute/v1/projects/proj-1/global/routez/a",
+            "application/json",
+            "no method of the API description has the path",
+        ),
+        (
+            Method::Delete,
+            &format!("{route}?requestid=1"),
+            "application/json",
+            "Unknown name \"requestid\"",
+        ),
+        (
+            Method::Get,
+            route.as_str(),
+            "*/*",
+            "Accept is Some(\"*/*\")",
+        ),
+    ];
+    for (method, path, accept, says) in cases {
+        let body = (method == Method::Put).then(|| json!({}));
+        let answer = send(&fake, method, path, body, accept);
+        assert!(refused(&answer).contains(says), "{path}: {:?}", answer.1);
+    }
+    assert_eq!(fake.state().refused.len(), 4);
 }
 
 #[test]

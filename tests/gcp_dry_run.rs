@@ -19,6 +19,11 @@ fn dry_run(
     run(&config(fake), dir, Action::DryRun(kind), nodes)
 }
 
+/// A dry run of `kind` on router A's node in `mode`.
+fn dry(fake: &GcpFake, dir: &std::path::Path, kind: EventKind, mode: &str) -> NodeOutcome {
+    dry_run(fake, dir, kind, vec![router_a(mode)]).remove(0)
+}
+
 fn probes(fake: &GcpFake) -> usize {
     fake.requests_with(":testIamPermissions").len()
 }
@@ -29,13 +34,7 @@ const FAILOVER: &str =
 #[test]
 fn a_permitted_failover_is_planned_and_nothing_is_written() {
     let (fake, dir) = seeded();
-    let out = dry_run(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        vec![router_a("secondary")],
-    )
-    .remove(0);
+    let out = dry(&fake, dir.path(), EventKind::PeerFail, "secondary");
     util::assert_outcome(&out, Status::Ok);
     assert_eq!(out.message, format!("{FAILOVER}; write permitted"));
     assert_eq!(fake.state().writes, 0);
@@ -55,13 +54,7 @@ fn a_missing_permission_is_named_with_the_project() {
         "compute.routes.create".into(),
         "compute.networks.updatePolicy".into(),
     ];
-    let out = dry_run(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        vec![router_a("secondary")],
-    )
-    .remove(0);
+    let out = dry(&fake, dir.path(), EventKind::PeerFail, "secondary");
     util::assert_outcome(&out, Status::Failed);
     assert_eq!(
         out.message,
@@ -69,13 +62,7 @@ fn a_missing_permission_is_named_with_the_project() {
     );
     // The same grants permit a revert's insert.
     fake.state().routes.remove(&format!("{PROJECT}/route-a"));
-    let out = dry_run(
-        &fake,
-        dir.path(),
-        EventKind::Revert,
-        vec![router_a("secondary")],
-    )
-    .remove(0);
+    let out = dry(&fake, dir.path(), EventKind::Revert, "secondary");
     util::assert_outcome(&out, Status::Ok);
     assert_eq!(
         out.message,
@@ -88,13 +75,7 @@ fn a_missing_permission_is_named_with_the_project() {
 fn a_disabled_resource_manager_leaves_the_write_not_proven() {
     let (fake, dir) = seeded();
     fake.state().resource_manager_disabled = true;
-    let out = dry_run(
-        &fake,
-        dir.path(),
-        EventKind::Verify,
-        vec![router_a("secondary")],
-    )
-    .remove(0);
+    let out = dry(&fake, dir.path(), EventKind::Verify, "secondary");
     util::assert_outcome(&out, Status::Warning);
     assert_eq!(
         out.message,
@@ -108,34 +89,19 @@ fn a_disabled_resource_manager_leaves_the_write_not_proven() {
 #[test]
 fn a_node_needing_no_write_is_not_probed() {
     let (fake, dir) = seeded();
-    let outs = dry_run(
-        &fake,
-        dir.path(),
-        EventKind::Revert,
-        vec![router_a("primary")],
-    );
+    let outs = [dry(&fake, dir.path(), EventKind::Revert, "primary")];
     util::assert_outcome(&outs[0], Status::Ok);
     assert_eq!(
         outs[0].message,
         "10.99.0.0/16 in vpc vpc-1 already via 10.0.1.20 (route route-a present), no write needed"
     );
-    let outs = dry_run(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        vec![router_a("primary")],
-    );
+    let outs = [dry(&fake, dir.path(), EventKind::PeerFail, "primary")];
     assert_eq!(
         outs[0].message,
         "primary node: route route-a (priority 100) already wins on priority, peer route route-b left in place, no write needed"
     );
     fake.state().routes.remove(&format!("{PROJECT}/route-b"));
-    let outs = dry_run(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        vec![router_a("secondary")],
-    );
+    let outs = [dry(&fake, dir.path(), EventKind::PeerFail, "secondary")];
     assert_eq!(
         outs[0].message,
         "peer route route-b not in project proj-1; 10.99.0.0/16 in vpc vpc-1 already via 10.0.1.20, no write needed"
@@ -177,13 +143,7 @@ fn a_failover_that_would_leave_nothing_carrying_the_route_warns() {
     let fake = GcpFake::start();
     fake.put_route(PROJECT, VPC, "route-b", "10.99.0.0/16", "10.0.1.10", 200);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dry_run(
-        &fake,
-        dir.path(),
-        EventKind::PeerFail,
-        vec![router_a("secondary")],
-    )
-    .remove(0);
+    let out = dry(&fake, dir.path(), EventKind::PeerFail, "secondary");
     util::assert_outcome(&out, Status::Warning);
     assert_eq!(
         out.message,

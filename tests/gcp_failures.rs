@@ -148,18 +148,7 @@ fn a_failover_whose_answer_is_lost_is_sent_again_and_applied_once() {
     util::assert_outcome(&out, Status::Ok);
     util::assert_starts(&out, "deleted peer route route-b (10.99.0.0/16 via 10.0.1.10); route-a via 10.0.1.20 now carries it, ");
     assert!(fake.route(PROJECT, "route-b").is_none());
-    let ids = write_ids(&fake);
-    assert_eq!(ids.len(), 2, "the DELETE was sent again: {ids:?}");
-    assert_eq!(ids[0], ids[1], "with the same requestId");
-    assert_eq!(fake.state().writes, 1, "and applied once");
-    let logs = event_logs(dir.path());
-    assert_eq!(logs.len(), 1);
-    assert_eq!(
-        logs[0].matches("Deleted peer route route-b").count(),
-        1,
-        "{}",
-        logs[0]
-    );
+    sent_twice_applied_once(&fake, dir.path(), "Deleted peer route route-b");
 }
 
 #[test]
@@ -171,23 +160,20 @@ fn an_insert_whose_answer_is_lost_is_sent_again_and_leaves_one_route() {
     let out = event_on(&fake, dir.path(), EventKind::Revert, router_a("secondary"));
     util::assert_outcome(&out, Status::Ok);
     util::assert_starts(&out, "re-inserted route route-a (10.99.0.0/16 via 10.0.1.20, priority 100) in project proj-1 vpc vpc-1, ");
-    let ids = write_ids(&fake);
-    assert_eq!(ids.len(), 2, "the insert was sent again: {ids:?}");
+    sent_twice_applied_once(&fake, dir.path(), "Inserted route route-a");
+    let routes: Vec<String> = fake.state().routes.keys().cloned().collect();
+    assert_eq!(routes, vec!["proj-1/route-a", "proj-1/route-b"]);
+}
+
+/// The one write was sent twice with the same requestId, applied once, and logged once.
+fn sent_twice_applied_once(fake: &GcpFake, dir: &std::path::Path, logged: &str) {
+    let ids = write_ids(fake);
+    assert_eq!(ids.len(), 2, "the write was sent again: {ids:?}");
     assert_eq!(ids[0], ids[1], "with the same requestId");
-    let state = fake.state();
-    assert_eq!(state.writes, 1, "one operation for both tries");
-    assert_eq!(
-        state.routes.keys().collect::<Vec<_>>(),
-        vec!["proj-1/route-a", "proj-1/route-b"]
-    );
-    drop(state);
-    let logs = event_logs(dir.path());
-    assert_eq!(
-        logs[0].matches("Inserted route route-a").count(),
-        1,
-        "{}",
-        logs[0]
-    );
+    assert_eq!(fake.state().writes, 1, "and applied once");
+    let logs = event_logs(dir);
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].matches(logged).count(), 1, "{}", logs[0]);
 }
 
 #[test]

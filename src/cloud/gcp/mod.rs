@@ -12,13 +12,11 @@
 //!                           it differs from the node (network, next hop, destination, priority)
 //! verify    INSERT csr-ha-verify-route (priority 65535, this router's next hop), then DELETE it
 //! check     GET this router's route and compare it with the node; writes nothing
-//! ```
-//!
-//! dry run (any event): the same reads and plan, no write; a write the plan needs is proven
+//! dry run   any event: the same reads and plan, no write; a write the plan needs is proven
 //!           permitted with Resource Manager's testIamPermissions, once per project and VPC
 //! ```
 //!
-//! The requests and answers are in [`compute`]; tokens come from [`auth`]. An event on a node
+//! The requests and answers are in `compute.rs`; tokens come from `auth.rs`. An event on a node
 //! whose `-r` and `-n` are of different address families fails before any request: no IPv4
 //! next hop can carry an IPv6 route, nor the reverse.
 
