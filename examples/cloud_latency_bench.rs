@@ -43,7 +43,7 @@ mod aws_fakes;
 mod aws_moto;
 #[path = "../tests/util/azure_fake/mod.rs"]
 mod azure_fake;
-#[path = "../tests/util/gcp_fake.rs"]
+#[path = "../tests/util/gcp_fake/mod.rs"]
 mod gcp_fake;
 #[path = "../tests/util/latency_proxy.rs"]
 mod latency_proxy;

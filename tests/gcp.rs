@@ -13,7 +13,7 @@ use csr_ha::protocol::Status;
 use csr_ha::work::Action;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use util::gcp_fake::GcpFake;
+use util::gcp_fake::{discovery, GcpFake};
 use util::gcp_run::{
     config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, seeded, started,
     PROJECT, VPC,
@@ -261,9 +261,14 @@ fn check_warns_about_a_missing_route_and_accepts_a_matching_one() {
     );
 }
 
-/// The body of a route insert into the VPC, as the provider sends it.
+/// The body of a route insert into the VPC, as the provider sends it: the network named by its
+/// fully-qualified URL, as the description's examples write one.
 fn inserted(name: &str, destination: &str, hop: &str, priority: u32) -> serde_json::Value {
-    json!({"name": name, "network": "projects/proj-1/global/networks/vpc-1",
+    let network = format!(
+        "{}/projects/proj-1/global/networks/vpc-1",
+        discovery::resource_base()
+    );
+    json!({"name": name, "network": network,
         "destRange": destination, "nextHopIp": hop, "priority": priority})
 }
 

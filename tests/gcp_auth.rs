@@ -117,10 +117,17 @@ fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
     let claims = &state.jwt_claims[0];
     assert_eq!(claims["iss"], "csr-ha@proj-1.iam.gserviceaccount.test");
     assert_eq!(claims["aud"], format!("{}/token", fake.url));
-    // The compute scope (its full URI is a cloud hostname, which stays out of tests/).
+    // The compute scope, and read-only cloud-platform for a dry run's testIamPermissions (their
+    // full URIs name a cloud hostname, which stays out of tests/).
     let scope = claims["scope"].as_str().expect("scope claim");
+    let scopes: Vec<&str> = scope.split(' ').collect();
+    assert_eq!(scopes.len(), 2, "{scope}");
     assert!(
-        scope.starts_with("https://") && scope.ends_with("/auth/compute"),
+        scopes[0].starts_with("https://") && scopes[0].ends_with("/auth/compute"),
+        "{scope}"
+    );
+    assert!(
+        scopes[1].starts_with("https://") && scopes[1].ends_with("/auth/cloud-platform.read-only"),
         "{scope}"
     );
     let token = state.access_token.clone();

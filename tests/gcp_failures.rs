@@ -6,12 +6,13 @@ mod util;
 
 use csr_ha::cloud::gcp::GcpConfig;
 use csr_ha::event::EventKind;
+use csr_ha::node::Param;
 use csr_ha::protocol::Status;
 use csr_ha::work::Action;
 use serde_json::json;
 use util::gcp_fake::GcpFake;
 use util::gcp_run::{
-    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, started, PROJECT,
+    config, event_logs, event_on, node, peer_fail, router_a, run, seed_pair, started, PROJECT, VPC,
 };
 
 #[test]
@@ -128,4 +129,86 @@ fn an_unreachable_metadata_server_fails_every_node_with_a_hint() {
         util::assert_says(&out, "GOOGLE_APPLICATION_CREDENTIALS");
     }
     assert!(fake.requests_with("/compute/").is_empty());
+}
+
+/// The `requestId` of every route write the fake saw, in order.
+fn write_ids(fake: &GcpFake) -> Vec<String> {
+    let ids = fake.state().write_ids.clone();
+    ids.into_iter()
+        .map(|id| id.expect("every insert and delete carries a requestId"))
+        .collect()
+}
+
+#[test]
+fn a_failover_whose_answer_is_lost_is_sent_again_and_applied_once() {
+    let (fake, dir) = started();
+    seed_pair(&fake);
+    fake.lose_answer("DELETE", "/routes/route-b");
+    let out = peer_fail(&config(&fake), dir.path());
+    util::assert_outcome(&out, Status::Ok);
+    util::assert_starts(&out, "deleted peer route route-b (10.99.0.0/16 via 10.0.1.10); route-a via 10.0.1.20 now carries it, ");
+    assert!(fake.route(PROJECT, "route-b").is_none());
+    sent_twice_applied_once(&fake, dir.path(), "Deleted peer route route-b");
+}
+
+#[test]
+fn an_insert_whose_answer_is_lost_is_sent_again_and_leaves_one_route() {
+    let (fake, dir) = started();
+    fake.put_route(PROJECT, VPC, "route-b", "10.99.0.0/16", "10.0.1.10", 200);
+    fake.state().polls_until_done = 2;
+    fake.lose_answer("POST", "/global/routes");
+    let out = event_on(&fake, dir.path(), EventKind::Revert, router_a("secondary"));
+    util::assert_outcome(&out, Status::Ok);
+    util::assert_starts(&out, "re-inserted route route-a (10.99.0.0/16 via 10.0.1.20, priority 100) in project proj-1 vpc vpc-1, ");
+    sent_twice_applied_once(&fake, dir.path(), "Inserted route route-a");
+    let routes: Vec<String> = fake.state().routes.keys().cloned().collect();
+    assert_eq!(routes, vec!["proj-1/route-a", "proj-1/route-b"]);
+}
+
+/// The one write was sent twice with the same requestId, applied once, and logged once.
+fn sent_twice_applied_once(fake: &GcpFake, dir: &std::path::Path, logged: &str) {
+    let ids = write_ids(fake);
+    assert_eq!(ids.len(), 2, "the write was sent again: {ids:?}");
+    assert_eq!(ids[0], ids[1], "with the same requestId");
+    assert_eq!(fake.state().writes, 1, "and applied once");
+    let logs = event_logs(dir);
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].matches(logged).count(), 1, "{}", logs[0]);
+}
+
+#[test]
+fn each_logical_write_gets_its_own_request_id() {
+    let (fake, dir) = started();
+    let out = event_on(&fake, dir.path(), EventKind::Verify, router_a("primary"));
+    util::assert_outcome(&out, Status::Ok);
+    let ids = write_ids(&fake);
+    assert_eq!(ids.len(), 2, "insert and delete of the probe");
+    assert_ne!(ids[0], ids[1]);
+    for id in &ids {
+        let groups: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, vec![8, 4, 4, 4, 12], "a UUID: {id}");
+    }
+}
+
+#[test]
+fn a_node_whose_route_and_next_hop_differ_in_family_writes_nothing_and_says_why() {
+    let (fake, dir) = started();
+    seed_pair(&fake);
+    let v6_route = util::with_params(router_a("secondary"), &[(Param::Route, "2001:db8:99::/48")]);
+    for kind in [EventKind::PeerFail, EventKind::Revert, EventKind::Verify] {
+        let out = event_on(&fake, dir.path(), kind, v6_route.clone());
+        util::assert_outcome(&out, Status::Failed);
+        assert_eq!(
+            out.message,
+            "next hop 10.0.1.20 (-n) cannot carry 2001:db8:99::/48 (-r): one is IPv4, the other IPv6; nothing written: correct -n or -r with set_params"
+        );
+    }
+    assert!(fake.requests_with("/compute/").is_empty());
+    assert!(fake.route(PROJECT, "route-b").is_some());
+    let check = run(&config(&fake), dir.path(), Action::Check, vec![v6_route]).remove(0);
+    util::assert_outcome(&check, Status::Warning);
+    util::assert_starts(
+        &check,
+        "Warning: next hop 10.0.1.20 (-n) cannot carry 2001:db8:99::/48 (-r)",
+    );
 }

@@ -62,6 +62,7 @@ pub fn seed_pair(fake: &GcpFake) {
 pub fn config(fake: &GcpFake) -> GcpConfig {
     GcpConfig {
         compute_endpoint: fake.url.clone(),
+        resource_manager_endpoint: fake.url.clone(),
         metadata_host: fake.host.clone(),
         credentials: None,
         cache: TokenCache::at(fake.cache.path().join("credentials")),

@@ -24,8 +24,11 @@ use crate::cloud::secret::Secret;
 use crate::cloud::token_cache::{CacheKey, TokenCache};
 use crate::cloud::CloudError;
 
-/// The only scope the provider needs: read, insert and delete routes.
-const SCOPE: &str = "https://www.googleapis.com/auth/compute";
+/// The scopes a key file's token asks for: `compute` to read, insert and delete routes, and
+/// `cloud-platform.read-only` for a dry run's Resource Manager `testIamPermissions` (which
+/// `compute` alone does not cover). Space-separated, as the JWT grant takes them. A metadata
+/// server token has the VM's own scopes.
+const SCOPE: &str = "https://www.googleapis.com/auth/compute https://www.googleapis.com/auth/cloud-platform.read-only";
 /// Refresh this long before the token's announced expiry.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
@@ -49,7 +52,7 @@ impl Source {
                 let content = std::fs::read(path).unwrap_or_default();
                 let digest = hex::encode(sha2::Sha256::digest(&content));
                 let shown = path.display().to_string();
-                CacheKey::new("gcp-token", &["key", &shown, &digest])
+                CacheKey::new("gcp-token", &["key", &shown, &digest, SCOPE])
             }
         }
     }

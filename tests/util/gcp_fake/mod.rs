@@ -1,18 +1,28 @@
 //! A stateful fake of what the GCP provider talks to, on 127.0.0.1 (random port):
 //!
 //! ```text
-//! GET|DELETE /compute/v1/projects/{p}/global/routes/{name}
-//! POST       /compute/v1/projects/{p}/global/routes
+//! GET        /compute/v1/projects/{p}/global/routes/{name}
+//! DELETE     /compute/v1/projects/{p}/global/routes/{name}?requestId={uuid}
+//! POST       /compute/v1/projects/{p}/global/routes?requestId={uuid}
 //! POST       /compute/v1/projects/{p}/global/operations/{op}/wait
+//! POST       /v3/projects/{p}:testIamPermissions          (Cloud Resource Manager)
 //! GET        /computeMetadata/v1/instance/service-accounts/default/token   (Metadata-Flavor: Google)
 //! POST       /token   (jwt-bearer grant; the JWT's RS256 signature is checked when a key is set)
 //! ```
 //!
-//! Writes answer with an operation that finishes after `polls_until_done` waits; the write takes
-//! effect only when it finishes, as in GCP. Compute calls need `Authorization: Bearer <token>`.
-//! Error bodies follow the API's shape. Scripted answers (`script`) are served first, once each.
+//! Compute and Resource Manager calls are held against the discovery documents
+//! ([`discovery`]): an undefined path, verb, query parameter or body field is refused with
+//! Google's 400 and the reason, and an `Accept` other than exactly `application/json` is refused
+//! too. They need `Authorization: Bearer <token>`. Writes answer with an operation that
+//! finishes after `polls_until_done` waits; the write takes effect only when it finishes, as in
+//! GCP. A write repeating a `requestId` gets the first one's operation and is not applied again,
+//! as Compute de-duplicates. Error bodies follow the API's shape. Scripted answers (`script`)
+//! are served first, once each; `lose_answer` applies a request and then sends garbage instead
+//! of its answer (the connection dropped after the cloud acted).
 
 #![allow(dead_code)]
+
+pub mod discovery;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,9 +32,17 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::loopback::{form, Loopback};
+use std::io::Write;
 
 /// Where the fake says routes and networks live (never contacted).
 pub const SELF_LINK: &str = "https://compute.fake.invalid/compute/v1";
+
+/// The permissions the provider asks testIamPermissions about; all granted unless a test says.
+pub const ALL_PERMISSIONS: [&str; 3] = [
+    "compute.routes.create",
+    "compute.routes.delete",
+    "compute.networks.updatePolicy",
+];
 
 /// Fakes started by this process, so that each hands out its own token even on a reused port.
 static FAKES: AtomicU32 = AtomicU32::new(0);
@@ -50,6 +68,7 @@ enum Effect {
 }
 
 struct Op {
+    target: String,
     remaining: u32,
     effect: Option<Effect>,
     error: Option<(String, String)>,
@@ -69,6 +88,20 @@ pub struct State {
     /// `(code, message)` the next operation finishes with.
     pub op_error: Option<(String, String)>,
     pub script: VecDeque<Scripted>,
+    /// `(method, path end)` of requests to apply and then answer with garbage, once each.
+    pub lose: VecDeque<(&'static str, String)>,
+    /// The `requestId` of every route insert and delete, in order (`None`: sent without one).
+    pub write_ids: Vec<Option<String>>,
+    /// Operations started, i.e. writes applied (a repeated `requestId` starts none).
+    pub writes: u32,
+    /// What testIamPermissions says is granted.
+    pub granted: Vec<String>,
+    /// Resource Manager answers 403 `SERVICE_DISABLED` (the API is off in the project).
+    pub resource_manager_disabled: bool,
+    /// Requests refused for not matching the description, with the reason.
+    pub refused: Vec<String>,
+    /// Fields of the fake's own answers that the description does not define.
+    pub drift: Vec<String>,
     /// The token the fake hands out and expects.
     pub access_token: String,
     pub tokens_issued: u32,
@@ -76,6 +109,8 @@ pub struct State {
     /// Claims of every JWT the token endpoint accepted.
     pub jwt_claims: Vec<Value>,
     ops: BTreeMap<String, Op>,
+    /// Operation name by `requestId`.
+    request_ids: BTreeMap<String, String>,
     next_op: u32,
 }
 
@@ -102,6 +137,13 @@ impl GcpFake {
             polls_until_done: 1,
             op_error: None,
             script: VecDeque::new(),
+            lose: VecDeque::new(),
+            write_ids: Vec::new(),
+            writes: 0,
+            granted: ALL_PERMISSIONS.iter().map(|p| p.to_string()).collect(),
+            resource_manager_disabled: false,
+            refused: Vec::new(),
+            drift: Vec::new(),
             access_token: format!(
                 "ya29.fake-token-{port}-{}",
                 FAKES.fetch_add(1, Ordering::Relaxed)
@@ -110,6 +152,7 @@ impl GcpFake {
             jwt: None,
             jwt_claims: Vec::new(),
             ops: BTreeMap::new(),
+            request_ids: BTreeMap::new(),
             next_op: 0,
         }));
         let shared = Arc::clone(&state);
@@ -168,6 +211,12 @@ impl GcpFake {
         });
     }
 
+    /// Applies the next `method` request whose path ends with `path_end`, then answers it with
+    /// garbage instead of its answer, once.
+    pub fn lose_answer(&self, method: &'static str, path_end: &str) {
+        self.state().lose.push_back((method, path_end.to_string()));
+    }
+
     /// Requests seen, as `METHOD /path`, that contain `needle`.
     pub fn requests_with(&self, needle: &str) -> Vec<String> {
         self.state()
@@ -176,6 +225,19 @@ impl GcpFake {
             .filter(|r| r.contains(needle))
             .cloned()
             .collect()
+    }
+}
+
+impl Drop for GcpFake {
+    /// Every answer the fake gave must fit the description it stands for.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let drift = std::mem::take(&mut self.state().drift);
+            assert!(
+                drift.is_empty(),
+                "the GCP fake's answers drifted: {drift:?}"
+            );
+        }
     }
 }
 
@@ -204,7 +266,9 @@ fn api_error(code: u16, status: &str, reason: &str, message: &str) -> String {
 
 fn serve(state: &Mutex<State>, mut request: tiny_http::Request) {
     let method = request.method().as_str().to_string();
-    let path = request.url().split('?').next().unwrap_or("").to_string();
+    let url = request.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let (path, query) = (path.to_string(), form(query));
     let mut body = String::new();
     let _ = request.as_reader().read_to_string(&mut body);
     let mut s = state.lock().expect("fake state");
@@ -244,9 +308,62 @@ fn serve(state: &Mutex<State>, mut request: tiny_http::Request) {
         drop(s);
         return respond(request, 401, &answer);
     }
-    let (status, answer) = compute(&mut s, &method, &path, &body);
+    let accept = header(&request, "Accept");
+    let (status, answer) = match described(&method, &path, &query, &body) {
+        Err(why) => {
+            s.refused.push(format!("{method} {path}: {why}"));
+            (400, api_error(400, "INVALID_ARGUMENT", "invalid", &why))
+        }
+        Ok(_) if accept.as_deref() != Some("application/json") => {
+            let why =
+                format!("Accept is {accept:?}; the client libraries send exactly application/json");
+            s.refused.push(format!("{method} {path}: {why}"));
+            (400, api_error(400, "INVALID_ARGUMENT", "invalid", &why))
+        }
+        Ok((api, found)) => {
+            let id = query.get("requestId").cloned();
+            let (status, answer) = dispatch(&mut s, &method, &path, id, &body);
+            if (200..300).contains(&status) {
+                let drift = api.answer_drift(found, &answer);
+                s.drift.extend(drift);
+            }
+            (status, answer)
+        }
+    };
+    let lost = s
+        .lose
+        .iter()
+        .position(|(m, end)| *m == method && path.ends_with(end.as_str()));
+    if let Some(i) = lost {
+        s.lose.remove(i);
+        drop(s);
+        // Not an HTTP answer: the client sees the connection fail after the fake acted.
+        let mut writer = request.into_writer();
+        let _ = writer.write_all(b"garbage\r\n\r\n");
+        let _ = writer.flush();
+        return;
+    }
     drop(s);
     respond(request, status, &answer);
+}
+
+/// The description's method for this request, or why the description has none.
+fn described(
+    method: &str,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    body: &str,
+) -> Result<(&'static discovery::Api, &'static discovery::Method), String> {
+    let api = if path.starts_with("/compute/") {
+        discovery::compute()
+    } else {
+        discovery::resource_manager()
+    };
+    let found = api.method(method, path.trim_start_matches('/'))?;
+    let names: Vec<String> = query.keys().cloned().collect();
+    api.check_query(found, &names)?;
+    api.check_body(found, body)?;
+    Ok((api, found))
 }
 
 /// The jwt-bearer grant: checks the form, the JWT's shape, claims and signature.
@@ -317,23 +434,36 @@ fn token_grant(s: &mut State, body: &str) -> (u16, String) {
     )
 }
 
-fn compute(s: &mut State, method: &str, path: &str, body: &str) -> (u16, String) {
-    let no_such_path = || {
-        (
-            404,
-            api_error(
-                404,
-                "NOT_FOUND",
-                "notFound",
-                &format!("no such path {path}"),
-            ),
-        )
-    };
-    let Some(rest) = path.strip_prefix("/compute/v1/projects/") else {
-        return no_such_path();
-    };
+fn dispatch(
+    s: &mut State,
+    method: &str,
+    path: &str,
+    request_id: Option<String>,
+    body: &str,
+) -> (u16, String) {
+    if let Some(project) = path
+        .strip_prefix("/v3/projects/")
+        .and_then(|rest| rest.strip_suffix(":testIamPermissions"))
+    {
+        return test_iam_permissions(s, project, body);
+    }
+    let rest = path
+        .strip_prefix("/compute/v1/projects/")
+        .unwrap_or_default();
     let segments: Vec<&str> = rest.split('/').collect();
-    match (method, segments.as_slice()) {
+    let write = matches!(
+        (method, segments.as_slice()),
+        ("DELETE", [_, "global", "routes", _]) | ("POST", [_, "global", "routes"])
+    );
+    if write {
+        s.write_ids.push(request_id.clone());
+        if let Some(op) = request_id.as_ref().and_then(|id| s.request_ids.get(id)) {
+            // Compute answers a repeated requestId with the first request's operation.
+            let project = segments[0];
+            return (200, current(s, project, &op.clone()).to_string());
+        }
+    }
+    let (status, answer) = match (method, segments.as_slice()) {
         ("GET", [project, "global", "routes", name]) => {
             match s.routes.get(&format!("{project}/{name}")) {
                 Some(route) => (200, route.to_string()),
@@ -349,7 +479,55 @@ fn compute(s: &mut State, method: &str, path: &str, body: &str) -> (u16, String)
         }
         ("POST", [project, "global", "routes"]) => insert(s, project, body),
         ("POST", [project, "global", "operations", op, "wait"]) => wait(s, project, op),
-        _ => no_such_path(),
+        _ => {
+            let message = format!("the fake does not serve {method} {path}");
+            (404, api_error(404, "NOT_FOUND", "notFound", &message))
+        }
+    };
+    if let (true, Some(id), 200) = (write, request_id, status) {
+        let op = serde_json::from_str::<Value>(&answer).expect("an operation")["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        s.request_ids.insert(id, op);
+    }
+    (status, answer)
+}
+
+/// Resource Manager's answer: the asked permissions that are granted (none: no field), or 403
+/// when the API is disabled in the project.
+fn test_iam_permissions(s: &State, project: &str, body: &str) -> (u16, String) {
+    if s.resource_manager_disabled {
+        let message = format!("Cloud Resource Manager API has not been used in project {project} before or it is disabled. Enable it, then retry.");
+        let mut answer: Value = serde_json::from_str(&api_error(
+            403,
+            "PERMISSION_DENIED",
+            "accessNotConfigured",
+            &message,
+        ))
+        .expect("error json");
+        answer["error"]["details"] = json!([{"reason": "SERVICE_DISABLED"}]);
+        return (403, answer.to_string());
+    }
+    let asked: Value = serde_json::from_str(body).unwrap_or_default();
+    let granted: Vec<&Value> = asked["permissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| s.granted.iter().any(|g| Some(g.as_str()) == p.as_str()))
+        .collect();
+    if granted.is_empty() {
+        return (200, "{}".into());
+    }
+    (200, json!({ "permissions": granted }).to_string())
+}
+
+/// An operation as a wait or a repeated request would show it now.
+fn current(s: &State, project: &str, op_name: &str) -> Value {
+    match s.ops.get(op_name) {
+        Some(op) if op.remaining > 0 => operation(project, op_name, &op.target, "RUNNING", None),
+        Some(op) => operation(project, op_name, &op.target, "DONE", op.error.as_ref()),
+        None => operation(project, op_name, "", "DONE", None),
     }
 }
 
@@ -366,9 +544,15 @@ fn insert(s: &mut State, project: &str, body: &str) -> (u16, String) {
     s.inserted.push(route.clone());
     let name = route["name"].as_str().unwrap_or("").to_string();
     let network = route["network"].as_str().unwrap_or("");
-    let prefix = format!("projects/{project}/global/networks/");
+    // "Fully-qualified URL of the network", as the description's examples write one.
+    let prefix = format!(
+        "{}/projects/{project}/global/networks/",
+        discovery::resource_base()
+    );
     if name.is_empty() || !network.starts_with(&prefix) {
-        return bad("Invalid value for field 'resource.network'");
+        return bad(&format!(
+            "Invalid value for field 'resource.network': '{network}'. Expected a fully-qualified network URL"
+        ));
     }
     if route["destRange"].as_str().is_none() || route["nextHopIp"].as_str().is_none() {
         return bad("Invalid value for field 'resource.destRange' or 'resource.nextHopIp'");
@@ -377,7 +561,10 @@ fn insert(s: &mut State, project: &str, body: &str) -> (u16, String) {
         return bad("Invalid value for field 'resource.priority'");
     }
     let key = format!("{project}/{name}");
-    if s.routes.contains_key(&key) {
+    let being_inserted = s.ops.values().any(|op| {
+        op.remaining > 0 && matches!(&op.effect, Some(Effect::Insert(k, _)) if *k == key)
+    });
+    if s.routes.contains_key(&key) || being_inserted {
         let message =
             format!("The resource 'projects/{project}/global/routes/{name}' already exists");
         return (
@@ -387,15 +574,16 @@ fn insert(s: &mut State, project: &str, body: &str) -> (u16, String) {
     }
     let mut stored = route.clone();
     stored["kind"] = "compute#route".into();
-    stored["network"] = format!("{SELF_LINK}/{network}").into();
     stored["selfLink"] = format!("{SELF_LINK}/projects/{project}/global/routes/{name}").into();
     new_op(s, project, "insert", &name, Effect::Insert(key, stored))
 }
 
 fn new_op(s: &mut State, project: &str, kind: &str, name: &str, effect: Effect) -> (u16, String) {
     s.next_op += 1;
+    s.writes += 1;
     let op_name = format!("operation-{}-{kind}", s.next_op);
     let op = Op {
+        target: name.to_string(),
         remaining: s.polls_until_done.max(1),
         effect: Some(effect),
         error: s.op_error.take(),
@@ -417,6 +605,7 @@ fn operation(
     let mut value = json!({
         "kind": "compute#operation",
         "name": op,
+        "operationType": op.rsplit('-').next().unwrap_or_default(),
         "status": status,
         "targetLink": format!("{SELF_LINK}/projects/{project}/global/routes/{target}"),
         "selfLink": format!("{SELF_LINK}/projects/{project}/global/operations/{op}"),
@@ -435,16 +624,8 @@ fn wait(s: &mut State, project: &str, op_name: &str) -> (u16, String) {
         return (404, api_error(404, "NOT_FOUND", "notFound", &message));
     };
     op.remaining = op.remaining.saturating_sub(1);
-    if op.remaining > 0 {
-        return (
-            200,
-            operation(project, op_name, "", "RUNNING", None).to_string(),
-        );
-    }
-    let error = op.error.clone();
-    let effect = op.effect.take();
-    if error.is_none() {
-        match effect {
+    if op.remaining == 0 && op.error.is_none() {
+        match op.effect.take() {
             Some(Effect::Insert(key, route)) => {
                 s.routes.insert(key, route);
             }
@@ -454,8 +635,5 @@ fn wait(s: &mut State, project: &str, op_name: &str) -> (u16, String) {
             None => {}
         }
     }
-    (
-        200,
-        operation(project, op_name, "", "DONE", error.as_ref()).to_string(),
-    )
+    (200, current(s, project, op_name).to_string())
 }

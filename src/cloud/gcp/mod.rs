@@ -12,34 +12,25 @@
 //!                           it differs from the node (network, next hop, destination, priority)
 //! verify    INSERT csr-ha-verify-route (priority 65535, this router's next hop), then DELETE it
 //! check     GET this router's route and compare it with the node; writes nothing
+//! dry run   any event: the same reads and plan, no write; a write the plan needs is proven
+//!           permitted with Resource Manager's testIamPermissions, once per project and VPC
 //! ```
 //!
-//! REST, base `https://compute.googleapis.com` or `$CSR_HA_GCP_COMPUTE_ENDPOINT`:
-//!
-//! ```text
-//! GET|DELETE {base}/compute/v1/projects/{p}/global/routes/{name}
-//! POST       {base}/compute/v1/projects/{p}/global/routes
-//!            {"name":"route-a","network":"projects/{p}/global/networks/{vpc}",
-//!             "destRange":"10.99.0.0/16","nextHopIp":"10.0.1.20","priority":100}
-//! POST       {base}/compute/v1/projects/{p}/global/operations/{op}/wait   (until "status":"DONE")
-//! errors     {"error":{"code":403,"message":"Required 'compute.routes.delete' permission ...",
-//!             "status":"PERMISSION_DENIED","errors":[{"reason":"forbidden","message":"..."}]}}
-//! ```
-//!
-//! Inserts and deletes answer with an operation; the event waits for it within its deadline and
-//! reports its `error.errors[].message`. 429 and 5xx answers are retried with backoff. Tokens
-//! come from [`auth`].
+//! The requests and answers are in `compute.rs`; tokens come from `auth.rs`. An event on a node
+//! whose `-r` and `-n` are of different address families fails before any request: no IPv4
+//! next hop can carry an IPv6 route, nor the reverse.
 
 mod auth;
+mod compute;
+mod dry_run;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::http::{self, Client, Method, ProxyUse, Request};
+use super::http;
 use super::token_cache::TokenCache;
 use super::CloudError;
 use crate::event::EventKind;
@@ -48,6 +39,7 @@ use crate::node::{Cidr, Mode, Node, Param};
 use crate::paths::HaDir;
 use crate::protocol::Status;
 use crate::work::{Action, NodeOutcome, Work};
+use compute::{Compute, LiveRoute};
 
 pub use auth::Source as TokenSource;
 
@@ -57,6 +49,7 @@ pub const PROBE_ROUTE: &str = "csr-ha-verify-route";
 pub const PROBE_PRIORITY: u16 = 65535;
 
 const DEFAULT_COMPUTE_ENDPOINT: &str = "https://compute.googleapis.com";
+const DEFAULT_RESOURCE_MANAGER_ENDPOINT: &str = "https://cloudresourcemanager.googleapis.com";
 const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 
 /// Where the provider talks to. [`run`] fills it from the environment; tests build it directly so
@@ -65,6 +58,8 @@ const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 pub struct GcpConfig {
     /// Compute API base URL without a trailing `/`.
     pub compute_endpoint: String,
+    /// Cloud Resource Manager base URL (a dry run's permission probe), without a trailing `/`.
+    pub resource_manager_endpoint: String,
     /// `host[:port]` of the metadata server, used when there is no key file.
     pub metadata_host: String,
     /// A service-account key file; `None` means the metadata server's default service account.
@@ -74,7 +69,8 @@ pub struct GcpConfig {
 }
 
 impl GcpConfig {
-    /// `$CSR_HA_GCP_COMPUTE_ENDPOINT` (else the public API); `$GCE_METADATA_HOST` (else
+    /// `$CSR_HA_GCP_COMPUTE_ENDPOINT` and `$CSR_HA_GCP_RESOURCE_MANAGER_ENDPOINT` (else the
+    /// public APIs); `$GCE_METADATA_HOST` (else
     /// `metadata.google.internal`); the key file as [`GcpConfig::key_file`] finds it.
     pub fn from_env(dir: &HaDir) -> GcpConfig {
         let metadata_host = http::endpoint(&["GCE_METADATA_HOST"], DEFAULT_METADATA_HOST);
@@ -92,6 +88,10 @@ impl GcpConfig {
             compute_endpoint: http::endpoint(
                 &["CSR_HA_GCP_COMPUTE_ENDPOINT"],
                 DEFAULT_COMPUTE_ENDPOINT,
+            ),
+            resource_manager_endpoint: http::endpoint(
+                &["CSR_HA_GCP_RESOURCE_MANAGER_ENDPOINT"],
+                DEFAULT_RESOURCE_MANAGER_ENDPOINT,
             ),
             metadata_host,
             credentials,
@@ -142,6 +142,7 @@ pub fn run_with(
     config: &GcpConfig,
 ) -> Vec<NodeOutcome> {
     let mut api = Compute::new(config, deadline);
+    let mut grants = dry_run::Grants::default();
     work.nodes
         .iter()
         .map(|node| {
@@ -153,14 +154,16 @@ pub fn run_with(
                     Action::Check => (Status::Warning, format!("Warning: {why}"), false),
                     Action::Event(_) | Action::DryRun(_) => (Status::Failed, why, false),
                 },
-                Ok(spec) => match work.action {
-                    Action::Check => check(&mut api, &spec, log),
-                    Action::Event(EventKind::PeerFail) => peer_fail(&mut api, &spec, log),
-                    Action::Event(EventKind::Revert) => revert(&mut api, &spec, log),
-                    Action::Event(EventKind::Verify) => verify(&mut api, &spec, log),
-                    // TODO(dry run): plan, testIamPermissions, no write.
-                    Action::DryRun(_) => {
-                        (Status::Failed, "dry run not implemented yet".into(), false)
+                Ok(spec) => match (work.action, spec.family_error()) {
+                    (Action::Check, _) => check(&mut api, &spec, log),
+                    (_, Some(why)) => failed(format!(
+                        "{why}; nothing written: correct -n or -r with set_params"
+                    )),
+                    (Action::Event(EventKind::PeerFail), None) => peer_fail(&mut api, &spec, log),
+                    (Action::Event(EventKind::Revert), None) => revert(&mut api, &spec, log),
+                    (Action::Event(EventKind::Verify), None) => verify(&mut api, &spec, log),
+                    (Action::DryRun(kind), None) => {
+                        dry_run::plan(kind, &mut api, &mut grants, &spec, log)
                     }
                 },
             };
@@ -230,15 +233,21 @@ impl<'a> Spec<'a> {
         })
     }
 
+    /// `projects/{p}/global/networks/{vpc}`, as a route's network URL ends.
     fn network(&self) -> String {
         format!("projects/{}/global/networks/{}", self.project, self.vpc)
+    }
+
+    /// The network as a route insert names it: a fully-qualified URL ([`compute::RESOURCE_BASE`]).
+    fn network_url(&self) -> String {
+        format!("{}/{}", compute::RESOURCE_BASE, self.network())
     }
 
     /// The route body to insert under `name` at `priority`.
     fn route_body(&self, name: &str, priority: u16) -> Value {
         json!({
             "name": name,
-            "network": self.network(),
+            "network": self.network_url(),
             "destRange": self.destination.to_string(),
             "nextHopIp": self.next_hop.to_string(),
             "priority": priority,
@@ -264,71 +273,7 @@ impl<'a> Spec<'a> {
     }
 }
 
-/// A route as the API shows it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LiveRoute {
-    #[serde(default)]
-    network: String,
-    #[serde(default)]
-    dest_range: String,
-    next_hop_ip: Option<String>,
-    next_hop_instance: Option<String>,
-    next_hop_gateway: Option<String>,
-    next_hop_ilb: Option<String>,
-    next_hop_vpn_tunnel: Option<String>,
-    next_hop_network: Option<String>,
-    next_hop_peering: Option<String>,
-    /// `uint32` in the API, but accept a string too.
-    priority: Option<Value>,
-}
-
 impl LiveRoute {
-    /// The next hop as a user would name it: the IP, else the last path segment of the
-    /// instance, gateway, ILB, tunnel, network or peering it points at.
-    fn hop(&self) -> String {
-        if let Some(ip) = &self.next_hop_ip {
-            return ip.clone();
-        }
-        [
-            &self.next_hop_instance,
-            &self.next_hop_gateway,
-            &self.next_hop_ilb,
-            &self.next_hop_vpn_tunnel,
-            &self.next_hop_network,
-            &self.next_hop_peering,
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-        .map(|url| url.rsplit('/').next().unwrap_or(url).to_string())
-        .unwrap_or_else(|| "(no next hop)".into())
-    }
-
-    fn priority(&self) -> Option<u64> {
-        match &self.priority {
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.parse().ok(),
-            _ => None,
-        }
-    }
-
-    fn destination(&self) -> Option<Cidr> {
-        self.dest_range.parse().ok()
-    }
-
-    /// `10.99.0.0/16 via 10.0.1.10`
-    fn describe(&self) -> String {
-        format!("{} via {}", self.dest_range, self.hop())
-    }
-
-    /// `projects/p/global/networks/v` out of a full or partial network URL.
-    fn network_path(&self) -> &str {
-        self.network
-            .find("projects/")
-            .map_or(self.network.as_str(), |i| &self.network[i..])
-    }
-
     /// How this route differs from what `spec` says, in words (`None`: it does not); priority
     /// only if asked.
     fn differences(&self, spec: &Spec, with_priority: bool) -> Option<String> {
@@ -348,12 +293,7 @@ impl LiveRoute {
                 self.dest_range, spec.destination
             ));
         }
-        if self
-            .next_hop_ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<IpAddr>().ok())
-            != Some(spec.next_hop)
-        {
+        if self.next_hop() != Some(spec.next_hop) {
             out.push(format!("next hop {} (node: {})", self.hop(), spec.next_hop));
         }
         if with_priority && self.priority() != Some(u64::from(spec.priority)) {
@@ -366,59 +306,92 @@ impl LiveRoute {
     }
 }
 
-/// `peerFail`: a secondary node deletes its peer's route; a primary node's own route already
-/// wins on priority, so it does nothing.
-fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
-    let (index, project) = (spec.index, spec.project);
+/// What `peerFail` has to do on a node, decided from reads alone.
+enum PeerFailPlan {
+    /// A primary node's own route already wins on priority: nothing to do.
+    Primary,
+    /// The peer's route is gone already.
+    PeerAbsent,
+    /// Delete the peer's route (as read).
+    Delete(Box<LiveRoute>),
+}
+
+/// Reads the peer's route and decides; `Err` is why nothing may be deleted.
+fn plan_peer_fail(
+    api: &mut Compute,
+    spec: &Spec,
+    log: &mut EventLog,
+) -> Result<PeerFailPlan, String> {
     if spec.mode == Mode::Primary {
         log.line(
-            index,
+            spec.index,
             "Primary node: on GCP only a secondary node deletes its peer's route",
         );
-        let message = format!(
-            "primary node: route {} (priority {}) already wins on priority, peer route {} left in place, no write",
-            spec.own, spec.priority, spec.peer
-        );
-        return (Status::Ok, message, false);
+        return Ok(PeerFailPlan::Primary);
     }
     if spec.own == spec.peer {
-        return failed(format!(
+        return Err(format!(
             "-a and -b both name route {}: check -b (the peer's route)",
             spec.own
         ));
     }
-    let peer = match api.get_route(project, spec.peer, log, index) {
-        Ok(peer) => peer,
-        Err(e) => return failed(e.to_string()),
+    let Some(peer) = api
+        .get_route(spec.project, spec.peer, log, spec.index)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(PeerFailPlan::PeerAbsent);
     };
-    let Some(peer) = peer else {
-        let message = format!(
-            "peer route {} not in project {project}, nothing to delete",
-            spec.peer
-        );
-        return own_carries(api, spec, log, message, false);
-    };
+    let peer = Box::new(peer);
     if peer.destination() != Some(spec.destination) {
-        return failed(format!(
+        return Err(format!(
             "peer route {} goes to {}, not to this node's {} (-r): not deleted; check -b and -r",
             spec.peer, peer.dest_range, spec.destination
         ));
     }
-    if peer
-        .next_hop_ip
-        .as_deref()
-        .and_then(|ip| ip.parse::<IpAddr>().ok())
-        == Some(spec.next_hop)
-    {
-        return failed(format!(
+    if peer.next_hop() == Some(spec.next_hop) {
+        return Err(format!(
             "peer route {} points at this router's own next hop {}: not deleted; check -b and -n",
             spec.peer, spec.next_hop
         ));
     }
+    Ok(PeerFailPlan::Delete(peer))
+}
+
+/// `primary node: route route-a (priority 100) already wins on priority, peer route route-b left in place`
+fn primary_note(spec: &Spec) -> String {
+    format!(
+        "primary node: route {} (priority {}) already wins on priority, peer route {} left in place",
+        spec.own, spec.priority, spec.peer
+    )
+}
+
+/// `peer route route-b not in project proj-1`
+fn peer_absent_note(spec: &Spec) -> String {
+    format!("peer route {} not in project {}", spec.peer, spec.project)
+}
+
+/// `peerFail`: a secondary node deletes its peer's route; a primary node's own route already
+/// wins on priority, so it does nothing.
+fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+    let peer = match plan_peer_fail(api, spec, log) {
+        Err(why) => return failed(why),
+        Ok(PeerFailPlan::Primary) => {
+            return (
+                Status::Ok,
+                format!("{}, no write", primary_note(spec)),
+                false,
+            )
+        }
+        Ok(PeerFailPlan::PeerAbsent) => {
+            let message = format!("{}, nothing to delete", peer_absent_note(spec));
+            return own_carries(api, spec, log, message, false);
+        }
+        Ok(PeerFailPlan::Delete(peer)) => peer,
+    };
     let started = Instant::now();
-    match api.delete_route(project, spec.peer) {
+    match api.delete_route(spec.project, spec.peer) {
         Ok(op) => log.wrote(
-            index,
+            spec.index,
             &format!(
                 "Deleted peer route {} ({}) in {} ms (operation {op})",
                 spec.peer,
@@ -432,6 +405,28 @@ fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
     own_carries(api, spec, log, message, true)
 }
 
+/// Reads this router's route: `Ok` with its next hop if it carries the node's destination as
+/// the node says, else what is wrong (`this router's route route-a is not in project …`).
+fn own_route(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<String, String> {
+    match api.get_route(spec.project, spec.own, log, spec.index) {
+        Ok(Some(own)) => match own.differences(spec, false) {
+            None => Ok(own.hop()),
+            Some(differences) => Err(format!(
+                "this router's route {} differs from the node: {differences}",
+                spec.own
+            )),
+        },
+        Ok(None) => Err(format!(
+            "this router's route {} is not in project {}, so nothing carries {}: run revert on this node to re-insert it",
+            spec.own, spec.project, spec.destination
+        )),
+        Err(e) => Err(format!(
+            "could not read this router's route {}: {e}",
+            spec.own
+        )),
+    }
+}
+
 /// Finishes a `peerFail` message with whether this router's route now carries the traffic.
 fn own_carries(
     api: &mut Compute,
@@ -441,60 +436,63 @@ fn own_carries(
     wrote: bool,
 ) -> Done {
     let no_write = if wrote { "" } else { ", no write" };
-    match api.get_route(spec.project, spec.own, log, spec.index) {
-        Ok(Some(own)) => match own.differences(spec, false) {
-            None => {
-                let verb = if wrote { "now carries it".to_string() } else { format!("carries {}", spec.destination) };
-                (Status::Ok, format!("{done}; {} via {} {verb}{no_write}", spec.own, own.hop()), wrote)
-            }
-            Some(differences) => (
-                Status::Warning,
-                format!(
-                    "Warning: {done}; but this router's route {} differs from the node: {differences}{no_write}",
-                    spec.own
-                ),
-                wrote,
-            ),
-        },
-        Ok(None) => (
+    match own_route(api, spec, log) {
+        Ok(hop) => {
+            let verb = if wrote {
+                "now carries it".to_string()
+            } else {
+                format!("carries {}", spec.destination)
+            };
+            let message = format!("{done}; {} via {hop} {verb}{no_write}", spec.own);
+            (Status::Ok, message, wrote)
+        }
+        Err(wrong) => (
             Status::Warning,
-            format!(
-                "Warning: {done}; but this router's route {} is not in project {}, so nothing carries {}: run revert on this node to re-insert it{no_write}",
-                spec.own, spec.project, spec.destination
-            ),
-            wrote,
-        ),
-        Err(e) => (
-            Status::Warning,
-            format!("Warning: {done}; could not read this router's route {}: {e}{no_write}", spec.own),
+            format!("Warning: {done}; but {wrong}{no_write}"),
             wrote,
         ),
     }
 }
 
+/// What `revert` has to do on a node, decided from reads alone.
+enum RevertPlan {
+    /// This router's route is there as the node describes it.
+    Present,
+    /// It is there but differs: reported, never deleted.
+    Differs(String),
+    /// It is missing: insert it.
+    Insert,
+}
+
+fn plan_revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<RevertPlan, String> {
+    match api.get_route(spec.project, spec.own, log, spec.index) {
+        Err(e) => Err(e.to_string()),
+        Ok(Some(live)) => Ok(match live.differences(spec, true) {
+            None => RevertPlan::Present,
+            Some(differences) => RevertPlan::Differs(format!(
+                "Warning: route {} differs from the node: {differences}; nothing deleted (delete the route and run revert to re-insert it as configured)",
+                spec.own
+            )),
+        }),
+        Ok(None) => Ok(RevertPlan::Insert),
+    }
+}
+
 /// `revert`: puts this router's route back if it is missing; never deletes anything.
 fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
-    if let Some(why) = spec.family_error() {
-        return failed(why);
-    }
-    match api.get_route(spec.project, spec.own, log, spec.index) {
-        Err(e) => failed(e.to_string()),
-        Ok(Some(live)) => match live.differences(spec, true) {
-            None => (
-                Status::Ok,
-                format!("route {} present ({}), no write", spec.own, spec.describe(spec.priority)),
-                false,
+    match plan_revert(api, spec, log) {
+        Err(why) => failed(why),
+        Ok(RevertPlan::Present) => (
+            Status::Ok,
+            format!(
+                "route {} present ({}), no write",
+                spec.own,
+                spec.describe(spec.priority)
             ),
-            Some(differences) => (
-                Status::Warning,
-                format!(
-                    "Warning: route {} differs from the node: {differences}; nothing deleted (delete the route and run revert to re-insert it as configured)",
-                    spec.own
-                ),
-                false,
-            ),
-        },
-        Ok(None) => {
+            false,
+        ),
+        Ok(RevertPlan::Differs(warning)) => (Status::Warning, warning, false),
+        Ok(RevertPlan::Insert) => {
             let started = Instant::now();
             match api.insert_route(spec.project, &spec.route_body(spec.own, spec.priority)) {
                 Err(e) => failed(format!("cannot re-insert route {}: {e}", spec.own)),
@@ -529,9 +527,6 @@ fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 /// real route carries), never this router's route (`-a`) or its peer's (`-b`), so it cannot undo
 /// a failover that lands while it runs, and needs no conditional write.
 fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
-    if let Some(why) = spec.family_error() {
-        return failed(why);
-    }
     let probe = spec.describe(PROBE_PRIORITY);
     if let Err(why) = insert_probe(api, spec, log) {
         return failed(why);
@@ -561,10 +556,6 @@ fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 /// interruption does not fail every later verify; any other route of that name is left alone.
 fn insert_probe(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<(), String> {
     let body = spec.route_body(PROBE_ROUTE, PROBE_PRIORITY);
-    let remove_by_hand = format!(
-        "gcloud compute routes delete {PROBE_ROUTE} --project {}",
-        spec.project
-    );
     let mut cleaned = false;
     loop {
         let started = Instant::now();
@@ -586,15 +577,8 @@ fn insert_probe(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<()
                     .map_err(|e| {
                         format!("probe route {PROBE_ROUTE} exists and cannot be read: {e}")
                     })?;
-                let ours = stale.as_ref().is_none_or(|r| {
-                    r.differences(spec, false).is_none()
-                        && r.priority() == Some(PROBE_PRIORITY.into())
-                });
-                if !ours {
-                    return Err(format!(
-                        "a route named {PROBE_ROUTE} exists in project {} and is not this router's probe: not touched; remove it with {remove_by_hand}",
-                        spec.project
-                    ));
+                if stale.as_ref().is_some_and(|r| !is_own_probe(r, spec)) {
+                    return Err(foreign_probe(spec));
                 }
                 if stale.is_some() {
                     api.delete_route(spec.project, PROBE_ROUTE).map_err(|e| {
@@ -610,6 +594,20 @@ fn insert_probe(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<()
             Err(e) => return Err(format!("cannot insert probe route {PROBE_ROUTE}: {e}")),
         }
     }
+}
+
+/// Whether `route` (named [`PROBE_ROUTE`]) is one this router's verify inserted: same network,
+/// destination, next hop and the probe's priority.
+fn is_own_probe(route: &LiveRoute, spec: &Spec) -> bool {
+    route.differences(spec, false).is_none() && route.priority() == Some(PROBE_PRIORITY.into())
+}
+
+/// Why a [`PROBE_ROUTE`] that is not this router's is left alone.
+fn foreign_probe(spec: &Spec) -> String {
+    format!(
+        "a route named {PROBE_ROUTE} exists in project {} and is not this router's probe: not touched; remove it with gcloud compute routes delete {PROBE_ROUTE} --project {}",
+        spec.project, spec.project
+    )
 }
 
 /// The read-only check after `create_node`/`set_params`: does this router's route exist as
@@ -652,298 +650,12 @@ fn failed(message: String) -> Done {
     (Status::Failed, message, false)
 }
 
-/// One Compute API request, as [`Compute::send`] performs it.
-enum Call<'b> {
-    Get,
-    Delete,
-    Insert(&'b Value),
-    /// `operations/{op}/wait`: may block server-side, so it gets the rest of the deadline.
-    Wait,
-}
-
-/// A 2xx body, or the API's 404 (which callers may treat as "absent").
-enum Answer {
-    Found(Value),
-    NotFound(CloudError),
-}
-
-/// The Compute API for one handler's run: one agent, one token source, one deadline.
-struct Compute {
-    base: String,
-    http: Client,
-    tokens: auth::Tokens,
-    deadline: Instant,
-    /// The first credentials error, so the other nodes fail at once instead of retrying it.
-    auth_failure: Option<CloudError>,
-}
-
-impl Compute {
-    fn new(config: &GcpConfig, deadline: Instant) -> Compute {
-        Compute {
-            base: config.compute_endpoint.trim_end_matches('/').to_string(),
-            http: Client::new(ProxyUse::FromEnv),
-            tokens: auth::Tokens::new(config.token_source(), config.cache.clone()),
-            deadline,
-            auth_failure: None,
-        }
-    }
-
-    fn route_url(&self, project: &str, name: &str) -> String {
-        format!(
-            "{}/compute/v1/projects/{project}/global/routes/{name}",
-            self.base
-        )
-    }
-
-    /// The route, or `None` if the project has no route of that name.
-    fn get_route(
-        &mut self,
-        project: &str,
-        name: &str,
-        log: &mut EventLog,
-        index: u16,
-    ) -> Result<Option<LiveRoute>, CloudError> {
-        let started = Instant::now();
-        let answer = self.send(
-            Call::Get,
-            &self.route_url(project, name),
-            &format!("GET route {name}"),
-        )?;
-        let took = started.elapsed().as_millis();
-        match answer {
-            Answer::NotFound(_) => {
-                log.line(
-                    index,
-                    &format!("Read route {name}: not in project {project} ({took} ms)"),
-                );
-                Ok(None)
-            }
-            Answer::Found(body) => {
-                let route: LiveRoute = serde_json::from_value(body).map_err(|e| {
-                    CloudError::Transport(format!(
-                        "GET route {name}: the API answered with an unreadable route ({e})"
-                    ))
-                })?;
-                let priority = route
-                    .priority()
-                    .map_or("(none)".to_string(), |p| p.to_string());
-                log.line(
-                    index,
-                    &format!(
-                        "Read route {name}: {} priority {priority} network {} ({took} ms)",
-                        route.describe(),
-                        route.network_path()
-                    ),
-                );
-                Ok(Some(route))
-            }
-        }
-    }
-
-    /// Deletes a route and waits for the operation; returns the operation's name.
-    fn delete_route(&mut self, project: &str, name: &str) -> Result<String, CloudError> {
-        let what = format!("DELETE route {name}");
-        match self.send(Call::Delete, &self.route_url(project, name), &what)? {
-            Answer::Found(op) => self.finish(project, op, &what),
-            // Gone already (e.g. a retried DELETE whose first try went through).
-            Answer::NotFound(_) => Ok("none, already absent".into()),
-        }
-    }
-
-    /// Inserts a route and waits for the operation; returns the operation's name.
-    fn insert_route(&mut self, project: &str, body: &Value) -> Result<String, CloudError> {
-        let name = body["name"].as_str().unwrap_or_default();
-        let what = format!("INSERT route {name}");
-        let url = format!("{}/compute/v1/projects/{project}/global/routes", self.base);
-        match self.send(Call::Insert(body), &url, &what)? {
-            Answer::Found(op) => self.finish(project, op, &what),
-            Answer::NotFound(e) => Err(e),
-        }
-    }
-
-    /// Waits until `op` is DONE, within the deadline, and reports its error if it has one.
-    fn finish(&mut self, project: &str, mut op: Value, what: &str) -> Result<String, CloudError> {
-        let mut polls = 0u32;
-        loop {
-            let name = op["name"].as_str().unwrap_or_default().to_string();
-            let status = op["status"].as_str().unwrap_or("(no status)").to_string();
-            if status == "DONE" {
-                return match operation_error(&op) {
-                    Some(e) => Err(e),
-                    None => Ok(name),
-                };
-            }
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(CloudError::Transport(format!(
-                    "{what}: the API answered with an operation without a usable name"
-                )));
-            }
-            let still = || {
-                CloudError::Transport(format!(
-                    "{what}: operation {name} still {status} when the event's deadline came; see gcloud compute operations describe {name} --global --project {project}"
-                ))
-            };
-            if polls > 0 {
-                match http::backoff(polls - 1, self.deadline) {
-                    Some(wait) => std::thread::sleep(wait),
-                    None => return Err(still()),
-                }
-            }
-            let url = format!(
-                "{}/compute/v1/projects/{project}/global/operations/{name}/wait",
-                self.base
-            );
-            op = match self.send(Call::Wait, &url, what) {
-                Ok(Answer::Found(next)) => next,
-                Ok(Answer::NotFound(e)) => return Err(e),
-                Err(CloudError::Transport(_)) if !self.time_left() => return Err(still()),
-                Err(e) => return Err(e),
-            };
-            polls += 1;
-        }
-    }
-
-    fn time_left(&self) -> bool {
-        Instant::now() + Duration::from_millis(100) < self.deadline
-    }
-
-    /// Sends one request with a fresh token through [`Client::send`] (429, 5xx and, when the
-    /// request may be sent again, connection errors retried within the deadline), renewing the
-    /// token once on 401.
-    fn send(&mut self, call: Call, url: &str, what: &str) -> Result<Answer, CloudError> {
-        let mut renewed = false;
-        loop {
-            let request = match call {
-                Call::Get => Request::get(url),
-                Call::Delete => Request::new(Method::Delete, url),
-                Call::Insert(body) => Request::new(Method::Post, url)
-                    .json(body.to_string())
-                    .once_only(),
-                Call::Wait => Request::new(Method::Post, url).body(Vec::new()).long_poll(),
-            }
-            .secret_header("Authorization", format!("Bearer {}", self.token()?));
-            let reply = self.http.send(&request, self.deadline).map_err(|e| {
-                CloudError::Transport(format!(
-                    "{what}: GCP Compute API at {} unreachable: {e}",
-                    self.base
-                ))
-            })?;
-            match reply.status {
-                200..=299 => {
-                    return serde_json::from_str(&reply.body)
-                        .map(Answer::Found)
-                        .map_err(|e| {
-                            CloudError::Transport(format!(
-                                "{what}: the GCP Compute API answered HTTP {} with no JSON ({e})",
-                                reply.status
-                            ))
-                        })
-                }
-                401 if !renewed => {
-                    self.tokens.invalidate();
-                    renewed = true;
-                }
-                404 => return Ok(Answer::NotFound(reply.error("GCP", parse_error))),
-                _ => return Err(reply.error("GCP", parse_error)),
-            }
-        }
-    }
-
-    fn token(&mut self) -> Result<String, CloudError> {
-        if let Some(e) = &self.auth_failure {
-            return Err(e.clone());
-        }
-        self.tokens
-            .get(self.deadline)
-            .map(|token| token.expose().to_string())
-            .inspect_err(|e| self.auth_failure = Some(e.clone()))
-    }
-}
-
-/// The API's error body: its status or first reason after the HTTP status as the code
-/// (`403 PERMISSION_DENIED`) and its own message; `None` if the body is not the API's.
-fn parse_error(status: u16, body: &str) -> Option<(String, String)> {
-    #[derive(Deserialize)]
-    struct Body {
-        error: ErrorJson,
-    }
-    #[derive(Deserialize)]
-    struct ErrorJson {
-        message: Option<String>,
-        status: Option<String>,
-        #[serde(default)]
-        errors: Vec<Detail>,
-    }
-    #[derive(Deserialize, Default)]
-    struct Detail {
-        reason: Option<String>,
-        message: Option<String>,
-    }
-    let error = serde_json::from_str::<Body>(body).ok()?.error;
-    let first = error.errors.into_iter().next().unwrap_or_default();
-    let message = error.message.or(first.message)?;
-    let code = match error.status.or(first.reason) {
-        Some(kind) => format!("{status} {kind}"),
-        None => status.to_string(),
-    };
-    Some((code, message))
-}
-
-/// A DONE operation's `error.errors[]`, if any, as one error.
-fn operation_error(op: &Value) -> Option<CloudError> {
-    let errors = op["error"]["errors"].as_array()?;
-    if errors.is_empty() {
-        return None;
-    }
-    let messages: Vec<&str> = errors
-        .iter()
-        .filter_map(|e| e["message"].as_str())
-        .collect();
-    let code = errors[0]["code"].as_str().unwrap_or("OPERATION_FAILED");
-    let name = op["name"].as_str().unwrap_or("(unnamed)");
-    Some(CloudError::Api {
-        cloud: "GCP",
-        status: None,
-        code: code.to_string(),
-        message: format!("{} (operation {name})", messages.join("; ")),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn live(value: Value) -> LiveRoute {
         serde_json::from_value(value).expect("route json")
-    }
-
-    #[test]
-    fn api_errors_keep_the_apis_words() {
-        let body = r#"{"error":{"code":403,"message":"Required 'compute.routes.delete' permission","status":"PERMISSION_DENIED","errors":[{"reason":"forbidden","message":"x"}]}}"#;
-        let error = |status, body| http::Reply::for_test(status, body).error("GCP", parse_error);
-        assert_eq!(
-            error(403, body).to_string(),
-            "GCP 403 PERMISSION_DENIED: Required 'compute.routes.delete' permission"
-        );
-        assert_eq!(
-            error(502, "<html> Bad\n gateway </html>").to_string(),
-            "GCP HTTP502: HTTP status 502: <html> Bad gateway </html>"
-        );
-    }
-
-    #[test]
-    fn operation_errors_are_joined() {
-        let op = json!({"name":"op-1","status":"DONE","error":{"errors":[
-            {"code":"RESOURCE_ALREADY_EXISTS","message":"a"},{"code":"X","message":"b"}]}});
-        assert_eq!(
-            operation_error(&op).map(|e| e.to_string()),
-            Some("GCP RESOURCE_ALREADY_EXISTS: a; b (operation op-1)".into())
-        );
-        assert!(operation_error(&json!({"name":"op-1","status":"DONE"})).is_none());
     }
 
     #[test]
