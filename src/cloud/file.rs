@@ -112,6 +112,7 @@ impl RouteTable for FileTable {
                     .unwrap_or(r.destination),
                 next_hop: Some(r.next_hop),
                 id: String::new(),
+                pinned: None,
             })
             .collect())
     }

@@ -116,6 +116,10 @@ pub struct Route {
     pub next_hop: Option<String>,
     /// Provider handle needed to write the route back (the Azure route's name); empty if unused.
     pub id: String,
+    /// Why this route is never written although it may point at a router (an Azure route
+    /// without a name, which ARM cannot address); `None` for every route that can be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
 }
 
 impl Route {
