@@ -98,6 +98,8 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub status: u16,
+    /// When the fake received it.
+    pub at: std::time::Instant,
 }
 
 impl Seen {
@@ -283,6 +285,7 @@ impl Fake {
                     .collect(),
                 body,
                 status: 0,
+                at: std::time::Instant::now(),
             };
             let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
             let answer = st.handle(&seen);
