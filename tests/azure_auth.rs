@@ -60,9 +60,18 @@ fn app_credentials_get_a_token_from_the_login_endpoint() {
 fn each_cloud_asks_for_its_resource_manager_scope() {
     use csr_ha::node::AzureCloud;
     let scope = |cloud| csr_ha::cloud::azure::AzureConfig::for_cloud(cloud).scope();
-    assert_eq!(scope(AzureCloud::Public), "https://management.azure.com/.default");
-    assert_eq!(scope(AzureCloud::UsGov), "https://management.usgovcloudapi.net/.default");
-    assert_eq!(scope(AzureCloud::China), "https://management.chinacloudapi.cn/.default");
+    assert_eq!(
+        scope(AzureCloud::Public),
+        "https://management.azure.com/.default"
+    );
+    assert_eq!(
+        scope(AzureCloud::UsGov),
+        "https://management.usgovcloudapi.net/.default"
+    );
+    assert_eq!(
+        scope(AzureCloud::China),
+        "https://management.chinacloudapi.cn/.default"
+    );
 }
 
 #[test]

@@ -48,7 +48,10 @@ fn a_route_write_without_a_polling_header_is_read_until_it_succeeded() {
         "10.99.0.0/16 in rt-state now via 10.0.1.20 (was 10.0.1.10)",
     );
     assert_eq!(reads_after_write(&fake, "/routes/to-dc").len(), 3);
-    assert_eq!(fake.route("rt-state", "to-dc").hop_ip.as_deref(), Some(OURS));
+    assert_eq!(
+        fake.route("rt-state", "to-dc").hop_ip.as_deref(),
+        Some(OURS)
+    );
 }
 
 #[test]
@@ -59,7 +62,10 @@ fn an_all_routes_table_write_is_read_until_it_succeeded() {
     let run = run(&fake, EventKind::PeerFail, vec![n]);
 
     util::assert_outcome(only(&run), Status::Ok);
-    assert_eq!(reads_after_write(&fake, "/routeTables/rt-state-all").len(), 2);
+    assert_eq!(
+        reads_after_write(&fake, "/routeTables/rt-state-all").len(),
+        2
+    );
     assert_eq!(
         fake.route("rt-state-all", "to-branch").hop_ip.as_deref(),
         Some(OURS)
@@ -94,7 +100,12 @@ fn a_write_still_updating_at_the_deadline_says_so() {
     let fake = fake_with_table("rt-state-slow");
     state_only(&fake, u32::MAX, "Succeeded", None);
     let n = node(4, "rt-state-slow", OURS, Some("10.99.0.0/16"));
-    let run = run_with(config(&fake), 1_500, Action::Event(EventKind::PeerFail), vec![n]);
+    let run = run_with(
+        config(&fake),
+        1_500,
+        Action::Event(EventKind::PeerFail),
+        vec![n],
+    );
 
     let out = only(&run);
     util::assert_outcome_says(out, Status::Failed, "still Updating after 1 s");
@@ -150,7 +161,13 @@ fn every_arm_call_polls_included_accepts_exactly_application_json() {
                 .filter(|(k, _)| k.eq_ignore_ascii_case("accept"))
                 .map(|(_, v)| v.as_str())
                 .collect();
-            assert_eq!(accepts, ["application/json"], "{} {}", call.method, call.url);
+            assert_eq!(
+                accepts,
+                ["application/json"],
+                "{} {}",
+                call.method,
+                call.url
+            );
         }
     }
 }

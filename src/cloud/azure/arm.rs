@@ -68,7 +68,12 @@ pub(super) fn error_code(reply: &Reply) -> Option<String> {
 impl AzureTable {
     /// One ARM call with a bearer token; 429, 409 `AnotherOperationInProgress` and 5xx retried,
     /// a refused token replaced once. The answer may still be an error: see [`Self::api_error`].
-    pub(super) fn arm_call(&self, method: Method, url: &str, what: &str) -> Result<Reply, CloudError> {
+    pub(super) fn arm_call(
+        &self,
+        method: Method,
+        url: &str,
+        what: &str,
+    ) -> Result<Reply, CloudError> {
         self.arm_call_with(method, url, what, &[], None)
     }
 
@@ -149,7 +154,12 @@ impl AzureTable {
     /// how to follow it with `Azure-AsyncOperation`, with 202 + `Location`, or, with neither, by
     /// a `provisioningState` that is not terminal yet: then `resource` (the URL written, with its
     /// api-version) is read until its state is, as the SDK's poller does.
-    pub(super) fn follow(&self, reply: Reply, what: &str, resource: &str) -> Result<(), CloudError> {
+    pub(super) fn follow(
+        &self,
+        reply: Reply,
+        what: &str,
+        resource: &str,
+    ) -> Result<(), CloudError> {
         if let Some(url) = reply.header("azure-asyncoperation") {
             return self.poll(url, reply.retry_after(), what, false);
         }
@@ -426,7 +436,9 @@ impl AzureTable {
         loop {
             let reply = match self.arm_call(Method::Get, &url, &what) {
                 Ok(reply) if reply.status == 200 => reply,
-                Ok(reply) => return Permission::NotProven(format!("{what}: {}", self.api_error(&reply))),
+                Ok(reply) => {
+                    return Permission::NotProven(format!("{what}: {}", self.api_error(&reply)))
+                }
                 Err(e) => return Permission::NotProven(e.to_string()),
             };
             let page: PermissionPage = match serde_json::from_str(&reply.body) {
@@ -491,14 +503,26 @@ mod tests {
     fn actions_match_as_azure_rbac_does() {
         assert!(action_matches("*", ROUTE_WRITE));
         assert!(action_matches("Microsoft.Network/*", ROUTE_WRITE));
-        assert!(action_matches("microsoft.network/routetables/*/write", ROUTE_WRITE));
+        assert!(action_matches(
+            "microsoft.network/routetables/*/write",
+            ROUTE_WRITE
+        ));
         assert!(action_matches("Microsoft.Network/*/write", TABLE_WRITE));
         assert!(action_matches("*/write", ROUTE_WRITE));
-        assert!(action_matches("Microsoft.Network/routeTables/routes/write*", ROUTE_WRITE));
-        assert!(!action_matches("Microsoft.Network/routeTables/read", TABLE_WRITE));
+        assert!(action_matches(
+            "Microsoft.Network/routeTables/routes/write*",
+            ROUTE_WRITE
+        ));
+        assert!(!action_matches(
+            "Microsoft.Network/routeTables/read",
+            TABLE_WRITE
+        ));
         assert!(!action_matches("Microsoft.Network/*/read", ROUTE_WRITE));
         assert!(!action_matches("Microsoft.Compute/*", ROUTE_WRITE));
-        assert!(!action_matches("Microsoft.Network/routeTables/write", ROUTE_WRITE));
+        assert!(!action_matches(
+            "Microsoft.Network/routeTables/write",
+            ROUTE_WRITE
+        ));
         assert!(!action_matches("", ROUTE_WRITE));
         assert!(action_matches("a*b*c", "aXXbYYc") && !action_matches("a*b*c", "aXXcYYb"));
     }

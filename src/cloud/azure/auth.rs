@@ -298,7 +298,6 @@ impl AzureTable {
         );
         Ok((Secret::new(token), lifetime))
     }
-
 }
 
 #[cfg(test)]

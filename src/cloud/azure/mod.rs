@@ -39,7 +39,6 @@ use crate::work::{NodeOutcome, Work};
 pub use self::arm::{action_matches, MAX_POLL_INTERVAL};
 pub use self::auth::{decode_app_key, IMDS_API_VERSION};
 
-
 /// Where the provider talks to, resolved once per handler. Tests fill it by hand so they never
 /// touch the process environment; [`AzureConfig::from_env`] is what [`run`] uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +183,6 @@ fn required(node: &Node, param: Param) -> Result<&str, CloudError> {
     })
 }
 
-
 /// One Azure route table and what is needed to reach it; a [`RouteTable`] ([`open`] makes one).
 pub struct AzureTable {
     name: String,
@@ -231,7 +229,10 @@ fn table_update(
         .iter()
         .map(|w| {
             let named = |r: &&mut Value| r["name"].as_str() == Some(w.route.id.as_str());
-            let Some(route) = routes.iter_mut().find(named).filter(|_| !w.route.id.is_empty())
+            let Some(route) = routes
+                .iter_mut()
+                .find(named)
+                .filter(|_| !w.route.id.is_empty())
             else {
                 return Err(CloudError::Local(format!(
                     "route {} ({}) is no longer in the table",
@@ -448,9 +449,7 @@ impl AzureTable {
                         Err(e) => Err(e),
                     }
                 }
-                Ok(reply) if (200..=202).contains(&reply.status) => {
-                    self.follow(reply, &what, &url)
-                }
+                Ok(reply) if (200..=202).contains(&reply.status) => self.follow(reply, &what, &url),
                 Ok(reply) => Err(self.api_error(&reply)),
                 Err(e) => Err(e),
             };

@@ -127,7 +127,14 @@ impl State {
             &req.body,
         );
         checked.err().map(|reason| {
-            arm_error(400, "InvalidRequestContent", &format!("The request is not valid for Microsoft.Network {}: {reason}.", spec().api_version()))
+            arm_error(
+                400,
+                "InvalidRequestContent",
+                &format!(
+                    "The request is not valid for Microsoft.Network {}: {reason}.",
+                    spec().api_version()
+                ),
+            )
         })
     }
 
@@ -157,7 +164,11 @@ impl State {
             .get(table)
             .and_then(|routes| routes.iter().find(|r| r.name.eq_ignore_ascii_case(name)))
         else {
-            return arm_error(404, "NotFound", &format!("Resource {table}/routes/{name} not found."));
+            return arm_error(
+                404,
+                "NotFound",
+                &format!("Resource {table}/routes/{name} not found."),
+            );
         };
         let mut json = route.to_json(table, &self.etag(&key));
         let retry_after = self.state_retry_after(&state);
@@ -174,7 +185,10 @@ impl State {
         let Writes::StateOnly { polls, end, .. } = self.writes else {
             return None;
         };
-        let op = self.ops.values_mut().find(|op| op.state_only && op.table == table)?;
+        let op = self
+            .ops
+            .values_mut()
+            .find(|op| op.state_only && op.table == table)?;
         op.polls += 1;
         if op.polls <= polls {
             return Some("Updating".into());
@@ -199,7 +213,11 @@ impl State {
     fn get_table(&mut self, path: &str) -> Answer {
         let lower = path.to_ascii_lowercase();
         if let Some(body) = self.verbatim.get(&lower) {
-            return Answer { status: 200, body: body.clone(), headers: Vec::new() };
+            return Answer {
+                status: 200,
+                body: body.clone(),
+                headers: Vec::new(),
+            };
         }
         let state = self.resource_state(&lower);
         let retry_after = self.state_retry_after(&state);
@@ -523,7 +541,9 @@ fn retry_after_1s(mut answer: Answer) -> Answer {
 
 fn with_retry_after(mut answer: Answer, seconds: Option<u32>) -> Answer {
     if let Some(seconds) = seconds {
-        answer.headers.push(("Retry-After".into(), seconds.to_string()));
+        answer
+            .headers
+            .push(("Retry-After".into(), seconds.to_string()));
     }
     answer
 }

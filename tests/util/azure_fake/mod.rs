@@ -131,7 +131,9 @@ impl Seen {
     }
     pub fn is_table_get(&self) -> bool {
         let path = self.path().to_ascii_lowercase();
-        self.method == "GET" && path.contains("/routetables/") && !path.contains("/routes/")
+        self.method == "GET"
+            && path.contains("/routetables/")
+            && !path.contains("/routes/")
             && !self.is_permissions()
     }
 }
@@ -489,9 +491,10 @@ impl State {
                 json!({"error": "invalid_request", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found.\r\nTrace ID: 1\r\nTimestamp: 2026-01-01 00:00:00Z")}),
             );
         }
-        if let Some(unknown) = f.keys().find(|k| {
-            !["grant_type", "client_id", "client_secret", "scope"].contains(&k.as_str())
-        }) {
+        if let Some(unknown) = f
+            .keys()
+            .find(|k| !["grant_type", "client_id", "client_secret", "scope"].contains(&k.as_str()))
+        {
             return answer(
                 400,
                 json!({"error": "invalid_request", "error_description": format!("AADSTS901002: The request body must not contain '{unknown}' on the v2.0 endpoint.")}),

@@ -58,9 +58,14 @@ impl Spec {
     }
 
     /// Why `method path?query` with `body` is not a request the description defines, if it is not.
-    pub fn check(&self, method: &str, path: &str, api_version: Option<&str>, body: &str) -> Result<(), String> {
-        let (template, operations) = self
-            .main()["paths"]
+    pub fn check(
+        &self,
+        method: &str,
+        path: &str,
+        api_version: Option<&str>,
+        body: &str,
+    ) -> Result<(), String> {
+        let (template, operations) = self.main()["paths"]
             .as_object()
             .and_then(|paths| paths.iter().find(|(t, _)| template_matches(t, path)))
             .ok_or_else(|| format!("the path {path} is not in the description"))?;
@@ -95,7 +100,13 @@ impl Spec {
 
     /// Checks the field names of `value` against `schema` (found in `file`); `at` is the path
     /// of `value` in the body, for the reason.
-    pub fn check_value(&self, value: &Value, schema: &Value, file: &str, at: &str) -> Result<(), String> {
+    pub fn check_value(
+        &self,
+        value: &Value,
+        schema: &Value,
+        file: &str,
+        at: &str,
+    ) -> Result<(), String> {
         let Some((schema, file)) = self.resolve(schema, file) else {
             return Ok(()); // a file not kept here (virtualNetwork.json): nothing to check against
         };
