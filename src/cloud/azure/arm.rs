@@ -534,8 +534,14 @@ mod tests {
             not_actions: not.iter().map(|a| a.to_string()).collect(),
         };
         let contributor_but_routes = entry(&["*"], &["Microsoft.Network/routeTables/*/write"]);
-        assert!(!allows(std::slice::from_ref(&contributor_but_routes), ROUTE_WRITE));
-        assert!(allows(std::slice::from_ref(&contributor_but_routes), TABLE_WRITE));
+        assert!(!allows(
+            std::slice::from_ref(&contributor_but_routes),
+            ROUTE_WRITE
+        ));
+        assert!(allows(
+            std::slice::from_ref(&contributor_but_routes),
+            TABLE_WRITE
+        ));
         let network = entry(&["Microsoft.Network/routeTables/*"], &[]);
         assert!(allows(&[contributor_but_routes, network], ROUTE_WRITE));
         assert!(!allows(&[entry(&["*/read"], &[])], ROUTE_WRITE));
