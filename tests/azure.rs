@@ -342,3 +342,93 @@ fn bench_peer_fail_against_the_fake() {
         );
     }
 }
+
+#[test]
+fn a_route_without_a_name_is_read_never_moved_and_sent_back_as_it_was() {
+    let fake = Fake::start();
+    fake.add_table(
+        "rt-nameless",
+        vec![
+            FakeRoute::appliance("to-dc", "10.99.0.0/16", PEER),
+            FakeRoute::nameless("10.97.0.0/16", PEER),
+        ],
+    );
+    let n = node(2, "rt-nameless", OURS, None);
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
+
+    let out = only(&run);
+    util::assert_outcome_says(
+        out,
+        Status::Warning,
+        "10.99.0.0/16 in rt-nameless now via 10.0.1.20 (was 10.0.1.10); 10.97.0.0/16 not moved: \
+         it has no name, so Azure Resource Manager cannot address it",
+    );
+    let put = fake
+        .seen()
+        .into_iter()
+        .find(|s| s.is_table_put())
+        .expect("one table PUT");
+    let body: serde_json::Value = serde_json::from_str(&put.body).expect("json");
+    assert_eq!(
+        body["properties"]["routes"][1],
+        serde_json::json!({"properties": {"addressPrefix": "10.97.0.0/16",
+            "nextHopType": "VirtualAppliance", "nextHopIpAddress": PEER}}),
+        "the nameless route goes back as it was read"
+    );
+    let routes = fake.routes("rt-nameless");
+    assert_eq!(routes[0].hop_ip.as_deref(), Some(OURS));
+    assert_eq!(routes[1], FakeRoute::nameless("10.97.0.0/16", PEER));
+}
+
+#[test]
+fn a_node_whose_route_has_no_name_is_told_why_and_nothing_is_written() {
+    let fake = Fake::start();
+    fake.add_table(
+        "rt-nameless-r",
+        vec![FakeRoute::nameless("10.97.0.0/16", PEER)],
+    );
+    let n = node(3, "rt-nameless-r", OURS, Some("10.97.0.0/16"));
+    let run = run(&fake, EventKind::PeerFail, vec![n]);
+
+    util::assert_outcome_says(
+        only(&run),
+        Status::Failed,
+        "Route 10.97.0.0/16 in Route Table rt-nameless-r is not moved: it has no name, so Azure \
+         Resource Manager cannot address it",
+    );
+    assert!(fake.seen().iter().all(|s| s.method == "GET" || s.is_imds()));
+}
+
+#[test]
+fn all_routes_mode_moves_only_the_next_hops_address_family_both_ways() {
+    for (ours, moved, left, family) in [
+        (OURS, "v4", "2001:db8:99::/64", "IPv4"),
+        ("2001:db8::20", "v6", "10.99.0.0/16", "IPv6"),
+    ] {
+        let fake = Fake::start();
+        fake.add_table(
+            "rt-mixed",
+            vec![
+                FakeRoute::appliance("v4", "10.99.0.0/16", PEER),
+                FakeRoute::appliance("v6", "2001:db8:99::/64", "2001:db8::10"),
+            ],
+        );
+        let before = fake.routes("rt-mixed");
+        let n = node(2, "rt-mixed", ours, None);
+        let run = run(&fake, EventKind::PeerFail, vec![n]);
+
+        let out = only(&run);
+        util::assert_outcome_says(
+            out,
+            Status::Warning,
+            &format!("; {left} not moved: next hop {ours} is {family}"),
+        );
+        for (old, new) in before.iter().zip(fake.routes("rt-mixed")) {
+            if old.name == moved {
+                assert_eq!(new.hop_ip.as_deref(), Some(ours), "{ours}");
+            } else {
+                assert_eq!(*old, new, "{ours}: {} must not move", old.name);
+            }
+        }
+    }
+}

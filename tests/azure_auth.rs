@@ -37,7 +37,14 @@ fn app_credentials_get_a_token_from_the_login_endpoint() {
     );
     let login: Vec<_> = seen.iter().filter(|s| s.is_login()).collect();
     assert_eq!(login.len(), 1);
-    assert_eq!(login[0].path(), "/tenant-1/oauth2/token");
+    assert_eq!(login[0].path(), "/tenant-1/oauth2/v2.0/token");
+    let form = util::loopback::form(&login[0].body);
+    assert_eq!(
+        form.get("scope").map(String::as_str),
+        Some("https://arm.fake.invalid/.default"),
+        "the v2.0 scope of the ARM resource"
+    );
+    assert!(!form.contains_key("resource"), "v1.0's resource= is gone");
     let token = fake.state().app_token.clone();
     for arm in seen.iter().filter(|s| !s.is_login()) {
         assert_eq!(
@@ -46,6 +53,25 @@ fn app_credentials_get_a_token_from_the_login_endpoint() {
         );
     }
     assert_eq!(fake.route("rt-app", "to-dc").hop_ip.as_deref(), Some(OURS));
+}
+
+/// The scope asked of Azure AD is each cloud's ARM resource with `/.default`, as MSAL writes it.
+#[test]
+fn each_cloud_asks_for_its_resource_manager_scope() {
+    use csr_ha::node::AzureCloud;
+    let scope = |cloud| csr_ha::cloud::azure::AzureConfig::for_cloud(cloud).scope();
+    assert_eq!(
+        scope(AzureCloud::Public),
+        "https://management.azure.com/.default"
+    );
+    assert_eq!(
+        scope(AzureCloud::UsGov),
+        "https://management.usgovcloudapi.net/.default"
+    );
+    assert_eq!(
+        scope(AzureCloud::China),
+        "https://management.chinacloudapi.cn/.default"
+    );
 }
 
 #[test]

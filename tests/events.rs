@@ -104,7 +104,7 @@ fn revert_acts_on_primary_nodes_only() {
 }
 
 #[test]
-fn revert_of_a_primary_all_routes_node() {
+fn revert_of_a_primary_all_routes_node_moves_its_next_hops_family() {
     let ha = Ha::started();
     ha.table(
         "t1",
@@ -117,9 +117,16 @@ fn revert_of_a_primary_all_routes_node() {
         Some(B),
         "{out}"
     );
+    // An IPv4 next hop cannot carry an IPv6 route: it stays, and the line says why (issue 17).
     assert_eq!(
         ha.next_hop("t1", "2001:db8::/32").as_deref(),
-        Some(B),
+        Some("2001:db8::a"),
+        "{out}"
+    );
+    assert!(
+        out.trim().starts_with(&format!(
+            "199: node 3 revert: 10.1.0.0/16 in t1 now via {B} (was {A}); 2001:db8::/32 not moved: next hop {B} is IPv4, "
+        )),
         "{out}"
     );
 }

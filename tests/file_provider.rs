@@ -152,3 +152,32 @@ fn a_write_waits_for_verify_to_finish_and_is_not_undone() {
         "the later write is the one that stays"
     );
 }
+
+/// All-routes mode moves only the routes its next hop's family can carry; a route of the other
+/// family held by another router stays, and the node's outcome says so (a 199 line).
+#[test]
+fn all_routes_mode_leaves_the_other_address_family_and_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tables = dir.path().join("route_tables");
+    std::fs::create_dir_all(&tables).expect("mkdir");
+    let text = r#"{"routes":[{"destination":"2001:db8::/64","next_hop":"2001:db8::10"}]}"#;
+    std::fs::write(tables.join("t1.json"), text).expect("table");
+    let params = [(Param::RouteTable, "t1"), (Param::NextHop, "10.0.1.20")];
+    let node = util::node(2, Provider::File, &params);
+    let work = util::work(
+        Action::Event(EventKind::PeerFail),
+        Provider::File,
+        dir.path(),
+        vec![node],
+    );
+    let outcomes = cloud::run(&work);
+
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].outcome, Status::Warning, "{outcomes:?}");
+    assert_eq!(
+        outcomes[0].message,
+        "2001:db8::/64 not moved: next hop 10.0.1.20 is IPv4"
+    );
+    let after = std::fs::read_to_string(tables.join("t1.json")).expect("table");
+    assert!(after.contains("2001:db8::10"), "unchanged: {after}");
+}

@@ -136,6 +136,7 @@ impl RouteTable for FileTable {
                     .unwrap_or(r.destination),
                 next_hop: Some(r.next_hop),
                 id: String::new(),
+                pinned: None,
             })
             .collect())
     }

@@ -116,6 +116,10 @@ pub struct Route {
     pub next_hop: Option<String>,
     /// Provider handle needed to write the route back (the Azure route's name); empty if unused.
     pub id: String,
+    /// Why this route is never written although it may point at a router (an Azure route
+    /// without a name, which ARM cannot address); `None` for every route that can be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
 }
 
 impl Route {
@@ -341,6 +345,9 @@ struct NodePlan {
     writes: Vec<PlannedWrite>,
     /// Routes already via this router.
     unchanged: Vec<String>,
+    /// Router routes an all-routes event leaves where they are, and why
+    /// (`2001:db8::/64 not moved: next hop 10.0.1.20 is IPv4`): the node's outcome is a warning.
+    left: Vec<String>,
     own: String,
 }
 
@@ -361,20 +368,28 @@ fn plan_node(
         error: None,
         writes: Vec::new(),
         unchanged: Vec::new(),
+        left: Vec::new(),
         own: own.clone(),
     };
     if own.is_empty() {
         plan.error = Some("node has no next hop (-n)".into());
         return plan;
     }
-    let found = match targets(node, name, routes) {
-        Ok(found) => found,
+    let Targets { found, left } = match targets(node, name, routes) {
+        Ok(targets) => targets,
         Err(message) => {
             log.line(index, &format!("Error: {message}"));
             plan.error = Some(message);
             return plan;
         }
     };
+    // `verify` moves nothing: a route it leaves out was not going to change.
+    if kind != EventKind::Verify {
+        for note in &left {
+            log.line(index, &format!("Warning: {note}"));
+        }
+        plan.left = left;
+    }
     for i in found {
         let was = routes[i].next_hop.clone().unwrap_or_default();
         let target = if kind == EventKind::Verify {
@@ -455,17 +470,23 @@ fn finish_node(
         return NodeOutcome::new(index, Status::Failed, message, started);
     }
     let own = &plan.own;
-    let message = match (done.is_empty(), plan.unchanged.is_empty()) {
-        (true, true) => format!("no route in {name} points at a router, no write"),
-        (true, false) => format!("{} already via {own}, no write", plan.unchanged.join(", ")),
-        (false, true) => format!("{}, {ms} ms", done.join("; ")),
-        (false, false) => format!(
-            "{}; {} already via {own}, {ms} ms",
-            done.join("; "),
+    let mut parts = done.clone();
+    if !plan.unchanged.is_empty() {
+        let no_write = if done.is_empty() { ", no write" } else { "" };
+        parts.push(format!(
+            "{} already via {own}{no_write}",
             plan.unchanged.join(", ")
-        ),
+        ));
+    }
+    parts.extend(plan.left.iter().cloned());
+    let message = if parts.is_empty() {
+        format!("no route in {name} points at a router, no write")
+    } else if done.is_empty() {
+        parts.join("; ")
+    } else {
+        format!("{}, {ms} ms", parts.join("; "))
     };
-    let outcome = if changed.is_empty() {
+    let outcome = if changed.is_empty() && plan.left.is_empty() {
         Status::Ok
     } else {
         Status::Warning
@@ -528,39 +549,85 @@ fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {
         .collect()
 }
 
-/// The routes a node acts on: its `-r` route, or every router route of the table.
-fn targets(node: &Node, table: &str, routes: &[Route]) -> Result<Vec<usize>, String> {
-    match node.route() {
-        Some(cidr) => {
-            let found = routes
-                .iter()
-                .position(|r| r.destination.parse::<Cidr>().ok() == Some(cidr));
-            match found {
-                None => Err(format!("Route {cidr} not found in Route Table {table}")),
-                Some(i) if !routes[i].movable() => Err(format!(
-                    "Route {cidr} in Route Table {table} does not point at a router and cannot be moved"
-                )),
-                Some(i) => Ok(vec![i]),
+/// The routes a node acts on, as indices into the table, and the router routes it leaves alone.
+#[derive(Debug, Default)]
+struct Targets {
+    found: Vec<usize>,
+    /// `<prefix> not moved: <why>` for each route another router holds that this node's event
+    /// cannot move (another address family than its next hop, or [`Route::pinned`]).
+    left: Vec<String>,
+}
+
+/// The routes a node acts on: its `-r` route, or every router route of the table that its next
+/// hop can carry (an IPv4 next hop never takes an IPv6 prefix, nor the reverse) and the
+/// provider can write.
+fn targets(node: &Node, table: &str, routes: &[Route]) -> Result<Targets, String> {
+    let own = node.get(next_hop_param(node.provider)).unwrap_or_default();
+    let Some(cidr) = node.route() else {
+        let mut targets = Targets::default();
+        for (i, route) in routes.iter().enumerate().filter(|(_, r)| r.movable()) {
+            let why = route
+                .pinned
+                .clone()
+                .or_else(|| other_family(&route.destination, own));
+            match why {
+                None => targets.found.push(i),
+                Some(why) if route.next_hop.as_deref() != Some(own) => targets
+                    .left
+                    .push(format!("{} not moved: {why}", route.destination)),
+                Some(_) => {}
             }
         }
-        None => Ok((0..routes.len()).filter(|&i| routes[i].movable()).collect()),
+        return Ok(targets);
+    };
+    let found = routes
+        .iter()
+        .position(|r| r.destination.parse::<Cidr>().ok() == Some(cidr));
+    match found {
+        None => Err(format!("Route {cidr} not found in Route Table {table}")),
+        Some(i) if !routes[i].movable() => Err(format!(
+            "Route {cidr} in Route Table {table} does not point at a router and cannot be moved"
+        )),
+        Some(i) => match &routes[i].pinned {
+            Some(why) => Err(format!(
+                "Route {cidr} in Route Table {table} is not moved: {why}"
+            )),
+            None => Ok(Targets {
+                found: vec![i],
+                left: Vec::new(),
+            }),
+        },
     }
+}
+
+/// Why next hop `own` cannot carry `destination` (`next hop 10.0.1.20 is IPv4` for an IPv6
+/// prefix); `None` when both are of one family, or either is not an address (an ENI id, an
+/// Azure service tag), where no family can be told.
+fn other_family(destination: &str, own: &str) -> Option<String> {
+    let destination_v6 = destination.parse::<Cidr>().ok()?.is_ipv6();
+    let own_v6 = own.parse::<std::net::IpAddr>().ok()?.is_ipv6();
+    let family = if own_v6 { "IPv6" } else { "IPv4" };
+    (destination_v6 != own_v6).then(|| format!("next hop {own} is {family}"))
 }
 
 fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Status, String) {
     let own = node.get(next_hop_param(node.provider)).unwrap_or_default();
     match targets(node, table, routes) {
         Err(message) => (Status::Warning, format!("Warning: {message}")),
-        Ok(found) if found.is_empty() => (
+        Ok(Targets { found, left }) if found.is_empty() && left.is_empty() => (
             Status::Warning,
             format!("Warning: no route in Route Table {table} points at a router"),
         ),
-        Ok(found) => {
+        Ok(Targets { found, left }) => {
             let own_is_v6 = own.parse::<std::net::IpAddr>().ok().map(|ip| ip.is_ipv6());
             let mismatch = found.iter().find(|&&i| {
                 let dest_v6 = routes[i].destination.contains(':');
                 own_is_v6.is_some_and(|v6| v6 != dest_v6) && node.route().is_some()
             });
+            let checked = format!(
+                "Route Table {table} checked: {} route(s) to act on",
+                found.len()
+            );
             match mismatch {
                 Some(&i) => (
                     Status::Warning,
@@ -569,12 +636,10 @@ fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Status, String) {
                         routes[i].destination
                     ),
                 ),
+                None if left.is_empty() => (Status::Ok, checked),
                 None => (
-                    Status::Ok,
-                    format!(
-                        "Route Table {table} checked: {} route(s) to act on",
-                        found.len()
-                    ),
+                    Status::Warning,
+                    format!("Warning: {checked}; {}", left.join("; ")),
                 ),
             }
         }

@@ -360,6 +360,7 @@ fn parse_route_table(body: &str, table_id: &str) -> Result<Option<Vec<Route>>, q
                 destination,
                 next_hop,
                 id: String::new(),
+                pinned: None,
             })
         })
         .collect();

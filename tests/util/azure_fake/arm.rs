@@ -1,11 +1,15 @@
-//! The fake's ARM side: route table GETs, route and table PUTs with etags and `If-Match`, and
-//! the long-running operations a write may turn into.
+//! The fake's ARM side: route table and route GETs, route and table PUTs with etags and
+//! `If-Match`, the long-running operations a write may turn into, and the permissions list.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::spec::{spec, Spec};
 use super::{answer, arm_error, query, Answer, FakeRoute, Op, Seen, State, Writes, GROUP, SUB};
+
+/// The api-version of Permissions - List For Resource.
+const PERMISSIONS_API_VERSION: &str = "2022-04-01";
 
 impl State {
     pub(super) fn arm(&mut self, req: &Seen, path: &str) -> Answer {
@@ -19,6 +23,19 @@ impl State {
                 "InvalidAuthenticationToken",
                 "The access token is invalid.",
             );
+        }
+        if req.header("Accept") != Some("application/json") {
+            return arm_error(
+                400,
+                "UnsupportedAcceptHeader",
+                &format!(
+                    "The fake expects exactly 'Accept: application/json' (the SDK's), got {:?}.",
+                    req.header("Accept")
+                ),
+            );
+        }
+        if let Some(rejected) = self.against_description(req, path) {
+            return rejected;
         }
         if !query(&req.url).contains_key("api-version") {
             return arm_error(
@@ -56,7 +73,14 @@ impl State {
         {
             return self.poll(&id, true);
         }
+        if let Some(table) = path.strip_suffix("/providers/Microsoft.Authorization/permissions") {
+            return self.permissions(req, table);
+        }
         match (req.method.as_str(), lower.split_once("/routes/")) {
+            ("GET", Some((table, name))) => {
+                let name = path[path.len() - name.len()..].to_string();
+                self.get_route(table, &name)
+            }
             ("GET", None) => {
                 let answer = self.get_table(path);
                 if let Some((table, route, ip)) = self.change_after_read.take() {
@@ -89,7 +113,124 @@ impl State {
         }
     }
 
-    fn get_table(&self, path: &str) -> Answer {
+    /// Why the request is not one Azure's description defines, as ARM's 400; `None` if it is,
+    /// or if it is not a `Microsoft.Network` route table request (operations, permissions).
+    fn against_description(&self, req: &Seen, path: &str) -> Option<Answer> {
+        if !Spec::covers(path) || path.ends_with("/providers/Microsoft.Authorization/permissions") {
+            return None;
+        }
+        let q = query(&req.url);
+        let checked = spec().check(
+            &req.method,
+            path,
+            q.get("api-version").map(String::as_str),
+            &req.body,
+        );
+        checked.err().map(|reason| {
+            arm_error(
+                400,
+                "InvalidRequestContent",
+                &format!(
+                    "The request is not valid for Microsoft.Network {}: {reason}.",
+                    spec().api_version()
+                ),
+            )
+        })
+    }
+
+    /// Permissions - List For Resource, as configured in [`State::permissions`].
+    fn permissions(&self, req: &Seen, table: &str) -> Answer {
+        let version = query(&req.url).get("api-version").cloned();
+        if req.method != "GET" || version.as_deref() != Some(PERMISSIONS_API_VERSION) {
+            return arm_error(
+                400,
+                "InvalidApiVersionParameter",
+                &format!("Permissions - List For Resource is GET with api-version {PERMISSIONS_API_VERSION}, not {} with {version:?}.", req.method),
+            );
+        }
+        match self.permissions_refused {
+            Some(403) => arm_error(403, "AuthorizationFailed", &format!("The client does not have authorization to perform action 'Microsoft.Authorization/permissions/read' over scope '{table}' or the scope is invalid.")),
+            Some(status) => arm_error(status, "PermissionsUnavailable", "The permissions of this scope cannot be listed."),
+            None => answer(200, json!({ "value": self.permissions })),
+        }
+    }
+
+    /// Routes - Get.
+    fn get_route(&mut self, table: &str, name: &str) -> Answer {
+        let key = format!("{table}/routes/{}", name.to_ascii_lowercase());
+        let state = self.resource_state(table);
+        let Some(route) = self
+            .tables
+            .get(table)
+            .and_then(|routes| routes.iter().find(|r| r.name.eq_ignore_ascii_case(name)))
+        else {
+            return arm_error(
+                404,
+                "NotFound",
+                &format!("Resource {table}/routes/{name} not found."),
+            );
+        };
+        let mut json = route.to_json(table, &self.etag(&key));
+        let retry_after = self.state_retry_after(&state);
+        if let Some(state) = state {
+            json["properties"]["provisioningState"] = json!(state);
+        }
+        with_retry_after(answer(200, json), retry_after)
+    }
+
+    /// A state-only write on `table` in progress: counts this read of it and says the state it
+    /// reads with (`Updating` for the first polls, then the end, the write applied if it
+    /// succeeded). `None` when no such write is in progress.
+    fn resource_state(&mut self, table: &str) -> Option<String> {
+        let Writes::StateOnly { polls, end, .. } = self.writes else {
+            return None;
+        };
+        let op = self
+            .ops
+            .values_mut()
+            .find(|op| op.state_only && op.table == table)?;
+        op.polls += 1;
+        if op.polls <= polls {
+            return Some("Updating".into());
+        }
+        let routes = op.routes.clone();
+        op.table = format!("done:{table}");
+        if end == "Succeeded" {
+            for route in routes {
+                self.apply(table, route);
+            }
+        }
+        Some(end.to_string())
+    }
+
+    fn state_retry_after(&self, state: &Option<String>) -> Option<u32> {
+        match (self.writes, state.as_deref()) {
+            (Writes::StateOnly { retry_after, .. }, Some("Updating")) => retry_after,
+            _ => None,
+        }
+    }
+
+    fn get_table(&mut self, path: &str) -> Answer {
+        let lower = path.to_ascii_lowercase();
+        if let Some(body) = self.verbatim.get(&lower) {
+            return Answer {
+                status: 200,
+                body: body.clone(),
+                headers: Vec::new(),
+            };
+        }
+        let state = self.resource_state(&lower);
+        let retry_after = self.state_retry_after(&state);
+        let mut answer = self.table_json(path);
+        if let (Some(state), 200) = (state, answer.status) {
+            let mut json: Value = serde_json::from_str(&answer.body).unwrap_or_default();
+            json["properties"]["provisioningState"] = json!(state);
+            answer.body = json.to_string();
+        }
+        with_retry_after(answer, retry_after)
+    }
+
+    fn table_json(&self, path: &str) -> Answer {
         let name = path.rsplit('/').next().unwrap_or("");
         match self.tables.get(&path.to_ascii_lowercase()) {
             None => arm_error(
@@ -165,6 +306,11 @@ impl State {
                 json["properties"]["provisioningState"] = json!("Updating");
                 self.long_running(id, status, json)
             }
+            Writes::StateOnly { .. } => {
+                self.start_op(table, vec![route]);
+                json["properties"]["provisioningState"] = json!("Updating");
+                answer(status, json)
+            }
         }
     }
 
@@ -179,6 +325,7 @@ impl State {
                 routes,
                 polls: 0,
                 fail: self.fail_operations,
+                state_only: matches!(self.writes, Writes::StateOnly { .. }),
             },
         );
         id
@@ -260,13 +407,20 @@ impl State {
                 for r in changed {
                     self.apply(&table, r);
                 }
-                self.get_table(path)
+                self.table_json(path)
             }
             Writes::AzureAsync | Writes::Location => {
                 let id = self.start_op(&table, changed);
-                let json = self.get_table(path).body;
+                let json = self.table_json(path).body;
                 let json = serde_json::from_str(&json).unwrap_or(Value::Null);
                 self.long_running(id, 200, json)
+            }
+            Writes::StateOnly { .. } => {
+                let json = self.table_json(path).body;
+                let mut json: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
+                self.start_op(&table, changed);
+                json["properties"]["provisioningState"] = json!("Updating");
+                answer(200, json)
             }
         }
     }
@@ -382,6 +536,15 @@ fn precondition_failed() -> Answer {
 /// `answer` with `Retry-After: 1`, as ARM sends with throttling and busy tables.
 fn retry_after_1s(mut answer: Answer) -> Answer {
     answer.headers.push(("Retry-After".into(), "1".into()));
+    answer
+}
+
+fn with_retry_after(mut answer: Answer, seconds: Option<u32>) -> Answer {
+    if let Some(seconds) = seconds {
+        answer
+            .headers
+            .push(("Retry-After".into(), seconds.to_string()));
+    }
     answer
 }
 

@@ -2,17 +2,21 @@
 //!
 //! ```text
 //! IMDS   GET  /metadata/identity/oauth2/token?api-version=2018-02-01&resource=…   (Metadata: true)
-//! AAD    POST /{tenant}/oauth2/token   grant_type=client_credentials&client_id=…&client_secret=…&resource=…
+//! AAD    POST /{tenant}/oauth2/v2.0/token   grant_type=client_credentials&client_id=…&client_secret=…&scope=…/.default
 //! ARM    GET  /subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/routeTables/{t}
-//!        PUT  …/routeTables/{t}/routes/{name}
+//!        PUT  …/routeTables/{t}   GET, PUT …/routeTables/{t}/routes/{name}
 //!        GET  /subscriptions/{s}/providers/Microsoft.Network/locations/westeurope/operations/{id}
 //!        GET  /subscriptions/{s}/providers/Microsoft.Network/locations/westeurope/operationResults/{id}
+//!        GET  …/routeTables/{t}/providers/Microsoft.Authorization/permissions?api-version=2022-04-01
 //! ```
 //!
 //! Shapes follow the REST reference: ARM errors are `{"error":{"code","message"}}`, throttling is
 //! 429 with `Retry-After: 1`, a busy table 409 `AnotherOperationInProgress`, long-running writes
 //! answer 201/200 with `Azure-AsyncOperation` (or 202 with `Location`) and complete on the second
-//! poll. ARM accepts only the bearer tokens this fake issued.
+//! poll, or (`Writes::StateOnly`) with no header and a `provisioningState` read on the resource.
+//! ARM accepts only the bearer tokens this fake issued, with `Accept: application/json`, and
+//! every `Microsoft.Network` request is checked against Azure's published description
+//! ([`spec`]): a path, verb, api-version or body field it does not define is a 400.
 
 #![allow(dead_code)]
 
@@ -25,8 +29,10 @@ use tiny_http::{Header, Response};
 
 use super::loopback::{form, Loopback};
 
-/// ARM's side: route tables, route and table PUTs, long-running operations.
+/// ARM's side: route tables, route and table PUTs, long-running operations, permissions.
 mod arm;
+/// Azure's description of the API, and the check of each request against it.
+pub mod spec;
 
 /// One route as ARM stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +62,11 @@ impl FakeRoute {
         }
     }
 
+    /// A route without a name, as the schema allows (ARM cannot address it).
+    pub fn nameless(prefix: &str, ip: &str) -> FakeRoute {
+        FakeRoute::appliance("", prefix, ip)
+    }
+
     fn to_json(&self, table_id: &str, etag: &str) -> Value {
         let mut props = json!({
             "provisioningState": "Succeeded",
@@ -65,6 +76,9 @@ impl FakeRoute {
         });
         if let Some(ip) = &self.hop_ip {
             props["nextHopIpAddress"] = json!(ip);
+        }
+        if self.name.is_empty() {
+            return json!({ "properties": props });
         }
         json!({
             "name": self.name,
@@ -84,6 +98,8 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub status: u16,
+    /// When the fake received it.
+    pub at: std::time::Instant,
 }
 
 impl Seen {
@@ -101,7 +117,11 @@ impl Seen {
         self.path() == "/metadata/identity/oauth2/token"
     }
     pub fn is_login(&self) -> bool {
-        self.method == "POST" && self.path().ends_with("/oauth2/token")
+        self.method == "POST" && self.path().contains("/oauth2/")
+    }
+    pub fn is_permissions(&self) -> bool {
+        self.path()
+            .ends_with("/providers/Microsoft.Authorization/permissions")
     }
     pub fn is_route_put(&self) -> bool {
         self.method == "PUT" && self.path().contains("/routes/")
@@ -110,7 +130,11 @@ impl Seen {
         self.method == "PUT" && !self.path().contains("/routes/")
     }
     pub fn is_table_get(&self) -> bool {
-        self.method == "GET" && self.path().to_ascii_lowercase().contains("/routetables/")
+        let path = self.path().to_ascii_lowercase();
+        self.method == "GET"
+            && path.contains("/routetables/")
+            && !path.contains("/routes/")
+            && !self.is_permissions()
     }
 }
 
@@ -123,6 +147,14 @@ pub enum Writes {
     AzureAsync,
     /// 202 + `Location`; the write lands on the second poll.
     Location,
+    /// 200/201 with `provisioningState: "Updating"` and no polling header. The resource written
+    /// (route or table) then reads `Updating` for `polls` GETs, each with `Retry-After` if
+    /// given, and `end` after: `Succeeded` applies the write, `Failed`/`Canceled` drop it.
+    StateOnly {
+        polls: u32,
+        end: &'static str,
+        retry_after: Option<u32>,
+    },
 }
 
 #[derive(Debug)]
@@ -132,6 +164,8 @@ struct Op {
     routes: Vec<FakeRoute>,
     polls: u32,
     fail: bool,
+    /// Followed by reading the resource ([`Writes::StateOnly`]), not an operation URL.
+    state_only: bool,
 }
 
 /// The fake's state; tests set it up and inspect it through [`Fake::state`].
@@ -163,6 +197,14 @@ pub struct State {
     pub app: Option<(String, String, String)>,
     pub app_token: String,
     pub arm_base: String,
+    /// Permissions - List For Resource answers `{"value": permissions}` for every table…
+    pub permissions: Value,
+    /// …unless this is set: then that status with ARM's error (403 `AuthorizationFailed`: the
+    /// caller may not read its own permissions).
+    pub permissions_refused: Option<u16>,
+    /// Tables whose GET answers this body word for word (a description's example), by
+    /// lower-cased ARM id.
+    pub verbatim: BTreeMap<String, String>,
     /// Write count per route (`<table id>/routes/<name>`, lower case) and per table: the etags.
     versions: BTreeMap<String, u32>,
     /// Another writer: right after the next table GET, this route of this table (lower-cased
@@ -222,6 +264,9 @@ impl Fake {
             versions: BTreeMap::new(),
             change_after_read: None,
             echo_login_body: false,
+            permissions: json!([{"actions": ["*"], "notActions": [], "dataActions": [], "notDataActions": []}]),
+            permissions_refused: None,
+            verbatim: BTreeMap::new(),
         }));
         let shared = Arc::clone(&state);
         let server = server.serve(move |mut request| {
@@ -242,6 +287,7 @@ impl Fake {
                     .collect(),
                 body,
                 status: 0,
+                at: std::time::Instant::now(),
             };
             let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
             let answer = st.handle(&seen);
@@ -300,6 +346,14 @@ impl Fake {
     }
 
     /// Makes another writer point `route` of `table` at `ip` right after the next table GET.
+    /// Makes `table` (in subscription `sub`, group `group`) answer its GET with `body` as given.
+    pub fn add_verbatim_table(&self, sub: &str, group: &str, table: &str, body: &str) {
+        let id = format!("/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Network/routeTables/{table}");
+        self.state()
+            .verbatim
+            .insert(id.to_ascii_lowercase(), body.to_string());
+    }
+
     pub fn change_after_read(&self, table: &str, route: &str, ip: &str) {
         self.state().change_after_read = Some((
             table_id(table).to_ascii_lowercase(),
@@ -353,13 +407,28 @@ impl State {
         }
     }
 
+    /// `scope=` must be the audience's `/.default` scope (`https://arm.fake.invalid/.default`):
+    /// the resource URI without its trailing `/`, then `/.default`.
+    fn scope_ok(&self, asked: Option<&String>) -> bool {
+        let Some(resource) = asked.and_then(|s| s.strip_suffix("/.default")) else {
+            return false;
+        };
+        !resource.ends_with('/') && self.resource_ok(Some(&format!("{resource}/")))
+    }
+
     fn handle(&mut self, req: &Seen) -> Answer {
         let path = req.path().to_string();
         if path == "/metadata/identity/oauth2/token" {
             return self.imds(req);
         }
-        if req.method == "POST" && path.ends_with("/oauth2/token") {
+        if req.method == "POST" && path.ends_with("/oauth2/v2.0/token") {
             return self.login(req);
+        }
+        if req.method == "POST" && path.ends_with("/oauth2/token") {
+            return answer(
+                400,
+                json!({"error": "invalid_request", "error_description": "AADSTS90000: this fake serves only the Microsoft identity platform (v2.0) endpoint, /{tenant}/oauth2/v2.0/token"}),
+            );
         }
         self.arm(req, &path)
     }
@@ -422,12 +491,21 @@ impl State {
                 json!({"error": "invalid_request", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found.\r\nTrace ID: 1\r\nTimestamp: 2026-01-01 00:00:00Z")}),
             );
         }
-        if f.get("grant_type").map(String::as_str) != Some("client_credentials")
-            || !self.resource_ok(f.get("resource"))
+        if let Some(unknown) = f
+            .keys()
+            .find(|k| !["grant_type", "client_id", "client_secret", "scope"].contains(&k.as_str()))
         {
             return answer(
                 400,
-                json!({"error": "invalid_request", "error_description": "AADSTS900144: bad grant_type or resource"}),
+                json!({"error": "invalid_request", "error_description": format!("AADSTS901002: The request body must not contain '{unknown}' on the v2.0 endpoint.")}),
+            );
+        }
+        if f.get("grant_type").map(String::as_str) != Some("client_credentials")
+            || !self.scope_ok(f.get("scope"))
+        {
+            return answer(
+                400,
+                json!({"error": "invalid_scope", "error_description": "AADSTS1002012: bad grant_type, or the scope is not <resource>/.default"}),
             );
         }
         if f.get("client_id") != Some(&app_id) {
@@ -459,11 +537,8 @@ impl State {
             200,
             json!({
                 "token_type": "Bearer",
-                "expires_in": "3599",
-                "ext_expires_in": "3599",
-                "expires_on": (now() + 3599).to_string(),
-                "not_before": now().to_string(),
-                "resource": self.resource,
+                "expires_in": 3599,
+                "ext_expires_in": 3599,
                 "access_token": self.app_token,
             }),
         )
