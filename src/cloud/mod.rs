@@ -521,15 +521,13 @@ fn dry_run_node(
             }
         })
         .collect();
-    let mut plan_text = would.join("; ");
+    let mut parts = would;
     if !plan.unchanged.is_empty() {
-        let already = format!("{} already via {own}", plan.unchanged.join(", "));
-        plan_text = if plan_text.is_empty() {
-            already
-        } else {
-            format!("{plan_text}; {already}")
-        };
+        parts.push(format!("{} already via {own}", plan.unchanged.join(", ")));
     }
+    // Routes the event would leave alone (no name, other address family), as the event says.
+    parts.extend(plan.left.iter().cloned());
+    let plan_text = parts.join("; ");
     let (status, message) = match permission {
         Some(permission) if !plan.writes.is_empty() => permission.outcome(&plan_text),
         _ if plan_text.is_empty() => (
@@ -537,6 +535,11 @@ fn dry_run_node(
             format!("no route in {name} points at a router, no write needed"),
         ),
         _ => (Status::Ok, format!("{plan_text}, no write needed")),
+    };
+    let status = if plan.left.is_empty() {
+        status
+    } else {
+        status.max(Status::Warning)
     };
     log.line(index, &format!("Dry run: {message}"));
     NodeOutcome::new(index, status, message, started)
