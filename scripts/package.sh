@@ -1,8 +1,9 @@
 #!/bin/sh
 # Builds the router packages into dist/, from a clean clone, on any x86_64 Linux with Rust:
-#   csr_ha-<version>-py3-none-…manylinux_2_17_x86_64….whl  for `pip install --user` in guestshell
-#   csr_ha-<version>-x86_64-linux.tar.gz                   the same files under bin/, for a
-#                                                          guestshell without pip for Python 3
+#   csr_ha-<version>-py2.py3-none-…manylinux_2_17_x86_64….whl  for `pip install --user` in
+#                                                              guestshell (Python 2.7 or 3's pip)
+#   csr_ha-<version>-x86_64-linux.tar.gz                       the same files under bin/, for a
+#                                                              guestshell without pip
 # Both hold the router's binaries (no bench), the original script names (create_node.py, …,
 # ha_api.py), revert_nodes.sh / verify_nodes.sh (cron), debug_bundle.sh and csr_ha_setup.
 # The binaries are linked by zig against glibc 2.17 symbols, so they start on guestshell's
@@ -17,7 +18,7 @@ out=dist
 while [ $# -gt 0 ]; do
   case $1 in
     -o) [ $# -ge 2 ] || { echo "400: package: -o needs a directory" >&2; exit 1; }; out=$2; shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "400: package: unknown argument '$1'; see -h" >&2; exit 1 ;;
   esac
 done
@@ -57,10 +58,12 @@ trap 'rm -rf "$built"' EXIT
 maturin build --release --zig --compatibility manylinux2014 --out "$built"
 set -- "$built"/csr_ha-"$version"-*.whl
 [ -f "$1" ] || { echo "400: package: maturin wrote no wheel" >&2; exit 1; }
-# pip before 19.3 (guestshell's python3-pip is 9.0.3) knows no manylinux2014 tag; every pip
-# accepts the plain platform tag, so the wheel carries both.
-wheel tags --remove --platform-tag "+linux_x86_64" "$1" >/dev/null
-set -- "$built"/csr_ha-"$version"-*linux_x86_64*.whl
+# The binaries need no Python, so the wheel says py2.py3: guestshell on IOS XE 16.x has only
+# Python 2.7 and its pip 8.1.2, which refuses a py3 wheel (maturin tags a bin wheel py3).
+# pip before 19.3 (8.1.2; guestshell 17.x's python3-pip 9.0.3) knows no manylinux2014 tag; every
+# pip accepts the plain platform tag, so the wheel carries both.
+wheel tags --remove --python-tag py2.py3 --platform-tag "+linux_x86_64" "$1" >/dev/null
+set -- "$built"/csr_ha-"$version"-py2.py3-none-*linux_x86_64*.whl
 cp "$1" "$out/"
 whl=$out/${1##*/}
 

@@ -2,8 +2,10 @@
 # Cron job, as in the original package: `revert_nodes.sh` sends `node_event -i all -e revert`
 # (points the routes of every primary node back at this router if they moved); called as
 # `verify_nodes.sh` (a link to this file) it sends `-e verify` (proves every node's credentials can
-# still write its route). Output is discarded when all is well; a failure is appended to
-# $CSR_HA_DIR/csr_ha.log, one line per line of output, and the exit code is node_event's.
+# still write its route); called as `check_nodes.sh` (another link) it sends `-e peerFail
+# --dry-run` (reads every table and proves the write permission, writing nothing). Output is
+# discarded when all is well; a failure is appended to $CSR_HA_DIR/csr_ha.log, one line per line
+# of output, and the exit code is node_event's.
 #
 #   revert_nodes.sh [--start]     --start: first start the HA server if it does not answer
 #                                 (installs without systemd use this to keep it running)
@@ -12,12 +14,14 @@
 # checkout's bin/ wrappers (running from a checkout), else PATH.
 set -u
 
-# The event and the name in log lines come from the name this was called by (verify_nodes.sh is
-# a link to this file); the real file's location is where the binaries are looked for.
+# The event and the name in log lines come from the name this was called by (verify_nodes.sh and
+# check_nodes.sh are links to this file); the real file's location is where the binaries are
+# looked for.
 name=${0##*/}
 case $name in
-  *verify*) event=verify ;;
-  *) event=revert ;;
+  *verify*) event="verify" ;;
+  *check*) event="peerFail --dry-run" ;;
+  *) event="revert" ;;
 esac
 self=$0
 while [ -L "$self" ]; do
@@ -29,7 +33,7 @@ for arg in "$@"; do
   case $arg in
     --start) start=1 ;;
     -h | --help)
-      sed -n '2,11p' "$self" | sed 's/^# \{0,1\}//'
+      sed -n '2,14p' "$self" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -74,6 +78,7 @@ if [ $start = 1 ] && ! run ha_api -c ping >/dev/null 2>&1; then
   fi
 fi
 
+# $event is one or two words (peerFail --dry-run): left unquoted to split.
 out=$(run node_event -i all -e $event 2>&1)
 rc=$?
 if [ $rc = 0 ]; then

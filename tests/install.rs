@@ -30,6 +30,7 @@ fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_lea
         "ha_event_handler",
         "revert_nodes.sh",
         "verify_nodes.sh",
+        "check_nodes.sh",
         "debug_bundle.sh",
     ] {
         assert!(
@@ -190,15 +191,25 @@ fn a_user_with_sudo_and_no_user_systemd_gets_a_system_unit_running_as_that_user(
         assert_ok(&out, &script.display().to_string());
         stdout(&out)
     };
-    let said = as_nobody(
-        &repo().join("scripts/install.sh"),
-        &[
-            "--prefix",
-            m.prefix.to_str().expect("utf-8"),
-            "--bin-dir",
-            bin_dir().to_str().expect("utf-8"),
-        ],
-    );
+    let bins = bin_dir();
+    let install_args = [
+        "--prefix",
+        m.prefix.to_str().expect("utf-8"),
+        "--bin-dir",
+        bins.to_str().expect("utf-8"),
+    ];
+    // A dry run names the commands as this user would type them: systemctl through sudo.
+    let dry = [&install_args[..], &["--dry-run"]].concat();
+    let said = as_nobody(&repo().join("scripts/install.sh"), &dry);
+    for want in [
+        "dry-run: would run sudo systemctl daemon-reload\n",
+        "dry-run: would run sudo systemctl enable csr_ha.service\n",
+        "dry-run: would run sudo systemctl restart csr_ha.service\n",
+    ] {
+        assert!(said.contains(want), "no {want:?} in {said}");
+    }
+    assert!(!unit_dir.join("csr_ha.service").exists(), "{said}");
+    let said = as_nobody(&repo().join("scripts/install.sh"), &install_args);
     assert!(said.contains("server via systemd"), "{said}");
     let unit = read(&unit_dir.join("csr_ha.service"));
     assert!(unit.contains("\nUser=nobody\n"), "{unit}");
@@ -331,11 +342,23 @@ fn systemd_install_writes_a_restarting_unit_and_restarts_only_when_something_cha
 fn dry_run_changes_nothing() {
     let m = Machine::new(true);
     let before = m.snapshot(true);
-    let out = m.install(&["--dry-run", "--verify-every", "60"]);
+    let out = m.install(&["--dry-run", "--verify-every", "60", "--check-every", "120"]);
     let said = stdout(&out);
     assert!(said.contains("dry-run: would install"), "{said}");
     assert!(said.contains("0 */1 * * *"), "{said}");
+    assert!(said.contains("0 */2 * * *"), "{said}");
+    assert!(said.contains("check_nodes.sh"), "{said}");
     assert!(said.contains("200: dry run done"), "{said}");
+    // The commands as the user would type them, not the script's own function names.
+    for want in [
+        "dry-run: would run systemctl --user daemon-reload\n",
+        "dry-run: would run systemctl --user enable csr_ha.service\n",
+        "dry-run: would run systemctl --user restart csr_ha.service\n",
+        "dry-run: would run loginctl enable-linger ",
+    ] {
+        assert!(said.contains(want), "no {want:?} in {said}");
+    }
+    assert!(!said.contains("sctl "), "{said}");
     assert_eq!(diff(&before, &m.snapshot(true)), Vec::<String>::new());
     for call in m.calls() {
         assert!(
@@ -343,6 +366,98 @@ fn dry_run_changes_nothing() {
             "dry run ran {call:?}"
         );
     }
+
+    // The uninstaller's dry run too.
+    m.install(&[]);
+    m.clear_calls();
+    let said = stdout(&m.uninstall(&["--dry-run"]));
+    for want in [
+        "dry-run: would run systemctl --user disable --now csr_ha.service\n",
+        "dry-run: would run systemctl --user daemon-reload\n",
+    ] {
+        assert!(said.contains(want), "no {want:?} in {said}");
+    }
+    assert!(!said.contains("sctl "), "{said}");
+    for call in m.calls() {
+        assert!(!call.starts_with("systemctl"), "dry run ran {call:?}");
+    }
+}
+
+/// `--check-every N`: a cron job dry-running peerFail on every node (nothing written), whose
+/// failures go to csr_ha.log; kept by a rerun without the option, removed by 0 and by uninstall.
+#[test]
+fn check_every_installs_a_peer_fail_dry_run_cron_job() {
+    let m = Machine::new(true);
+    let users_cron = "0 1 * * * /usr/bin/backup.sh\n";
+    std::fs::write(m.fake.join("crontab.table"), users_cron).expect("crontab");
+    m.install(&["--check-every", "15", "--verify-every", "60"]);
+    let check = m.prefix.join("bin/check_nodes.sh");
+    let meta = std::fs::symlink_metadata(&check).expect("check_nodes.sh installed");
+    assert!(meta.is_file() && meta.mode() & 0o111 != 0, "{meta:?}");
+    let cron = m.crontab().expect("crontab");
+    let check_line = format!(
+        "*/15 * * * * CSR_HA_DIR='{}' '{}' >/dev/null 2>&1 # csr_ha: check",
+        m.ha_dir().display(),
+        check.display()
+    );
+    assert_eq!(
+        cron.lines().filter(|l| *l == check_line).count(),
+        1,
+        "{cron}"
+    );
+    assert!(cron.starts_with(users_cron), "{cron}");
+    assert!(cron.contains("verify_nodes.sh'"), "{cron}");
+
+    // A rerun without the option keeps the job and changes nothing; with the same, neither.
+    let after = m.snapshot(true);
+    m.install(&[]);
+    m.install(&["--check-every", "15"]);
+    assert_eq!(diff(&after, &m.snapshot(true)), Vec::<String>::new());
+    assert_eq!(m.crontab().as_deref(), Some(cron.as_str()));
+
+    // The installed job runs `node_event -i all -e peerFail --dry-run`; a failure is logged.
+    let failing = fake_node_event(
+        &m,
+        "400: node 3 peerFail (dry run): route 10.99.0.0/16 not found in rtb-0abc1234",
+        1,
+    );
+    let out = m
+        .command(&check)
+        .env("CSR_HA_DIR", m.ha_dir())
+        .env("CSR_HA_BIN", &failing)
+        .output_retrying()
+        .expect("run check_nodes.sh");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        read(&m.fake.join("node_event")),
+        "-i all -e peerFail --dry-run\n"
+    );
+    let logged = read(&m.ha_dir().join("csr_ha.log"));
+    assert!(logged.contains(" ERROR check_nodes.sh["), "{logged}");
+    assert!(
+        logged.trim_end().ends_with(
+            "node_event -i all -e peerFail --dry-run exited 1: \
+             400: node 3 peerFail (dry run): route 10.99.0.0/16 not found in rtb-0abc1234"
+        ),
+        "{logged}"
+    );
+
+    // 0 removes the job and keeps the others.
+    m.install(&["--check-every", "0"]);
+    let cron = m.crontab().expect("crontab");
+    assert!(!cron.contains("check_nodes.sh"), "{cron}");
+    assert!(cron.contains("verify_nodes.sh'"), "{cron}");
+    m.install(&["--check-every", "1440"]);
+    let cron = m.crontab().expect("crontab");
+    assert!(
+        cron.lines()
+            .any(|l| l.starts_with("0 0 * * * ") && l.ends_with("# csr_ha: check")),
+        "{cron}"
+    );
+
+    m.uninstall(&[]);
+    assert_eq!(m.crontab().as_deref(), Some(users_cron));
+    assert!(!check.exists());
 }
 
 #[test]
@@ -352,6 +467,8 @@ fn install_refuses_bad_options_before_changing_anything() {
         vec!["--cloud", "openstack"],
         vec!["--verify-every", "90"],
         vec!["--verify-every", "abc"],
+        vec!["--check-every", "90"],
+        vec!["--check-every", "-5"],
         vec!["--service", "init"],
         vec!["--bogus"],
     ] {

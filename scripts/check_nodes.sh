@@ -1,0 +1,1 @@
+revert_nodes.sh
