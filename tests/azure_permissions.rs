@@ -113,3 +113,57 @@ fn a_permission_list_azure_will_not_give_proves_nothing() {
         }
     }
 }
+
+#[test]
+fn a_dry_run_reads_plans_and_probes_once_without_writing() {
+    use csr_ha::protocol::Status;
+    let fake = fake_with_table("rt-perm");
+    let nodes = vec![one_route(1), all_routes(2)];
+    let run = util::azure_run::run_with(
+        config(&fake),
+        util::builders::DEADLINE_MS,
+        Action::DryRun(EventKind::PeerFail),
+        nodes,
+    );
+    let [first, second] = &run.outcomes[..] else {
+        panic!("{:?}", run.outcomes)
+    };
+    util::assert_outcome(first, Status::Ok);
+    assert_eq!(
+        first.message,
+        format!("10.99.0.0/16 in rt-perm would go via {OURS} (now {PEER}); write permitted")
+    );
+    // Node 2 (all routes) plans against the table as node 1's write would leave it.
+    util::assert_outcome(second, Status::Ok);
+    assert!(
+        second
+            .message
+            .starts_with(&format!("10.98.0.0/16 in rt-perm would go via {OURS} (now {PEER}); 10.99.0.0/16 already via {OURS}")),
+        "{}",
+        second.message
+    );
+    let seen: Vec<_> = fake.seen().into_iter().filter(|s| !s.is_imds()).collect();
+    assert_eq!(seen.iter().filter(|s| s.is_permissions()).count(), 1);
+    assert!(
+        seen.iter().all(|s| s.method == "GET"),
+        "a dry run only reads: {seen:?}"
+    );
+    assert_eq!(fake.route("rt-perm", "to-dc").hop_ip.as_deref(), Some(PEER));
+
+    // The permission list refused: a warning, not a failure.
+    fake.state().permissions_refused = Some(403);
+    let run = util::azure_run::run_with(
+        config(&fake),
+        util::builders::DEADLINE_MS,
+        Action::DryRun(EventKind::PeerFail),
+        vec![one_route(1)],
+    );
+    let out = util::azure_run::only(&run);
+    util::assert_outcome(out, Status::Warning);
+    assert!(
+        out.message
+            .contains("; write permission not proven: listing the permissions"),
+        "{}",
+        out.message
+    );
+}
