@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use csr_ha::cloud::http::{Client, Method, ProxyUse, Reply, Request};
+use csr_ha::cloud::http::{Client, Method, Reply, Request, Service};
 
 /// A loopback server answering from a script of (status, Retry-After) and counting requests;
 /// once the script is used up it answers 200.
@@ -43,7 +43,7 @@ fn in_secs(secs: u64) -> Instant {
 #[test]
 fn throttling_and_server_errors_are_retried_until_an_answer() {
     let (url, count) = scripted(&[(503, None), (429, Some(1)), (500, None)]);
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let started = Instant::now();
     let reply = client
         .send(&Request::get(&url), in_secs(20))
@@ -60,7 +60,7 @@ fn throttling_and_server_errors_are_retried_until_an_answer() {
 #[test]
 fn other_answers_are_handed_back_at_once_unless_the_cloud_says_retry() {
     let (url, count) = scripted(&[(400, None), (409, None)]);
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let reply = client
         .send(&Request::get(&url), in_secs(20))
         .expect("an answer");
@@ -77,7 +77,7 @@ fn other_answers_are_handed_back_at_once_unless_the_cloud_says_retry() {
 #[test]
 fn tries_and_the_deadline_bound_the_retries() {
     let (url, count) = scripted(&[(500, None), (500, None), (500, None), (500, None)]);
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let reply = client
         .send(&Request::get(&url).tries(2), in_secs(20))
         .expect("the last answer");
@@ -97,7 +97,7 @@ fn tries_and_the_deadline_bound_the_retries() {
 fn connection_errors_are_retried_only_for_requests_that_may_be_resent() {
     let port = util::loopback::free_port();
     let url = format!("http://127.0.0.1:{port}/x");
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let deadline = Instant::now() + Duration::from_millis(800);
     let err = client
         .send(&Request::get(&url), deadline)
@@ -142,7 +142,7 @@ fn an_error_answer_echoing_the_request_has_its_secrets_masked() {
     });
     let key = "Super+Secret/123=a%b&c";
     let token = "eyJ0b2tlbi1wYXJ0.sig";
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let request = Request::new(Method::Post, &url)
         .secret_header("Authorization", format!("Bearer {token}"))
         .secret(key)

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::http::{self, Client, Method, ProxyUse, Reply, Request};
+use super::http::{self, Client, Method, Reply, Request, Service};
 use super::secret::{self, Secret};
 use super::token_cache::{CacheKey, TokenCache};
 use super::{fail_all, run_table, CloudError, Route, RouteTable, RouteWrite};
@@ -167,8 +167,8 @@ fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<AzureTabl
         location: format!("resource group {group}, subscription {subscription}"),
         name,
         table_url,
-        arm: Client::new(ProxyUse::FromEnv),
-        imds: Client::new(ProxyUse::Never),
+        arm: Client::new(Service::Azure),
+        imds: Client::new(Service::Metadata),
         config,
         credential,
         deadline,

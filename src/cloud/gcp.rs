@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::http::{self, Client, Method, ProxyUse, Request};
+use super::http::{self, Client, Method, Request, Service};
 use super::token_cache::TokenCache;
 use super::CloudError;
 use crate::event::EventKind;
@@ -681,7 +681,7 @@ impl Compute {
     fn new(config: &GcpConfig, deadline: Instant) -> Compute {
         Compute {
             base: config.compute_endpoint.trim_end_matches('/').to_string(),
-            http: Client::new(ProxyUse::FromEnv),
+            http: Client::new(Service::Gcp),
             tokens: auth::Tokens::new(config.token_source(), config.cache.clone()),
             deadline,
             auth_failure: None,
