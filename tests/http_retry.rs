@@ -167,3 +167,101 @@ fn an_error_answer_echoing_the_request_has_its_secrets_masked() {
         assert!(text.contains("********"), "{text}");
     }
 }
+
+/// A client whose CA variables are `vars` only (this machine exports some).
+fn client_with(service: Service, vars: &[(&str, &str)]) -> Client {
+    Client::with_env(service, &|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+}
+
+#[test]
+fn an_untrusted_certificate_is_tried_once_and_reported_with_the_fix() {
+    let pki = util::tls::Pki::new();
+    let (plain, count) = scripted(&[(503, None)]);
+    let front = util::tls::TlsFront::start(&pki, plain.trim_end_matches("/x"));
+    let url = format!("{}/x", front.url);
+    let err = client_with(Service::Aws, &[])
+        .send(&Request::get(&url), in_secs(20))
+        .err()
+        .expect("the test CA is not among the built-in roots");
+    let host = front.url.trim_start_matches("https://");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "TLS: the certificate of {host} is not trusted by the built-in Mozilla roots \
+             (UnknownIssuer); behind a TLS-inspecting proxy set AWS_CA_BUNDLE or \
+             CSR_HA_CA_BUNDLE to its CA"
+        )
+    );
+    assert!(err.permanent && err.tries == 1, "{err:?}");
+    assert_eq!(front.connections(), 1, "one handshake, no retry");
+    assert_eq!(*count.lock().expect("count"), 0);
+
+    // Trusting the CA, the same server answers, and its 503 is retried like any other.
+    let ca = pki.var("ca.pem");
+    let client = client_with(Service::Gcp, &[("REQUESTS_CA_BUNDLE", &ca)]);
+    let reply = client
+        .send(&Request::get(&url), in_secs(20))
+        .expect("an answer");
+    assert_eq!((reply.status, *count.lock().expect("count")), (200, 2));
+}
+
+#[test]
+fn a_ca_bundle_that_cannot_be_used_fails_every_request_before_it_is_sent() {
+    let (url, count) = scripted(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").expect("write");
+    let empty = empty.to_str().expect("utf-8");
+    let client = client_with(Service::Azure, &[("CSR_HA_CA_BUNDLE", empty)]);
+    let err = client
+        .send(&Request::get(&url), in_secs(20))
+        .err()
+        .expect("an unusable bundle");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "CA bundle CSR_HA_CA_BUNDLE={empty}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )
+    );
+    assert!(err.permanent && err.tries == 0, "{err:?}");
+    assert_eq!(*count.lock().expect("count"), 0, "nothing was sent");
+    assert_eq!(client.requests(), 0);
+}
+
+#[test]
+fn refused_answers_are_tried_once_throttling_and_unreachable_servers_again() {
+    let (url, count) = scripted(&[(401, None), (403, None), (429, None)]);
+    let client = client_with(Service::Aws, &[]);
+    for status in [401, 403] {
+        let reply = client
+            .send(&Request::get(&url), in_secs(20))
+            .expect("an answer");
+        assert_eq!(reply.status, status);
+    }
+    assert_eq!(*count.lock().expect("count"), 2, "one try each");
+    let reply = client
+        .send(&Request::get(&url), in_secs(20))
+        .expect("an answer");
+    assert_eq!(
+        (reply.status, *count.lock().expect("count")),
+        (200, 4),
+        "429 retried"
+    );
+
+    let port = util::loopback::free_port();
+    let err = client
+        .send(
+            &Request::get(&format!("http://127.0.0.1:{port}/x")),
+            Instant::now() + Duration::from_millis(800),
+        )
+        .err()
+        .expect("nobody listens");
+    assert!(
+        !err.permanent && err.tries > 1,
+        "refused is retried: {err:?}"
+    );
+}

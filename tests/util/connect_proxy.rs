@@ -94,7 +94,11 @@ fn serve(client: TcpStream, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
             .trim_start_matches("http://")
             .trim_start_matches(authority.as_str());
         let version = words.next().unwrap_or("HTTP/1.1");
-        write!(upstream, "{method} {} {version}\r\n", if path.is_empty() { "/" } else { path })?;
+        write!(
+            upstream,
+            "{method} {} {version}\r\n",
+            if path.is_empty() { "/" } else { path }
+        )?;
         for line in &head {
             upstream.write_all(line.as_bytes())?;
         }

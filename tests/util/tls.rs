@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A CA (`ca.pem`) and a server certificate it signed (`cert.pem`, `key.pem`) for 127.0.0.1
@@ -30,26 +31,63 @@ impl Pki {
             openssl(
                 d,
                 &[
-                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"),
-                    "-days", "2", "-subj", &format!("/CN=csr-ha test {ca}"),
-                    "-addext", "basicConstraints=critical,CA:TRUE",
-                    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{ca}.key"),
+                    "-out",
+                    &format!("{ca}.pem"),
+                    "-days",
+                    "2",
+                    "-subj",
+                    &format!("/CN=csr-ha test {ca}"),
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
                 ],
             );
         }
         openssl(
             d,
             &[
-                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", "key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
             ],
         );
         openssl(
             d,
             &[
-                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", "cert.pem", "-days", "2", "-extfile", "server.ext",
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "cert.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
             ],
         );
         Pki { dir }
@@ -83,6 +121,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// forwarded with `Connection: close`, and the answer is sent back the same way.
 pub struct TlsFront {
     pub url: String,
+    connections: Arc<AtomicUsize>,
 }
 
 impl TlsFront {
@@ -94,15 +133,23 @@ impl TlsFront {
         let config = Arc::new(server_config(pki));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&connections);
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
                 let (config, backend) = (Arc::clone(&config), backend.clone());
                 std::thread::spawn(move || {
                     let _ = relay_one(config, client, &backend);
                 });
             }
         });
-        TlsFront { url }
+        TlsFront { url, connections }
+    }
+
+    /// TCP connections accepted so far (each a TLS handshake tried).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
