@@ -47,11 +47,23 @@ fn clean() -> Ha {
         })
 }
 
-/// moto over HTTPS with a fresh VPC in it, made through a client that trusts the test CA.
-fn moto_over_https(pki: &Pki) -> (Moto, Vpc) {
-    let moto = Moto::start_tls(&pki.path("cert.pem"), &pki.path("key.pem"));
+/// The test CA and one moto serving HTTPS with its certificate, shared by this file's tests
+/// (moto takes seconds to start); each test makes its own VPC in it.
+fn pki_and_moto() -> &'static (Pki, Moto) {
+    static SHARED: std::sync::OnceLock<(Pki, Moto)> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| {
+        let pki = Pki::new();
+        let moto = Moto::start_tls(&pki.path("cert.pem"), &pki.path("key.pem"));
+        (pki, moto)
+    })
+}
+
+/// The shared CA and moto over HTTPS with a fresh VPC in it, made through a client that
+/// trusts the test CA.
+fn moto_over_https() -> (&'static Pki, &'static Moto, Vpc) {
+    let (pki, moto) = pki_and_moto();
     let vpc = Vpc::create(&moto.client_trusting(aws_moto::any_keys(), &pki.var("ca.pem")));
-    (moto, vpc)
+    (pki, moto, vpc)
 }
 
 /// An AWS server pointed at `moto` with static keys, plus `env`.
@@ -103,20 +115,19 @@ fn aws_failover(moto: &Moto, vpc: &Vpc, pki: &Pki, ha: &Ha) {
 
 #[test]
 fn aws_over_https_fails_over_with_aws_ca_bundle_or_csr_ha_ca_bundle() {
-    let pki = Pki::new();
-    let (moto, vpc) = moto_over_https(&pki);
+    let (pki, moto, vpc) = moto_over_https();
     let ca = pki.var("ca.pem");
-    let ha = aws_ha(&moto, &[("AWS_CA_BUNDLE", &ca)]);
-    aws_failover(&moto, &vpc, &pki, &ha);
+    let ha = aws_ha(moto, &[("AWS_CA_BUNDLE", &ca)]);
+    aws_failover(moto, &vpc, pki, &ha);
 
     // CSR_HA_CA_BUNDLE comes first: an AWS_CA_BUNDLE that does not hold the CA is not read.
-    let (moto, vpc) = moto_over_https(&pki);
+    let (_, _, vpc) = moto_over_https();
     let other = pki.var("other_ca.pem");
     let ha = aws_ha(
-        &moto,
+        moto,
         &[("CSR_HA_CA_BUNDLE", &ca), ("AWS_CA_BUNDLE", &other)],
     );
-    aws_failover(&moto, &vpc, &pki, &ha);
+    aws_failover(moto, &vpc, pki, &ha);
 }
 
 /// `node_event` as the user runs it: exit code 1 and the line, and how long it took.
@@ -128,14 +139,13 @@ fn failing_peer_fail(ha: &Ha) -> (String, Duration) {
 
 #[test]
 fn aws_over_https_without_the_sites_ca_fails_at_once_naming_the_variables() {
-    let pki = Pki::new();
-    let (moto, vpc) = moto_over_https(&pki);
+    let (pki, moto, vpc) = moto_over_https();
     let host = moto.endpoint.trim_start_matches("https://").to_string();
     let (rtb, eni) = (&vpc.rtb, &vpc.eni_a);
     let create = format!("create_node -i 1 -t {rtb} -rg us-east-1 -n {eni} -m primary");
 
     // No variable: the built-in roots, which do not hold the test CA.
-    let ha = aws_ha(&moto, &[]);
+    let ha = aws_ha(moto, &[]);
     ha.ok_line(&create);
     let (out, took) = failing_peer_fail(&ha);
     assert_eq!(
@@ -151,7 +161,7 @@ fn aws_over_https_without_the_sites_ca_fails_at_once_naming_the_variables() {
 
     // A bundle that does not hold the CA: named in the message.
     let other = pki.var("other_ca.pem");
-    let ha = aws_ha(&moto, &[("AWS_CA_BUNDLE", &other)]);
+    let ha = aws_ha(moto, &[("AWS_CA_BUNDLE", &other)]);
     ha.ok_line(&create);
     let (out, _) = failing_peer_fail(&ha);
     assert!(
@@ -165,7 +175,7 @@ fn aws_over_https_without_the_sites_ca_fails_at_once_naming_the_variables() {
     // A bundle that cannot be read: the variable and the path, before any request.
     let missing = pki.var("missing.pem");
     let ha = aws_ha(
-        &moto,
+        moto,
         &[
             ("CSR_HA_CA_BUNDLE", &missing),
             ("AWS_CA_BUNDLE", &pki.var("ca.pem")),
@@ -303,12 +313,18 @@ fn gcp_ha(fake: &GcpFake, front: &TlsFront, env: &[(&str, &str)]) -> Ha {
     ha
 }
 
+/// The GCP fake holding the pair's routes, behind a TLS front.
+fn gcp_over_https(pki: &Pki) -> (GcpFake, TlsFront) {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    let front = TlsFront::start(pki, &fake.url);
+    (fake, front)
+}
+
 #[test]
 fn gcp_over_https_gets_a_token_and_fails_over_with_requests_ca_bundle() {
     let pki = Pki::new();
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let front = TlsFront::start(&pki, &fake.url);
+    let (fake, front) = gcp_over_https(&pki);
     let ha = gcp_ha(&fake, &front, &[("REQUESTS_CA_BUNDLE", &pki.var("ca.pem"))]);
     let out = ha.ok("node_event", &["-i", "3", "-e", "peerFail"]);
     assert!(
@@ -350,15 +366,14 @@ fn aws_role_ha(moto: &Moto, vpc: &Vpc, imds: &FakeImds, pki: &Pki, env: &[(&str,
 
 #[test]
 fn the_cloud_api_goes_through_https_proxy_and_the_metadata_service_never_does() {
-    let pki = Pki::new();
-    let (moto, vpc) = moto_over_https(&pki);
+    let (pki, moto, vpc) = moto_over_https();
     let imds = FakeImds::start("2999-01-01T00:00:00Z");
     let proxy = ConnectProxy::start();
     let ha = aws_role_ha(
-        &moto,
+        moto,
         &vpc,
         &imds,
-        &pki,
+        pki,
         &[("HTTPS_PROXY", &proxy.url), ("HTTP_PROXY", &proxy.url)],
     );
     let out = ha.ok("node_event", &["-i", "1", "-e", "peerFail"]);
@@ -375,16 +390,15 @@ fn the_cloud_api_goes_through_https_proxy_and_the_metadata_service_never_does() 
 
 #[test]
 fn no_proxy_in_either_letter_case_sends_the_cloud_api_direct() {
-    let pki = Pki::new();
-    let (moto, vpc) = moto_over_https(&pki);
+    let (pki, moto, vpc) = moto_over_https();
     let imds = FakeImds::start("2999-01-01T00:00:00Z");
     for no_proxy in ["NO_PROXY", "no_proxy"] {
         let proxy = ConnectProxy::start();
         let ha = aws_role_ha(
-            &moto,
+            moto,
             &vpc,
             &imds,
-            &pki,
+            pki,
             &[
                 ("HTTPS_PROXY", &proxy.url),
                 (no_proxy, "localhost,127.0.0.1"),
@@ -402,9 +416,7 @@ fn no_proxy_in_either_letter_case_sends_the_cloud_api_direct() {
 #[test]
 fn gcp_compute_goes_through_the_proxy_and_the_metadata_server_never_does() {
     let pki = Pki::new();
-    let fake = GcpFake::start();
-    seed_pair(&fake);
-    let front = TlsFront::start(&pki, &fake.url);
+    let (fake, front) = gcp_over_https(&pki);
     let proxy = ConnectProxy::start();
     let ha = gcp_ha(
         &fake,
@@ -439,9 +451,8 @@ fn gcp_compute_goes_through_the_proxy_and_the_metadata_server_never_does() {
 #[test]
 #[ignore]
 fn bench_certificate_error_latency() {
-    let pki = Pki::new();
-    let (moto, vpc) = moto_over_https(&pki);
-    let ha = aws_ha(&moto, &[]);
+    let (_, moto, vpc) = moto_over_https();
+    let ha = aws_ha(moto, &[]);
     ha.ok_line(&format!(
         "create_node -i 1 -t {} -rg us-east-1 -n {} -m primary",
         vpc.rtb, vpc.eni_a

@@ -19,7 +19,12 @@ pub struct Pki {
 
 impl Pki {
     pub fn new() -> Pki {
-        let dir = tempfile::tempdir().expect("tempdir");
+        // In the target directory: a Pki shared by a test file's tests is never dropped.
+        let dir = match option_env!("CARGO_TARGET_TMPDIR") {
+            Some(target) => tempfile::tempdir_in(target),
+            None => tempfile::tempdir(),
+        }
+        .expect("tempdir");
         let d = dir.path();
         std::fs::write(
             d.join("server.ext"),
@@ -27,68 +32,25 @@ impl Pki {
              extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )
         .expect("write ext");
+        const EC: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
         for ca in ["ca", "other_ca"] {
             openssl(
                 d,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1",
-                    "-nodes",
-                    "-keyout",
-                    &format!("{ca}.key"),
-                    "-out",
-                    &format!("{ca}.pem"),
-                    "-days",
-                    "2",
-                    "-subj",
-                    &format!("/CN=csr-ha test {ca}"),
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                ],
+                &format!(
+                    "req -x509 {EC} -keyout {ca}.key -out {ca}.pem -days 2 \
+                     -subj /CN=csr-ha-test-{ca} -addext basicConstraints=critical,CA:TRUE \
+                     -addext keyUsage=critical,keyCertSign,cRLSign"
+                ),
             );
         }
         openssl(
             d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
+            &format!("req {EC} -keyout key.pem -out server.csr -subj /CN=127.0.0.1"),
         );
         openssl(
             d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "cert.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem \
+             -days 2 -extfile server.ext",
         );
         Pki { dir }
     }
@@ -103,15 +65,16 @@ impl Pki {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// `openssl` with `args` (split on white space) in `dir`.
+fn openssl(dir: &Path, args: &str) {
     let out = Command::new("openssl")
-        .args(args)
+        .args(args.split_whitespace())
         .current_dir(dir)
         .output()
         .expect("the TLS tests need the openssl command");
     assert!(
         out.status.success(),
-        "openssl {args:?}: {}",
+        "openssl {args}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
