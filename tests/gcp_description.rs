@@ -6,7 +6,7 @@
 
 mod util;
 
-use csr_ha::cloud::http::{Client, Method, ProxyUse, Request};
+use csr_ha::cloud::http::{Client, Method, Request, Service};
 use csr_ha::event::EventKind;
 use csr_ha::protocol::Status;
 use csr_ha::work::Action;
@@ -32,7 +32,7 @@ fn send(
     if let Some(body) = body {
         request = request.json(body.to_string());
     }
-    let reply = Client::new(ProxyUse::Never)
+    let reply = Client::new(Service::Metadata)
         .send(&request, Instant::now() + Duration::from_secs(5))
         .expect("the fake answers");
     (

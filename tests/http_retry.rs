@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use csr_ha::cloud::http::{Client, Method, ProxyUse, Reply, Request};
+use csr_ha::cloud::http::{Client, Method, Reply, Request, Service};
 
 /// A loopback server answering from a script of (status, Retry-After) and counting requests;
 /// once the script is used up it answers 200.
@@ -43,7 +43,7 @@ fn in_secs(secs: u64) -> Instant {
 #[test]
 fn throttling_and_server_errors_are_retried_until_an_answer() {
     let (url, count) = scripted(&[(503, None), (429, Some(1)), (500, None)]);
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let started = Instant::now();
     let reply = client
         .send(&Request::get(&url), in_secs(20))
@@ -60,7 +60,7 @@ fn throttling_and_server_errors_are_retried_until_an_answer() {
 #[test]
 fn other_answers_are_handed_back_at_once_unless_the_cloud_says_retry() {
     let (url, count) = scripted(&[(400, None), (409, None)]);
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let reply = client
         .send(&Request::get(&url), in_secs(20))
         .expect("an answer");
@@ -77,7 +77,7 @@ fn other_answers_are_handed_back_at_once_unless_the_cloud_says_retry() {
 #[test]
 fn tries_and_the_deadline_bound_the_retries() {
     let (url, count) = scripted(&[(500, None), (500, None), (500, None), (500, None)]);
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let reply = client
         .send(&Request::get(&url).tries(2), in_secs(20))
         .expect("the last answer");
@@ -97,7 +97,7 @@ fn tries_and_the_deadline_bound_the_retries() {
 fn connection_errors_are_retried_only_for_requests_that_may_be_resent() {
     let port = util::loopback::free_port();
     let url = format!("http://127.0.0.1:{port}/x");
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let deadline = Instant::now() + Duration::from_millis(800);
     let err = client
         .send(&Request::get(&url), deadline)
@@ -142,7 +142,7 @@ fn an_error_answer_echoing_the_request_has_its_secrets_masked() {
     });
     let key = "Super+Secret/123=a%b&c";
     let token = "eyJ0b2tlbi1wYXJ0.sig";
-    let client = Client::new(ProxyUse::Never);
+    let client = Client::new(Service::Metadata);
     let request = Request::new(Method::Post, &url)
         .secret_header("Authorization", format!("Bearer {token}"))
         .secret(key)
@@ -166,4 +166,102 @@ fn an_error_answer_echoing_the_request_has_its_secrets_masked() {
         );
         assert!(text.contains("********"), "{text}");
     }
+}
+
+/// A client whose CA variables are `vars` only (this machine exports some).
+fn client_with(service: Service, vars: &[(&str, &str)]) -> Client {
+    Client::with_env(service, &|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+}
+
+#[test]
+fn an_untrusted_certificate_is_tried_once_and_reported_with_the_fix() {
+    let pki = util::tls::Pki::new();
+    let (plain, count) = scripted(&[(503, None)]);
+    let front = util::tls::TlsFront::start(&pki, plain.trim_end_matches("/x"));
+    let url = format!("{}/x", front.url);
+    let err = client_with(Service::Aws, &[])
+        .send(&Request::get(&url), in_secs(20))
+        .err()
+        .expect("the test CA is not among the built-in roots");
+    let host = front.url.trim_start_matches("https://");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "TLS: the certificate of {host} is not trusted by the built-in Mozilla roots \
+             (UnknownIssuer); behind a TLS-inspecting proxy set AWS_CA_BUNDLE or \
+             CSR_HA_CA_BUNDLE to its CA"
+        )
+    );
+    assert!(err.permanent && err.tries == 1, "{err:?}");
+    assert_eq!(front.connections(), 1, "one handshake, no retry");
+    assert_eq!(*count.lock().expect("count"), 0);
+
+    // Trusting the CA, the same server answers, and its 503 is retried like any other.
+    let ca = pki.var("ca.pem");
+    let client = client_with(Service::Gcp, &[("REQUESTS_CA_BUNDLE", &ca)]);
+    let reply = client
+        .send(&Request::get(&url), in_secs(20))
+        .expect("an answer");
+    assert_eq!((reply.status, *count.lock().expect("count")), (200, 2));
+}
+
+#[test]
+fn a_ca_bundle_that_cannot_be_used_fails_every_request_before_it_is_sent() {
+    let (url, count) = scripted(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").expect("write");
+    let empty = empty.to_str().expect("utf-8");
+    let client = client_with(Service::Azure, &[("CSR_HA_CA_BUNDLE", empty)]);
+    let err = client
+        .send(&Request::get(&url), in_secs(20))
+        .err()
+        .expect("an unusable bundle");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "CA bundle CSR_HA_CA_BUNDLE={empty}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )
+    );
+    assert!(err.permanent && err.tries == 0, "{err:?}");
+    assert_eq!(*count.lock().expect("count"), 0, "nothing was sent");
+    assert_eq!(client.requests(), 0);
+}
+
+#[test]
+fn refused_answers_are_tried_once_throttling_and_unreachable_servers_again() {
+    let (url, count) = scripted(&[(401, None), (403, None), (429, None)]);
+    let client = client_with(Service::Aws, &[]);
+    for status in [401, 403] {
+        let reply = client
+            .send(&Request::get(&url), in_secs(20))
+            .expect("an answer");
+        assert_eq!(reply.status, status);
+    }
+    assert_eq!(*count.lock().expect("count"), 2, "one try each");
+    let reply = client
+        .send(&Request::get(&url), in_secs(20))
+        .expect("an answer");
+    assert_eq!(
+        (reply.status, *count.lock().expect("count")),
+        (200, 4),
+        "429 retried"
+    );
+
+    let port = util::loopback::free_port();
+    let err = client
+        .send(
+            &Request::get(&format!("http://127.0.0.1:{port}/x")),
+            Instant::now() + Duration::from_millis(800),
+        )
+        .err()
+        .expect("nobody listens");
+    assert!(
+        !err.permanent && err.tries > 1,
+        "refused is retried: {err:?}"
+    );
 }

@@ -8,16 +8,29 @@
 //! An error answer becomes a [`CloudError`] in one place, [`Reply::error`], with the HTTP status
 //! as a field; each cloud supplies only its error-body parser.
 //!
+//! Failures that another try cannot mend (a certificate the roots do not trust, a host name that
+//! does not resolve, a CA bundle that cannot be read) are reported at once, with the fix, after
+//! one try ([`failure`]); only those a moment can mend (refused or reset connections, timeouts)
+//! are retried.
+//!
 //! The agent has explicit timeouts (ureq 3 has none by default), keeps error bodies (4xx/5xx are
-//! answers, not transport errors), and takes proxies from the environment for cloud APIs but
-//! never for metadata services.
+//! answers, not transport errors), checks certificates with rustls against the built-in Mozilla
+//! roots or the CA bundle the environment names ([`trust`]), and takes proxies from the
+//! environment for cloud APIs but never for metadata services ([`Service`]).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
 use super::CloudError;
 use crate::percent::{self, UNRESERVED};
+
+mod failure;
+pub mod trust;
+
+use failure::Failure;
 
 /// Connect timeout, overridable by `CSR_HA_HTTP_CONNECT_TIMEOUT_MS`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,19 +45,34 @@ fn env_ms(var: &str, default: Duration) -> Duration {
         .unwrap_or(default)
 }
 
-/// Whether requests go through `HTTPS_PROXY`/`NO_PROXY` (cloud APIs) or straight out
-/// (metadata services, which a proxy could never reach).
+/// Who a client talks to, which says which CA bundle its certificates are checked against
+/// ([`trust`]) and whether it goes through a proxy: cloud APIs and their login and token
+/// endpoints take `HTTPS_PROXY`/`NO_PROXY` from the environment; metadata services are plain
+/// HTTP on a link-local address a proxy could never reach, so they never use one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyUse {
-    FromEnv,
-    Never,
+pub enum Service {
+    /// EC2 (and the IAM and STS calls tests make): `CSR_HA_CA_BUNDLE`, `AWS_CA_BUNDLE`,
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`.
+    Aws,
+    /// Azure Resource Manager and the Azure AD login endpoint: `CSR_HA_CA_BUNDLE`,
+    /// `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `SSL_CERT_DIR`.
+    Azure,
+    /// Compute Engine and Google's OAuth token endpoint: as [`Service::Azure`].
+    Gcp,
+    /// AWS IMDS, Azure IMDS, the GCE metadata server: never a proxy, no CA bundle.
+    Metadata,
 }
 
-/// An agent with explicit timeouts that hands back 4xx/5xx responses with their bodies.
-pub fn agent(proxy: ProxyUse) -> ureq::Agent {
-    let proxy = match proxy {
-        ProxyUse::FromEnv => ureq::Proxy::try_from_env(),
-        ProxyUse::Never => None,
+/// An agent with explicit timeouts that hands back 4xx/5xx responses with their bodies,
+/// checking certificates against `roots` (`None`: the built-in Mozilla roots).
+fn agent(service: Service, roots: Option<&[Certificate<'static>]>) -> ureq::Agent {
+    let proxy = match service {
+        Service::Metadata => None,
+        Service::Aws | Service::Azure | Service::Gcp => ureq::Proxy::try_from_env(),
+    };
+    let roots = match roots {
+        Some(certs) => RootCerts::new_with_certs(certs),
+        None => RootCerts::WebPki,
     };
     ureq::Agent::config_builder()
         .timeout_connect(Some(env_ms(
@@ -54,6 +82,7 @@ pub fn agent(proxy: ProxyUse) -> ureq::Agent {
         .timeout_global(Some(env_ms("CSR_HA_HTTP_TIMEOUT_MS", GLOBAL_TIMEOUT)))
         .http_status_as_error(false)
         .proxy(proxy)
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
         .build()
         .into()
 }
@@ -267,6 +296,9 @@ pub type ErrorParser = fn(u16, &str) -> Option<(String, String)>;
 pub struct SendError {
     pub cause: String,
     pub tries: u32,
+    /// Another try would fail the same way (an untrusted certificate, an unknown host, an
+    /// unusable CA bundle): the cause says what to fix, and nothing was retried.
+    pub permanent: bool,
 }
 
 impl fmt::Display for SendError {
@@ -279,19 +311,53 @@ impl fmt::Display for SendError {
     }
 }
 
+impl SendError {
+    /// The message for a provider's error: `cannot reach <what>: <cause>` for a failure of the
+    /// network, the cause alone for a permanent one (it names the host and the fix already).
+    pub fn reaching(&self, what: &str) -> String {
+        if self.permanent {
+            self.to_string()
+        } else {
+            format!("cannot reach {what}: {self}")
+        }
+    }
+}
+
 /// An agent and the count of requests it sent (benchmarks read it).
 pub struct Client {
     agent: ureq::Agent,
+    service: Service,
+    /// The CA bundle the environment named, if any, for messages about untrusted certificates.
+    bundle: Option<trust::Bundle>,
+    /// A CA bundle was named but cannot be used: every send reports this, at once.
+    unusable_bundle: Option<String>,
     timeout: Duration,
     requests: AtomicU32,
 }
 
 impl Client {
-    pub fn new(proxy: ProxyUse) -> Client {
-        let agent = agent(proxy);
+    /// A client for `service`, configured from the environment (CA bundle, proxy, timeouts).
+    /// Never fails: a named CA bundle that cannot be read is reported by every [`Client::send`].
+    pub fn new(service: Service) -> Client {
+        Client::with_env(service, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Client::new`] with the CA variables looked up in `vars` instead of the process
+    /// environment (a test preparing an emulator over HTTPS trusts its own CA with it).
+    pub fn with_env(service: Service, vars: &dyn Fn(&str) -> Option<String>) -> Client {
+        let bundle = trust::named(service, vars);
+        let (certs, unusable_bundle) = match bundle.as_ref().map(trust::load) {
+            None => (None, None),
+            Some(Ok(certs)) => (Some(certs), None),
+            Some(Err(message)) => (None, Some(message)),
+        };
+        let agent = agent(service, certs.as_deref());
         let timeout = agent.config().timeouts().global.unwrap_or(GLOBAL_TIMEOUT);
         Client {
             agent,
+            service,
+            bundle,
+            unusable_bundle,
             timeout,
             requests: AtomicU32::new(0),
         }
@@ -306,6 +372,13 @@ impl Client {
     /// request's tries are used up: then the last answer (for the caller to report with its
     /// code), or the last connection error.
     pub fn send(&self, request: &Request, deadline: Instant) -> Result<Reply, SendError> {
+        if let Some(cause) = &self.unusable_bundle {
+            return Err(SendError {
+                cause: cause.clone(),
+                tries: 0,
+                permanent: true,
+            });
+        }
         let mut tries = 0;
         loop {
             tries += 1;
@@ -318,8 +391,10 @@ impl Client {
                     (wait, Ok(reply))
                 }
                 Ok(reply) => return Ok(reply),
-                Err(cause) if request.resend => (backoff(tries - 1, deadline), Err(cause)),
-                Err(cause) => return Err(SendError { cause, tries }),
+                Err(failure) if request.resend && !failure.permanent => {
+                    (backoff(tries - 1, deadline), Err(failure))
+                }
+                Err(failure) => return Err(failure.after(tries)),
             };
             match wait.filter(|_| tries < request.max_tries) {
                 Some(wait) => {
@@ -332,7 +407,7 @@ impl Client {
                     );
                     std::thread::sleep(wait);
                 }
-                None => return last.map_err(|cause| SendError { cause, tries }),
+                None => return last.map_err(|failure| failure.after(tries)),
             }
         }
     }
@@ -344,10 +419,10 @@ impl Client {
     }
 
     /// One try, its timeout clamped to the deadline.
-    fn once(&self, request: &Request, deadline: Instant) -> Result<Reply, String> {
+    fn once(&self, request: &Request, deadline: Instant) -> Result<Reply, Failure> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left < Duration::from_millis(50) {
-            return Err("the event's deadline passed".into());
+            return Err(Failure::transient("the event's deadline passed"));
         }
         let timeout = if request.long_poll {
             left
@@ -372,7 +447,7 @@ impl Client {
             Some(body) => self.run(builder.body(body.clone()), timeout),
             None => self.run(builder.body(()), timeout),
         };
-        let mut response = result?;
+        let mut response = result.map_err(|e| self.failure(request.url, e))?;
         let headers = response
             .headers()
             .iter()
@@ -382,7 +457,7 @@ impl Client {
         let mut body = response
             .body_mut()
             .read_to_string()
-            .map_err(|e| format!("reading the answer: {e}"))?;
+            .map_err(|e| Failure::transient(format!("reading the answer: {e}")))?;
         // An error answer is read to build messages; a success answer may rightly hold a token.
         if !(200..300).contains(&status) {
             let secrets: Vec<&str> = request.secrets.iter().map(String::as_str).collect();
@@ -401,15 +476,25 @@ impl Client {
         &self,
         request: Result<ureq::http::Request<S>, ureq::http::Error>,
         timeout: Duration,
-    ) -> Result<ureq::http::Response<ureq::Body>, String> {
-        let request = request.map_err(|e| e.to_string())?;
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let request = self
             .agent
-            .configure_request(request)
+            .configure_request(request?)
             .timeout_global(Some(timeout))
             .build();
-        self.agent.run(request).map_err(|e| e.to_string())
+        self.agent.run(request)
     }
+
+    /// What went wrong with a request to `url`, in words that name the fix.
+    fn failure(&self, url: &str, error: ureq::Error) -> Failure {
+        Failure::of(&error, host_of(url), self.service, self.bundle.as_ref())
+    }
+}
+
+/// `host[:port]` of a URL, as a message names the server.
+fn host_of(url: &str) -> &str {
+    let origin = origin_of(url);
+    origin.find("://").map_or(origin, |i| &origin[i + 3..])
 }
 
 /// `scheme://host[:port]` of a URL: where a request goes, without its path or query.

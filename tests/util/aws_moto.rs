@@ -8,11 +8,12 @@
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use csr_ha::cloud::aws::{Credentials, Ec2Client};
+use csr_ha::cloud::http::{Client, Service};
 
 /// Keys for a moto that does not check signatures (it accepts any).
 pub fn any_keys() -> Credentials {
@@ -42,6 +43,15 @@ pub struct Moto {
 impl Moto {
     /// Starts moto on a free loopback port with `env` added and waits until it accepts.
     pub fn start(env: &[(&str, &str)]) -> Moto {
+        Moto::launch(env, None)
+    }
+
+    /// Starts moto serving HTTPS with this certificate and key (PEM files).
+    pub fn start_tls(cert: &Path, key: &Path) -> Moto {
+        Moto::launch(&[], Some((cert, key)))
+    }
+
+    fn launch(env: &[(&str, &str)], tls: Option<(&Path, &Path)>) -> Moto {
         let server = moto_server();
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -56,7 +66,8 @@ impl Moto {
         let mut command = Command::new("sh");
         command
             .arg("-c")
-            .arg(r#""$MOTO_SERVER" -H 127.0.0.1 -p "$MOTO_PORT" & m=$!; cat >/dev/null; kill "$m"; wait "$m""#)
+            .arg(r#""$MOTO_SERVER" -H 127.0.0.1 -p "$MOTO_PORT" "$@" & m=$!; cat >/dev/null; kill "$m"; wait "$m""#)
+            .arg("moto")
             .env("MOTO_SERVER", &server)
             .env("MOTO_PORT", port.to_string())
             .stdin(Stdio::piped())
@@ -65,10 +76,17 @@ impl Moto {
         for (k, v) in env {
             command.env(k, v);
         }
+        let scheme = match tls {
+            Some((cert, key)) => {
+                command.arg("-c").arg(cert).arg("-k").arg(key);
+                "https"
+            }
+            None => "http",
+        };
         let child = command.spawn().expect("start moto_server");
         let moto = Moto {
             child: Some(child),
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
             log,
         };
         let started = Instant::now();
@@ -92,6 +110,15 @@ impl Moto {
 
     pub fn client(&self, keys: Credentials) -> Ec2Client {
         Ec2Client::new(&self.endpoint, "us-east-1", keys).expect("client")
+    }
+
+    /// A client of a moto over HTTPS that trusts the CA in `ca` (a PEM file), whatever this
+    /// process's environment names.
+    pub fn client_trusting(&self, keys: Credentials, ca: &str) -> Ec2Client {
+        let http = Client::with_env(Service::Aws, &|name| {
+            (name == "CSR_HA_CA_BUNDLE").then(|| ca.to_string())
+        });
+        self.client(keys).with_http(http)
     }
 }
 

@@ -9,12 +9,14 @@ pub mod aws_run;
 pub mod azure_fake;
 pub mod azure_run;
 pub mod builders;
+pub mod connect_proxy;
 pub mod gcp_fake;
 pub mod gcp_run;
 pub mod latency_proxy;
 pub mod loopback;
 pub mod machine;
 pub mod outcomes;
+pub mod tls;
 
 pub use builders::{node, with_params, work};
 pub use outcomes::{assert_ends, assert_outcome, assert_outcome_says, assert_says, assert_starts};
@@ -49,6 +51,8 @@ pub struct Ha {
     pub root: PathBuf,
     pub server: Option<Child>,
     pub env: Vec<(String, String)>,
+    /// Variables of this process the server and clients must not inherit.
+    pub unset: Vec<String>,
 }
 
 impl Ha {
@@ -64,6 +68,7 @@ impl Ha {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .chain([("CSR_HA_CLOUD".into(), "file".into())])
                 .collect(),
+            unset: Vec::new(),
         }
     }
 
@@ -81,6 +86,14 @@ impl Ha {
             self.env.retain(|(k, _)| k != "AWS_ENDPOINT_URL_EC2");
         }
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The server and the clients run without `key` (this machine exports CA bundle variables
+    /// that a test meaning "none set" must take away).
+    pub fn without_env(mut self, key: &str) -> Ha {
+        self.env.retain(|(k, _)| k != key);
+        self.unset.push(key.into());
         self
     }
 
@@ -112,6 +125,9 @@ impl Ha {
             .env("RUST_LOG", "info")
             .env_remove("CSR_HA_TIMEOUT")
             .env_remove("AWS_ENDPOINT_URL_EC2");
+        for k in &self.unset {
+            cmd.env_remove(k);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

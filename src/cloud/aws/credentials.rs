@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use crate::cloud::http::{self, Client, Method, ProxyUse, Request};
+use crate::cloud::http::{self, Client, Method, Request, Service};
 use crate::cloud::secret::Secret;
 use crate::cloud::token_cache::{CacheKey, TokenCache};
 use crate::cloud::CloudError;
@@ -284,7 +284,7 @@ fn from_imds(
     if let Some(keys) = cache.get(&key).and_then(|(v, _)| decode(&v)) {
         return Ok(keys);
     }
-    let agent = Client::new(ProxyUse::Never);
+    let agent = Client::new(Service::Metadata);
     let (keys, until) = match fetch_role_credentials(&agent, config, cache, deadline, false) {
         Err(ImdsError::Unauthorized) => {
             log::info!(

@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::credentials::Credentials;
 use super::sigv4::{self, amz_date};
-use crate::cloud::http::{self, Client, Method, ProxyUse, Reply};
+use crate::cloud::http::{self, Client, Method, Reply, Service};
 use crate::cloud::CloudError;
 use crate::percent;
 
@@ -83,7 +83,7 @@ impl Ec2Client {
             p => p.to_string(),
         };
         Ok(Ec2Client {
-            http: Client::new(ProxyUse::FromEnv),
+            http: Client::new(Service::Aws),
             endpoint,
             host,
             path,
@@ -99,6 +99,12 @@ impl Ec2Client {
     pub fn for_service(mut self, service: &str, version: &str) -> Ec2Client {
         self.service = service.to_string();
         self.version = version.to_string();
+        self
+    }
+
+    /// The same client sending through `http` (a test's client that trusts its emulator's CA).
+    pub fn with_http(mut self, http: Client) -> Ec2Client {
+        self.http = http;
         self
     }
 
@@ -179,9 +185,10 @@ impl Ec2Client {
             request = request.secret(secret);
         }
         let request = request.secret_header("authorization", authorization);
-        let reply = self.http.send(&request, deadline).map_err(|e| {
-            CloudError::Transport(format!("cannot reach AWS at {}: {e}", self.endpoint))
-        })?;
+        let reply = self
+            .http
+            .send(&request, deadline)
+            .map_err(|e| CloudError::Transport(e.reaching(&format!("AWS at {}", self.endpoint))))?;
         if reply.is_success() {
             return Ok(reply.body);
         }

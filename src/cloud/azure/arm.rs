@@ -112,7 +112,7 @@ impl AzureTable {
                 request = request.json(body.to_string());
             }
             let reply = self.arm.send(&request, self.deadline).map_err(|e| {
-                CloudError::Transport(format!("cannot reach Azure Resource Manager ({what}): {e}"))
+                CloudError::Transport(e.reaching(&format!("Azure Resource Manager ({what})")))
             })?;
             if reply.status == 401 && !fresh_token_tried {
                 fresh_token_tried = true;

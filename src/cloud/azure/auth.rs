@@ -201,10 +201,7 @@ impl AzureTable {
     /// returns who was asked, for messages, and the answer.
     fn ask_for_token(&self) -> Result<(String, Reply), CloudError> {
         let unreachable = |source: &str, e: http::SendError| {
-            CloudError::Transport(
-                self.credential
-                    .scrub(&format!("cannot reach {source}: {e}")),
-            )
+            CloudError::Transport(self.credential.scrub(&e.reaching(source)))
         };
         let (source, reply) = match &self.credential {
             Credential::ManagedIdentity => {

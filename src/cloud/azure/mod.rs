@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use self::arm::{TableBody, API_VERSION, ROUTE_WRITE, TABLE_WRITE};
 use self::auth::Credential;
-use super::http::{self, Client, Method, ProxyUse};
+use super::http::{self, Client, Method, Service};
 use super::token_cache::TokenCache;
 use super::{fail_all, run_table, CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
@@ -155,8 +155,8 @@ pub fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<Azure
         location: format!("resource group {group}, subscription {subscription}"),
         name,
         table_url,
-        arm: Client::new(ProxyUse::FromEnv),
-        imds: Client::new(ProxyUse::Never),
+        arm: Client::new(Service::Azure),
+        imds: Client::new(Service::Metadata),
         config,
         credential,
         deadline,

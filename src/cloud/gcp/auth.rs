@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::cloud::http::{Client, Method, ProxyUse, Request};
+use crate::cloud::http::{Client, Method, Request, Service};
 use crate::cloud::secret::Secret;
 use crate::cloud::token_cache::{CacheKey, TokenCache};
 use crate::cloud::CloudError;
@@ -123,7 +123,7 @@ fn from_metadata(host: &str, deadline: Instant) -> Result<(String, Duration), Cl
     let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/default/token");
     let what = format!("metadata server {host}");
     let request = Request::get(&url).header("Metadata-Flavor", "Google");
-    let body = fetch(&what, &Client::new(ProxyUse::Never), request, deadline)
+    let body = fetch(&what, &Client::new(Service::Metadata), request, deadline)
     .map_err(|e| match e {
         Fetch::Unreachable(m) => CloudError::Auth(format!(
             "{m}; outside a GCE VM put a service-account key in credentials.json in the HA directory or set GOOGLE_APPLICATION_CREDENTIALS"
@@ -145,7 +145,7 @@ fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), C
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", assertion.as_str()),
         ]);
-    let body = fetch(&what, &Client::new(ProxyUse::FromEnv), request, deadline)
+    let body = fetch(&what, &Client::new(Service::Gcp), request, deadline)
         .map_err(|e| match e {
             Fetch::Unreachable(m) => CloudError::Auth(m),
             Fetch::Refused(status, body) => {
@@ -199,7 +199,13 @@ fn fetch(
 ) -> Result<String, Fetch> {
     let reply = client
         .send(&request.tries(TOKEN_TRIES), deadline)
-        .map_err(|e| Fetch::Unreachable(format!("{what} unreachable: {e}")))?;
+        .map_err(|e| {
+            Fetch::Unreachable(if e.permanent {
+                e.to_string()
+            } else {
+                format!("{what} unreachable: {e}")
+            })
+        })?;
     match reply.status {
         200..=299 => Ok(reply.body),
         status @ (429 | 500..=599) => {

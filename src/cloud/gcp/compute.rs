@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 use super::auth;
 use super::GcpConfig;
-use crate::cloud::http::{self, Client, Method, ProxyUse, Request};
+use crate::cloud::http::{self, Client, Method, Request, Service};
 use crate::cloud::CloudError;
 use crate::event_log::EventLog;
 use crate::node::Cidr;
@@ -150,7 +150,7 @@ impl Compute {
                 .resource_manager_endpoint
                 .trim_end_matches('/')
                 .to_string(),
-            http: Client::new(ProxyUse::FromEnv),
+            http: Client::new(Service::Gcp),
             tokens: auth::Tokens::new(config.token_source(), config.cache.clone()),
             deadline,
             auth_failure: None,
@@ -335,7 +335,11 @@ impl Compute {
             .header("Accept", "application/json")
             .secret_header("Authorization", format!("Bearer {}", self.token()?));
             let reply = self.http.send(&request, self.deadline).map_err(|e| {
-                CloudError::Transport(format!("{what}: {service} unreachable: {e}"))
+                CloudError::Transport(if e.permanent {
+                    e.to_string()
+                } else {
+                    format!("{what}: {service} unreachable: {e}")
+                })
             })?;
             match reply.status {
                 200..=299 => {
