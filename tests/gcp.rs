@@ -286,13 +286,7 @@ fn node_event_through_the_server_deletes_the_peer_route() {
         .with_env("GOOGLE_APPLICATION_CREDENTIALS", "")
         .with_env("NO_PROXY", "127.0.0.1");
     ha.start();
-    ha.ok_starts(
-        &format!(
-            "create_node -i 3 -p gcp -g {PROJECT} -v {VPC} -a route-a -b route-b -n 10.0.1.20 \
-             -o 100 -r 10.99.0.0/16 -m secondary"
-        ),
-        "200: ",
-    );
+    util::gcp_run::create_node_3(&ha);
     let out = ha.ok("node_event", &["-i", "3", "-e", "peerFail"]);
     assert!(
         out.starts_with(

@@ -47,26 +47,6 @@ fn a_token_is_fetched_once_per_process_and_renewed_after_a_401() {
     assert_eq!(fake.state().tokens_issued, 2, "token not renewed after 401");
 }
 
-/// A fresh 2048-bit RSA key as PKCS#8 PEM, from the openssl CLI.
-fn generate_key() -> String {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-        ])
-        .output()
-        .expect("the JWT tests need the openssl command to generate an RSA key");
-    assert!(
-        out.status.success(),
-        "openssl genpkey failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("PEM is text")
-}
-
 /// The PKCS#1 public key of a PKCS#8 PEM private key, for the fake to check signatures with.
 fn public_key(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
@@ -96,7 +76,7 @@ fn write_key_file(dir: &Path, fake: &GcpFake, pem: &str) -> std::path::PathBuf {
 #[test]
 fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
     let (fake, dir) = seeded();
-    let pem = generate_key();
+    let pem = util::gcp_run::generate_key();
     fake.state().jwt = Some(gcp_fake::JwtCheck {
         public_key: public_key(&pem),
         client_email: "csr-ha@proj-1.iam.gserviceaccount.test".into(),
@@ -148,9 +128,9 @@ fn a_key_file_gets_a_token_with_a_signed_jwt_that_never_leaks() {
 #[test]
 fn a_jwt_signed_with_the_wrong_key_is_refused_with_the_endpoints_words() {
     let (fake, dir) = seeded();
-    let pem = generate_key();
+    let pem = util::gcp_run::generate_key();
     fake.state().jwt = Some(gcp_fake::JwtCheck {
-        public_key: public_key(&generate_key()),
+        public_key: public_key(&util::gcp_run::generate_key()),
         client_email: "csr-ha@proj-1.iam.gserviceaccount.test".into(),
     });
     let config = GcpConfig {

@@ -16,7 +16,7 @@ use util::aws_moto::{self, eni_of, Moto, Vpc, V4_ROUTE};
 use util::azure_fake::{Fake, FakeRoute, GROUP, SUB};
 use util::connect_proxy::{port_of, ConnectProxy};
 use util::gcp_fake::GcpFake;
-use util::gcp_run::{seed_pair, PROJECT, VPC};
+use util::gcp_run::{seed_pair, PROJECT};
 use util::tls::{Pki, TlsFront};
 use util::Ha;
 
@@ -265,22 +265,12 @@ fn azure_over_https_logs_in_and_fails_over_with_requests_ca_bundle() {
 
 /// A service-account key file whose token endpoint is `token_uri`.
 fn gcp_key_file(dir: &std::path::Path, token_uri: &str) -> String {
-    let key = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-        ])
-        .output()
-        .expect("openssl genpkey");
-    assert!(key.status.success(), "openssl genpkey failed");
+    let key = util::gcp_run::generate_key();
     let key = serde_json::json!({
         "type": "service_account",
         "project_id": PROJECT,
         "private_key_id": "0123456789abcdef",
-        "private_key": String::from_utf8(key.stdout).expect("PEM"),
+        "private_key": key,
         "client_email": "csr-ha@proj-1.iam.gserviceaccount.test",
         "client_id": "1234567890",
         "token_uri": token_uri,
@@ -303,13 +293,7 @@ fn gcp_ha(fake: &GcpFake, front: &TlsFront, env: &[(&str, &str)]) -> Ha {
         |ha, (k, v)| ha.with_env(k, v),
     );
     ha.start();
-    ha.ok_starts(
-        &format!(
-            "create_node -i 3 -p gcp -g {PROJECT} -v {VPC} -a route-a -b route-b -n 10.0.1.20 \
-             -o 100 -r 10.99.0.0/16 -m secondary"
-        ),
-        "200: ",
-    );
+    util::gcp_run::create_node_3(&ha);
     ha
 }
 

@@ -296,7 +296,11 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
         let permission = (!writes.is_empty()).then(|| table.probe_write(&writes));
         return plans
             .into_iter()
-            .map(|plan| dry_run_node(plan, &name, kind, permission.as_ref(), log, started))
+            .map(|plan| {
+                unless_failed(plan, started, |plan| {
+                    dry_run_node(plan, &name, kind, permission.as_ref(), log, started)
+                })
+            })
             .collect();
     }
     let results = if writes.is_empty() {
@@ -307,7 +311,11 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
     let mut results = results.into_iter();
     plans
         .into_iter()
-        .map(|plan| finish_node(plan, &name, kind, &mut results, log, started))
+        .map(|plan| {
+            unless_failed(plan, started, |plan| {
+                finish_node(plan, &name, kind, &mut results, log, started)
+            })
+        })
         .collect()
 }
 
@@ -418,6 +426,19 @@ fn plan_node(
     plan
 }
 
+/// A node whose plan found it cannot act (route missing, no next hop) fails with the reason;
+/// the others are finished by `finish`.
+fn unless_failed(
+    mut plan: NodePlan,
+    started: Instant,
+    finish: impl FnOnce(NodePlan) -> NodeOutcome,
+) -> NodeOutcome {
+    match plan.error.take() {
+        Some(message) => NodeOutcome::new(plan.index, Status::Failed, message, started),
+        None => finish(plan),
+    }
+}
+
 fn finish_node(
     plan: NodePlan,
     name: &str,
@@ -427,9 +448,6 @@ fn finish_node(
     started: Instant,
 ) -> NodeOutcome {
     let index = plan.index;
-    if let Some(message) = plan.error {
-        return NodeOutcome::new(index, Status::Failed, message, started);
-    }
     let mut done = Vec::new();
     let mut changed = Vec::new();
     let mut failure = None;
@@ -505,9 +523,6 @@ fn dry_run_node(
     started: Instant,
 ) -> NodeOutcome {
     let index = plan.index;
-    if let Some(message) = plan.error {
-        return NodeOutcome::new(index, Status::Failed, message, started);
-    }
     let own = &plan.own;
     let would: Vec<String> = plan
         .writes

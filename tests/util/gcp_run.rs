@@ -128,3 +128,35 @@ pub fn event_logs(dir: &Path) -> Vec<String> {
         .map(|(_, t)| t)
         .collect()
 }
+
+/// A fresh 2048-bit RSA key as PKCS#8 PEM, from the openssl CLI.
+pub fn generate_key() -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
+        .output()
+        .expect("the JWT tests need the openssl command to generate an RSA key");
+    assert!(
+        out.status.success(),
+        "openssl genpkey failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("PEM is text")
+}
+
+/// `create_node` of node 3, router A's secondary node of the pair [`seed_pair`] writes, typed as a
+/// user would; asserts it answered `200: `.
+pub fn create_node_3(ha: &super::Ha) {
+    ha.ok_starts(
+        &format!(
+            "create_node -i 3 -p gcp -g {PROJECT} -v {VPC} -a route-a -b route-b -n 10.0.1.20 \
+             -o 100 -r 10.99.0.0/16 -m secondary"
+        ),
+        "200: ",
+    );
+}

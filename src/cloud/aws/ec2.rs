@@ -21,7 +21,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::credentials::Credentials;
+use super::auth::Credentials;
 use super::sigv4::{self, amz_date};
 use crate::cloud::http::{self, Client, Method, Reply, Service};
 use crate::cloud::CloudError;

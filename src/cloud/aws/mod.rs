@@ -9,11 +9,11 @@
 //!
 //! Endpoints: `AWS_ENDPOINT_URL_EC2`, else `AWS_ENDPOINT_URL`, else
 //! `https://ec2.<region>.amazonaws.com`; the API honours `HTTPS_PROXY`/`NO_PROXY`, the metadata
-//! service is never proxied. Credentials: see [`credentials`]. Everything the environment decides
+//! service is never proxied. Credentials: see [`auth`]. Everything the environment decides
 //! is gathered in [`AwsConfig`], so tests pass it explicitly instead of mutating the process
 //! environment.
 
-pub mod credentials;
+pub mod auth;
 pub mod ec2;
 pub mod sigv4;
 
@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-pub use credentials::{CredentialSources, Credentials, ImdsConfig};
+pub use auth::{CredentialSources, Credentials, ImdsConfig};
 pub use ec2::Ec2Client;
 
 use super::token_cache::TokenCache;
@@ -144,7 +144,7 @@ impl Ec2Table {
         let endpoint = config.endpoint_for(region);
         let client = Ec2Client::new(&endpoint, region, credentials)?;
         let role = source
-            .starts_with(credentials::ROLE_SOURCE)
+            .starts_with(auth::ROLE_SOURCE)
             .then(|| (config.credentials.clone(), endpoint, region.to_string()));
         Ok(Ec2Table {
             client,

@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::credentials::Credentials;
+use super::auth::Credentials;
 
 type HmacSha256 = Hmac<Sha256>;
 
