@@ -191,9 +191,9 @@ fn an_untrusted_certificate_is_tried_once_and_reported_with_the_fix() {
     assert_eq!(
         err.to_string(),
         format!(
-            "TLS: the certificate of {host} is not trusted by the built-in Mozilla roots \
-             (UnknownIssuer); behind a TLS-inspecting proxy set AWS_CA_BUNDLE or \
-             CSR_HA_CA_BUNDLE to its CA"
+            "TLS: the certificate of {host} is not trusted (UnknownIssuer); behind a \
+             TLS-inspecting proxy set AWS_CA_BUNDLE or CSR_HA_CA_BUNDLE to its CA \
+             (checked against the built-in Mozilla roots)"
         )
     );
     assert!(err.permanent && err.tries == 1, "{err:?}");

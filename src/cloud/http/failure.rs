@@ -106,15 +106,15 @@ fn tls_message(
     use rustls::CertificateError as C;
     let set = trust::fix_variables(service);
     let roots = match bundle {
-        Some(bundle) => format!("by {bundle}"),
-        None => "by the built-in Mozilla roots".to_string(),
+        Some(bundle) => format!(" (checked against {bundle})"),
+        None => " (checked against the built-in Mozilla roots)".to_string(),
     };
     let rustls::Error::InvalidCertificate(problem) = error else {
         return format!("TLS: the handshake with {host} failed ({error})");
     };
     let (what, fix) = match problem {
         C::UnknownIssuer | C::BadSignature => (
-            format!("is not trusted {roots}"),
+            "is not trusted".to_string(),
             match bundle {
                 None => format!("behind a TLS-inspecting proxy set {set} to its CA"),
                 Some(_) => format!("set {set} to a bundle that holds the CA that signed it"),
@@ -137,8 +137,13 @@ fn tls_message(
             format!("check the server's certificate, or set {set} to its CA"),
         ),
     };
+    let roots = if matches!(problem, C::UnknownIssuer | C::BadSignature) {
+        roots
+    } else {
+        String::new()
+    };
     format!(
-        "TLS: the certificate of {host} {what} ({}); {fix}",
+        "TLS: the certificate of {host} {what} ({}); {fix}{roots}",
         kind(problem)
     )
 }
@@ -173,9 +178,9 @@ mod tests {
         assert_eq!(
             failure,
             Failure::permanent(
-                "TLS: the certificate of ec2.us-east-1.amazonaws.com is not trusted by the \
-                 built-in Mozilla roots (UnknownIssuer); behind a TLS-inspecting proxy set \
-                 AWS_CA_BUNDLE or CSR_HA_CA_BUNDLE to its CA"
+                "TLS: the certificate of ec2.us-east-1.amazonaws.com is not trusted \
+                 (UnknownIssuer); behind a TLS-inspecting proxy set AWS_CA_BUNDLE or \
+                 CSR_HA_CA_BUNDLE to its CA (checked against the built-in Mozilla roots)"
                     .into()
             )
         );
@@ -194,7 +199,7 @@ mod tests {
         assert!(
             failure
                 .cause
-                .contains("not trusted by REQUESTS_CA_BUNDLE=/etc/site-ca.pem")
+                .contains("(checked against REQUESTS_CA_BUNDLE=/etc/site-ca.pem)")
                 && failure
                     .cause
                     .contains("set REQUESTS_CA_BUNDLE or CSR_HA_CA_BUNDLE"),
