@@ -169,6 +169,8 @@ fi
   echo "== ha_api -c ping"
   p=$(find_bin ha_api)
   if [ -n "$p" ]; then CSR_HA_DIR=$ha_dir "$p" -c ping 2>&1; else echo "ha_api not found"; fi
+  echo "== ha_api -c status"
+  if [ -n "$p" ]; then CSR_HA_DIR=$ha_dir "$p" -c status 2>&1; fi
   echo "== systemctl status csr_ha.service"
   if command -v "$SYSTEMCTL" >/dev/null 2>&1; then
     "$SYSTEMCTL" --user status csr_ha.service --no-pager 2>&1 ||
@@ -183,7 +185,7 @@ fi
 {
   echo "== csr-ha cron entries (crontab -l)"
   if command -v "$CRONTAB" >/dev/null 2>&1; then
-    "$CRONTAB" -l 2>&1 | grep -E 'csr_ha|revert_nodes|verify_nodes|node_event|ha_api|no crontab'
+    "$CRONTAB" -l 2>&1 | grep -E 'csr_ha|revert_nodes|verify_nodes|check_nodes|node_event|ha_api|no crontab'
   else
     echo "no crontab command"
   fi

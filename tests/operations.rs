@@ -193,6 +193,11 @@ fn debug_bundle_holds_the_files_and_no_secret() {
         "{node_file}"
     );
     assert!(read(&top.join("versions.txt")).contains("cloud word: azure"));
+    let service = read(&top.join("service.txt"));
+    assert!(
+        service.contains("== ha_api -c status\n400: HA server is not running"),
+        "{service}"
+    );
 
     let secrets = [
         key,
