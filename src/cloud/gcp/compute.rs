@@ -336,11 +336,9 @@ impl Compute {
             .retry_if(&throttled)
             .secret_header("Authorization", format!("Bearer {}", self.token()?));
             let reply = self.http.send(&request, self.deadline).map_err(|e| {
-                CloudError::Transport(if e.permanent {
-                    e.to_string()
-                } else {
-                    format!("{what}: {service} unreachable: {e}")
-                })
+                CloudError::Transport(
+                    e.unless_permanent(|e| format!("{what}: {service} unreachable: {e}")),
+                )
             })?;
             match reply.status {
                 200..=299 => {
