@@ -96,6 +96,29 @@ fn a_429_is_retried_until_it_succeeds() {
     assert!(fake.route(PROJECT, "route-b").is_none());
 }
 
+/// Compute's throttling is a 403 whose reason is `rateLimitExceeded` (or the older
+/// `userRateLimitExceeded`), "wait a minute then try your request again": retried like a 429,
+/// unlike the 403 of a missing permission.
+#[test]
+fn a_403_rate_limit_exceeded_is_throttling_and_retried() {
+    let fake = GcpFake::start();
+    seed_pair(&fake);
+    for reason in ["rateLimitExceeded", "userRateLimitExceeded"] {
+        let body = json!({"error": {"code": 403, "message": "Rate Limit Exceeded",
+            "errors": [{"message": "Rate Limit Exceeded", "domain": "usageLimits", "reason": reason}]}});
+        fake.script("DELETE", "/routes/route-b", 403, &body.to_string());
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = peer_fail(&config(&fake), dir.path());
+    util::assert_outcome(&out, Status::Ok);
+    assert_eq!(
+        fake.requests_with("DELETE").len(),
+        3,
+        "two throttled tries, then the delete"
+    );
+    assert!(fake.route(PROJECT, "route-b").is_none());
+}
+
 #[test]
 fn an_unreachable_metadata_server_fails_every_node_with_a_hint() {
     let fake = GcpFake::start();

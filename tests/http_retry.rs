@@ -209,6 +209,38 @@ fn an_untrusted_certificate_is_tried_once_and_reported_with_the_fix() {
     assert_eq!((reply.status, *count.lock().expect("count")), (200, 2));
 }
 
+/// `SSL_CERT_DIR` is OpenSSL's: a `:`-separated list of directories, one that does not exist
+/// skipped, as OpenSSL skips it; only a list that yields no certificate is unusable.
+#[test]
+fn ssl_cert_dir_is_a_list_of_directories_as_openssl_reads_it() {
+    let pki = util::tls::Pki::new();
+    let (plain, count) = scripted(&[]);
+    let front = util::tls::TlsFront::start(&pki, plain.trim_end_matches("/x"));
+    let url = format!("{}/x", front.url);
+    let ca_dir = pki.path("ca.pem");
+    let ca_dir = ca_dir.parent().and_then(|d| d.to_str()).expect("utf-8 dir");
+    let missing = format!("{ca_dir}/no-such-dir");
+    let client = client_with(
+        Service::Gcp,
+        &[("SSL_CERT_DIR", &format!("{missing}:{ca_dir}"))],
+    );
+    let reply = client
+        .send(&Request::get(&url), in_secs(20))
+        .expect("the CA in the list's second directory is trusted");
+    assert_eq!((reply.status, *count.lock().expect("count")), (200, 1));
+
+    let err = client_with(Service::Gcp, &[("SSL_CERT_DIR", &missing)])
+        .send(&Request::get(&url), in_secs(20))
+        .err()
+        .expect("no directory of the list exists");
+    assert!(err.permanent && err.tries == 0, "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("CA bundle SSL_CERT_DIR={missing}: ")),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_ca_bundle_that_cannot_be_used_fails_every_request_before_it_is_sent() {
     let (url, count) = scripted(&[]);

@@ -315,10 +315,16 @@ impl SendError {
     /// The message for a provider's error: `cannot reach <what>: <cause>` for a failure of the
     /// network, the cause alone for a permanent one (it names the host and the fix already).
     pub fn reaching(&self, what: &str) -> String {
+        self.unless_permanent(|e| format!("cannot reach {what}: {e}"))
+    }
+
+    /// The cause alone for a permanent failure (it names the host and the fix already), else
+    /// the caller's `transient` words for a network that may answer next time.
+    pub fn unless_permanent(&self, transient: impl FnOnce(&SendError) -> String) -> String {
         if self.permanent {
             self.to_string()
         } else {
-            format!("cannot reach {what}: {self}")
+            transient(self)
         }
     }
 }

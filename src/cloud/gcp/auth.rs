@@ -200,11 +200,7 @@ fn fetch(
     let reply = client
         .send(&request.tries(TOKEN_TRIES), deadline)
         .map_err(|e| {
-            Fetch::Unreachable(if e.permanent {
-                e.to_string()
-            } else {
-                format!("{what} unreachable: {e}")
-            })
+            Fetch::Unreachable(e.unless_permanent(|e| format!("{what} unreachable: {e}")))
         })?;
     match reply.status {
         200..=299 => Ok(reply.body),

@@ -19,8 +19,8 @@
 //! deletes carry a fresh `requestId` (a UUID v4) per logical write, the same on every retry of
 //! it: Compute answers a repeated id with the first request's operation instead of applying it
 //! twice, so a write whose answer was lost to a dropped connection is sent again safely.
-//! 429, 5xx and connection errors are retried with backoff within the event's deadline; a 401
-//! renews the token once.
+//! 429, a 403 `rateLimitExceeded` (Compute's throttling), 5xx and connection errors are retried
+//! with backoff within the event's deadline; a 401 renews the token once.
 
 use std::time::{Duration, Instant};
 
@@ -333,13 +333,12 @@ impl Compute {
                 Call::Wait => Request::new(Method::Post, url).body(Vec::new()).long_poll(),
             }
             .header("Accept", "application/json")
+            .retry_if(&throttled)
             .secret_header("Authorization", format!("Bearer {}", self.token()?));
             let reply = self.http.send(&request, self.deadline).map_err(|e| {
-                CloudError::Transport(if e.permanent {
-                    e.to_string()
-                } else {
-                    format!("{what}: {service} unreachable: {e}")
-                })
+                CloudError::Transport(
+                    e.unless_permanent(|e| format!("{what}: {service} unreachable: {e}")),
+                )
             })?;
             match reply.status {
                 200..=299 => {
@@ -371,6 +370,21 @@ impl Compute {
             .map(|token| token.expose().to_string())
             .inspect_err(|e| self.auth_failure = Some(e.clone()))
     }
+}
+
+/// Compute's throttling: a 403 whose reason is `rateLimitExceeded` (or the older
+/// `userRateLimitExceeded`), which its documentation says to retry after a moment; retried like
+/// a 429. Any other 403 (a missing permission) is permanent.
+fn throttled(reply: &http::Reply) -> bool {
+    const REASONS: [&str; 2] = ["rateLimitExceeded", "userRateLimitExceeded"];
+    reply.status == 403
+        && serde_json::from_str::<Value>(&reply.body).is_ok_and(|body| {
+            body["error"]["errors"].as_array().is_some_and(|errors| {
+                errors
+                    .iter()
+                    .any(|e| e["reason"].as_str().is_some_and(|r| REASONS.contains(&r)))
+            })
+        })
 }
 
 /// A random (version 4) UUID, as Compute's `requestId` wants one: one per logical write, so a

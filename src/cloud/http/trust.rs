@@ -19,6 +19,9 @@ use super::Service;
 /// Trusted by every cloud's client.
 pub const CSR_HA_CA_BUNDLE: &str = "CSR_HA_CA_BUNDLE";
 
+/// OpenSSL's directory variable: a `:`-separated list of directories.
+const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
+
 /// The variables that may name a CA bundle for `service`, in the order they are checked.
 pub fn variables(service: Service) -> &'static [&'static str] {
     match service {
@@ -26,13 +29,13 @@ pub fn variables(service: Service) -> &'static [&'static str] {
             CSR_HA_CA_BUNDLE,
             "AWS_CA_BUNDLE",
             "SSL_CERT_FILE",
-            "SSL_CERT_DIR",
+            SSL_CERT_DIR,
         ],
         Service::Azure | Service::Gcp => &[
             CSR_HA_CA_BUNDLE,
             "REQUESTS_CA_BUNDLE",
             "SSL_CERT_FILE",
-            "SSL_CERT_DIR",
+            SSL_CERT_DIR,
         ],
         // Plain HTTP on a link-local address: there is no certificate to check.
         Service::Metadata => &[],
@@ -74,22 +77,25 @@ pub fn named(service: Service, lookup: &dyn Fn(&str) -> Option<String>) -> Optio
     })
 }
 
-/// The certificates of `bundle`: every one in the file, or in every file of the directory.
+/// The certificates of `bundle`: every one in the file, or in every file of the directory
+/// (`SSL_CERT_DIR`: of each directory of its `:`-separated list, as OpenSSL reads it).
 /// An error names the variable and the path and says what is wrong with them.
 pub fn load(bundle: &Bundle) -> Result<Vec<Certificate<'static>>, String> {
     let path = Path::new(&bundle.path);
     let unusable = |why: String| format!("CA bundle {bundle}: {why}");
-    let certs = if path.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|e| unusable(format!("cannot list: {e}")))?;
-        let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-        files.sort();
-        // A directory of hashed links holds other files too (a README, CRLs): those that are
-        // not PEM certificates are skipped, as OpenSSL does.
-        files
-            .iter()
-            .filter_map(|file| std::fs::read(file).ok())
-            .flat_map(|pem| certificates(&pem).unwrap_or_default())
-            .collect()
+    let certs = if bundle.variable == SSL_CERT_DIR {
+        // A directory of the list that does not exist is skipped, as OpenSSL skips it.
+        let dirs: Vec<&Path> = bundle.path.split(':').map(Path::new).collect();
+        if !dirs.iter().any(|dir| dir.is_dir()) {
+            return Err(unusable("names no directory that exists".into()));
+        }
+        let mut certs = Vec::new();
+        for dir in dirs.into_iter().filter(|dir| dir.is_dir()) {
+            certs.extend(directory(dir).map_err(unusable)?);
+        }
+        certs
+    } else if path.is_dir() {
+        directory(path).map_err(unusable)?
     } else {
         let pem = std::fs::read(path).map_err(|e| unusable(format!("cannot be read: {e}")))?;
         certificates(&pem).map_err(|e| unusable(format!("is not a PEM file: {e}")))?
@@ -100,6 +106,20 @@ pub fn load(bundle: &Bundle) -> Result<Vec<Certificate<'static>>, String> {
         ));
     }
     Ok(certs)
+}
+
+/// The certificates in the files of `dir`. A directory of hashed links holds other files too
+/// (a README, CRLs): those that are not PEM certificates are skipped, as OpenSSL does.
+fn directory(dir: &Path) -> Result<Vec<Certificate<'static>>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    Ok(files
+        .iter()
+        .filter_map(|file| std::fs::read(file).ok())
+        .flat_map(|pem| certificates(&pem).unwrap_or_default())
+        .collect())
 }
 
 /// The certificates in PEM text; private keys and other sections are skipped.
