@@ -109,6 +109,11 @@ fn a_write_still_updating_at_the_deadline_says_so() {
 
     let out = only(&run);
     util::assert_outcome_says(out, Status::Failed, "still Updating after 1 s");
+    assert!(
+        out.message.ends_with("still Updating after 1 s"),
+        "{}",
+        out.message
+    );
     util::assert_outcome_says(out, Status::Failed, "look at Route Table rt-state-slow");
     assert!(reads_after_write(&fake, "/routes/to-dc").len() > 3);
 }

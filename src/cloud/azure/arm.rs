@@ -227,10 +227,10 @@ impl AzureTable {
                 Ok(())
             }
             None => Err(CloudError::Transport(format!(
-                "Azure had not finished {what} when the event's deadline came ({}); \
-                 it may still complete: look at Route Table {} before retrying",
-                last(),
-                self.name
+                "Azure had not finished {what} when the event's deadline came (it may still \
+                 complete: look at Route Table {} before retrying): {}",
+                self.name,
+                last()
             ))),
         }
     }
