@@ -341,3 +341,51 @@ fn a_dry_run_of_100_nodes_in_3_tables_reads_and_probes_each_table_once() {
         assert_eq!(fake.eni_of(&route(i)).as_deref(), Some(ENI_B));
     }
 }
+
+#[test]
+fn a_node_a_dry_run_skips_for_a_missing_parameter_fails_its_last_check() {
+    let ha = pair();
+    ha.ok_line("node_event -i 1 -e peerFail --dry-run");
+    // The next hop is cleared: a failover of node 1 could not run, and the check must say so
+    // in `lastCheck` and in status, not keep the earlier success.
+    ha.ok_line("clear_params -i 1 -n");
+    let out = ha.expect_line(1, "node_event -i all -e peerFail --dry-run");
+    assert!(
+        out.contains("400: node 1 peerFail (dry run): skipped: missing -n (nextHop)"),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ha.ok_line("show_node -i 1 --json")).expect("json");
+    let check = &json["nodes"][0]["lastCheck"];
+    assert_eq!(check["ok"], false, "{check}");
+    assert_eq!(check["event"], "peerFail", "{check}");
+    assert!(
+        check["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("400: skipped: missing -n (nextHop)")),
+        "{check}"
+    );
+    assert_eq!(json["nodes"][0]["lastEvent"], serde_json::Value::Null);
+    let text = ha.expect_line(1, "ha_api -c status");
+    assert!(
+        text.starts_with("400: HA server is running; node(s) 1 failed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn help_names_the_dry_run_the_status_command_and_the_last_check() {
+    let ha = Ha::new();
+    let help = ha.ok("node_event", &["-h"]);
+    assert!(
+        help.contains("[--dry-run]") && help.contains("  --dry-run "),
+        "{help}"
+    );
+    let help = ha.ok("ha_api", &["-h"]);
+    assert!(
+        help.contains("start|stop|ping|status [--json]") && help.contains("  --json "),
+        "{help}"
+    );
+    let help = ha.ok("show_node", &["-h"]);
+    assert!(help.contains("last dry run"), "{help}");
+}

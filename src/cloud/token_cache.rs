@@ -116,7 +116,10 @@ impl TokenCache {
     }
 
     /// What the cache holds, for `ha_api -c status`: each credential's kind (`aws-role`,
-    /// `azure-token`) and until when it is used. Never a value.
+    /// `azure-token`) and until when it is used. Never a value. An expired one, which [`get`]
+    /// would not use, is not listed.
+    ///
+    /// [`get`]: TokenCache::get
     pub fn entries(&self) -> Vec<(String, SystemTime)> {
         let Some(dir) = &self.dir else {
             return Vec::new();
@@ -131,7 +134,7 @@ impl TokenCache {
                 let (kind, _hash) = name.rsplit_once('-')?;
                 let entry: Entry = serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok()?;
                 let until = SystemTime::UNIX_EPOCH + Duration::from_millis(entry.use_until_ms);
-                Some((kind.to_string(), until))
+                (SystemTime::now() < until).then(|| (kind.to_string(), until))
             })
             .collect();
         entries.sort();
@@ -203,6 +206,34 @@ mod tests {
         cache.forget(&key);
         assert_eq!(cache.get(&key), None);
         assert_eq!(TokenCache::disabled().get(&key), None);
+    }
+
+    #[test]
+    fn entries_name_the_usable_credentials_by_kind_and_never_their_value() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = TokenCache::at(tmp.path().join("cache"));
+        let later = SystemTime::now() + Duration::from_secs(600);
+        cache.put(
+            &CacheKey::new("gcp-token", &["metadata"]),
+            &Secret::new("tok-gcp"),
+            later,
+        );
+        cache.put(
+            &CacheKey::new("aws-role", &["http://127.0.0.1:1"]),
+            &Secret::new("tok-old"),
+            SystemTime::now() - Duration::from_secs(1),
+        );
+        let entries = cache.entries();
+        let shown: Vec<(&str, u64)> = entries
+            .iter()
+            .map(|(kind, until)| (kind.as_str(), unix_ms(*until)))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![("gcp-token", unix_ms(later))],
+            "expired left out"
+        );
+        assert!(!format!("{entries:?}").contains("tok-"));
     }
 
     #[test]

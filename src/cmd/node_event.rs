@@ -222,18 +222,28 @@ fn answer(
     let unix = started
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut records = Vec::new();
-    for o in &outcomes {
-        records.push((
-            o.index,
-            LastEvent {
+    // A dry run's every line is the node's last check, one the server answered itself (a
+    // node skipped for a missing parameter) included, so a check that could not run shows as
+    // failed; an event's skipped nodes keep their last event, as before.
+    let answered_here = match action {
+        Action::DryRun(_) => decided.as_slice(),
+        _ => &[],
+    };
+    let records: Vec<(u16, LastEvent)> = answered_here
+        .iter()
+        .chain(&outcomes)
+        .map(|o| {
+            let last = LastEvent {
                 event: event.to_string(),
                 time: time.clone(),
                 outcome: Line::status(o.outcome, o.message.clone()).to_string(),
                 duration_ms: o.duration_ms,
                 unix,
-            },
-        ));
+            };
+            (o.index, last)
+        })
+        .collect();
+    for o in &outcomes {
         let level = if o.outcome == Status::Failed {
             log::Level::Warn
         } else {

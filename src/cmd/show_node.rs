@@ -11,7 +11,8 @@ use crate::paths::HaDir;
 use crate::protocol::{Command, NodeView, Response, Target};
 
 pub const HELP: &str = "usage: show_node -i <index>|all [--json]\n\
-Prints the parameters and last event of one node or of all nodes.\n  \
+Prints the parameters, the last event (lastEvent) and the last dry run (lastCheck) of one node\n\
+or of all nodes.\n  \
 -i <value>     index           an integer in range <1-1023>, or all (required)\n  \
 --json                         print JSON for scripts instead of text\n";
 
