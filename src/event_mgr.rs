@@ -14,8 +14,8 @@
 //!
 //! ```text
 //! 1. peerFail          a failover never waits behind cron work on other tables
-//! 2. check             the read-only check after create/set; a user is waiting; never
-//!                      waits for a busy table (it writes nothing)
+//! 2. check, dry run    the read-only check after create/set and `node_event --dry-run`;
+//!                      a user is waiting; never waits for a busy table (it writes nothing)
 //! 3. revert, verify    the cron jobs
 //! ```
 
