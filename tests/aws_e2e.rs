@@ -10,13 +10,7 @@ use aws_moto::{eni_of, Vpc, V4_OTHER, V4_ROUTE};
 use util::Ha;
 
 fn aws_ha(moto: &aws_moto::Moto) -> Ha {
-    let mut ha = Ha::new()
-        .with_env("CSR_HA_CLOUD", "aws")
-        .with_env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .with_env("AWS_ACCESS_KEY_ID", "AKIAMOTOTESTKEY00001")
-        .with_env("AWS_SECRET_ACCESS_KEY", "moto-does-not-check-this")
-        .with_env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-        .with_env("AWS_EC2_METADATA_DISABLED", "true")
+    let mut ha = util::aws_run::aws_env(Ha::new(), &moto.endpoint)
         .with_env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9");
     ha.start();
     ha

@@ -309,13 +309,7 @@ fn a_dry_run_of_100_nodes_in_3_tables_reads_and_probes_each_table_once() {
         let routes: Vec<(&str, &str)> = routes.iter().map(|(d, e)| (d.as_str(), *e)).collect();
         fake.add_table(table, &routes);
     }
-    let mut ha = Ha::new()
-        .with_env("CSR_HA_CLOUD", "aws")
-        .with_env("AWS_ENDPOINT_URL", &fake.endpoint)
-        .with_env("AWS_ACCESS_KEY_ID", "AKIAFAKETESTKEY00001")
-        .with_env("AWS_SECRET_ACCESS_KEY", "fake-does-not-check-this")
-        .with_env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-        .with_env("AWS_EC2_METADATA_DISABLED", "true");
+    let mut ha = util::aws_run::aws_env(Ha::new(), &fake.endpoint);
     ha.start();
     for i in 1..=100u16 {
         ha.ok_line(&format!(

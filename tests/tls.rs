@@ -69,12 +69,7 @@ fn moto_over_https() -> (&'static Pki, &'static Moto, Vpc) {
 /// An AWS server pointed at `moto` with static keys, plus `env`.
 fn aws_ha(moto: &Moto, env: &[(&str, &str)]) -> Ha {
     let mut ha = env.iter().fold(
-        clean()
-            .with_env("CSR_HA_CLOUD", "aws")
-            .with_env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .with_env("AWS_ACCESS_KEY_ID", "AKIAMOTOTESTKEY00001")
-            .with_env("AWS_SECRET_ACCESS_KEY", "moto-does-not-check-this")
-            .with_env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+        util::aws_run::aws_env(clean(), &moto.endpoint),
         |ha, (k, v)| ha.with_env(k, v),
     );
     ha.start();
