@@ -55,25 +55,6 @@ fn app_credentials_get_a_token_from_the_login_endpoint() {
     assert_eq!(fake.route("rt-app", "to-dc").hop_ip.as_deref(), Some(OURS));
 }
 
-/// The scope asked of Azure AD is each cloud's ARM resource with `/.default`, as MSAL writes it.
-#[test]
-fn each_cloud_asks_for_its_resource_manager_scope() {
-    use csr_ha::node::AzureCloud;
-    let scope = |cloud| csr_ha::cloud::azure::AzureConfig::for_cloud(cloud).scope();
-    assert_eq!(
-        scope(AzureCloud::Public),
-        "https://management.azure.com/.default"
-    );
-    assert_eq!(
-        scope(AzureCloud::UsGov),
-        "https://management.usgovcloudapi.net/.default"
-    );
-    assert_eq!(
-        scope(AzureCloud::China),
-        "https://management.chinacloudapi.cn/.default"
-    );
-}
-
 #[test]
 fn a_url_encoded_app_key_is_decoded_first() {
     let fake = fake_with_table("rt-enc");

@@ -537,6 +537,25 @@ mod tests {
         assert_eq!(china.login, "https://login.chinacloudapi.cn");
         assert_eq!(china.imds, "http://169.254.169.254");
     }
+
+    /// The scope asked of Azure AD (v2.0) is each cloud's ARM resource with `/.default`, as MSAL
+    /// writes it.
+    #[test]
+    fn each_cloud_asks_for_its_resource_manager_scope() {
+        let scope = |cloud| AzureConfig::for_cloud(cloud).scope();
+        assert_eq!(
+            scope(AzureCloud::Public),
+            "https://management.azure.com/.default"
+        );
+        assert_eq!(
+            scope(AzureCloud::UsGov),
+            "https://management.usgovcloudapi.net/.default"
+        );
+        assert_eq!(
+            scope(AzureCloud::China),
+            "https://management.chinacloudapi.cn/.default"
+        );
+    }
     #[test]
     fn path_segments_are_encoded() {
         assert_eq!(segment("rg-(prod).1"), "rg-(prod).1");
