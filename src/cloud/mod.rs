@@ -426,6 +426,24 @@ fn plan_node(
     plan
 }
 
+impl NodePlan {
+    /// What the node's event leaves as it is, as its line says it: the routes already via this
+    /// router (`… already via 10.0.1.20` and `suffix`), then those it cannot move and why.
+    fn not_written(&self, suffix: &str) -> Vec<String> {
+        let already = (!self.unchanged.is_empty()).then(|| {
+            format!(
+                "{} already via {}{suffix}",
+                self.unchanged.join(", "),
+                self.own
+            )
+        });
+        already
+            .into_iter()
+            .chain(self.left.iter().cloned())
+            .collect()
+    }
+}
+
 /// A node whose plan found it cannot act (route missing, no next hop) fails with the reason;
 /// the others are finished by `finish`.
 fn unless_failed(
@@ -487,16 +505,9 @@ fn finish_node(
         }
         return NodeOutcome::new(index, Status::Failed, message, started);
     }
-    let own = &plan.own;
+    let no_write = if done.is_empty() { ", no write" } else { "" };
     let mut parts = done.clone();
-    if !plan.unchanged.is_empty() {
-        let no_write = if done.is_empty() { ", no write" } else { "" };
-        parts.push(format!(
-            "{} already via {own}{no_write}",
-            plan.unchanged.join(", ")
-        ));
-    }
-    parts.extend(plan.left.iter().cloned());
+    parts.extend(plan.not_written(no_write));
     let message = if parts.is_empty() {
         format!("no route in {name} points at a router, no write")
     } else if done.is_empty() {
@@ -523,8 +534,7 @@ fn dry_run_node(
     started: Instant,
 ) -> NodeOutcome {
     let index = plan.index;
-    let own = &plan.own;
-    let would: Vec<String> = plan
+    let mut parts: Vec<String> = plan
         .writes
         .iter()
         .map(|w| {
@@ -536,12 +546,7 @@ fn dry_run_node(
             }
         })
         .collect();
-    let mut parts = would;
-    if !plan.unchanged.is_empty() {
-        parts.push(format!("{} already via {own}", plan.unchanged.join(", ")));
-    }
-    // Routes the event would leave alone (no name, other address family), as the event says.
-    parts.extend(plan.left.iter().cloned());
+    parts.extend(plan.not_written(""));
     let plan_text = parts.join("; ");
     let (status, message) = match permission {
         Some(permission) if !plan.writes.is_empty() => permission.outcome(&plan_text),
@@ -637,10 +642,8 @@ fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Status, String) {
             format!("Warning: no route in Route Table {table} points at a router"),
         ),
         Ok(Targets { found, left }) => {
-            let own_is_v6 = own.parse::<std::net::IpAddr>().ok().map(|ip| ip.is_ipv6());
             let mismatch = found.iter().find(|&&i| {
-                let dest_v6 = routes[i].destination.contains(':');
-                own_is_v6.is_some_and(|v6| v6 != dest_v6) && node.route().is_some()
+                node.route().is_some() && other_family(&routes[i].destination, own).is_some()
             });
             let checked = format!(
                 "Route Table {table} checked: {} route(s) to act on",
