@@ -20,6 +20,12 @@ fn timestamp(t: SystemTime) -> Timestamp {
     Timestamp::try_from(t).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// Whole seconds from the epoch to `t` (0 before it), for ages kept in records.
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// `t` in the machine's time zone (`TZ`, else `/etc/localtime`, else UTC).
 pub fn local(t: SystemTime, format: &str) -> String {
     timestamp(t)

@@ -89,15 +89,7 @@ impl TokenCache {
     /// The value under `key` and until when it may be used, if it may still be used now. A file
     /// that is not ours and owner-only is ignored.
     pub fn get(&self, key: &CacheKey) -> Option<(Secret, SystemTime)> {
-        let path = self.path(key)?;
-        let meta = std::fs::symlink_metadata(&path).ok()?;
-        let uid = nix::unistd::getuid().as_raw();
-        if !meta.is_file() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
-            return None;
-        }
-        let entry: Entry = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-        let until = SystemTime::UNIX_EPOCH + Duration::from_millis(entry.use_until_ms);
-        (SystemTime::now() < until).then(|| (Secret::new(entry.value), until))
+        usable(&self.path(key)?)
     }
 
     /// Keeps `value` under `key` until `use_until`. A cache that cannot be written only costs
@@ -116,8 +108,8 @@ impl TokenCache {
     }
 
     /// What the cache holds, for `ha_api -c status`: each credential's kind (`aws-role`,
-    /// `azure-token`) and until when it is used. Never a value. An expired one, which [`get`]
-    /// would not use, is not listed.
+    /// `azure-token`) and until when it is used. Never a value. One that [`get`] would not use
+    /// (expired, not owner-only) is not listed.
     ///
     /// [`get`]: TokenCache::get
     pub fn entries(&self) -> Vec<(String, SystemTime)> {
@@ -132,9 +124,8 @@ impl TokenCache {
             .filter_map(|f| {
                 let name = f.file_name().into_string().ok()?;
                 let (kind, _hash) = name.rsplit_once('-')?;
-                let entry: Entry = serde_json::from_slice(&std::fs::read(f.path()).ok()?).ok()?;
-                let until = SystemTime::UNIX_EPOCH + Duration::from_millis(entry.use_until_ms);
-                (SystemTime::now() < until).then(|| (kind.to_string(), until))
+                let (_value, until) = usable(&f.path())?;
+                Some((kind.to_string(), until))
             })
             .collect();
         entries.sort();
@@ -147,6 +138,19 @@ impl TokenCache {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// The credential in `path` and until when it may be used, if it may still be used now and
+/// the file is ours and owner-only.
+fn usable(path: &Path) -> Option<(Secret, SystemTime)> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let uid = nix::unistd::getuid().as_raw();
+    if !meta.is_file() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return None;
+    }
+    let entry: Entry = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let until = SystemTime::UNIX_EPOCH + Duration::from_millis(entry.use_until_ms);
+    (SystemTime::now() < until).then(|| (Secret::new(entry.value), until))
 }
 
 fn write_owner_only(dir: &Path, path: &Path, entry: &Entry) -> std::io::Result<()> {

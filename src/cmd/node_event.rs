@@ -219,9 +219,7 @@ fn answer(
         Action::Check => (EventKind::Verify, "check".to_string()),
     };
     let time = crate::timestamp::local(started, crate::timestamp::EVENT_TIME);
-    let unix = started
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let unix = crate::timestamp::unix_secs(started);
     // A dry run's every line is the node's last check, one the server answered itself (a
     // node skipped for a missing parameter) included, so a check that could not run shows as
     // failed; an event's skipped nodes keep their last event, as before.

@@ -94,9 +94,7 @@ pub fn render_text(response: &Response) -> String {
 /// The `--json` form: `{"code":200,"message":"...","nodes":[…]}`, each node the object
 /// `ha_api -c status --json` shows too ([`super::status::node_json`]).
 pub fn render_json(response: &Response) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = crate::timestamp::unix_secs(std::time::SystemTime::now());
     let nodes: Vec<serde_json::Value> = response
         .nodes
         .iter()

@@ -112,7 +112,7 @@ pub fn apply(state: &State, jobs: &[JobView]) -> Response {
         dry_runs: state.dry_runs,
         nodes,
         credentials,
-        now_unix: unix(now),
+        now_unix: crate::timestamp::unix_secs(now),
     };
     let mut response = if failed.is_empty() {
         Response::ok(format!(
@@ -127,11 +127,6 @@ pub fn apply(state: &State, jobs: &[JobView]) -> Response {
     };
     response.service = Some(Box::new(view));
     response
-}
-
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A last event or check as JSON: `null` or `{"event","time","ok","text","durationMs",
