@@ -326,7 +326,7 @@ impl EventMgr {
         waiting.sort_by_key(|q| (q.priority, q.seq));
         let waiting = waiting.into_iter().map(|q| JobView {
             table: table_of(&q.work),
-            action: action_label(q.work.action),
+            action: q.work.action.title(),
             nodes: q.work.nodes.iter().map(|n| n.index.get()).collect(),
             running: false,
             age_ms: now.duration_since(q.arrived).as_millis() as u64,
@@ -457,7 +457,7 @@ impl EventMgr {
         let mut h = Handler {
             job,
             nodes,
-            label: action_label(work.action),
+            label: work.action.title(),
             table_id: table_of(work),
             started: Instant::now(),
             table: None,
@@ -494,14 +494,6 @@ impl EventMgr {
             client: job.client,
             answer: (job.reply)(job.outcomes),
         });
-    }
-}
-
-/// `peerFail`, `revert (dry run)`, `check`.
-fn action_label(action: Action) -> String {
-    match action {
-        Action::DryRun(kind) => format!("{kind} (dry run)"),
-        other => other.label().to_string(),
     }
 }
 

@@ -37,6 +37,14 @@ impl Action {
             Action::Check => "check",
         }
     }
+
+    /// How its lines and `ha_api -c status` name it: `peerFail`, `revert (dry run)`, `check`.
+    pub fn title(self) -> String {
+        match self {
+            Action::DryRun(kind) => format!("{kind} (dry run)"),
+            other => other.label().to_string(),
+        }
+    }
 }
 
 /// One handler's work: the nodes of one route table and what to do with them.

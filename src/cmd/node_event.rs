@@ -213,11 +213,7 @@ fn answer(
     decided: Vec<NodeOutcome>,
     outcomes: Vec<NodeOutcome>,
 ) -> Answer {
-    let (event, label) = match action {
-        Action::DryRun(kind) => (kind, format!("{kind} (dry run)")),
-        Action::Event(kind) => (kind, kind.to_string()),
-        Action::Check => (EventKind::Verify, "check".to_string()),
-    };
+    let (event, label) = (action.label(), action.title());
     let time = crate::timestamp::local(started, crate::timestamp::EVENT_TIME);
     let unix = crate::timestamp::unix_secs(started);
     // A dry run's every line is the node's last check, one the server answered itself (a
