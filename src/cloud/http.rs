@@ -110,10 +110,20 @@ pub fn backoff(attempt: u32, deadline: Instant) -> Option<Duration> {
     wait_within(base + jitter, deadline)
 }
 
-/// `wait` if sleeping that long still leaves time before `deadline` for one more try.
+/// The least time left before the deadline in which a try is still sent.
+const MIN_TRY: Duration = Duration::from_millis(50);
+
+/// Whether `deadline` leaves no time for another try.
+pub fn out_of_time(deadline: Instant) -> bool {
+    deadline.saturating_duration_since(Instant::now()) < MIN_TRY
+}
+
+/// `wait` if sleeping that long still leaves time before `deadline` for one more try. The room
+/// left is twice what a try needs ([`MIN_TRY`]): a sleep may end a little late, and a caller
+/// told it may wait must find its next try sent, not refused for want of time.
 pub fn wait_within(wait: Duration, deadline: Instant) -> Option<Duration> {
     let now = Instant::now();
-    (now + wait + Duration::from_millis(50) < deadline).then_some(wait)
+    (now + wait + 2 * MIN_TRY < deadline).then_some(wait)
 }
 
 /// An HTTP method.
@@ -427,7 +437,7 @@ impl Client {
     /// One try, its timeout clamped to the deadline.
     fn once(&self, request: &Request, deadline: Instant) -> Result<Reply, Failure> {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left < Duration::from_millis(50) {
+        if out_of_time(deadline) {
             return Err(Failure::transient("the event's deadline passed"));
         }
         let timeout = if request.long_poll {

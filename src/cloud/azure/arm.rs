@@ -191,7 +191,9 @@ impl AzureTable {
             self.pause(retry_after, what, || {
                 format!("still {state} after {} s", started.elapsed().as_secs())
             })?;
-            let reply = self.arm_call(Method::Get, url, what)?;
+            let reply = self.poll_read(url, what, || {
+                format!("still {state} after {} s", started.elapsed().as_secs())
+            })?;
             if reply.status != 200 {
                 return Err(self.api_error(&reply));
             }
@@ -226,13 +228,35 @@ impl AzureTable {
                 std::thread::sleep(wait);
                 Ok(())
             }
-            None => Err(CloudError::Transport(format!(
-                "Azure had not finished {what} when the event's deadline came (it may still \
-                 complete: look at Route Table {} before retrying): {}",
-                self.name,
-                last()
-            ))),
+            None => Err(self.unfinished(what, &last())),
         }
+    }
+
+    /// One read of a long-running write's state. One that could not be made because the
+    /// deadline came meanwhile (a pause that ended late, retries) is the deadline's error, with
+    /// where the write stood (`last`), not a network failure.
+    fn poll_read(
+        &self,
+        url: &str,
+        what: &str,
+        last: impl FnOnce() -> String,
+    ) -> Result<Reply, CloudError> {
+        self.arm_call(Method::Get, url, what).map_err(|e| {
+            if http::out_of_time(self.deadline) {
+                self.unfinished(what, &last())
+            } else {
+                e
+            }
+        })
+    }
+
+    /// `what` was not finished when the event's deadline came; `last` says where it stood.
+    fn unfinished(&self, what: &str, last: &str) -> CloudError {
+        CloudError::Transport(format!(
+            "Azure had not finished {what} when the event's deadline came (it may still \
+             complete: look at Route Table {} before retrying): {last}",
+            self.name
+        ))
     }
 
     /// Polls a long-running write until it is done, within the deadline: an
@@ -253,7 +277,7 @@ impl AzureTable {
         let mut last = "Accepted".to_string();
         loop {
             self.pause(retry_after, what, || format!("last status: {last}"))?;
-            let reply = self.arm_call(Method::Get, url, what)?;
+            let reply = self.poll_read(url, what, || format!("last status: {last}"))?;
             retry_after = reply.retry_after();
             match (location, reply.status) {
                 (true, 202) => continue,
