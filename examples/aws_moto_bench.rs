@@ -19,16 +19,14 @@
 //!    read. Then
 //!    `node_event -i all -e revert` of 200 primary nodes in one table (a fresh server).
 //!    The server's `AWS_ENDPOINT_URL` is a front of the latency proxy
-//!    (`tests/util/latency_proxy.rs`) at no delay, which records each HTTP request on its way
+//!    (`tests/fakes/src/latency_proxy.rs`) at no delay, which records each HTTP request on its way
 //!    to moto with its `Action=`; the bench's own reads and set-up go to moto directly and are
 //!    not counted.
 
-#[path = "../tests/util/aws_moto.rs"]
-mod aws_moto;
-#[path = "../tests/util/latency_proxy.rs"]
-mod latency_proxy;
 #[path = "support/mod.rs"]
 mod support;
+
+use csr_ha_fakes::{aws_moto, latency_proxy};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

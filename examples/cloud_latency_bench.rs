@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Everything runs on 127.0.0.1: moto (EC2), the AWS IMDS fake, the Azure fake (ARM, login and
-//! IMDS on one port) and the GCP fake (Compute and metadata on one port) from `tests/util/`,
-//! each behind its own front of the latency proxy (`tests/util/latency_proxy.rs`). The
+//! IMDS on one port) and the GCP fake (Compute and metadata on one port) from `tests/fakes` (the crate `csr_ha_fakes`),
+//! each behind its own front of the latency proxy (`tests/fakes/src/latency_proxy.rs`). The
 //! failovers go through the real binaries only — `ha_server`, `create_node`, `node_event`,
 //! `ha_api`, and the `ha_event_handler` the server forks — with every endpoint variable set on
 //! the server to a proxy front (and the other clouds' to a closed port), no AWS keys (the
@@ -37,21 +37,10 @@
 //! differs per HA directory) and prints how many files the cache held after the run's events and
 //! whether `ha_api -c stop` removed it (a cache left behind is counted, then removed).
 
-#[path = "../tests/util/aws_fakes.rs"]
-mod aws_fakes;
-#[path = "../tests/util/aws_moto.rs"]
-mod aws_moto;
-#[path = "../tests/util/azure_fake/mod.rs"]
-mod azure_fake;
-#[path = "../tests/util/gcp_fake/mod.rs"]
-mod gcp_fake;
-#[path = "../tests/util/latency_proxy.rs"]
-mod latency_proxy;
-// The fakes share the loopback server as `super::loopback`, as in `tests/util/`.
-#[path = "../tests/util/loopback.rs"]
-mod loopback;
 #[path = "support/mod.rs"]
 mod support;
+
+use csr_ha_fakes::{aws_fakes, aws_moto, azure_fake, gcp_fake, latency_proxy};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -109,7 +109,7 @@ impl LiveRoute {
 /// for ("Fully-qualified URL of the network") and gcloud and the Python client send. It names the
 /// resource, not the endpoint the request goes to, so it stays the same when
 /// `$CSR_HA_GCP_COMPUTE_ENDPOINT` points elsewhere.
-pub(super) const RESOURCE_BASE: &str = "https://www.googleapis.com/compute/v1";
+pub const RESOURCE_BASE: &str = "https://www.googleapis.com/compute/v1";
 
 /// One request, as [`Compute::send`] performs it.
 enum Call<'b> {

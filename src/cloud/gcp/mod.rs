@@ -42,6 +42,7 @@ use crate::work::{Action, NodeOutcome, Work};
 use compute::{Compute, LiveRoute};
 
 pub use auth::Source as TokenSource;
+pub use compute::RESOURCE_BASE;
 
 /// The route `verify` inserts and deletes to prove write access.
 pub const PROBE_ROUTE: &str = "csr-ha-verify-route";

@@ -1,0 +1,345 @@
+//! AWS credentials: static keys checked by moto's signature verification, role credentials from
+//! a loopback IMDSv2 fake (cached, refreshed, fetched again when EC2 refuses them), the shared
+//! credentials file, and no secret in any message or event file.
+//!
+//! Needs `scripts/setup_venv.sh` once (or `CSR_HA_MOTO_SERVER`).
+
+use crate::util;
+
+use aws_moto::{eni_of, tag, Moto, Vpc, V4_ROUTE};
+use csr_ha::cloud::aws::{AwsConfig, CredentialSources, Credentials, ImdsConfig};
+use csr_ha::cloud::token_cache::TokenCache;
+use csr_ha::event::EventKind;
+use csr_ha::protocol::Status;
+use csr_ha::work::NodeOutcome;
+use std::path::Path;
+use std::time::Duration;
+use util::aws_fakes::{FakeEc2, FakeImds};
+use util::aws_moto;
+use util::aws_run::{event, keys_config, node, one, primary_event, setup, ENI_A, ENI_B, RTB};
+
+/// Everything a handler leaves behind: outcome messages and every file under the HA directory.
+fn leftovers(outcomes: &[NodeOutcome], dir: &Path) -> String {
+    let mut text = format!("{outcomes:?}");
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                text.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn secrets_never_reach_messages_or_event_files() {
+    let s = setup();
+    let secret = "wJalrXUtnFEMI-K7MDENG-SECRET-MARKER";
+    let token = "FwoGZXIvYXdzEXAMPLE-TOKEN-MARKER";
+    let config = keys_config(
+        &s.moto.endpoint,
+        Credentials::new("AKIAMARKERKEY0000001", secret, Some(token)),
+    );
+    let mut outcomes = event(
+        EventKind::PeerFail,
+        &config,
+        s.dir.path(),
+        vec![node(9, &s.vpc.rtb, &s.vpc.eni_a, None, "primary")],
+    );
+    outcomes.extend(event(
+        EventKind::Verify,
+        &config,
+        s.dir.path(),
+        vec![node(10, "rtb-0abc1234", &s.vpc.eni_a, None, "primary")],
+    ));
+    assert_eq!(outcomes[0].outcome, Status::Ok, "{outcomes:?}");
+    assert_eq!(outcomes[1].outcome, Status::Failed, "{outcomes:?}");
+    let events = std::fs::read_dir(s.dir.path().join("events"))
+        .expect("event files")
+        .count();
+    assert!(events >= 2, "expected event files, found {events}");
+    let text = leftovers(&outcomes, s.dir.path());
+    assert!(text.contains("AWS InvalidRouteTableID.NotFound"), "{text}");
+    for needle in [secret, token, "Signature="] {
+        assert!(!text.contains(needle), "{needle} leaked: {text}");
+    }
+    assert!(!format!("{config:?}").contains(secret) && !format!("{config:?}").contains(token));
+}
+
+#[test]
+fn signatures_are_checked_and_a_wrong_secret_is_an_auth_failure() {
+    // Three unauthenticated calls make a user allowed to do everything, then moto checks every
+    // signature.
+    let moto = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+    let iam = moto
+        .client(aws_moto::any_keys())
+        .for_service("iam", "2010-05-08");
+    let call = |action: &str, params: &[(&str, &str)]| {
+        iam.call(action, params, aws_moto::deadline())
+            .unwrap_or_else(|e| panic!("{action}: {e}"))
+    };
+    call("CreateUser", &[("UserName", "csr-ha")]);
+    let policy =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    call(
+        "PutUserPolicy",
+        &[
+            ("UserName", "csr-ha"),
+            ("PolicyName", "all"),
+            ("PolicyDocument", policy),
+        ],
+    );
+    let created = call("CreateAccessKey", &[("UserName", "csr-ha")]);
+    let good = Credentials::new(
+        &tag(&created, "AccessKeyId"),
+        &tag(&created, "SecretAccessKey"),
+        None,
+    );
+    let vpc = Vpc::create(&moto.client(good.clone()));
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let wrong = Credentials::new(&good.access_key_id, "not-the-secret-at-all", None);
+    let out = one(event(
+        EventKind::PeerFail,
+        &keys_config(&moto.endpoint, wrong),
+        dir.path(),
+        vec![node(1, &vpc.rtb, &vpc.eni_a, Some(V4_ROUTE), "primary")],
+    ));
+    util::assert_outcome(&out, Status::Failed);
+    assert_eq!(
+        out.message,
+        "AWS AuthFailure: AWS was not able to validate the provided access credentials"
+    );
+    assert_eq!(
+        eni_of(&moto.client(good.clone()), &vpc.rtb, V4_ROUTE).as_deref(),
+        Some(vpc.eni_b.as_str())
+    );
+
+    let out = one(event(
+        EventKind::PeerFail,
+        &keys_config(&moto.endpoint, good.clone()),
+        dir.path(),
+        vec![node(1, &vpc.rtb, &vpc.eni_a, Some(V4_ROUTE), "primary")],
+    ));
+    util::assert_outcome(&out, Status::Ok);
+    assert_eq!(
+        eni_of(&moto.client(good), &vpc.rtb, V4_ROUTE).as_deref(),
+        Some(vpc.eni_a.as_str())
+    );
+}
+
+fn imds_config(ec2: &FakeEc2, imds: &FakeImds, ttl: Duration) -> AwsConfig {
+    AwsConfig {
+        endpoint: Some(ec2.endpoint.clone()),
+        credentials: CredentialSources {
+            imds: Some(ImdsConfig {
+                endpoint: imds.endpoint.clone(),
+                token_ttl: ttl,
+            }),
+            cache: TokenCache::at(imds.cache.path().join("credentials")),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// An instance whose role credentials come from the IMDS fake, and an EC2 fake.
+struct Instance {
+    ec2: FakeEc2,
+    imds: FakeImds,
+    dir: tempfile::TempDir,
+    config: AwsConfig,
+}
+
+impl Instance {
+    /// Role credentials that expire at `expiration`; IMDS tokens asked for `token_ttl`.
+    fn start(expiration: &str, token_ttl: Duration) -> Instance {
+        let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
+        let imds = FakeImds::start(expiration);
+        let config = imds_config(&ec2, &imds, token_ttl);
+        let dir = tempfile::tempdir().expect("temp dir");
+        Instance {
+            ec2,
+            imds,
+            dir,
+            config,
+        }
+    }
+
+    /// Node `n`, a primary on ENI A in [`RTB`], verifies its routes.
+    fn verify(&self, n: u16) -> NodeOutcome {
+        let node = node(n, RTB, ENI_A, None, "primary");
+        one(event(
+            EventKind::Verify,
+            &self.config,
+            self.dir.path(),
+            vec![node],
+        ))
+    }
+
+    /// [`Instance::verify`], which succeeds.
+    fn verify_ok(&self, n: u16) -> NodeOutcome {
+        let out = self.verify(n);
+        util::assert_outcome(&out, Status::Ok);
+        out
+    }
+
+    /// An instance that has run its first event: one IMDSv2 token (asked for `ttl`) and one
+    /// credential fetch, for credentials expiring at `expiration`.
+    fn after_first_event(expiration: &str, ttl: Duration) -> (Instance, NodeOutcome) {
+        let instance = Instance::start(expiration, ttl);
+        let out = instance.verify_ok(1);
+        let imds = &instance.imds;
+        assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
+        assert_eq!(imds.ttls(), [ttl.as_secs().to_string()]);
+        (instance, out)
+    }
+}
+
+/// The access key of EC2's last call.
+fn last_key(ec2: &FakeEc2) -> Option<String> {
+    ec2.calls().last().map(|c| c.access_key_id.clone())
+}
+
+#[test]
+fn role_credentials_come_from_imdsv2_are_cached_and_refreshed() {
+    let (instance, first) =
+        Instance::after_first_event("2999-01-01T00:00:00Z", Duration::from_secs(21_600));
+    let (ec2, imds) = (&instance.ec2, &instance.imds);
+    let calls = ec2.calls();
+    assert!(
+        calls.iter().all(|c| c.access_key_id == "ASIAROLEKEY00001"),
+        "{calls:?}"
+    );
+    assert!(calls.iter().all(|c| c.security_token.as_deref()
+        == Some("role-session-token-1-do-not-leak")
+        && c.token_signed));
+
+    // A second event reuses both token and credentials.
+    let second = instance.verify_ok(2);
+    assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
+
+    // The token dies early (instance restarted, say) while the credentials are still cached:
+    // nothing is fetched, so nothing notices.
+    imds.revoke_tokens();
+    instance.verify_ok(3);
+    assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (1, 1));
+    let text = leftovers(&[first, second], instance.dir.path());
+    assert!(!text.contains("do-not-leak"), "{text}");
+}
+
+#[test]
+fn cached_role_credentials_that_ec2_refuses_are_fetched_again_once() {
+    let instance = Instance::start("2999-01-01T00:00:00Z", Duration::from_secs(21_600));
+    let (ec2, imds) = (&instance.ec2, &instance.imds);
+    let verify = || instance.verify(1);
+    assert_eq!(verify().outcome, Status::Ok);
+    assert_eq!(imds.credential_fetches(), 1);
+    // The instance's role was replaced: the cached keys are refused.
+    ec2.fail_next(1, 401, "AuthFailure");
+    let out = verify();
+    util::assert_outcome(&out, Status::Ok);
+    assert_eq!(imds.credential_fetches(), 2, "fetched again once");
+    assert_eq!(last_key(ec2).as_deref(), Some("ASIAROLEKEY00002"));
+    // Refused again right after a fresh fetch: reported, not fetched in a loop.
+    ec2.fail_next(2, 401, "AuthFailure");
+    let out = verify();
+    util::assert_outcome(&out, Status::Failed);
+    assert_eq!(imds.credential_fetches(), 3);
+}
+
+#[test]
+fn expiring_role_credentials_and_tokens_are_fetched_again() {
+    // Credentials that expire within the renewal margin are used but never cached.
+    let (instance, first) =
+        Instance::after_first_event("2000-01-01T00:00:00Z", Duration::from_secs(1));
+    let (ec2, imds) = (&instance.ec2, &instance.imds);
+    instance.verify_ok(2);
+    assert_eq!(
+        imds.credential_fetches(),
+        2,
+        "expiring credentials must be fetched again"
+    );
+    assert_eq!(last_key(ec2).as_deref(), Some("ASIAROLEKEY00002"));
+
+    // A token the service refuses (401) is replaced once, transparently.
+    imds.revoke_tokens();
+    instance.verify_ok(3);
+    assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (2, 3));
+
+    // A token past its TTL is not used at all.
+    std::thread::sleep(Duration::from_millis(1_100));
+    instance.verify_ok(4);
+    assert_eq!((imds.tokens_issued(), imds.credential_fetches()), (3, 4));
+    assert!(!format!("{first:?}").contains("do-not-leak"));
+}
+
+#[test]
+fn an_instance_without_role_or_keys_says_where_it_looked() {
+    let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
+    let imds = FakeImds::start("2999-01-01T00:00:00Z");
+    imds.remove_role();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = imds_config(&ec2, &imds, Duration::from_secs(60));
+    config.credentials.shared_file = Some(dir.path().join("no-such-credentials"));
+    let out = primary_event(EventKind::PeerFail, &config, dir.path(), 1);
+    util::assert_outcome(&out, Status::Failed);
+    util::assert_starts(&out, "credentials: no AWS credentials found: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set; no profile [default]");
+    util::assert_says(&out, "404, no IAM role is attached to this instance");
+    assert!(ec2.calls().is_empty());
+}
+
+#[test]
+fn the_shared_credentials_file_and_profile_are_used() {
+    let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        "[default]\naws_access_key_id = AKIADEFAULTPROFILE01\naws_secret_access_key = s1\n\
+         [ha]\naws_access_key_id = AKIAHAPROFILE0000001\naws_secret_access_key = s2\naws_session_token = tok2\n",
+    )
+    .expect("write credentials");
+    let mut config = AwsConfig {
+        endpoint: Some(ec2.endpoint.clone()),
+        credentials: CredentialSources {
+            shared_file: Some(file),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let run = |config: &AwsConfig| {
+        one(event(
+            EventKind::Verify,
+            config,
+            dir.path(),
+            vec![node(1, RTB, ENI_A, None, "primary")],
+        ))
+    };
+    assert_eq!(run(&config).outcome, Status::Ok);
+    assert_eq!(
+        ec2.calls()
+            .last()
+            .map(|c| (c.access_key_id.clone(), c.security_token.clone())),
+        Some(("AKIADEFAULTPROFILE01".into(), None))
+    );
+    config.credentials.profile = Some("ha".into());
+    assert_eq!(run(&config).outcome, Status::Ok);
+    assert_eq!(
+        ec2.calls()
+            .last()
+            .map(|c| (c.access_key_id.clone(), c.security_token.clone())),
+        Some(("AKIAHAPROFILE0000001".into(), Some("tok2".into())))
+    );
+    config.credentials.profile = Some("missing".into());
+    let out = run(&config);
+    util::assert_outcome_says(
+        &out,
+        Status::Failed,
+        "profile [missing] (AWS_PROFILE) not found in",
+    );
+}

@@ -1,0 +1,100 @@
+//! The AWS provider end to end, as a router would run it: `ha_server` with `CSR_HA_CLOUD=aws`,
+//! the real client commands, the handler process, and moto on loopback as EC2. The endpoint and
+//! keys are given to the server process only; nothing reaches a real AWS address.
+
+use crate::util;
+
+use util::aws_moto;
+
+use aws_moto::{eni_of, Vpc, V4_OTHER, V4_ROUTE};
+use util::Ha;
+
+fn aws_ha(moto: &aws_moto::Moto) -> Ha {
+    let mut ha = util::aws_run::aws_env(Ha::new(), &moto.endpoint)
+        .with_env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9");
+    ha.start();
+    ha
+}
+
+#[test]
+fn node_event_fails_over_and_reverts_a_vpc_route() {
+    let moto = aws_moto::shared();
+    let ec2 = moto.client(aws_moto::any_keys());
+    let vpc = Vpc::create(&ec2);
+    let ha = aws_ha(moto);
+    let (rtb, eni_a) = (&vpc.rtb, &vpc.eni_a);
+    // Node 1: this router (eni_a), primary for V4_ROUTE. Node 2: secondary, every ENI route.
+    let out = ha.ok_line(&format!(
+        "create_node -i 1 -t {rtb} -rg us-east-1 -n {eni_a} -r {V4_ROUTE} -m primary"
+    ));
+    assert!(
+        out.starts_with("200: Successfully created new node with index 1"),
+        "{out}"
+    );
+    let out = ha.ok_line(&format!(
+        "create_node -i 2 -t {rtb} -rg us-east-1 -n {eni_a} -m secondary"
+    ));
+    assert!(out.starts_with("200: "), "{out}");
+
+    let out = ha.ok("node_event", &["-i", "1", "-e", "peerFail"]);
+    let expected = format!(
+        "200: node 1 peerFail: {V4_ROUTE} in {} now via {} (was {}), ",
+        vpc.rtb, vpc.eni_a, vpc.eni_b
+    );
+    assert!(out.starts_with(&expected), "{out}");
+    assert_eq!(
+        eni_of(&ec2, &vpc.rtb, V4_ROUTE).as_deref(),
+        Some(vpc.eni_a.as_str())
+    );
+    assert_eq!(
+        eni_of(&ec2, &vpc.rtb, V4_OTHER).as_deref(),
+        Some(vpc.eni_b.as_str()),
+        "-r moves one route"
+    );
+
+    let out = ha.ok("node_event", &["-i", "2", "-e", "peerFail"]);
+    assert!(
+        out.contains(&format!("{V4_OTHER} in {} now via {}", vpc.rtb, vpc.eni_a)),
+        "{out}"
+    );
+    let out = ha.ok("node_event", &["-i", "all", "-e", "verify"]);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("200: ")).count(),
+        2,
+        "{out}"
+    );
+
+    // A route that is not in the table: stored with a warning, and the event fails clearly.
+    let out = ha.ok_line(&format!(
+        "create_node -i 3 -t {rtb} -rg us-east-1 -n {eni_a} -r 10.55.0.0/16"
+    ));
+    assert!(
+        out.starts_with(&format!(
+            "199: Warning: Route 10.55.0.0/16 not found in Route Table {}",
+            vpc.rtb
+        )),
+        "{out}"
+    );
+    let out = ha.expect(1, "node_event", &["-i", "3", "-e", "peerFail"]);
+    assert!(
+        out.starts_with("400: node 3 peerFail: Route 10.55.0.0/16 not found"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(ha.path("csr_ha.log")).unwrap_or_default();
+    assert!(
+        !log.contains("moto-does-not-check-this"),
+        "secret key in csr_ha.log"
+    );
+}
+
+#[test]
+fn a_missing_route_table_reports_the_aws_error() {
+    let moto = aws_moto::shared();
+    let ha = aws_ha(moto);
+    ha.ok_line("create_node -i 7 -t rtb-0abc1234 -rg us-east-1 -n eni-0a1b2c3d4e");
+    let out = ha.expect(1, "node_event", &["-i", "7", "-e", "verify"]);
+    assert_eq!(
+        out.trim(),
+        "400: node 7 verify: AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist"
+    );
+}

@@ -1,0 +1,7 @@
+//! The AWS provider (src/cloud/aws) against moto and loopback fakes of EC2 and IMDS.
+
+mod credentials;
+mod e2e;
+mod failures;
+mod moto;
+mod writes;
