@@ -807,7 +807,7 @@ fn main() -> ExitCode {
     let flags = [Flag::switch("--quick"), Flag::switch("--replies-disk")];
     let args = match cli::Args::parse(&cli::argv(), "ha_bench", &flags) {
         Ok(args) => args,
-        Err(e) => return cli::reject(e, HELP),
+        Err(e) => return csr_ha::cmd::run::reject(e, HELP),
     };
     let sizes = if args.has("--quick") {
         Sizes::quick()

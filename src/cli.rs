@@ -9,15 +9,13 @@
 //! command keeps its hand-written `-h` text, which lists every flag with its accepted form.
 
 use std::fmt;
-use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ArgMatches};
 
-use crate::client::{self, ClientError};
 use crate::node::{InvalidValue, NodeIndex, Param, Provider, Value};
 use crate::paths::HaDir;
-use crate::protocol::{Command, NodeParams, Response, Status, Target};
+use crate::protocol::{NodeParams, Target};
 
 /// Exit code for input rejected before anything was sent.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -361,78 +359,9 @@ pub fn param_help(provider: Provider, with_values: bool) -> String {
     out
 }
 
-/// Sends `command`, prints the reply with `render`, and maps the outcome to an exit code.
-pub fn send_and_print(
-    dir: &HaDir,
-    command: Command,
-    render: impl Fn(&Response) -> String,
-) -> ExitCode {
-    let wait = client::wait_for(&command);
-    match client::request(dir, command, wait) {
-        Ok(response) => {
-            crate::out!("{}", ensure_newline(render(&response)));
-            if response.succeeded() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_FAILED)
-            }
-        }
-        Err(e) => {
-            crate::say!(Status::Failed, "{e}");
-            match e {
-                ClientError::NotRunning { .. } | ClientError::NoReply { .. } => {
-                    ExitCode::from(EXIT_NO_SERVER)
-                }
-                _ => ExitCode::from(EXIT_FAILED),
-            }
-        }
-    }
-}
-
-/// Prints a rejected command line (or the help) and returns the exit code.
-pub fn reject(error: CliError, help: &str) -> ExitCode {
-    match error {
-        CliError::Help => {
-            crate::out!("{help}");
-            ExitCode::SUCCESS
-        }
-        CliError::Version => {
-            crate::outln!("{}", version());
-            ExitCode::SUCCESS
-        }
-        e => {
-            crate::say!(Status::Failed, "{e}");
-            ExitCode::from(EXIT_BAD_INPUT)
-        }
-    }
-}
-
-fn ensure_newline(mut text: String) -> String {
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text
-}
-
 /// argv without the program name.
 pub fn argv() -> Vec<String> {
     std::env::args().skip(1).collect()
-}
-
-/// `main` of a command whose flags depend on the configured cloud (create, set, clear).
-pub fn main_for_provider(
-    parse: fn(&[String], Provider) -> Result<Command, CliError>,
-    help: fn(Provider) -> String,
-) -> ExitCode {
-    let dir = HaDir::from_env();
-    let provider = match configured_provider(&dir) {
-        Ok(p) => p,
-        Err(e) => return reject(e, ""),
-    };
-    match parse(&argv(), provider) {
-        Ok(command) => send_and_print(&dir, command, Response::render),
-        Err(e) => reject(e, &help(provider)),
-    }
 }
 
 /// `<program> (csr-ha <version>)`, for `--version` and debug bundles.

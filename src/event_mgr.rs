@@ -33,7 +33,7 @@ use crate::protocol::Status;
 use crate::reply::Client;
 use crate::work::{Action, NodeOutcome, Work};
 
-pub use crate::cmd::status::JobView;
+pub use crate::view::JobView;
 
 /// Turns every node's outcome (in no particular order) into the client's answer.
 pub type Reply = Box<dyn FnOnce(Vec<NodeOutcome>) -> Answer>;

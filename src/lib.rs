@@ -27,4 +27,5 @@ pub mod protocol;
 pub mod reply;
 pub mod server;
 pub mod timestamp;
+pub mod view;
 pub mod work;

@@ -29,7 +29,8 @@ use bincode::config::{self, Configuration, Fixint, Limit, LittleEndian};
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventKind;
-use crate::node::{LastEvent, Node, NodeIndex, Param, Provider};
+use crate::node::{NodeIndex, Param, Provider};
+pub use crate::view::{NodeView, ServiceView};
 
 /// Size of every request frame: PIPE_BUF, the largest atomic FIFO write.
 pub const FRAME: usize = 4096;
@@ -139,15 +140,6 @@ pub fn monotonic_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A node as `show_node` receives it: secrets already masked by the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeView {
-    pub node: Node,
-    pub last_event: Option<LastEvent>,
-    /// The node's last dry run.
-    pub last_check: Option<LastEvent>,
-}
-
 /// How a request (or one node of it) went. Printed as the original's `200: `, `199: ` and
 /// `400: ` prefixes, and only when printed; everywhere else it is this type. Ordered by
 /// severity, so the worst of several is their `max`.
@@ -219,7 +211,7 @@ pub struct Response {
     /// Nodes, for `show_node` (rendered as text or `--json` by the client).
     pub nodes: Vec<NodeView>,
     /// The service's state, for `ha_api -c status`.
-    pub service: Option<Box<crate::cmd::status::ServiceView>>,
+    pub service: Option<Box<ServiceView>>,
 }
 
 impl Response {

@@ -431,12 +431,7 @@ impl Server {
             Err(Gone::BadName | Gone::Refused) => return,
         };
         let client_deadline = Instant::now() + left;
-        if request.command == protocol::Command::Status {
-            let response = cmd::status::apply(&self.state, &self.events.jobs());
-            self.reply(client, &response);
-            return;
-        }
-        match cmd::apply(&mut self.state, request.command) {
+        match cmd::apply(&mut self.state, &self.events, request.command) {
             Applied::Reply(response) => self.reply(client, &response),
             Applied::Stop(response) => {
                 self.reply(client, &response);

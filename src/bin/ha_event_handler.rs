@@ -19,7 +19,7 @@ JSON array of node outcomes on stdout. Not meant to be run by hand.\n";
 
 fn main() -> ExitCode {
     if let Err(e) = cli::Args::parse(&cli::argv(), "ha_event_handler", &[]) {
-        return cli::reject(e, HELP);
+        return csr_ha::cmd::run::reject(e, HELP);
     }
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {

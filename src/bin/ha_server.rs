@@ -13,7 +13,7 @@ CSR_HA_HANDLER_TIMEOUT (30 s), CSR_HA_CHECK_TIMEOUT (5 s), RUST_LOG (info).\n";
 
 fn main() -> ExitCode {
     if let Err(e) = cli::Args::parse(&cli::argv(), "ha_server", &[]) {
-        return cli::reject(e, HELP);
+        return csr_ha::cmd::run::reject(e, HELP);
     }
     let dir = HaDir::from_env();
     if let Err(e) = dir.create() {

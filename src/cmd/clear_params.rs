@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use super::run;
 use super::{describe_params, Applied, State};
 use crate::cli::{self, Args, CliError};
 use crate::node::{NodeIndex, Param, Provider};
@@ -57,5 +58,5 @@ pub fn apply(state: &mut State, index: NodeIndex, params: Vec<Param>) -> Applied
 }
 
 pub fn main() -> ExitCode {
-    cli::main_for_provider(parse, help)
+    run::main_for_provider(parse, help)
 }

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use super::run;
 use super::{store_and_reply, updated, Applied, State, Validated};
 use crate::cli::{self, Args, CliError};
 use crate::node::{Node, Param, Provider};
@@ -109,5 +110,5 @@ fn azure_warnings(node: &Node) -> Vec<Line> {
 }
 
 pub fn main() -> ExitCode {
-    cli::main_for_provider(parse, help)
+    run::main_for_provider(parse, help)
 }

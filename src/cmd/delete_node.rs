@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use super::run;
 use super::{Applied, State};
 use crate::cli::{self, Args, CliError, INDEX};
 use crate::node::NodeIndex;
@@ -37,7 +38,7 @@ pub fn apply(state: &mut State, index: NodeIndex) -> Applied {
 pub fn main() -> ExitCode {
     let dir = HaDir::from_env();
     match parse(&cli::argv()) {
-        Ok(command) => cli::send_and_print(&dir, command, Response::render),
-        Err(e) => cli::reject(e, HELP),
+        Ok(command) => run::send_and_print(&dir, command, Response::render),
+        Err(e) => run::reject(e, HELP),
     }
 }

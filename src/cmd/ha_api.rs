@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use super::run;
 use super::State;
 use crate::cli::{self, Args, CliError, Flag, EXIT_FAILED, EXIT_NO_SERVER};
 use crate::client;
@@ -273,14 +274,14 @@ pub fn main() -> ExitCode {
         &[Flag::value("-c"), Flag::switch("--json")],
     ) {
         Ok(args) => args,
-        Err(e) => return cli::reject(e, HELP),
+        Err(e) => return run::reject(e, HELP),
     };
     match args.get("-c") {
         Some("start") => start(&dir),
         Some("stop") => stop(&dir),
-        Some("ping") => cli::send_and_print(&dir, Command::Ping, Response::render),
+        Some("ping") => run::send_and_print(&dir, Command::Ping, Response::render),
         Some("status") => super::status::main(&dir, args.has("--json")),
-        other => cli::reject(
+        other => run::reject(
             CliError::Invalid(InvalidValue::new(
                 "-c",
                 other.unwrap_or(""),

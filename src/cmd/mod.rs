@@ -6,13 +6,14 @@ pub mod create_node;
 pub mod delete_node;
 pub mod ha_api;
 pub mod node_event;
+pub mod run;
 pub mod set_params;
 pub mod show_node;
 pub mod status;
 
 use std::collections::BTreeMap;
 
-use crate::event_mgr::{Answer, Reply};
+use crate::event_mgr::{Answer, EventMgr, Reply};
 use crate::node::{LastEvent, Node, Param, Provider, Value};
 use crate::node_db::NodeDb;
 use crate::protocol::{Command, Line, NodeParams, Response, Status};
@@ -105,9 +106,10 @@ pub enum Applied {
     Stop(Response),
 }
 
-/// Applies one request (server side). Every value is validated again here: the FIFO is open to
-/// any local writer, not only our clients.
-pub fn apply(state: &mut State, command: Command) -> Applied {
+/// Applies one request (server side) to the node database and, for `status`, reads the event
+/// manager's queue. Every value is validated again here: the FIFO is open to any local writer,
+/// not only our clients.
+pub fn apply(state: &mut State, events: &EventMgr, command: Command) -> Applied {
     match command {
         Command::Ping => Applied::Reply(ha_api::ping(state)),
         Command::Stop => Applied::Stop(Response::ok("HA server stopping")),
@@ -128,8 +130,7 @@ pub fn apply(state: &mut State, command: Command) -> Applied {
             event,
             dry_run,
         } => node_event::apply(state, target, max, event, dry_run),
-        // The server answers it itself: only it sees the event manager's queue.
-        Command::Status => Applied::Reply(Response::bad("status is answered by the server loop")),
+        Command::Status => Applied::Reply(status::apply(state, &events.jobs())),
     }
 }
 

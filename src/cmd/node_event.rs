@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use super::run;
 use super::{describe_params, work, Applied, State};
 use crate::cli::{self, Args, CliError, Flag, INDEX};
 use crate::event::EventKind;
@@ -276,7 +277,7 @@ fn answer(
 pub fn main() -> ExitCode {
     let dir = HaDir::from_env();
     match parse(&cli::argv()) {
-        Ok(command) => cli::send_and_print(&dir, command, Response::render),
-        Err(e) => cli::reject(e, HELP),
+        Ok(command) => run::send_and_print(&dir, command, Response::render),
+        Err(e) => run::reject(e, HELP),
     }
 }

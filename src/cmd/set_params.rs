@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use super::run;
 use super::{store_and_reply, updated, Applied, State, Validated};
 use crate::cli::{self, Args, CliError};
 use crate::node::Provider;
@@ -39,5 +40,5 @@ pub fn apply(state: &mut State, request: Validated) -> Applied {
 }
 
 pub fn main() -> ExitCode {
-    cli::main_for_provider(parse, help)
+    run::main_for_provider(parse, help)
 }

@@ -4,9 +4,12 @@
 
 use std::process::ExitCode;
 
+use serde_json::{json, Value as Json};
+
+use super::run;
 use super::State;
 use crate::cli::{self, Args, CliError, Flag, INDEX};
-use crate::node::{Node, Param, Value};
+use crate::node::{LastEvent, Node, Param, Value};
 use crate::paths::HaDir;
 use crate::protocol::{Command, NodeView, Response, Target};
 
@@ -92,28 +95,68 @@ pub fn render_text(response: &Response) -> String {
 }
 
 /// The `--json` form: `{"code":200,"message":"...","nodes":[…]}`, each node the object
-/// `ha_api -c status --json` shows too ([`super::status::node_json`]).
+/// `ha_api -c status --json` shows too ([`node_json`]).
 pub fn render_json(response: &Response) -> String {
     let now = crate::timestamp::unix_secs(std::time::SystemTime::now());
     let nodes: Vec<serde_json::Value> = response
         .nodes
         .iter()
-        .map(|view| super::status::node_json(view, now))
+        .map(|view| node_json(view, now))
         .collect();
     let doc = serde_json::json!({"code": response.status.code(), "message": response.render(), "nodes": nodes});
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
+/// A last event or check as JSON: `null` or `{"event","time","ok","text","durationMs",
+/// "ageSeconds"}`.
+pub fn last_json(last: Option<&LastEvent>, now_unix: u64) -> Json {
+    match last {
+        None => Json::Null,
+        Some(last) => json!({
+            "event": last.event,
+            "time": last.time,
+            "ok": last.ok(),
+            "text": last.outcome,
+            "durationMs": last.duration_ms,
+            "ageSeconds": last.age_secs_at(now_unix),
+        }),
+    }
+}
+
+/// The node object of `show_node --json` and `ha_api -c status --json`: its parameters (secrets
+/// masked), `mode`, `table`, `route`, `lastEvent` and `lastCheck`.
+pub fn node_json(view: &NodeView, now_unix: u64) -> Json {
+    let node = &view.node;
+    let mut value = node.to_json();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("mode".into(), node.mode().to_string().into());
+        map.insert("table".into(), node.route_table_id().into());
+        map.insert(
+            "route".into(),
+            node.route().map_or(Json::Null, |r| r.to_string().into()),
+        );
+        map.insert(
+            "lastEvent".into(),
+            last_json(view.last_event.as_ref(), now_unix),
+        );
+        map.insert(
+            "lastCheck".into(),
+            last_json(view.last_check.as_ref(), now_unix),
+        );
+    }
+    value
+}
+
 pub fn main() -> ExitCode {
     let dir = HaDir::from_env();
     match parse(&cli::argv()) {
-        Ok((command, json)) => cli::send_and_print(&dir, command, |r| {
+        Ok((command, json)) => run::send_and_print(&dir, command, |r| {
             if json {
                 render_json(r)
             } else {
                 render_text(r)
             }
         }),
-        Err(e) => cli::reject(e, HELP),
+        Err(e) => run::reject(e, HELP),
     }
 }

@@ -18,54 +18,14 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
+use super::run;
+use super::show_node::node_json;
 use super::State;
 use crate::node::LastEvent;
 use crate::protocol::{NodeView, Response};
-
-/// One handler running, or work waiting for one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobView {
-    /// The route table ([`crate::node::Node::route_table_id`]): `file/t1`, `aws/us-east-1/rtb-…`.
-    pub table: String,
-    /// `peerFail`, `revert (dry run)`, `check`.
-    pub action: String,
-    pub nodes: Vec<u16>,
-    pub running: bool,
-    /// Since it started (running) or arrived (waiting).
-    pub age_ms: u64,
-}
-
-/// A cached credential: its kind and time left, never its value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CredentialView {
-    /// `aws-role`, `aws-imds-token`, `azure-token`, `gcp-token`.
-    pub kind: String,
-    pub expires_in_secs: u64,
-}
-
-/// What `ha_api -c status` receives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceView {
-    pub pid: u32,
-    pub version: String,
-    pub uptime_secs: u64,
-    pub cloud: String,
-    pub ha_dir: String,
-    pub protocol_version: u16,
-    pub jobs: Vec<JobView>,
-    pub bad_frames: u64,
-    pub late_requests_dropped: u64,
-    pub events_run: u64,
-    pub events_failed: u64,
-    pub dry_runs: u64,
-    pub nodes: Vec<NodeView>,
-    pub credentials: Vec<CredentialView>,
-    /// When the server answered (seconds since the epoch), for the ages of last events.
-    pub now_unix: u64,
-}
+use crate::view::{CredentialView, JobView, ServiceView};
 
 /// The server's answer: the view, under a headline that fails when a node's last event or
 /// last check did.
@@ -127,46 +87,6 @@ pub fn apply(state: &State, jobs: &[JobView]) -> Response {
     };
     response.service = Some(Box::new(view));
     response
-}
-
-/// A last event or check as JSON: `null` or `{"event","time","ok","text","durationMs",
-/// "ageSeconds"}`.
-pub fn last_json(last: Option<&LastEvent>, now_unix: u64) -> Json {
-    match last {
-        None => Json::Null,
-        Some(last) => json!({
-            "event": last.event,
-            "time": last.time,
-            "ok": last.ok(),
-            "text": last.outcome,
-            "durationMs": last.duration_ms,
-            "ageSeconds": last.age_secs_at(now_unix),
-        }),
-    }
-}
-
-/// The node object of `show_node --json` and `ha_api -c status --json`: its parameters (secrets
-/// masked), `mode`, `table`, `route`, `lastEvent` and `lastCheck`.
-pub fn node_json(view: &NodeView, now_unix: u64) -> Json {
-    let node = &view.node;
-    let mut value = node.to_json();
-    if let Some(map) = value.as_object_mut() {
-        map.insert("mode".into(), node.mode().to_string().into());
-        map.insert("table".into(), node.route_table_id().into());
-        map.insert(
-            "route".into(),
-            node.route().map_or(Json::Null, |r| r.to_string().into()),
-        );
-        map.insert(
-            "lastEvent".into(),
-            last_json(view.last_event.as_ref(), now_unix),
-        );
-        map.insert(
-            "lastCheck".into(),
-            last_json(view.last_check.as_ref(), now_unix),
-        );
-    }
-    value
 }
 
 /// The `--json` form: one object, alone on stdout.
@@ -305,7 +225,7 @@ pub fn render_text(response: &Response) -> String {
 
 /// `ha_api -c status [--json]`.
 pub fn main(dir: &crate::paths::HaDir, json: bool) -> std::process::ExitCode {
-    crate::cli::send_and_print(dir, crate::protocol::Command::Status, |r| {
+    run::send_and_print(dir, crate::protocol::Command::Status, |r| {
         if json {
             render_json(r)
         } else {
@@ -317,6 +237,7 @@ pub fn main(dir: &crate::paths::HaDir, json: bool) -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::show_node::last_json;
 
     #[test]
     fn durations_read_as_people_say_them() {

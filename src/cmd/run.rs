@@ -1,0 +1,82 @@
+//! The client half every command's `main` shares: send the parsed request, print the reply as
+//! the command renders it, and map the outcome to the original's exit codes. `cli` only parses;
+//! acting on what it parsed starts here.
+
+use std::process::ExitCode;
+
+use crate::cli::{
+    argv, configured_provider, version, CliError, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NO_SERVER,
+};
+use crate::client::{self, ClientError};
+use crate::node::Provider;
+use crate::paths::HaDir;
+use crate::protocol::{Command, Response, Status};
+
+/// Sends `command`, prints the reply with `render`, and maps the outcome to an exit code.
+pub fn send_and_print(
+    dir: &HaDir,
+    command: Command,
+    render: impl Fn(&Response) -> String,
+) -> ExitCode {
+    let wait = client::wait_for(&command);
+    match client::request(dir, command, wait) {
+        Ok(response) => {
+            crate::out!("{}", ensure_newline(render(&response)));
+            if response.succeeded() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+        Err(e) => {
+            crate::say!(Status::Failed, "{e}");
+            match e {
+                ClientError::NotRunning { .. } | ClientError::NoReply { .. } => {
+                    ExitCode::from(EXIT_NO_SERVER)
+                }
+                _ => ExitCode::from(EXIT_FAILED),
+            }
+        }
+    }
+}
+
+/// Prints a rejected command line (or the help) and returns the exit code.
+pub fn reject(error: CliError, help: &str) -> ExitCode {
+    match error {
+        CliError::Help => {
+            crate::out!("{help}");
+            ExitCode::SUCCESS
+        }
+        CliError::Version => {
+            crate::outln!("{}", version());
+            ExitCode::SUCCESS
+        }
+        e => {
+            crate::say!(Status::Failed, "{e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn ensure_newline(mut text: String) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// `main` of a command whose flags depend on the configured cloud (create, set, clear).
+pub fn main_for_provider(
+    parse: fn(&[String], Provider) -> Result<Command, CliError>,
+    help: fn(Provider) -> String,
+) -> ExitCode {
+    let dir = HaDir::from_env();
+    let provider = match configured_provider(&dir) {
+        Ok(p) => p,
+        Err(e) => return reject(e, ""),
+    };
+    match parse(&argv(), provider) {
+        Ok(command) => send_and_print(&dir, command, Response::render),
+        Err(e) => reject(e, &help(provider)),
+    }
+}
