@@ -40,14 +40,22 @@ fi
 SYSTEMCTL=${CSR_HA_SYSTEMCTL:-systemctl}
 CRONTAB=${CSR_HA_CRONTAB:-crontab}
 
+# This file's real path (links followed); csr_ha_lib.sh beside it names and finds the binaries.
 self=$0
+case $self in */*) ;; *) [ -f "$self" ] && self=./$self || self=$(command -v -- "$self" 2>/dev/null) || self=./$0 ;; esac
 while [ -L "$self" ]; do
   link=$(readlink -- "$self") || break
   case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
 done
-bin=${CSR_HA_BIN:-$(cd -P -- "$(dirname -- "$self")" && pwd -P)}
+csr_ha_self=$self
+for lib in "${self%/*}/csr_ha_lib.sh" "${self%/*}/../scripts/csr_ha_lib.sh" \
+  "$(command -v csr_ha_lib.sh 2>/dev/null)"; do
+  [ -f "$lib" ] && break
+done
+[ -f "$lib" ] || die "csr_ha_lib.sh is neither beside $self nor on PATH; reinstall the package"
+. "$lib"
 find_bin() { # find_bin NAME: prints the binary's path, if any
-  if [ -x "$bin/$1" ] && [ -f "$bin/$1" ]; then echo "$bin/$1"; else command -v "$1" 2>/dev/null; fi
+  ! csr_ha_find "$1" || echo "$csr_ha_found"
 }
 
 host=$(hostname 2>/dev/null || uname -n)
@@ -150,8 +158,7 @@ fi
   echo "cloud word: $(cat "$ha_dir/cloud" 2>/dev/null || echo '(none: file)')"
   echo "CSR_HA_CLOUD: ${CSR_HA_CLOUD:-(unset)}"
   [ -f /etc/os-release ] && sed -n 's/^PRETTY_NAME=/os: /p' /etc/os-release
-  for b in ha_server ha_api ha_event_handler create_node set_params clear_params delete_node \
-    show_node node_event; do
+  for b in $csr_ha_binaries; do
     p=$(find_bin "$b")
     if [ -z "$p" ]; then
       echo "$b: not found"
