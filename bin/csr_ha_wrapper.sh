@@ -21,10 +21,9 @@ while [ -L "$self" ] && [ "$n" -lt 40 ]; do
   n=$((n + 1))
 done
 csr_ha_self=$self
-for lib in "${self%/*}/csr_ha_lib.sh" "${self%/*}/../scripts/csr_ha_lib.sh" \
-  "$(command -v csr_ha_lib.sh 2>/dev/null)"; do
-  [ -f "$lib" ] && break
-done
+lib=${self%/*}/csr_ha_lib.sh
+[ -f "$lib" ] || lib=${self%/*}/../scripts/csr_ha_lib.sh
+[ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh 2>/dev/null) || lib=""
 if ! [ -f "$lib" ]; then
   c=${0##*/}
   echo "400: cannot find the csr-ha binary '${c%.py}': csr_ha_lib.sh, which finds it, is neither beside $self nor on PATH; reinstall the package (pip install --user csr_ha-….whl, then csr_ha_setup)" >&2
@@ -33,11 +32,10 @@ fi
 . "$lib"
 
 # The command: the name we were called by, else the first link on the way named after one.
-cmd=""
 for c in $names; do
-  cmd=$(csr_ha_command_of "$c")
-  [ -z "$cmd" ] || break
+  ! csr_ha_command_of "$c" || break
 done
+cmd=$csr_ha_command
 if [ -z "$cmd" ]; then
   echo "400: csr-ha wrapper called as '$0': not a csr-ha command name" >&2
   exit 2

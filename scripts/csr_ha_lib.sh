@@ -11,8 +11,9 @@
 #
 #   self=$0; [ -f "$self" ] ...; while [ -L "$self" ]; do ... readlink ...; done
 #   csr_ha_self=$self
-#   for lib in "${self%/*}/csr_ha_lib.sh" "${self%/*}/../scripts/csr_ha_lib.sh" \
-#     "$(command -v csr_ha_lib.sh)"; do [ -f "$lib" ] && break; done
+#   lib=${self%/*}/csr_ha_lib.sh
+#   [ -f "$lib" ] || lib=${self%/*}/../scripts/csr_ha_lib.sh
+#   [ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh) || lib=""
 #   . "$lib"
 #
 # Everything here is named csr_ha_* so it cannot clobber the caller's variables.
@@ -34,10 +35,14 @@ case ${csr_ha_self:-} in
   *) csr_ha_here=$(pwd -P) ;;
 esac
 
-csr_ha_command_of() { # csr_ha_command_of PATH: prints the csr-ha command PATH is named after, if any
-  csr_ha_c=${1##*/}
-  csr_ha_c=${csr_ha_c%.py}
-  case " $csr_ha_binaries " in *" $csr_ha_c "*) echo "$csr_ha_c" ;; esac
+# csr_ha_command_of PATH: sets csr_ha_command to the csr-ha command PATH is named after
+# (bin/node_event.py: node_event); returns 1, csr_ha_command empty, when it names none.
+csr_ha_command_of() {
+  csr_ha_command=${1##*/}
+  csr_ha_command=${csr_ha_command%.py}
+  case " $csr_ha_binaries " in *" $csr_ha_command "*) return 0 ;; esac
+  csr_ha_command=""
+  return 1
 }
 
 # `-ef` (same file) is not in POSIX test(1) but every sh a router has (bash, dash, busybox) has it.

@@ -31,10 +31,9 @@ while [ -L "$self" ]; do
   case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
 done
 csr_ha_self=$self
-for lib in "${self%/*}/csr_ha_lib.sh" "${self%/*}/../scripts/csr_ha_lib.sh" \
-  "$(command -v csr_ha_lib.sh 2>/dev/null)"; do
-  [ -f "$lib" ] && break
-done
+lib=${self%/*}/csr_ha_lib.sh
+[ -f "$lib" ] || lib=${self%/*}/../scripts/csr_ha_lib.sh
+[ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh 2>/dev/null) || lib=""
 [ -f "$lib" ] || { echo "400: $name: csr_ha_lib.sh is neither beside $self nor on PATH; reinstall the package" >&2; exit 127; }
 . "$lib"
 start=0
