@@ -6,15 +6,16 @@
 # is scripts/csr_ha_lib.sh.
 #
 # A user of this file first sets csr_ha_self to its own real path (symlinks followed), then
-# sources this file from the directory of that path, else from ../scripts/ (a checkout's bin/),
-# else from PATH:
+# sources this file from the directory of that path, else (the bin/ wrapper in a checkout) from
+# ../scripts/, else from PATH. A script in scripts/ (always beside this file):
 #
-#   self=$0; [ -f "$self" ] ...; while [ -L "$self" ]; do ... readlink ...; done
+#   self=$(readlink -f -- "$0") || self=$0
 #   csr_ha_self=$self
 #   lib=${self%/*}/csr_ha_lib.sh
-#   [ -f "$lib" ] || lib=${self%/*}/../scripts/csr_ha_lib.sh
-#   [ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh) || lib=""
+#   [ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh 2>/dev/null) || lib=""
 #   . "$lib"
+#
+# (The wrapper follows its links one by one instead: a link's name may be the command.)
 #
 # Everything here is named csr_ha_* so it cannot clobber the caller's variables.
 
@@ -22,7 +23,7 @@
 # (NAME.py, the bin/ wrappers). csr_ha_setup installs all three lists into <prefix>/bin,
 # scripts/package.sh ships them (csr_ha_setup --manifest prints them), debug_bundle.sh reports
 # each binary's version. pyproject.toml's [tool.maturin] targets name the binaries again (TOML
-# cannot read this file); tests/install.rs checks the two agree.
+# cannot read this file); tests/wrappers.rs checks that they agree.
 csr_ha_clients="create_node set_params clear_params delete_node show_node node_event ha_api"
 csr_ha_binaries="ha_server ha_event_handler $csr_ha_clients"
 csr_ha_wrappers=""

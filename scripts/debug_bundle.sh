@@ -51,15 +51,9 @@ JOURNALCTL=${CSR_HA_JOURNALCTL:-journalctl}
 MESSAGES=${CSR_HA_MESSAGES:-/var/log/messages}
 
 # This file's real path (links followed); csr_ha_lib.sh beside it names and finds the binaries.
-self=$0
-case $self in */*) ;; *) [ -f "$self" ] && self=./$self || self=$(command -v -- "$self" 2>/dev/null) || self=./$0 ;; esac
-while [ -L "$self" ]; do
-  link=$(readlink -- "$self") || break
-  case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
-done
+self=$(readlink -f -- "$0") || self=$0
 csr_ha_self=$self
 lib=${self%/*}/csr_ha_lib.sh
-[ -f "$lib" ] || lib=${self%/*}/../scripts/csr_ha_lib.sh
 [ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh 2>/dev/null) || lib=""
 [ -f "$lib" ] || die "csr_ha_lib.sh is neither beside $self nor on PATH; reinstall the package"
 . "$lib"

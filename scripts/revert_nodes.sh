@@ -24,15 +24,9 @@ case $name in
   *) event="revert" ;;
 esac
 # This file's real path (links followed); csr_ha_lib.sh beside it finds the binaries.
-self=$0
-case $self in */*) ;; *) [ -f "$self" ] && self=./$self || self=$(command -v -- "$self" 2>/dev/null) || self=./$0 ;; esac
-while [ -L "$self" ]; do
-  link=$(readlink -- "$self") || break
-  case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
-done
+self=$(readlink -f -- "$0") || self=$0
 csr_ha_self=$self
 lib=${self%/*}/csr_ha_lib.sh
-[ -f "$lib" ] || lib=${self%/*}/../scripts/csr_ha_lib.sh
 [ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh 2>/dev/null) || lib=""
 [ -f "$lib" ] || { echo "400: $name: csr_ha_lib.sh is neither beside $self nor on PATH; reinstall the package" >&2; exit 127; }
 . "$lib"
