@@ -1,7 +1,13 @@
 #!/bin/sh
 # Collects what support needs into one tarball, secrets redacted:
 #   node_file (+ node_file.orig), events/, csr_ha.log*, ha_server.out, route_tables/, the cloud
-#   word, versions (binaries, OS), the service's status, the csr-ha cron entries.
+#   word, versions (binaries, OS), the service's status, the csr-ha cron entries, and what the
+#   original's debug_ha.sh collected: the archived logs (archive/: CSR_HA_LOG_ARCHIVE_DIR, else
+#   /bootflash/guest-share/csr_ha and /bootflash/csr_ha), the csr_ha unit's journal (journal.txt:
+#   user and system unit), the tail of /var/log/messages (messages.txt), pip freeze
+#   (pip_freeze.txt: pip, pip3, pip2), the OS release (os-release.txt: /etc/os-release,
+#   /etc/redhat-release). A piece that is missing or unreadable is noted, never fatal; the
+#   journal and messages are read through password-less sudo where plain reading fails.
 # Redacted: Azure app keys (appKey= in node_file, and the same values anywhere else), anything
 # named *key/*secret/*token/*password/signature, Authorization headers, bearer tokens, JWTs,
 # AWS access key ids and 40-character secret keys, credentials in URLs.
@@ -9,6 +15,8 @@
 #   debug_bundle.sh [-o DIR]      DIR: where to write csr_ha_debug_<host>_<time>.tar.gz
 #                                 (default /bootflash when it exists, as the original, else
 #                                 the HA directory $CSR_HA_DIR, default ~/cloud/HA)
+# Commands and files used, overridable for tests: CSR_HA_SYSTEMCTL (systemctl), CSR_HA_CRONTAB
+# (crontab), CSR_HA_JOURNALCTL (journalctl), CSR_HA_MESSAGES (/var/log/messages).
 set -u
 
 die() {
@@ -25,7 +33,7 @@ while [ $# -gt 0 ]; do
       shift 2
       ;;
     -h | --help)
-      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) die "unknown argument '$1'; see -h" ;;
@@ -39,15 +47,18 @@ fi
 [ -d "$out_dir" ] || die "output directory $out_dir does not exist"
 SYSTEMCTL=${CSR_HA_SYSTEMCTL:-systemctl}
 CRONTAB=${CSR_HA_CRONTAB:-crontab}
+JOURNALCTL=${CSR_HA_JOURNALCTL:-journalctl}
+MESSAGES=${CSR_HA_MESSAGES:-/var/log/messages}
 
-self=$0
-while [ -L "$self" ]; do
-  link=$(readlink -- "$self") || break
-  case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
-done
-bin=${CSR_HA_BIN:-$(cd -P -- "$(dirname -- "$self")" && pwd -P)}
+# This file's real path (links followed); csr_ha_lib.sh beside it names and finds the binaries.
+self=$(readlink -f -- "$0") || self=$0
+csr_ha_self=$self
+lib=${self%/*}/csr_ha_lib.sh
+[ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh 2>/dev/null) || lib=""
+[ -f "$lib" ] || die "csr_ha_lib.sh is neither beside $self nor on PATH; reinstall the package"
+. "$lib"
 find_bin() { # find_bin NAME: prints the binary's path, if any
-  if [ -x "$bin/$1" ] && [ -f "$bin/$1" ]; then echo "$bin/$1"; else command -v "$1" 2>/dev/null; fi
+  ! csr_ha_find "$1" || echo "$csr_ha_found"
 }
 
 host=$(hostname 2>/dev/null || uname -n)
@@ -150,8 +161,7 @@ fi
   echo "cloud word: $(cat "$ha_dir/cloud" 2>/dev/null || echo '(none: file)')"
   echo "CSR_HA_CLOUD: ${CSR_HA_CLOUD:-(unset)}"
   [ -f /etc/os-release ] && sed -n 's/^PRETTY_NAME=/os: /p' /etc/os-release
-  for b in ha_server ha_api ha_event_handler create_node set_params clear_params delete_node \
-    show_node node_event; do
+  for b in $csr_ha_binaries; do
     p=$(find_bin "$b")
     if [ -z "$p" ]; then
       echo "$b: not found"
@@ -190,6 +200,82 @@ fi
     echo "no crontab command"
   fi
 } 2>&1 | redact >"$stage/cron.txt"
+
+# What the original's debug_ha.sh collected besides the HA directory.
+have() { command -v "$1" >/dev/null 2>&1; }
+# as_able CMD...: CMD's output; when it fails or prints nothing and we are not root, CMD again
+# through password-less sudo (guestshell's user has it; the journal and messages may be root's).
+as_able() {
+  o=$("$@" 2>&1)
+  r=$?
+  if { [ $r != 0 ] || [ -z "$o" ]; } && [ "$(id -u)" != 0 ] && have sudo && sudo -n true 2>/dev/null; then
+    o=$(sudo -n "$@" 2>&1)
+    r=$?
+  fi
+  [ -z "$o" ] || printf '%s\n' "$o"
+  return $r
+}
+
+# Archived logs (csr_ha.log.<time>): where ha_server moves a rotated log to outlive guestshell.
+case ${CSR_HA_LOG_ARCHIVE_DIR:-} in
+  [Nn][Oo][Nn][Ee]) archives="" ;;
+  "") archives="/bootflash/guest-share/csr_ha /bootflash/csr_ha" ;;
+  *) archives=$CSR_HA_LOG_ARCHIVE_DIR ;;
+esac
+for d in $archives; do
+  [ -d "$d" ] || continue
+  for f in "$d"/csr_ha.log.[0-9]*; do
+    [ -f "$f" ] && copy "$f" "$stage/archive/${f##*/}"
+  done
+done
+
+{
+  found=0
+  if have "$JOURNALCTL"; then
+    for scope in --user --system; do
+      o=$(as_able "$JOURNALCTL" $scope -u csr_ha.service --no-pager -q -n 2000)
+      case $o in '' | '-- No entries --') continue ;; esac
+      echo "== journalctl $scope -u csr_ha.service -n 2000"
+      printf '%s\n' "$o"
+      found=1
+    done
+    [ $found = 1 ] || echo "no journal entries for csr_ha.service (user or system)"
+  else
+    echo "no journalctl"
+  fi
+} 2>&1 | redact >"$stage/journal.txt"
+
+{
+  if [ -e "$MESSAGES" ]; then
+    echo "== tail -n 2000 $MESSAGES"
+    as_able tail -n 2000 "$MESSAGES" || echo "cannot read $MESSAGES"
+  else
+    echo "no $MESSAGES"
+  fi
+} 2>&1 | redact >"$stage/messages.txt"
+
+{
+  done_pips=""
+  for p in pip pip3 pip2; do
+    path=$(command -v "$p" 2>/dev/null) || continue
+    for d in $done_pips; do [ "$path" -ef "$d" ] && continue 2; done
+    done_pips="$done_pips $path"
+    echo "== $p freeze ($path)"
+    "$path" freeze --disable-pip-version-check 2>&1
+  done
+  [ -n "$done_pips" ] || echo "no pip, pip3 or pip2"
+} 2>&1 | redact >"$stage/pip_freeze.txt"
+
+{
+  found=0
+  for f in /etc/os-release /etc/redhat-release; do
+    [ -f "$f" ] || continue
+    echo "== $f"
+    cat -- "$f"
+    found=1
+  done
+  [ $found = 1 ] || echo "no /etc/os-release or /etc/redhat-release"
+} 2>&1 | redact >"$stage/os-release.txt"
 
 tarball=$out_dir/$name.tar.gz
 tar -czf "$work/$name.tar.gz" -C "$work" "$name" || die "tar failed"

@@ -5,7 +5,8 @@
 #   csr_ha-<version>-x86_64-linux.tar.gz                       the same files under bin/, for a
 #                                                              guestshell without pip
 # Both hold the router's binaries (no bench), the original script names (create_node.py, …,
-# ha_api.py), revert_nodes.sh / verify_nodes.sh (cron), debug_bundle.sh and csr_ha_setup.
+# ha_api.py), revert_nodes.sh / verify_nodes.sh (cron), debug_bundle.sh, csr_ha_setup and
+# csr_ha_lib.sh (sourced by the others: the command list, and how the binaries are found).
 # The binaries are linked by zig against glibc 2.17 symbols, so they start on guestshell's
 # CentOS 7 (glibc 2.17) and CentOS 8 (2.28). maturin, ziglang and wheel come from PyPI into
 # .venv-package/ (made on first use). The version is Cargo.toml's.
@@ -18,7 +19,7 @@ out=dist
 while [ $# -gt 0 ]; do
   case $1 in
     -o) [ $# -ge 2 ] || { echo "400: package: -o needs a directory" >&2; exit 1; }; out=$2; shift 2 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "400: package: unknown argument '$1'; see -h" >&2; exit 1 ;;
   esac
 done

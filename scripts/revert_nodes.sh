@@ -10,8 +10,8 @@
 #   revert_nodes.sh [--start]     --start: first start the HA server if it does not answer
 #                                 (installs without systemd use this to keep it running)
 #
-# Binaries: $CSR_HA_BIN, else the directory of this file (the installed layout), else the
-# checkout's bin/ wrappers (running from a checkout), else PATH.
+# Binaries: as csr_ha_lib.sh finds them ($CSR_HA_BIN, else beside this file, else a checkout's
+# target/, else PATH).
 set -u
 
 # The event and the name in log lines come from the name this was called by (verify_nodes.sh and
@@ -23,11 +23,13 @@ case $name in
   *check*) event="peerFail --dry-run" ;;
   *) event="revert" ;;
 esac
-self=$0
-while [ -L "$self" ]; do
-  link=$(readlink -- "$self") || break
-  case $link in /*) self=$link ;; *) self=${self%/*}/$link ;; esac
-done
+# This file's real path (links followed); csr_ha_lib.sh beside it finds the binaries.
+self=$(readlink -f -- "$0") || self=$0
+csr_ha_self=$self
+lib=${self%/*}/csr_ha_lib.sh
+[ -f "$lib" ] || lib=$(command -v csr_ha_lib.sh 2>/dev/null) || lib=""
+[ -f "$lib" ] || { echo "400: $name: csr_ha_lib.sh is neither beside $self nor on PATH; reinstall the package" >&2; exit 127; }
+. "$lib"
 start=0
 for arg in "$@"; do
   case $arg in
@@ -44,20 +46,13 @@ for arg in "$@"; do
 done
 
 ha_dir=${CSR_HA_DIR:-${HOME:-/tmp}/cloud/HA}
-bin=${CSR_HA_BIN:-}
-if [ -z "$bin" ]; then
-  case $self in */*) bin=$(cd -P -- "${self%/*}" && pwd -P) ;; esac
-fi
-run() { # run NAME ARGS...: NAME from $bin, else (a checkout) the bin/ wrapper, else PATH
-  name=$1
-  shift
-  if [ -n "$bin" ] && [ -x "$bin/$name" ]; then
-    "$bin/$name" "$@"
-  elif [ -n "$bin" ] && [ -x "$bin/../bin/$name" ]; then
-    "$bin/../bin/$name" "$@"
-  else
-    "$name" "$@"
+run() { # run NAME ARGS...: the csr-ha binary NAME, as csr_ha_lib.sh finds it
+  if ! csr_ha_find "$1"; then
+    echo "400: cannot find the csr-ha binary '$1' (looked in:$csr_ha_looked)"
+    return 127
   fi
+  shift
+  "$csr_ha_found" "$@"
 }
 
 # One log line in the server's format: [time LEVEL process[pid] target] message.

@@ -126,6 +126,35 @@ fn debug_bundle_holds_the_files_and_no_secret() {
     std::fs::write(ha.join("cloud"), "azure\n").expect("cloud");
     let out_dir = m.root.join("out");
     std::fs::create_dir(&out_dir).expect("mkdir out");
+    // What debug_ha.sh collected: archived logs, the unit's journal (here the system unit's
+    // only), /var/log/messages, pip freeze (pip3 is the same pip: listed once).
+    let archive = m.root.join("bootflash-csr_ha");
+    std::fs::create_dir(&archive).expect("mkdir archive");
+    std::fs::write(
+        archive.join("csr_ha.log.20261124T191900.123Z"),
+        format!("[t INFO  ha_server[1] x] node 3 archived line with {key}\n"),
+    )
+    .expect("archived log");
+    std::fs::write(archive.join("unrelated.txt"), "not ours").expect("unrelated");
+    write_exec(
+        &m.fake.join("journalctl"),
+        "#!/bin/sh\ncase \"$*\" in\n  *--user*) echo '-- No entries --' ;;\n  \
+         *) echo \"journal $*\"; echo 'ha_server: token=ya29.tok3n' ;;\nesac\n",
+    );
+    let messages = m.root.join("messages");
+    std::fs::write(
+        &messages,
+        "Nov 24 guestshell systemd: Started csr-ha\nNov 24 x: Authorization: Bearer eyJzdWIi\n",
+    )
+    .expect("messages");
+    let pips = m.root.join("pips");
+    std::fs::create_dir(&pips).expect("mkdir pips");
+    write_exec(
+        &pips.join("pip"),
+        "#!/bin/sh\necho \"pip $*\"\necho 'csr-ha==3.0.0'\n\
+         echo 'private @ https://deploy:Sup3r@pypi.example/private.whl'\n",
+    );
+    std::os::unix::fs::symlink(pips.join("pip"), pips.join("pip3")).expect("symlink");
 
     let out = m
         .command(Path::new("/bin/sh"))
@@ -133,6 +162,10 @@ fn debug_bundle_holds_the_files_and_no_secret() {
         .args(["-o", out_dir.to_str().expect("utf-8")])
         .env("CSR_HA_DIR", &ha)
         .env("CSR_HA_BIN", bin_dir())
+        .env("CSR_HA_LOG_ARCHIVE_DIR", &archive)
+        .env("CSR_HA_JOURNALCTL", m.fake.join("journalctl"))
+        .env("CSR_HA_MESSAGES", &messages)
+        .env("PATH", format!("{}:/usr/bin:/bin", pips.display()))
         .output_retrying()
         .expect("run debug_bundle.sh");
     assert_ok(&out, "debug_bundle.sh");
@@ -180,9 +213,35 @@ fn debug_bundle_holds_the_files_and_no_secret() {
         "versions.txt",
         "service.txt",
         "cron.txt",
+        "archive/csr_ha.log.20261124T191900.123Z",
+        "journal.txt",
+        "messages.txt",
+        "pip_freeze.txt",
+        "os-release.txt",
     ] {
         assert!(files.contains_key(want), "{want} missing from {files:?}");
     }
+    assert!(!files.contains_key("archive/unrelated.txt"), "{files:?}");
+    let journal = read(&top.join("journal.txt"));
+    assert_eq!(
+        journal,
+        "== journalctl --system -u csr_ha.service -n 2000\n\
+         journal --system -u csr_ha.service --no-pager -q -n 2000\n\
+         ha_server: token=REDACTED\n"
+    );
+    let tail = read(&top.join("messages.txt"));
+    assert!(tail.contains("Started csr-ha"), "{tail}");
+    let freeze = read(&top.join("pip_freeze.txt"));
+    assert_eq!(freeze.matches("== pip").count(), 1, "{freeze}");
+    assert!(
+        freeze.contains("pip freeze --disable-pip-version-check\ncsr-ha==3.0.0\n"),
+        "{freeze}"
+    );
+    let os = read(&top.join("os-release.txt"));
+    assert!(
+        os.starts_with("== /etc/") || os.starts_with("no /etc/os-release"),
+        "{os}"
+    );
     assert!(
         files.keys().any(|k| k.starts_with("events/node_3_")),
         "{files:?}"

@@ -32,6 +32,7 @@ fn install_without_systemd_starts_the_server_twice_changes_nothing_and_purge_lea
         "verify_nodes.sh",
         "check_nodes.sh",
         "debug_bundle.sh",
+        "csr_ha_lib.sh",
     ] {
         assert!(
             m.prefix.join("bin").join(name).is_file(),

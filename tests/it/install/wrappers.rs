@@ -96,3 +96,65 @@ fn a_symlinked_wrapper_finds_its_binary_and_a_missing_one_says_where_it_looked()
         String::from_utf8_lossy(&out.stderr).contains("cannot find the csr-ha binary 'node_event'")
     );
 }
+
+/// The command list is written once, in `scripts/csr_ha_lib.sh` (which the wrappers, the cron
+/// scripts, `debug_bundle.sh` and `csr_ha_setup` source); what cannot read it agrees with it:
+/// pyproject.toml's maturin targets, `src/bin/`, the checkout's `bin/` links and these tests.
+#[test]
+fn the_command_list_in_csr_ha_lib_is_the_one_every_other_list_agrees_with() {
+    let out = Command::new("sh")
+        .arg(repo().join("scripts/csr_ha_setup"))
+        .arg("--manifest")
+        .output_retrying()
+        .expect("csr_ha_setup --manifest");
+    assert_ok(&out, "csr_ha_setup --manifest");
+    let manifest = stdout(&out);
+    let list = |key: &str| -> Vec<String> {
+        let line = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=\"")))
+            .unwrap_or_else(|| panic!("no {key} in {manifest}"));
+        let mut words: Vec<String> = line
+            .trim_end_matches('"')
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        words.sort();
+        words
+    };
+    let binaries = list("BINARIES");
+
+    let pyproject = read(&repo().join("pyproject.toml"));
+    let mut targets: Vec<String> = pyproject
+        .lines()
+        .filter(|l| l.contains("kind = \"bin\""))
+        .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+        .collect();
+    targets.sort();
+    assert_eq!(targets, binaries, "pyproject.toml's targets");
+
+    let mut sources: Vec<String> = std::fs::read_dir(repo().join("src/bin"))
+        .expect("src/bin")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    sources.sort();
+    assert_eq!(sources, binaries, "src/bin/*.rs");
+
+    let mut wrappers: Vec<String> = WRAPPERS.iter().map(|w| format!("{w}.py")).collect();
+    wrappers.sort();
+    assert_eq!(wrappers, list("WRAPPERS"), "tests/util's WRAPPERS");
+    for w in list("WRAPPERS") {
+        let link = repo().join("bin").join(&w);
+        assert!(link.is_symlink(), "bin/{w} is not a link to the wrapper");
+    }
+    for s in list("SCRIPTS") {
+        assert!(
+            repo().join("scripts").join(&s).exists(),
+            "scripts/{s} is missing"
+        );
+    }
+}

@@ -109,6 +109,8 @@ impl Machine {
             .env("CSR_HA_SYSTEMCTL", self.fake.join("systemctl"))
             .env("CSR_HA_CRONTAB", self.fake.join("crontab"))
             .env("CSR_HA_LOGINCTL", self.fake.join("loginctl"))
+            // Rotated logs stay in the machine's HA directory, never on a real /bootflash.
+            .env("CSR_HA_LOG_ARCHIVE_DIR", "none")
             // Even a system-scope install must never reach the real /etc/systemd/system.
             .env(
                 "CSR_HA_SYSTEM_UNIT_DIR",

@@ -62,6 +62,8 @@ impl Ha {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .chain([("CSR_HA_CLOUD".into(), "file".into())])
+                // Rotated logs stay in the test's directory, never on a real /bootflash.
+                .chain([("CSR_HA_LOG_ARCHIVE_DIR".into(), "none".into())])
                 .collect(),
             unset: Vec::new(),
         }
