@@ -5,6 +5,7 @@ mod dry_run;
 mod events;
 mod file_provider;
 mod lifecycle;
+mod log_archive;
 mod nodes;
 mod protocol_props;
 mod queue;

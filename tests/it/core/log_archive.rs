@@ -2,7 +2,7 @@
 //! (`CSR_HA_LOG_ARCHIVE_DIR`, here a temporary directory; on a router bootflash), the newest five
 //! kept there; `none` keeps it as `csr_ha.log.1`. The real server and handlers write the log.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 
