@@ -1,16 +1,18 @@
-//! Route-table providers and the work an event handler does with them.
+//! The cloud contract: what every route-table provider is and answers ([`RouteTable`], [`Route`],
+//! [`RouteWrite`], [`Permission`], [`CloudError`]).
 //!
-//! The server hands `ha_event_handler` one [`Work`] per route table: the event and the nodes that
-//! share that table. The handler opens the provider's [`RouteTable`], reads it once, computes what
-//! each node needs, writes only what differs (as the provider writes best: one file rewrite, one
-//! Azure table PUT, concurrent EC2 calls) and answers with one [`NodeOutcome`] per node. GCP
-//! routes cannot be edited in place, so that provider plans its own work (`gcp::run`) instead of
-//! going through [`apply`].
+//! The server hands `ha_event_handler` one [`Work`](crate::work::Work) per route table: the event
+//! and the nodes that share that table. [`planner`] runs it: it opens the provider's
+//! [`RouteTable`], reads it once, computes what each node needs, writes only what differs (as the
+//! provider writes best: one file rewrite, one Azure table PUT, concurrent EC2 calls) and answers
+//! with one outcome per node. GCP routes cannot be edited in place, so that provider plans its
+//! own work (`gcp::run`) instead of going through [`planner::apply`].
 //!
 //! What the clouds share lives here once: [`http`] (the client and its retry policy, the error
 //! answer as a [`CloudError`]), [`secret`] (the `Secret` type and the masker) and
-//! [`token_cache`] (credentials shared by handler processes). Each cloud module keeps only its
-//! signing or token source, its request shapes and its error-body parser.
+//! [`token_cache`] (credentials shared by handler processes, one fetch-or-reuse call). Each cloud
+//! folder has one shape: `mod.rs` the provider, `client.rs` the client owning its HTTP calls,
+//! `auth.rs` its credentials.
 
 pub mod aws;
 pub mod azure;
@@ -106,6 +108,11 @@ impl CloudError {
 }
 
 /// One route as a provider reads it.
+///
+/// `id` and `pinned` are set by one provider today (Azure) but stay here because the planner,
+/// not the provider, decides which routes a node acts on: `pinned` keeps a route out of every
+/// plan for a reason the planner puts in the node's message, and `id` is how a planned write finds
+/// its way back to the provider's own handle. A provider that needs neither leaves them empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     /// Canonical CIDR (`10.99.0.0/16`, `2001:db8::/32`).
@@ -113,10 +120,12 @@ pub struct Route {
     /// The router the route points at: an ENI id (AWS) or an IP address (Azure, file).
     /// `None` for routes that point elsewhere (gateways, local).
     pub next_hop: Option<String>,
-    /// Provider handle needed to write the route back (the Azure route's name); empty if unused.
+    /// The provider's handle to write the route back (the Azure route's name); empty if the
+    /// destination is enough (AWS, file).
     pub id: String,
     /// Why this route is never written although it may point at a router (an Azure route
-    /// without a name, which ARM cannot address); `None` for every route that can be.
+    /// without a name, which ARM cannot address); `None` for every route that can be. The
+    /// planner reports it (`<prefix> not moved: <why>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<String>,
 }

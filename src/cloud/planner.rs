@@ -2,6 +2,14 @@
 //! table once, plan each node against it, write only what differs, and answer one
 //! [`NodeOutcome`] per node; a dry run plans the same and asks [`RouteTable::probe_write`]
 //! instead of writing; a check plans nothing and says what the node would act on.
+//!
+//! ```text
+//! run(work) ─► provider::run ─► run_table(open(...)) ─► apply(table, work, log)
+//!                                  read ─► plan_node × nodes ─► write_all | probe_write | check_node
+//! ```
+//!
+//! GCP routes cannot be edited in place, so that provider plans its own events
+//! ([`super::gcp`]); what its dry run says is worded here ([`would_go`], [`no_write_needed`]).
 
 use std::time::{Duration, Instant};
 
@@ -67,21 +75,7 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
     let name = table.name();
     let mut routes = match table.read() {
         Ok(routes) => routes,
-        Err(e) => {
-            return match (work.action, &e) {
-                (Action::Check, CloudError::TableNotFound(_)) => warn_all(
-                    work,
-                    &format!("Warning: Route Table {name} not found"),
-                    started,
-                ),
-                (Action::Check, _) => warn_all(
-                    work,
-                    &format!("Warning: could not read Route Table {name}: {e}"),
-                    started,
-                ),
-                _ => fail_all(work, &e, log),
-            };
-        }
+        Err(e) => return unread(work, &name, &e, log, started),
     };
     let read_ms = started.elapsed().as_millis();
     for node in &work.nodes {
@@ -90,16 +84,7 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
     let (kind, dry_run) = match work.action {
         Action::Event(kind) => (kind, false),
         Action::DryRun(kind) => (kind, true),
-        Action::Check => {
-            return work
-                .nodes
-                .iter()
-                .map(|node| {
-                    let (outcome, message) = check_node(node, &name, &routes);
-                    NodeOutcome::new(node.index.get(), outcome, message, started)
-                })
-                .collect();
-        }
+        Action::Check => return check_all(work, &name, &routes, started),
     };
     // Plan every node against the table as the writes before it will leave it, then write.
     let plans: Vec<NodePlan> = work
@@ -141,6 +126,40 @@ pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec
             unless_failed(plan, started, |plan| {
                 finish_node(plan, &name, kind, &mut results, log, started)
             })
+        })
+        .collect()
+}
+
+/// Every node's outcome when the table could not be read: a check warns, an event fails.
+fn unread(
+    work: &Work,
+    name: &str,
+    e: &CloudError,
+    log: &mut EventLog,
+    started: Instant,
+) -> Vec<NodeOutcome> {
+    match (work.action, e) {
+        (Action::Check, CloudError::TableNotFound(_)) => warn_all(
+            work,
+            &format!("Warning: Route Table {name} not found"),
+            started,
+        ),
+        (Action::Check, _) => warn_all(
+            work,
+            &format!("Warning: could not read Route Table {name}: {e}"),
+            started,
+        ),
+        _ => fail_all(work, e, log),
+    }
+}
+
+/// A check's outcome for every node ([`check_node`]): what it would act on; writes nothing.
+fn check_all(work: &Work, name: &str, routes: &[Route], started: Instant) -> Vec<NodeOutcome> {
+    work.nodes
+        .iter()
+        .map(|node| {
+            let (outcome, message) = check_node(node, name, routes);
+            NodeOutcome::new(node.index.get(), outcome, message, started)
         })
         .collect()
 }
@@ -368,7 +387,7 @@ fn dry_run_node(
             if kind == EventKind::Verify {
                 format!("{dest} in {name} would be written back via {}", w.was)
             } else {
-                format!("{dest} in {name} would go via {} (now {})", w.target, w.was)
+                would_go(&format!("{dest} in {name}"), &w.target, &w.was)
             }
         })
         .collect();
@@ -378,17 +397,33 @@ fn dry_run_node(
         Some(permission) if !plan.writes.is_empty() => permission.outcome(&plan_text),
         _ if plan_text.is_empty() => (
             Status::Ok,
-            format!("no route in {name} points at a router, no write needed"),
+            no_write_needed(&format!("no route in {name} points at a router")),
         ),
-        _ => (Status::Ok, format!("{plan_text}, no write needed")),
+        _ => (Status::Ok, no_write_needed(&plan_text)),
     };
     let status = if plan.left.is_empty() {
         status
     } else {
         status.max(Status::Warning)
     };
-    log.line(index, &format!("Dry run: {message}"));
+    log_dry_run(log, index, &message);
     NodeOutcome::new(index, status, message, started)
+}
+
+/// A dry run's planned write: `10.99.0.0/16 in t1 would go via 10.0.1.20 (now 10.0.1.10)`;
+/// `place` is the route and where it is (`10.99.0.0/16 in vpc vpc-1` on GCP).
+pub fn would_go(place: &str, target: &str, now: &str) -> String {
+    format!("{place} would go via {target} (now {now})")
+}
+
+/// A dry run's message for a node whose event would write nothing: `plan` and `, no write needed`.
+pub fn no_write_needed(plan: &str) -> String {
+    format!("{plan}, no write needed")
+}
+
+/// The node's event log line for a dry run's message.
+pub fn log_dry_run(log: &mut EventLog, index: u16, message: &str) {
+    log.line(index, &format!("Dry run: {message}"));
 }
 
 fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {

@@ -3,7 +3,7 @@
 //! GCP routes cannot be edited in place, so a pair of routers fails over by priority: each router
 //! owns a route to the same destination (`-a`, at its own priority `-o`; lower wins) and knows
 //! its peer's route (`-b`). This provider therefore plans its own work instead of going through
-//! [`super::apply`]:
+//! [`super::planner::apply`]:
 //!
 //! ```text
 //! peerFail  secondary node: DELETE the peer's route (-b), so this router's route carries the traffic
