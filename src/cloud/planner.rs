@@ -29,6 +29,43 @@ pub fn next_hop_param(provider: Provider) -> Param {
     }
 }
 
+/// The node a table's work opens the table with: the first of the group (they share the table).
+pub fn first_node(work: &Work) -> Result<&Node, CloudError> {
+    work.nodes
+        .first()
+        .ok_or_else(|| CloudError::Local("no node to act on".into()))
+}
+
+/// A parameter the provider cannot act without, or the error naming the flag that sets it:
+/// `node 3 has no routeTableName (-t): set it with set_params`.
+pub fn required(node: &Node, param: Param) -> Result<&str, CloudError> {
+    node.get(param).ok_or_else(|| lacking(node, &[param]))
+}
+
+/// Every parameter the node's provider needs is set ([`Node::missing`]), or the error naming
+/// all that are not, as [`required`] words one.
+pub fn all_required(node: &Node) -> Result<(), CloudError> {
+    let missing = node.missing();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(lacking(node, &missing))
+    }
+}
+
+fn lacking(node: &Node, params: &[Param]) -> CloudError {
+    let named: Vec<String> = params
+        .iter()
+        .map(|p| format!("{} ({})", p.key(), p.flag()))
+        .collect();
+    let them = if params.len() == 1 { "it" } else { "them" };
+    CloudError::Local(format!(
+        "node {} has no {}: set {them} with set_params",
+        node.index,
+        named.join(", ")
+    ))
+}
+
 /// Runs a handler's work to completion and returns one outcome per node. Each provider has the
 /// same entry point, `run(work, deadline, log)` (configured from the environment), and the
 /// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call.

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::compute::Compute;
+use super::client::ComputeClient;
 use super::{
     failed, foreign_probe, is_own_probe, own_route, peer_absent_note, plan_peer_fail, plan_revert,
     primary_note, Done, PeerFailPlan, RevertPlan, Spec, PROBE_PRIORITY, PROBE_ROUTE,
@@ -53,7 +53,7 @@ impl Grants {
     /// Whether this node's credentials hold every one of `needed` in the node's project.
     fn permission(
         &mut self,
-        api: &mut Compute,
+        api: &mut ComputeClient,
         spec: &Spec,
         needed: &[&str],
         log: &mut EventLog,
@@ -105,7 +105,7 @@ impl Grants {
 /// A dry run of `kind` on one node: what the event would do, and whether it may.
 pub fn plan(
     kind: EventKind,
-    api: &mut Compute,
+    api: &mut ComputeClient,
     grants: &mut Grants,
     spec: &Spec,
     log: &mut EventLog,
@@ -125,7 +125,7 @@ fn place(spec: &Spec) -> String {
 }
 
 fn peer_fail(
-    api: &mut Compute,
+    api: &mut ComputeClient,
     grants: &mut Grants,
     spec: &Spec,
     log: &mut EventLog,
@@ -179,7 +179,7 @@ fn peer_fail(
 }
 
 fn revert(
-    api: &mut Compute,
+    api: &mut ComputeClient,
     grants: &mut Grants,
     spec: &Spec,
     log: &mut EventLog,
@@ -210,7 +210,7 @@ fn revert(
 }
 
 fn verify(
-    api: &mut Compute,
+    api: &mut ComputeClient,
     grants: &mut Grants,
     spec: &Spec,
     log: &mut EventLog,

@@ -21,7 +21,7 @@
 //! next hop can carry an IPv6 route, nor the reverse.
 
 mod auth;
-mod compute;
+mod client;
 mod dry_run;
 
 use std::net::IpAddr;
@@ -39,7 +39,7 @@ use crate::node::{Cidr, Mode, Node, Param};
 use crate::paths::HaDir;
 use crate::protocol::Status;
 use crate::work::{Action, NodeOutcome, Work};
-use compute::{Compute, LiveRoute};
+use client::{ComputeClient, LiveRoute};
 
 pub use auth::Source as TokenSource;
 
@@ -141,7 +141,7 @@ pub fn run_with(
     log: &mut EventLog,
     config: &GcpConfig,
 ) -> Vec<NodeOutcome> {
-    let mut api = Compute::new(config, deadline);
+    let mut api = ComputeClient::new(config, deadline);
     let mut grants = dry_run::Grants::default();
     work.nodes
         .iter()
@@ -238,9 +238,9 @@ impl<'a> Spec<'a> {
         format!("projects/{}/global/networks/{}", self.project, self.vpc)
     }
 
-    /// The network as a route insert names it: a fully-qualified URL ([`compute::RESOURCE_BASE`]).
+    /// The network as a route insert names it: a fully-qualified URL ([`client::RESOURCE_BASE`]).
     fn network_url(&self) -> String {
-        format!("{}/{}", compute::RESOURCE_BASE, self.network())
+        format!("{}/{}", client::RESOURCE_BASE, self.network())
     }
 
     /// The route body to insert under `name` at `priority`.
@@ -318,7 +318,7 @@ enum PeerFailPlan {
 
 /// Reads the peer's route and decides; `Err` is why nothing may be deleted.
 fn plan_peer_fail(
-    api: &mut Compute,
+    api: &mut ComputeClient,
     spec: &Spec,
     log: &mut EventLog,
 ) -> Result<PeerFailPlan, String> {
@@ -372,7 +372,7 @@ fn peer_absent_note(spec: &Spec) -> String {
 
 /// `peerFail`: a secondary node deletes its peer's route; a primary node's own route already
 /// wins on priority, so it does nothing.
-fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+fn peer_fail(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
     let peer = match plan_peer_fail(api, spec, log) {
         Err(why) => return failed(why),
         Ok(PeerFailPlan::Primary) => {
@@ -407,7 +407,7 @@ fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 
 /// Reads this router's route: `Ok` with its next hop if it carries the node's destination as
 /// the node says, else what is wrong (`this router's route route-a is not in project …`).
-fn own_route(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<String, String> {
+fn own_route(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Result<String, String> {
     match api.get_route(spec.project, spec.own, log, spec.index) {
         Ok(Some(own)) => match own.differences(spec, false) {
             None => Ok(own.hop()),
@@ -429,7 +429,7 @@ fn own_route(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<Strin
 
 /// Finishes a `peerFail` message with whether this router's route now carries the traffic.
 fn own_carries(
-    api: &mut Compute,
+    api: &mut ComputeClient,
     spec: &Spec,
     log: &mut EventLog,
     done: String,
@@ -464,7 +464,11 @@ enum RevertPlan {
     Insert,
 }
 
-fn plan_revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<RevertPlan, String> {
+fn plan_revert(
+    api: &mut ComputeClient,
+    spec: &Spec,
+    log: &mut EventLog,
+) -> Result<RevertPlan, String> {
     match api.get_route(spec.project, spec.own, log, spec.index) {
         Err(e) => Err(e.to_string()),
         Ok(Some(live)) => Ok(match live.differences(spec, true) {
@@ -479,7 +483,7 @@ fn plan_revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<Rev
 }
 
 /// `revert`: puts this router's route back if it is missing; never deletes anything.
-fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+fn revert(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
     match plan_revert(api, spec, log) {
         Err(why) => failed(why),
         Ok(RevertPlan::Present) => (
@@ -526,7 +530,7 @@ fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 /// or `revert` wrote: it touches only [`PROBE_ROUTE`] (lowest priority, never carrying traffic a
 /// real route carries), never this router's route (`-a`) or its peer's (`-b`), so it cannot undo
 /// a failover that lands while it runs, and needs no conditional write.
-fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+fn verify(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
     let probe = spec.describe(PROBE_PRIORITY);
     if let Err(why) = insert_probe(api, spec, log) {
         return failed(why);
@@ -554,7 +558,7 @@ fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 /// Inserts the probe route. A probe left by an earlier, interrupted verify of this router and
 /// route (same network, destination, next hop and priority) is deleted first, so that one
 /// interruption does not fail every later verify; any other route of that name is left alone.
-fn insert_probe(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<(), String> {
+fn insert_probe(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Result<(), String> {
     let body = spec.route_body(PROBE_ROUTE, PROBE_PRIORITY);
     let mut cleaned = false;
     loop {
@@ -612,7 +616,7 @@ fn foreign_probe(spec: &Spec) -> String {
 
 /// The read-only check after `create_node`/`set_params`: does this router's route exist as
 /// the node describes it?
-fn check(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+fn check(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
     let (project, vpc, own) = (spec.project, spec.vpc, spec.own);
     if let Some(why) = spec.family_error() {
         return (Status::Warning, format!("Warning: {why}"), false);

@@ -111,7 +111,7 @@ impl LiveRoute {
 /// `$CSR_HA_GCP_COMPUTE_ENDPOINT` points elsewhere.
 pub(super) const RESOURCE_BASE: &str = "https://www.googleapis.com/compute/v1";
 
-/// One request, as [`Compute::send`] performs it.
+/// One request, as [`ComputeClient::send`] performs it.
 enum Call<'b> {
     Get,
     /// A delete carrying a `requestId`: sent again after a connection error.
@@ -132,7 +132,7 @@ pub(super) enum Answer {
 
 /// The Compute API (and Resource Manager) for one handler's run: one agent, one token source,
 /// one deadline.
-pub(super) struct Compute {
+pub(super) struct ComputeClient {
     base: String,
     resource_manager: String,
     http: Client,
@@ -142,9 +142,9 @@ pub(super) struct Compute {
     auth_failure: Option<CloudError>,
 }
 
-impl Compute {
-    pub fn new(config: &GcpConfig, deadline: Instant) -> Compute {
-        Compute {
+impl ComputeClient {
+    pub fn new(config: &GcpConfig, deadline: Instant) -> ComputeClient {
+        ComputeClient {
             base: config.compute_endpoint.trim_end_matches('/').to_string(),
             resource_manager: config
                 .resource_manager_endpoint
@@ -352,7 +352,7 @@ impl Compute {
                         })
                 }
                 401 if !renewed => {
-                    self.tokens.invalidate();
+                    self.tokens.forget();
                     renewed = true;
                 }
                 404 => return Ok(Answer::NotFound(reply.error("GCP", parse_error))),
