@@ -22,6 +22,7 @@
 //! 429, a 403 `rateLimitExceeded` (Compute's throttling), 5xx and connection errors are retried
 //! with backoff within the event's deadline; a 401 renews the token once.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -30,7 +31,7 @@ use serde_json::{json, Value};
 use super::auth;
 use super::GcpConfig;
 use crate::cloud::http::{self, Client, Method, Request, Service};
-use crate::cloud::CloudError;
+use crate::cloud::{CloudError, Permission};
 use crate::event_log::EventLog;
 use crate::node::Cidr;
 
@@ -140,6 +141,8 @@ pub(super) struct ComputeClient {
     deadline: Instant,
     /// The first credentials error, so the other nodes fail at once instead of retrying it.
     auth_failure: Option<CloudError>,
+    /// The permissions granted per project and VPC, asked at most once per handler run.
+    granted: BTreeMap<(String, String), Result<Vec<String>, CloudError>>,
 }
 
 impl ComputeClient {
@@ -154,6 +157,7 @@ impl ComputeClient {
             tokens: auth::Tokens::new(config.token_source(), config.cache.clone()),
             deadline,
             auth_failure: None,
+            granted: BTreeMap::new(),
         }
     }
 
@@ -369,6 +373,70 @@ impl ComputeClient {
             .get(self.deadline)
             .map(|token| token.expose().to_string())
             .inspect_err(|e| self.auth_failure = Some(e.clone()))
+    }
+}
+
+/// What a dry run asks of testIamPermissions: every permission the provider's writes need.
+pub(super) const ASKED: [&str; 3] = [
+    "compute.routes.create",
+    "compute.routes.delete",
+    "compute.networks.updatePolicy",
+];
+/// What deleting a route needs.
+pub(super) const DELETE: &[&str] = &["compute.routes.delete"];
+/// What inserting a route into a network needs.
+pub(super) const INSERT: &[&str] = &["compute.routes.create", "compute.networks.updatePolicy"];
+
+impl ComputeClient {
+    /// Whether these credentials hold every one of `needed` in `project`: [`ASKED`] is asked of
+    /// testIamPermissions once per project and VPC per handler run (node `index`'s log says
+    /// the answer), and each node judged on what its own plan needs.
+    pub fn permission(
+        &mut self,
+        project: &str,
+        vpc: &str,
+        needed: &[&str],
+        log: &mut EventLog,
+        index: u16,
+    ) -> Permission {
+        let key = (project.to_string(), vpc.to_string());
+        if !self.granted.contains_key(&key) {
+            let started = Instant::now();
+            let answer = self.granted(project, &ASKED);
+            let said = match &answer {
+                Ok(granted) => format!("granted [{}]", granted.join(", ")),
+                Err(e) => format!("no answer: {e}"),
+            };
+            log.line(
+                index,
+                &format!(
+                    "testIamPermissions on project {project}: {said} ({} ms)",
+                    started.elapsed().as_millis()
+                ),
+            );
+            self.granted.insert(key.clone(), answer);
+        }
+        match &self.granted[&key] {
+            Ok(granted) => {
+                let missing: Vec<&str> = needed
+                    .iter()
+                    .copied()
+                    .filter(|p| !granted.iter().any(|g| g == p))
+                    .collect();
+                if missing.is_empty() {
+                    Permission::Permitted
+                } else {
+                    Permission::Denied(format!(
+                        "{} in project {project} (testIamPermissions)",
+                        missing.join(", ")
+                    ))
+                }
+            }
+            Err(CloudError::Transport(why)) => Permission::NotProven(why.clone()),
+            Err(e) => {
+                Permission::NotProven(format!("testIamPermissions on project {project}: {e}"))
+            }
+        }
     }
 }
 
