@@ -24,13 +24,33 @@ pub mod secret;
 pub mod token_cache;
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::event_log::EventLog;
+use crate::node::Provider;
 use crate::protocol::Status;
+use crate::work::{NodeOutcome, Work};
 
 /// The planner's entry points, where callers have always found them.
-pub use planner::{apply, fail_all, run, run_table};
+pub use planner::{apply, fail_all, run_table};
+
+/// Runs a handler's work to completion and returns one outcome per node. Each provider has the
+/// same entry point, `run(work, deadline, log)` (configured from the environment), and the
+/// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call.
+pub fn run(work: &Work) -> Vec<NodeOutcome> {
+    let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
+    let mut log = EventLog::new(work);
+    let outcomes = match work.provider {
+        Provider::File => file::run(work, deadline, &mut log),
+        Provider::Aws => aws::run(work, deadline, &mut log),
+        Provider::Azure => azure::run(work, deadline, &mut log),
+        Provider::Gcp => gcp::run(work, deadline, &mut log),
+    };
+    log.finish(&outcomes);
+    outcomes
+}
 
 /// A provider failure, with a message a user can act on. Never carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]

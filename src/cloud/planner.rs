@@ -4,16 +4,16 @@
 //! instead of writing; a check plans nothing and says what the node would act on.
 //!
 //! ```text
-//! run(work) ─► provider::run ─► run_table(open(...)) ─► apply(table, work, log)
+//! cloud::run(work) ─► provider::run ─► run_table(open(...)) ─► apply(table, work, log)
 //!                                  read ─► plan_node × nodes ─► write_all | probe_write | check_node
 //! ```
 //!
 //! GCP routes cannot be edited in place, so that provider plans its own events
 //! ([`super::gcp`]); what its dry run says is worded here ([`would_go`], [`no_write_needed`]).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{aws, azure, file, gcp, CloudError, Permission, Route, RouteTable, RouteWrite};
+use super::{CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event::EventKind;
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Node, Param, Provider};
@@ -64,22 +64,6 @@ fn lacking(node: &Node, params: &[Param]) -> CloudError {
         node.index,
         named.join(", ")
     ))
-}
-
-/// Runs a handler's work to completion and returns one outcome per node. Each provider has the
-/// same entry point, `run(work, deadline, log)` (configured from the environment), and the
-/// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call.
-pub fn run(work: &Work) -> Vec<NodeOutcome> {
-    let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
-    let mut log = EventLog::new(work);
-    let outcomes = match work.provider {
-        Provider::File => file::run(work, deadline, &mut log),
-        Provider::Aws => aws::run(work, deadline, &mut log),
-        Provider::Azure => azure::run(work, deadline, &mut log),
-        Provider::Gcp => gcp::run(work, deadline, &mut log),
-    };
-    log.finish(&outcomes);
-    outcomes
 }
 
 /// The event on an opened table ([`apply`]), or every node failed if it could not be opened.

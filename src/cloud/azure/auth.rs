@@ -19,8 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::client::parse_error;
-use super::{segment, AzureConfig};
+use super::{parse_error, segment, AzureConfig};
 use crate::cloud::http::{self, Client, Method, Reply, Request, Service};
 use crate::cloud::planner::required;
 use crate::cloud::secret::{self, Secret};

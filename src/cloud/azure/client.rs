@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::auth::Tokens;
-use super::AzureConfig;
+use super::{parse_error, AzureConfig};
 use crate::cloud::http::{self, Client, Method, Reply, Request, Service};
 use crate::cloud::secret::Secret;
 use crate::cloud::{CloudError, Permission};
@@ -41,27 +41,6 @@ pub const TABLE_WRITE: &str = "Microsoft.Network/routeTables/write";
 /// The longest wait between polls of a long-running write, whatever `Retry-After` ARM sends:
 /// a route update finishes in seconds and failover time matters more than a few extra reads.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
-
-/// ARM's `{"error":{"code","message"}}` (or the same fields at the top level); `None` if the
-/// body is not ARM's.
-pub(super) fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
-    #[derive(Deserialize)]
-    struct Detail {
-        code: Option<String>,
-        message: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Envelope {
-        error: Option<Detail>,
-        code: Option<String>,
-        message: Option<String>,
-    }
-    let (code, message) = match serde_json::from_str::<Envelope>(body).ok()? {
-        Envelope { error: Some(d), .. } => (d.code, d.message),
-        Envelope { code, message, .. } => (code, message),
-    };
-    Some((code?, message.unwrap_or_default()))
-}
 
 /// ARM's error code in an answer, if it has one.
 pub(super) fn error_code(reply: &Reply) -> Option<String> {

@@ -26,6 +26,8 @@ mod client;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use self::auth::{Credential, Tokens};
 use self::client::{ArmClient, TableBody, API_VERSION, ROUTE_WRITE, TABLE_WRITE};
 use super::http::{self, Method};
@@ -175,6 +177,27 @@ pub struct AzureTable {
     table: Option<serde_json::Value>,
     /// A node acts on every route (no `-r`): the event's writes go out as one table PUT.
     whole_table: bool,
+}
+
+/// ARM's error body, as ARM and the Azure AD login endpoint send it: `{"error":{"code","message"}}` (or the same fields at the top level); `None` if the
+/// body is not ARM's.
+pub(super) fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
+    #[derive(Deserialize)]
+    struct Detail {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: Option<Detail>,
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let (code, message) = match serde_json::from_str::<Envelope>(body).ok()? {
+        Envelope { error: Some(d), .. } => (d.code, d.message),
+        Envelope { code, message, .. } => (code, message),
+    };
+    Some((code?, message.unwrap_or_default()))
 }
 
 /// Percent-encodes one URL path segment (resource group names may hold `(`, `.`, non-ASCII).
