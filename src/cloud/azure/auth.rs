@@ -47,7 +47,7 @@ pub(super) enum Credential {
 }
 
 impl Credential {
-    pub(super) fn of(node: &Node) -> Result<Credential, CloudError> {
+    pub fn of(node: &Node) -> Result<Credential, CloudError> {
         match node.get(Param::AppId) {
             None => Ok(Credential::ManagedIdentity),
             Some(app_id) => {
@@ -84,7 +84,7 @@ impl Credential {
         }
     }
 
-    pub(super) fn scrub(&self, text: &str) -> String {
+    pub fn scrub(&self, text: &str) -> String {
         match self {
             Credential::App { key, given, .. } => {
                 secret::mask(text, &[key.expose(), given.expose()])
@@ -93,7 +93,7 @@ impl Credential {
         }
     }
 
-    pub(super) fn scrub_error(&self, error: CloudError) -> CloudError {
+    pub fn scrub_error(&self, error: CloudError) -> CloudError {
         match self {
             Credential::App { key, given, .. } => error.masked(&[key.expose(), given.expose()]),
             Credential::ManagedIdentity => error,
@@ -171,12 +171,12 @@ pub(super) struct Tokens {
 }
 
 impl Tokens {
-    pub(super) fn new(credential: Credential, config: AzureConfig) -> Tokens {
+    pub fn new(credential: Credential, config: AzureConfig) -> Tokens {
         Tokens { credential, config }
     }
 
     /// A bearer token, from the shared cache or fetched now.
-    pub(super) fn token(&self, deadline: Instant) -> Result<Secret, CloudError> {
+    pub fn token(&self, deadline: Instant) -> Result<Secret, CloudError> {
         let key = self.key();
         self.config
             .cache
@@ -188,15 +188,15 @@ impl Tokens {
     }
 
     /// Drops a token ARM refused (revoked, or the clock is off), so the next call fetches one.
-    pub(super) fn forget(&self) {
+    pub fn forget(&self) {
         self.config.cache.forget(&self.key());
     }
 
-    pub(super) fn scrub(&self, text: &str) -> String {
+    pub fn scrub(&self, text: &str) -> String {
         self.credential.scrub(text)
     }
 
-    pub(super) fn scrub_error(&self, error: CloudError) -> CloudError {
+    pub fn scrub_error(&self, error: CloudError) -> CloudError {
         self.credential.scrub_error(error)
     }
 

@@ -181,7 +181,7 @@ pub struct AzureTable {
 
 /// ARM's error body, as ARM and the Azure AD login endpoint send it: `{"error":{"code","message"}}` (or the same fields at the top level); `None` if the
 /// body is not ARM's.
-pub(super) fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
+fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
     #[derive(Deserialize)]
     struct Detail {
         code: Option<String>,
