@@ -1,7 +1,7 @@
 //! The cloud contract: what every route-table provider is and answers ([`RouteTable`], [`Route`],
 //! [`RouteWrite`], [`Permission`], [`CloudError`]).
 //!
-//! The server hands `ha_event_handler` one [`Work`](crate::work::Work) per route table: the event
+//! The server hands `ha_event_handler` one [`Work`] per route table: the event
 //! and the nodes that share that table. [`run`] gives it to the nodes' provider, which opens its
 //! [`RouteTable`] for the [`planner`]: it reads the table once, computes what each node needs,
 //! writes only what differs (as the provider writes best: one file rewrite, one Azure table PUT,

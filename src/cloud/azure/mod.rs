@@ -1,6 +1,6 @@
 //! Azure route tables (user-defined routes) through Azure Resource Manager: the provider (open,
 //! read, plan, write): [`AzureTable`], a [`RouteTable`]. `client.rs` holds ARM's requests and
-//! answers ([`ArmClient`](client::ArmClient)), `auth.rs` the token sources.
+//! answers (`ArmClient`), `auth.rs` the token sources.
 //!
 //! ```text
 //! read   GET {arm}/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/routeTables/{t}?api-version=2024-05-01
@@ -344,7 +344,7 @@ impl RouteTable for AzureTable {
         self.arm.name.clone()
     }
 
-    /// Every error leaves through [`Credential::scrub_error`]: a login endpoint may echo the key.
+    /// Every error leaves through `ArmClient::scrub_error`: a login endpoint may echo the key.
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
         self.read_table().map_err(|e| self.arm.scrub_error(e))
     }
