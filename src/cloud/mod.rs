@@ -1,22 +1,28 @@
-//! Route-table providers and the work an event handler does with them.
+//! The cloud contract: what every route-table provider is and answers ([`RouteTable`], [`Route`],
+//! [`RouteWrite`], [`Permission`], [`CloudError`]).
 //!
-//! The server hands `ha_event_handler` one [`Work`] per route table: the event and the nodes that
-//! share that table. The handler opens the provider's [`RouteTable`], reads it once, computes what
-//! each node needs, writes only what differs (as the provider writes best: one file rewrite, one
-//! Azure table PUT, concurrent EC2 calls) and answers with one [`NodeOutcome`] per node. GCP
-//! routes cannot be edited in place, so that provider plans its own work (`gcp::run`) instead of
-//! going through [`apply`].
+//! The server hands `ha_event_handler` one [`Work`] per route table: the event
+//! and the nodes that share that table. [`run`] gives it to the nodes' provider, which opens its
+//! [`RouteTable`] for the [`planner`]: it reads the table once, computes what each node needs,
+//! writes only what differs (as the provider writes best: one file rewrite, one Azure table PUT,
+//! concurrent EC2 calls) and answers with one outcome per node. GCP routes cannot be edited in
+//! place, so that provider plans its own work (`gcp::run`) instead of going through
+//! [`planner::apply`].
 //!
 //! What the clouds share lives here once: [`http`] (the client and its retry policy, the error
 //! answer as a [`CloudError`]), [`secret`] (the `Secret` type and the masker) and
-//! [`token_cache`] (credentials shared by handler processes). Each cloud module keeps only its
-//! signing or token source, its request shapes and its error-body parser.
+//! [`token_cache`] (credentials shared by handler processes, one fetch-or-reuse call). Each cloud
+//! folder has one shape: `mod.rs` the provider, `client.rs` the client owning its HTTP calls
+//! (`ArmClient`, `ComputeClient`), `auth.rs` its credentials; `auth.rs` and `client.rs` are
+//! private to their folder, which re-exports what the crate uses. AWS still has its older shape
+//! (`ec2.rs` holds `Ec2Client`; public modules).
 
 pub mod aws;
 pub mod azure;
 pub mod file;
 pub mod gcp;
 pub mod http;
+pub mod planner;
 pub mod secret;
 pub mod token_cache;
 
@@ -25,11 +31,32 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::EventKind;
 use crate::event_log::EventLog;
-use crate::node::{Cidr, Node, Param, Provider};
+use crate::node::Provider;
 use crate::protocol::Status;
-use crate::work::{Action, NodeOutcome, Work};
+use crate::work::{NodeOutcome, Work};
+
+/// The planner's entry points, where AWS, the file provider, tests and benchmarks have always
+/// found them.
+pub use planner::{apply, fail_all, run_table};
+
+/// Runs a handler's work to completion and returns one outcome per node. Each provider has the
+/// same entry point, `run(work, deadline, log)` (configured from the environment), and the
+/// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call. It lives
+/// here, not in the planner, so that the planner names no provider and no provider import
+/// closes a circle through it.
+pub fn run(work: &Work) -> Vec<NodeOutcome> {
+    let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
+    let mut log = EventLog::new(work);
+    let outcomes = match work.provider {
+        Provider::File => file::run(work, deadline, &mut log),
+        Provider::Aws => aws::run(work, deadline, &mut log),
+        Provider::Azure => azure::run(work, deadline, &mut log),
+        Provider::Gcp => gcp::run(work, deadline, &mut log),
+    };
+    log.finish(&outcomes);
+    outcomes
+}
 
 /// A provider failure, with a message a user can act on. Never carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +134,11 @@ impl CloudError {
 }
 
 /// One route as a provider reads it.
+///
+/// `id` and `pinned` are set by one provider today (Azure) but stay here because the planner,
+/// not the provider, decides which routes a node acts on: `pinned` keeps a route out of every
+/// plan for a reason the planner puts in the node's message, and `id` is how a planned write finds
+/// its way back to the provider's own handle. A provider that needs neither leaves them empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     /// Canonical CIDR (`10.99.0.0/16`, `2001:db8::/32`).
@@ -114,10 +146,12 @@ pub struct Route {
     /// The router the route points at: an ENI id (AWS) or an IP address (Azure, file).
     /// `None` for routes that point elsewhere (gateways, local).
     pub next_hop: Option<String>,
-    /// Provider handle needed to write the route back (the Azure route's name); empty if unused.
+    /// The provider's handle to write the route back (the Azure route's name); empty if the
+    /// destination is enough (AWS, file).
     pub id: String,
     /// Why this route is never written although it may point at a router (an Azure route
-    /// without a name, which ARM cannot address); `None` for every route that can be.
+    /// without a name, which ARM cannot address); `None` for every route that can be. The
+    /// planner reports it (`<prefix> not moved: <why>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<String>,
 }
@@ -183,486 +217,5 @@ pub trait RouteTable {
     fn probe_write(&mut self, writes: &[RouteWrite]) -> Permission {
         let _ = writes;
         Permission::NotProven("this provider cannot prove write permission".into())
-    }
-}
-
-/// The parameter that holds a node's own next hop, for providers that move routes.
-pub fn next_hop_param(provider: Provider) -> Param {
-    match provider {
-        Provider::Aws => Param::EniId,
-        Provider::Gcp => Param::NextHopIp,
-        Provider::Azure | Provider::File => Param::NextHop,
-    }
-}
-
-/// Runs a handler's work to completion and returns one outcome per node. Each provider has the
-/// same entry point, `run(work, deadline, log)` (configured from the environment), and the
-/// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call.
-pub fn run(work: &Work) -> Vec<NodeOutcome> {
-    let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
-    let mut log = EventLog::new(work);
-    let outcomes = match work.provider {
-        Provider::File => file::run(work, deadline, &mut log),
-        Provider::Aws => aws::run(work, deadline, &mut log),
-        Provider::Azure => azure::run(work, deadline, &mut log),
-        Provider::Gcp => gcp::run(work, deadline, &mut log),
-    };
-    log.finish(&outcomes);
-    outcomes
-}
-
-/// The event on an opened table ([`apply`]), or every node failed if it could not be opened.
-pub fn run_table<T: RouteTable>(
-    opened: Result<T, CloudError>,
-    work: &Work,
-    log: &mut EventLog,
-) -> Vec<NodeOutcome> {
-    match opened {
-        Ok(mut table) => apply(&mut table, work, log),
-        Err(e) => fail_all(work, &e, log),
-    }
-}
-
-/// Every node of `work` failed with the same error (e.g. no credentials).
-pub fn fail_all(work: &Work, error: &CloudError, log: &mut EventLog) -> Vec<NodeOutcome> {
-    let started = Instant::now();
-    work.nodes
-        .iter()
-        .map(|node| {
-            log.line(node.index.get(), &format!("Error: {error}"));
-            NodeOutcome::new(node.index.get(), Status::Failed, error.to_string(), started)
-        })
-        .collect()
-}
-
-/// The shared event logic of the providers that edit routes in place (AWS, Azure, file).
-pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec<NodeOutcome> {
-    let started = Instant::now();
-    let name = table.name();
-    let mut routes = match table.read() {
-        Ok(routes) => routes,
-        Err(e) => {
-            return match (work.action, &e) {
-                (Action::Check, CloudError::TableNotFound(_)) => warn_all(
-                    work,
-                    &format!("Warning: Route Table {name} not found"),
-                    started,
-                ),
-                (Action::Check, _) => warn_all(
-                    work,
-                    &format!("Warning: could not read Route Table {name}: {e}"),
-                    started,
-                ),
-                _ => fail_all(work, &e, log),
-            };
-        }
-    };
-    let read_ms = started.elapsed().as_millis();
-    for node in &work.nodes {
-        log_table(log, node, &name, &routes, read_ms);
-    }
-    let (kind, dry_run) = match work.action {
-        Action::Event(kind) => (kind, false),
-        Action::DryRun(kind) => (kind, true),
-        Action::Check => {
-            return work
-                .nodes
-                .iter()
-                .map(|node| {
-                    let (outcome, message) = check_node(node, &name, &routes);
-                    NodeOutcome::new(node.index.get(), outcome, message, started)
-                })
-                .collect();
-        }
-    };
-    // Plan every node against the table as the writes before it will leave it, then write.
-    let plans: Vec<NodePlan> = work
-        .nodes
-        .iter()
-        .map(|node| plan_node(node, &name, &mut routes, kind, log))
-        .collect();
-    let writes: Vec<RouteWrite> = plans
-        .iter()
-        .flat_map(|p| {
-            p.writes.iter().map(|w| RouteWrite {
-                route: w.route.clone(),
-                next_hop: w.target.clone(),
-                conditional: kind == EventKind::Verify,
-            })
-        })
-        .collect();
-    if dry_run {
-        // One probe for the table, and none when nothing would be written.
-        let permission = (!writes.is_empty()).then(|| table.probe_write(&writes));
-        return plans
-            .into_iter()
-            .map(|plan| {
-                unless_failed(plan, started, |plan| {
-                    dry_run_node(plan, &name, kind, permission.as_ref(), log, started)
-                })
-            })
-            .collect();
-    }
-    let results = if writes.is_empty() {
-        Vec::new()
-    } else {
-        table.write_all(&writes)
-    };
-    let mut results = results.into_iter();
-    plans
-        .into_iter()
-        .map(|plan| {
-            unless_failed(plan, started, |plan| {
-                finish_node(plan, &name, kind, &mut results, log, started)
-            })
-        })
-        .collect()
-}
-
-/// What the node's log says of the table: its own route, or every route when it acts on all.
-fn log_table(log: &mut EventLog, node: &Node, name: &str, routes: &[Route], read_ms: u128) {
-    let index = node.index.get();
-    log.line(
-        index,
-        &format!(
-            "Read route table {name}: {} routes in {read_ms} ms",
-            routes.len()
-        ),
-    );
-    let own = node.route();
-    for r in routes {
-        if own.is_none() || r.destination.parse::<Cidr>().ok() == own {
-            let hop = r.next_hop.as_deref().unwrap_or("(not a router)");
-            log.line(index, &format!("  {} via {hop}", r.destination));
-        }
-    }
-}
-
-/// One write a node needs.
-struct PlannedWrite {
-    route: Route,
-    target: String,
-    was: String,
-}
-
-/// A node's share of an event, decided before anything is written.
-struct NodePlan {
-    index: u16,
-    /// Why nothing can be done (route missing, no next hop).
-    error: Option<String>,
-    writes: Vec<PlannedWrite>,
-    /// Routes already via this router.
-    unchanged: Vec<String>,
-    /// Router routes an all-routes event leaves where they are, and why
-    /// (`2001:db8::/64 not moved: next hop 10.0.1.20 is IPv4`): the node's outcome is a warning.
-    left: Vec<String>,
-    own: String,
-}
-
-fn plan_node(
-    node: &Node,
-    name: &str,
-    routes: &mut [Route],
-    kind: EventKind,
-    log: &mut EventLog,
-) -> NodePlan {
-    let index = node.index.get();
-    let own = node
-        .get(next_hop_param(node.provider))
-        .unwrap_or_default()
-        .to_string();
-    let mut plan = NodePlan {
-        index,
-        error: None,
-        writes: Vec::new(),
-        unchanged: Vec::new(),
-        left: Vec::new(),
-        own: own.clone(),
-    };
-    if own.is_empty() {
-        plan.error = Some("node has no next hop (-n)".into());
-        return plan;
-    }
-    let Targets { found, left } = match targets(node, name, routes) {
-        Ok(targets) => targets,
-        Err(message) => {
-            log.line(index, &format!("Error: {message}"));
-            plan.error = Some(message);
-            return plan;
-        }
-    };
-    // `verify` moves nothing: a route it leaves out was not going to change.
-    if kind != EventKind::Verify {
-        for note in &left {
-            log.line(index, &format!("Warning: {note}"));
-        }
-        plan.left = left;
-    }
-    for i in found {
-        let was = routes[i].next_hop.clone().unwrap_or_default();
-        let target = if kind == EventKind::Verify {
-            was.clone()
-        } else {
-            own.clone()
-        };
-        if kind != EventKind::Verify && was == own {
-            log.line(
-                index,
-                &format!(
-                    "Route {} already via {own}: no write",
-                    routes[i].destination
-                ),
-            );
-            plan.unchanged.push(routes[i].destination.clone());
-            continue;
-        }
-        plan.writes.push(PlannedWrite {
-            route: routes[i].clone(),
-            target: target.clone(),
-            was,
-        });
-        routes[i].next_hop = Some(target);
-    }
-    plan
-}
-
-impl NodePlan {
-    /// What the node's event leaves as it is, as its line says it: the routes already via this
-    /// router (`… already via 10.0.1.20` and `suffix`), then those it cannot move and why.
-    fn not_written(&self, suffix: &str) -> Vec<String> {
-        let already = (!self.unchanged.is_empty()).then(|| {
-            format!(
-                "{} already via {}{suffix}",
-                self.unchanged.join(", "),
-                self.own
-            )
-        });
-        already
-            .into_iter()
-            .chain(self.left.iter().cloned())
-            .collect()
-    }
-}
-
-/// A node whose plan found it cannot act (route missing, no next hop) fails with the reason;
-/// the others are finished by `finish`.
-fn unless_failed(
-    mut plan: NodePlan,
-    started: Instant,
-    finish: impl FnOnce(NodePlan) -> NodeOutcome,
-) -> NodeOutcome {
-    match plan.error.take() {
-        Some(message) => NodeOutcome::new(plan.index, Status::Failed, message, started),
-        None => finish(plan),
-    }
-}
-
-fn finish_node(
-    plan: NodePlan,
-    name: &str,
-    kind: EventKind,
-    results: &mut impl Iterator<Item = Result<(), CloudError>>,
-    log: &mut EventLog,
-    started: Instant,
-) -> NodeOutcome {
-    let index = plan.index;
-    let mut done = Vec::new();
-    let mut changed = Vec::new();
-    let mut failure = None;
-    for w in &plan.writes {
-        let dest = &w.route.destination;
-        match results
-            .next()
-            .unwrap_or_else(|| Err(CloudError::Local("write not attempted".into())))
-        {
-            Ok(()) => {
-                log.wrote(
-                    index,
-                    &format!("Set route {dest}: {} -> {}", w.was, w.target),
-                );
-                done.push(if kind == EventKind::Verify {
-                    format!("{dest} in {name} verified via {}", w.target)
-                } else {
-                    format!("{dest} in {name} now via {} (was {})", w.target, w.was)
-                });
-            }
-            Err(e @ CloudError::Changed { .. }) => {
-                let note = format!("{dest} in {name} {e}");
-                log.line(index, &note);
-                changed.push(note);
-            }
-            Err(e) => {
-                log.line(index, &format!("Error writing route {dest}: {e}"));
-                failure.get_or_insert(e.to_string());
-            }
-        }
-    }
-    let ms = started.elapsed().as_millis();
-    done.extend(changed.iter().cloned());
-    if let Some(mut message) = failure {
-        if !done.is_empty() {
-            message = format!("{message} (after {})", done.join("; "));
-        }
-        return NodeOutcome::new(index, Status::Failed, message, started);
-    }
-    let no_write = if done.is_empty() { ", no write" } else { "" };
-    let mut parts = done.clone();
-    parts.extend(plan.not_written(no_write));
-    let message = if parts.is_empty() {
-        format!("no route in {name} points at a router, no write")
-    } else if done.is_empty() {
-        parts.join("; ")
-    } else {
-        format!("{}, {ms} ms", parts.join("; "))
-    };
-    let outcome = if changed.is_empty() && plan.left.is_empty() {
-        Status::Ok
-    } else {
-        Status::Warning
-    };
-    NodeOutcome::new(index, outcome, message, started)
-}
-
-/// A dry run's outcome for one node: what its event would write, and whether the table's probe
-/// found that permitted; a node with nothing to write needs no permission.
-fn dry_run_node(
-    plan: NodePlan,
-    name: &str,
-    kind: EventKind,
-    permission: Option<&Permission>,
-    log: &mut EventLog,
-    started: Instant,
-) -> NodeOutcome {
-    let index = plan.index;
-    let mut parts: Vec<String> = plan
-        .writes
-        .iter()
-        .map(|w| {
-            let dest = &w.route.destination;
-            if kind == EventKind::Verify {
-                format!("{dest} in {name} would be written back via {}", w.was)
-            } else {
-                format!("{dest} in {name} would go via {} (now {})", w.target, w.was)
-            }
-        })
-        .collect();
-    parts.extend(plan.not_written(""));
-    let plan_text = parts.join("; ");
-    let (status, message) = match permission {
-        Some(permission) if !plan.writes.is_empty() => permission.outcome(&plan_text),
-        _ if plan_text.is_empty() => (
-            Status::Ok,
-            format!("no route in {name} points at a router, no write needed"),
-        ),
-        _ => (Status::Ok, format!("{plan_text}, no write needed")),
-    };
-    let status = if plan.left.is_empty() {
-        status
-    } else {
-        status.max(Status::Warning)
-    };
-    log.line(index, &format!("Dry run: {message}"));
-    NodeOutcome::new(index, status, message, started)
-}
-
-fn warn_all(work: &Work, message: &str, started: Instant) -> Vec<NodeOutcome> {
-    work.nodes
-        .iter()
-        .map(|n| NodeOutcome::new(n.index.get(), Status::Warning, message, started))
-        .collect()
-}
-
-/// The routes a node acts on, as indices into the table, and the router routes it leaves alone.
-#[derive(Debug, Default)]
-struct Targets {
-    found: Vec<usize>,
-    /// `<prefix> not moved: <why>` for each route another router holds that this node's event
-    /// cannot move (another address family than its next hop, or [`Route::pinned`]).
-    left: Vec<String>,
-}
-
-/// The routes a node acts on: its `-r` route, or every router route of the table that its next
-/// hop can carry (an IPv4 next hop never takes an IPv6 prefix, nor the reverse) and the
-/// provider can write.
-fn targets(node: &Node, table: &str, routes: &[Route]) -> Result<Targets, String> {
-    let own = node.get(next_hop_param(node.provider)).unwrap_or_default();
-    let Some(cidr) = node.route() else {
-        let mut targets = Targets::default();
-        for (i, route) in routes.iter().enumerate().filter(|(_, r)| r.movable()) {
-            let why = route
-                .pinned
-                .clone()
-                .or_else(|| other_family(&route.destination, own));
-            match why {
-                None => targets.found.push(i),
-                Some(why) if route.next_hop.as_deref() != Some(own) => targets
-                    .left
-                    .push(format!("{} not moved: {why}", route.destination)),
-                Some(_) => {}
-            }
-        }
-        return Ok(targets);
-    };
-    let found = routes
-        .iter()
-        .position(|r| r.destination.parse::<Cidr>().ok() == Some(cidr));
-    match found {
-        None => Err(format!("Route {cidr} not found in Route Table {table}")),
-        Some(i) if !routes[i].movable() => Err(format!(
-            "Route {cidr} in Route Table {table} does not point at a router and cannot be moved"
-        )),
-        Some(i) => match &routes[i].pinned {
-            Some(why) => Err(format!(
-                "Route {cidr} in Route Table {table} is not moved: {why}"
-            )),
-            None => Ok(Targets {
-                found: vec![i],
-                left: Vec::new(),
-            }),
-        },
-    }
-}
-
-/// Why next hop `own` cannot carry `destination` (`next hop 10.0.1.20 is IPv4` for an IPv6
-/// prefix); `None` when both are of one family, or either is not an address (an ENI id, an
-/// Azure service tag), where no family can be told.
-fn other_family(destination: &str, own: &str) -> Option<String> {
-    let destination_v6 = destination.parse::<Cidr>().ok()?.is_ipv6();
-    let own_v6 = own.parse::<std::net::IpAddr>().ok()?.is_ipv6();
-    let family = if own_v6 { "IPv6" } else { "IPv4" };
-    (destination_v6 != own_v6).then(|| format!("next hop {own} is {family}"))
-}
-
-fn check_node(node: &Node, table: &str, routes: &[Route]) -> (Status, String) {
-    let own = node.get(next_hop_param(node.provider)).unwrap_or_default();
-    match targets(node, table, routes) {
-        Err(message) => (Status::Warning, format!("Warning: {message}")),
-        Ok(Targets { found, left }) if found.is_empty() && left.is_empty() => (
-            Status::Warning,
-            format!("Warning: no route in Route Table {table} points at a router"),
-        ),
-        Ok(Targets { found, left }) => {
-            let mismatch = found.iter().find(|&&i| {
-                node.route().is_some() && other_family(&routes[i].destination, own).is_some()
-            });
-            let checked = format!(
-                "Route Table {table} checked: {} route(s) to act on",
-                found.len()
-            );
-            match mismatch {
-                Some(&i) => (
-                    Status::Warning,
-                    format!(
-                        "Warning: next hop {own} cannot carry Route {} in Route Table {table}",
-                        routes[i].destination
-                    ),
-                ),
-                None if left.is_empty() => (Status::Ok, checked),
-                None => (
-                    Status::Warning,
-                    format!("Warning: {checked}; {}", left.join("; ")),
-                ),
-            }
-        }
     }
 }

@@ -29,6 +29,13 @@ use sha2::{Digest, Sha256};
 use super::secret::Secret;
 use crate::paths::HaDir;
 
+/// How long before it expires a credential stops being used: five minutes (what botocore and
+/// azure-identity keep), or half its lifetime if that is shorter, so a short-lived credential is
+/// still shared. Every cloud's tokens use it; AWS's role credentials and IMDS session tokens
+/// still keep their own (300 s; 60 s or half) until its credential code moves to
+/// [`TokenCache::get_or_fetch`].
+pub const MARGIN: Duration = Duration::from_secs(300);
+
 /// Where credentials are kept between processes; [`TokenCache::disabled`] keeps none.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TokenCache {
@@ -86,6 +93,28 @@ impl TokenCache {
         self.dir.as_ref().map(|d| d.join(&key.0))
     }
 
+    /// The credential under `key` if it may still be used, else the one `fetch` gets, kept for
+    /// the next process until `margin` before it expires (or half its lifetime, if that is
+    /// shorter: [`use_for`]). `fetch` answers the credential and how long it is valid from now;
+    /// one valid for no time is used once and not kept. This is the one call a cloud's auth
+    /// makes; [`TokenCache::forget`] drops a credential the cloud refused.
+    pub fn get_or_fetch<E>(
+        &self,
+        key: &CacheKey,
+        margin: Duration,
+        fetch: impl FnOnce() -> Result<(Secret, Duration), E>,
+    ) -> Result<Secret, E> {
+        if let Some((value, _)) = self.get(key) {
+            return Ok(value);
+        }
+        let (value, lifetime) = fetch()?;
+        let usable = use_for(lifetime, margin);
+        if !usable.is_zero() {
+            self.put(key, &value, SystemTime::now() + usable);
+        }
+        Ok(value)
+    }
+
     /// The value under `key` and until when it may be used, if it may still be used now. A file
     /// that is not ours and owner-only is ignored.
     pub fn get(&self, key: &CacheKey) -> Option<(Secret, SystemTime)> {
@@ -138,6 +167,12 @@ impl TokenCache {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// How long a credential valid for `lifetime` is used: until `margin` before it ends, or half
+/// of it if `margin` would leave less.
+pub fn use_for(lifetime: Duration, margin: Duration) -> Duration {
+    lifetime.saturating_sub(margin.min(lifetime / 2))
 }
 
 /// The credential in `path` and until when it may be used, if it may still be used now and
@@ -210,6 +245,53 @@ mod tests {
         cache.forget(&key);
         assert_eq!(cache.get(&key), None);
         assert_eq!(TokenCache::disabled().get(&key), None);
+    }
+
+    #[test]
+    fn credentials_are_used_until_a_margin_or_half_their_life() {
+        let secs = Duration::from_secs;
+        assert_eq!(use_for(secs(3_600), MARGIN), secs(3_300));
+        assert_eq!(use_for(secs(600), MARGIN), secs(300));
+        assert_eq!(use_for(secs(120), MARGIN), secs(60));
+        assert_eq!(use_for(Duration::ZERO, MARGIN), Duration::ZERO);
+    }
+
+    #[test]
+    fn get_or_fetch_fetches_once_and_keeps_what_lives() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = TokenCache::at(tmp.path().join("cache"));
+        let key = CacheKey::new("gcp-token", &["metadata"]);
+        let fetched = std::cell::Cell::new(0);
+        let fetch = |life: u64| {
+            fetched.set(fetched.get() + 1);
+            Ok::<_, ()>((
+                Secret::new(format!("tok{}", fetched.get())),
+                Duration::from_secs(life),
+            ))
+        };
+        let get = |life| {
+            cache
+                .get_or_fetch(&key, MARGIN, || fetch(life))
+                .expect("token")
+        };
+        assert_eq!(get(0).expose(), "tok1", "used once, not kept");
+        assert_eq!(get(3_600).expose(), "tok2");
+        assert_eq!(get(3_600).expose(), "tok2", "reused");
+        cache.forget(&key);
+        assert_eq!(get(3_600).expose(), "tok3", "fetched again once forgotten");
+        assert_eq!(
+            cache
+                .get_or_fetch(&key, MARGIN, || Err::<(Secret, Duration), _>("no"))
+                .map(|s| s.expose().to_string()),
+            Ok("tok3".to_string())
+        );
+        cache.forget(&key);
+        assert_eq!(
+            cache
+                .get_or_fetch(&key, MARGIN, || Err::<(Secret, Duration), _>("no"))
+                .err(),
+            Some("no")
+        );
     }
 
     #[test]

@@ -10,28 +10,26 @@
 //!       200  {"token_type":"Bearer","expires_in":3599,"access_token":"eyJ…"}
 //! ```
 //!
-//! Tokens are kept in the shared [`TokenCache`] until five minutes before they expire. A token or
+//! Tokens are kept in the shared [`TokenCache`](crate::cloud::token_cache::TokenCache) until
+//! [`token_cache::MARGIN`] before they expire. A token or
 //! app key never appears in a log line, an error, or `Debug` output: they live in [`Secret`], and
 //! every message built from a server's answer is scrubbed of the app key before it leaves.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::arm::parse_error;
-use super::{required, segment, AzureConfig, AzureTable};
-use crate::cloud::http::{self, Method, Reply, Request};
+use super::{parse_error, segment, AzureConfig};
+use crate::cloud::http::{self, Client, Method, Reply, Request, Service};
+use crate::cloud::planner::required;
 use crate::cloud::secret::{self, Secret};
-use crate::cloud::token_cache::CacheKey;
+use crate::cloud::token_cache::{self, CacheKey};
 use crate::cloud::CloudError;
 use crate::node::{Node, Param};
 use crate::percent;
 
 /// The IMDS managed-identity token API version (the one Microsoft documents for this endpoint).
 pub const IMDS_API_VERSION: &str = "2018-02-01";
-
-/// A token is used until this long before it expires.
-const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
 /// Where the bearer token comes from.
 #[derive(Debug, Clone)]
@@ -49,7 +47,7 @@ pub(super) enum Credential {
 }
 
 impl Credential {
-    pub(super) fn of(node: &Node) -> Result<Credential, CloudError> {
+    pub fn of(node: &Node) -> Result<Credential, CloudError> {
         match node.get(Param::AppId) {
             None => Ok(Credential::ManagedIdentity),
             Some(app_id) => {
@@ -86,7 +84,7 @@ impl Credential {
         }
     }
 
-    pub(super) fn scrub(&self, text: &str) -> String {
+    pub fn scrub(&self, text: &str) -> String {
         match self {
             Credential::App { key, given, .. } => {
                 secret::mask(text, &[key.expose(), given.expose()])
@@ -95,7 +93,7 @@ impl Credential {
         }
     }
 
-    pub(super) fn scrub_error(&self, error: CloudError) -> CloudError {
+    pub fn scrub_error(&self, error: CloudError) -> CloudError {
         match self {
             Credential::App { key, given, .. } => error.masked(&[key.expose(), given.expose()]),
             Credential::ManagedIdentity => error,
@@ -122,14 +120,13 @@ fn seconds(value: &Option<serde_json::Value>) -> Option<u64> {
     }
 }
 
-/// How long a token with these `expires_on`/`expires_in` may be used from now.
+/// How long a token with these `expires_on`/`expires_in` is valid from now.
 fn token_lifetime(expires_on: Option<u64>, expires_in: Option<u64>, now_unix: u64) -> Duration {
-    let lifetime = match (expires_on, expires_in) {
+    match (expires_on, expires_in) {
         (Some(on), _) if on > now_unix => Duration::from_secs(on - now_unix),
         (_, Some(secs)) => Duration::from_secs(secs),
         _ => Duration::ZERO,
-    };
-    lifetime.saturating_sub(TOKEN_MARGIN.min(lifetime / 2))
+    }
 }
 
 #[derive(Deserialize)]
@@ -167,39 +164,50 @@ fn oauth_error(reply: &Reply) -> String {
     }
 }
 
-impl AzureTable {
-    /// A bearer token, from the shared cache or fetched now.
-    pub(super) fn token(&self) -> Result<Secret, CloudError> {
-        let key = self.token_key();
-        if let Some((token, _)) = self.config.cache.get(&key) {
-            return Ok(token);
-        }
-        let (token, lifetime) = self.fetch_token()?;
-        if !lifetime.is_zero() {
-            self.config
-                .cache
-                .put(&key, &token, SystemTime::now() + lifetime);
-        }
-        Ok(token)
+/// ARM's bearer tokens for one credential: from the shared cache, else fetched.
+pub(super) struct Tokens {
+    credential: Credential,
+    config: AzureConfig,
+}
+
+impl Tokens {
+    pub fn new(credential: Credential, config: AzureConfig) -> Tokens {
+        Tokens { credential, config }
     }
 
-    fn token_key(&self) -> CacheKey {
+    /// A bearer token, from the shared cache or fetched now.
+    pub fn token(&self, deadline: Instant) -> Result<Secret, CloudError> {
+        let key = self.key();
+        self.config
+            .cache
+            .get_or_fetch(&key, token_cache::MARGIN, || self.fetch_token(deadline))
+    }
+
+    fn key(&self) -> CacheKey {
         CacheKey::new("azure-token", &[&self.credential.cache_key(&self.config)])
     }
 
     /// Drops a token ARM refused (revoked, or the clock is off), so the next call fetches one.
-    pub(super) fn forget_token(&self) {
-        self.config.cache.forget(&self.token_key());
+    pub fn forget(&self) {
+        self.config.cache.forget(&self.key());
     }
 
-    fn fetch_token(&self) -> Result<(Secret, Duration), CloudError> {
-        let (source, reply) = self.ask_for_token()?;
+    pub fn scrub(&self, text: &str) -> String {
+        self.credential.scrub(text)
+    }
+
+    pub fn scrub_error(&self, error: CloudError) -> CloudError {
+        self.credential.scrub_error(error)
+    }
+
+    fn fetch_token(&self, deadline: Instant) -> Result<(Secret, Duration), CloudError> {
+        let (source, reply) = self.ask_for_token(deadline)?;
         self.token_from(&source, &reply)
     }
 
     /// Asks the managed identity (IMDS) or the login server (app credentials) for a token;
     /// returns who was asked, for messages, and the answer.
-    fn ask_for_token(&self) -> Result<(String, Reply), CloudError> {
+    fn ask_for_token(&self, deadline: Instant) -> Result<(String, Reply), CloudError> {
         let unreachable = |source: &str, e: http::SendError| {
             CloudError::Transport(self.credential.scrub(&e.reaching(source)))
         };
@@ -219,9 +227,8 @@ impl AzureTable {
                 let request = Request::get(&url)
                     .header("Metadata", "true")
                     .retry_if(&starting);
-                let reply = self
-                    .imds
-                    .send(&request, self.deadline)
+                let reply = Client::new(Service::Metadata)
+                    .send(&request, deadline)
                     .map_err(|e| unreachable(&source, e))?;
                 (source, reply)
             }
@@ -250,9 +257,8 @@ impl AzureTable {
                     "Azure AD app {app_id} in tenant {tenant} ({})",
                     self.config.login
                 );
-                let reply = self
-                    .arm
-                    .send(&request, self.deadline)
+                let reply = Client::new(Service::Azure)
+                    .send(&request, deadline)
                     .map_err(|e| unreachable(&source, e))?;
                 (source, reply)
             }
@@ -319,18 +325,11 @@ mod tests {
     }
     #[test]
     fn token_lifetime_keeps_a_margin() {
-        assert_eq!(
-            token_lifetime(Some(1_000 + 3_600), None, 1_000),
-            Duration::from_secs(3_300)
-        );
-        assert_eq!(
-            token_lifetime(None, Some(600), 1_000),
-            Duration::from_secs(300)
-        );
-        assert_eq!(
-            token_lifetime(Some(10), Some(120), 1_000),
-            Duration::from_secs(60)
-        );
+        let used =
+            |on, r#in| token_cache::use_for(token_lifetime(on, r#in, 1_000), token_cache::MARGIN);
+        assert_eq!(used(Some(1_000 + 3_600), None), Duration::from_secs(3_300));
+        assert_eq!(used(None, Some(600)), Duration::from_secs(300));
+        assert_eq!(used(Some(10), Some(120)), Duration::from_secs(60));
         assert_eq!(token_lifetime(None, None, 1_000), Duration::ZERO);
     }
     #[test]

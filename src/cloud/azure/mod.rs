@@ -1,5 +1,6 @@
 //! Azure route tables (user-defined routes) through Azure Resource Manager: the provider (open,
-//! read, plan, write). [`arm`] holds ARM's requests and answers, [`auth`] the token sources.
+//! read, plan, write): [`AzureTable`], a [`RouteTable`]. `client.rs` holds ARM's requests and
+//! answers (`ArmClient`), `auth.rs` the token sources.
 //!
 //! ```text
 //! read   GET {arm}/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/routeTables/{t}?api-version=2024-05-01
@@ -11,7 +12,7 @@
 //!        PUT {arm}/…/routeTables/{t}?api-version=2024-05-01             (all-routes node: one PUT)
 //!        {"location":"…","tags":{…},"properties":{"routes":[…every route…]}}   If-Match: <table etag>
 //!        412 → read the table again, recompute, PUT again
-//!        then followed to its end in whichever form ARM answers (see [`arm`])
+//!        then followed to its end in whichever form ARM answers (see `client.rs`)
 //! ```
 //!
 //! Only `VirtualAppliance` routes point at a router, so only they get a next hop and may move;
@@ -19,25 +20,28 @@
 //! without a `name` (the schema allows it) cannot be addressed by ARM: it is read, never moved,
 //! and sent back unchanged in a table PUT.
 
-pub mod arm;
-pub mod auth;
+mod auth;
+mod client;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use self::arm::{TableBody, API_VERSION, ROUTE_WRITE, TABLE_WRITE};
-use self::auth::Credential;
-use super::http::{self, Client, Method, Service};
+use serde::Deserialize;
+
+use self::auth::{Credential, Tokens};
+use self::client::{ArmClient, TableBody, API_VERSION, ROUTE_WRITE, TABLE_WRITE};
+use super::http::{self, Method};
+use super::planner::{fail_all, first_node, required, run_table};
 use super::token_cache::TokenCache;
-use super::{fail_all, run_table, CloudError, Permission, Route, RouteTable, RouteWrite};
+use super::{CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
-use crate::node::{AzureCloud, Cidr, Node, Param};
+use crate::node::{AzureCloud, Cidr, Param};
 use crate::paths::HaDir;
 use crate::percent;
 use crate::work::{NodeOutcome, Work};
 
-pub use self::arm::{action_matches, MAX_POLL_INTERVAL};
 pub use self::auth::{decode_app_key, IMDS_API_VERSION};
+pub use self::client::{action_matches, MAX_POLL_INTERVAL};
 
 /// Where the provider talks to, resolved once per handler. Tests fill it by hand so they never
 /// touch the process environment; [`AzureConfig::from_env`] is what [`run`] uses.
@@ -151,55 +155,49 @@ pub fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<Azure
         segment(group),
         segment(&name)
     );
+    let tokens = Tokens::new(credential, config.clone());
     Ok(AzureTable {
         location: format!("resource group {group}, subscription {subscription}"),
-        name,
-        table_url,
-        arm: Client::new(Service::Azure),
-        imds: Client::new(Service::Metadata),
-        config,
-        credential,
-        deadline,
+        arm: ArmClient::new(name, table_url, tokens, config, deadline),
         raw: HashMap::new(),
         table: None,
         whole_table: work.nodes.iter().any(|n| n.route().is_none()),
     })
 }
 
-fn first_node(work: &Work) -> Result<&Node, CloudError> {
-    work.nodes
-        .first()
-        .ok_or_else(|| CloudError::Local("no node to act on".into()))
-}
-
-fn required(node: &Node, param: Param) -> Result<&str, CloudError> {
-    node.get(param).ok_or_else(|| {
-        CloudError::Local(format!(
-            "node {} has no {} ({}): set it with set_params",
-            node.index,
-            param.key(),
-            param.flag()
-        ))
-    })
-}
-
 /// One Azure route table and what is needed to reach it; a [`RouteTable`] ([`open`] makes one).
 pub struct AzureTable {
-    name: String,
+    /// The table's ARM calls, with its name and URL.
+    arm: ArmClient,
     /// `resource group g, subscription s`, for messages.
     location: String,
-    table_url: String,
-    arm: Client,
-    imds: Client,
-    config: AzureConfig,
-    credential: Credential,
-    deadline: Instant,
     /// Route name → its prefix as ARM holds it and its etag, as last read.
     raw: HashMap<String, RawRoute>,
     /// The table as last read (with its etag), for a whole-table write.
     table: Option<serde_json::Value>,
     /// A node acts on every route (no `-r`): the event's writes go out as one table PUT.
     whole_table: bool,
+}
+
+/// ARM's error body, as ARM and the Azure AD login endpoint send it: `{"error":{"code","message"}}` (or the same fields at the top level); `None` if the
+/// body is not ARM's.
+fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
+    #[derive(Deserialize)]
+    struct Detail {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: Option<Detail>,
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let (code, message) = match serde_json::from_str::<Envelope>(body).ok()? {
+        Envelope { error: Some(d), .. } => (d.code, d.message),
+        Envelope { code, message, .. } => (code, message),
+    };
+    Some((code?, message.unwrap_or_default()))
 }
 
 /// Percent-encodes one URL path segment (resource group names may hold `(`, `.`, non-ASCII).
@@ -343,13 +341,12 @@ fn parse_routes(body: &str, raw: &mut HashMap<String, RawRoute>) -> Result<Vec<R
 
 impl RouteTable for AzureTable {
     fn name(&self) -> String {
-        self.name.clone()
+        self.arm.name.clone()
     }
 
-    /// Every error leaves through [`Credential::scrub_error`]: a login endpoint may echo the key.
+    /// Every error leaves through `ArmClient::scrub_error`: a login endpoint may echo the key.
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
-        self.read_table()
-            .map_err(|e| self.credential.scrub_error(e))
+        self.read_table().map_err(|e| self.arm.scrub_error(e))
     }
 
     /// All-routes nodes: the whole table in one PUT ([`Self::put_table`]). Single-route nodes:
@@ -363,7 +360,7 @@ impl RouteTable for AzureTable {
         };
         results
             .into_iter()
-            .map(|r| r.map_err(|e| self.credential.scrub_error(e)))
+            .map(|r| r.map_err(|e| self.arm.scrub_error(e)))
             .collect()
     }
     /// Permissions - List For Resource on the table, for the action this event's write needs:
@@ -374,8 +371,8 @@ impl RouteTable for AzureTable {
         } else {
             ROUTE_WRITE
         };
-        match self.probe(action) {
-            Permission::NotProven(why) => Permission::NotProven(self.credential.scrub(&why)),
+        match self.arm.probe(action) {
+            Permission::NotProven(why) => Permission::NotProven(self.arm.scrub(&why)),
             found => found,
         }
     }
@@ -385,23 +382,24 @@ impl AzureTable {
     fn route_url(&self, name: &str) -> String {
         format!(
             "{}/routes/{}?api-version={API_VERSION}",
-            self.table_url,
+            self.arm.table_url,
             segment(name)
         )
     }
 
     fn read_table(&mut self) -> Result<Vec<Route>, CloudError> {
-        let url = format!("{}?api-version={API_VERSION}", self.table_url);
-        let what = format!("reading Route Table {}", self.name);
-        let reply = self.arm_call(Method::Get, &url, &what)?;
-        if reply.status == 404 && arm::error_code(&reply).as_deref() == Some("ResourceNotFound") {
+        let url = format!("{}?api-version={API_VERSION}", self.arm.table_url);
+        let what = format!("reading Route Table {}", self.arm.name);
+        let reply = self.arm.call(Method::Get, &url, &what)?;
+        if reply.status == 404 && client::error_code(&reply).as_deref() == Some("ResourceNotFound")
+        {
             return Err(CloudError::TableNotFound(format!(
                 "{} ({})",
-                self.name, self.location
+                self.arm.name, self.location
             )));
         }
         if reply.status != 200 {
-            return Err(self.api_error(&reply));
+            return Err(self.arm.api_error(&reply));
         }
         self.table = serde_json::from_str(&reply.body).ok();
         parse_routes(&reply.body, &mut self.raw).map_err(|e| {
@@ -416,11 +414,11 @@ impl AzureTable {
     /// table meanwhile: it is read again, the writes recomputed on it (a conditional write whose
     /// route changed is dropped as [`CloudError::Changed`]) and sent again, within the deadline.
     fn put_table(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
-        let what = format!("writing Route Table {}", self.name);
-        let url = format!("{}?api-version={API_VERSION}", self.table_url);
+        let what = format!("writing Route Table {}", self.arm.name);
+        let url = format!("{}?api-version={API_VERSION}", self.arm.table_url);
         loop {
             let Some(table) = self.table.clone() else {
-                let e = CloudError::Local(format!("Route Table {} was not read", self.name));
+                let e = CloudError::Local(format!("Route Table {} was not read", self.arm.name));
                 return writes.iter().map(|_| Err(e.clone())).collect();
             };
             let (body, results) = table_update(&table, writes);
@@ -431,26 +429,30 @@ impl AzureTable {
             let headers: Vec<(&str, &str)> =
                 etag.iter().map(|e| ("If-Match", e.as_str())).collect();
             let body = body.to_string();
-            let sent = self.arm_call_with(Method::Put, &url, &what, &headers, Some(&body));
+            let sent = self
+                .arm
+                .call_with(Method::Put, &url, &what, &headers, Some(&body));
             let outcome = match sent {
                 Ok(reply) if reply.status == 412 => {
                     log::info!(
                         "azure: Route Table {} changed since it was read: reading it again",
-                        self.name
+                        self.arm.name
                     );
                     match self.read_table() {
-                        Ok(_) if http::wait_within(Duration::ZERO, self.deadline).is_some() => {
+                        Ok(_) if http::wait_within(Duration::ZERO, self.arm.deadline).is_some() => {
                             continue
                         }
                         Ok(_) => Err(CloudError::Transport(format!(
                             "Route Table {} kept changing until the event's deadline: not written",
-                            self.name
+                            self.arm.name
                         ))),
                         Err(e) => Err(e),
                     }
                 }
-                Ok(reply) if (200..=202).contains(&reply.status) => self.follow(reply, &what, &url),
-                Ok(reply) => Err(self.api_error(&reply)),
+                Ok(reply) if (200..=202).contains(&reply.status) => {
+                    self.arm.follow(reply, &what, &url)
+                }
+                Ok(reply) => Err(self.arm.api_error(&reply)),
                 Err(e) => Err(e),
             };
             return results
@@ -476,16 +478,18 @@ impl AzureTable {
         .to_string();
         let what = format!(
             "writing route {} ({}) in Route Table {}",
-            route.id, route.destination, self.name
+            route.id, route.destination, self.arm.name
         );
         let etag = raw.and_then(|r| r.etag).filter(|_| write.conditional);
         let headers: Vec<(&str, &str)> = etag.iter().map(|e| ("If-Match", e.as_str())).collect();
         let url = self.route_url(&route.id);
-        let reply = self.arm_call_with(Method::Put, &url, &what, &headers, Some(&body))?;
+        let reply = self
+            .arm
+            .call_with(Method::Put, &url, &what, &headers, Some(&body))?;
         match reply.status {
-            200..=202 => self.follow(reply, &what, &url),
+            200..=202 => self.arm.follow(reply, &what, &url),
             412 => Err(self.changed(&route.id)),
-            _ => Err(self.api_error(&reply)),
+            _ => Err(self.arm.api_error(&reply)),
         }
     }
 

@@ -8,8 +8,8 @@
 //! both answer       {"access_token":"…","expires_in":3599,"token_type":"Bearer"}
 //! ```
 //!
-//! Tokens are kept in the shared [`TokenCache`], per source, until a minute before they expire,
-//! so only the first event of the hour asks. No token, assertion or key ever reaches a log line, an error
+//! Tokens are kept in the shared [`TokenCache`], per source, until [`token_cache::MARGIN`] before
+//! they expire, so only the first event of the hour asks. No token, assertion or key ever reaches a log line, an error
 //! or a `Debug` output: the types that hold them implement `Debug` by hand.
 
 use std::fmt;
@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::cloud::http::{Client, Method, Request, Service};
 use crate::cloud::secret::Secret;
-use crate::cloud::token_cache::{CacheKey, TokenCache};
+use crate::cloud::token_cache::{self, CacheKey, TokenCache};
 use crate::cloud::CloudError;
 
 /// The scopes a key file's token asks for: `compute` to read, insert and delete routes, and
@@ -29,8 +29,6 @@ use crate::cloud::CloudError;
 /// `compute` alone does not cover). Space-separated, as the JWT grant takes them. A metadata
 /// server token has the VM's own scopes.
 const SCOPE: &str = "https://www.googleapis.com/auth/compute https://www.googleapis.com/auth/cloud-platform.read-only";
-/// Refresh this long before the token's announced expiry.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// Where tokens come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +66,7 @@ impl fmt::Display for Source {
 }
 
 /// Hands out a valid token for one source, fetching a new one only when needed.
-pub struct Tokens {
+pub(super) struct Tokens {
     source: Source,
     cache: TokenCache,
 }
@@ -82,25 +80,20 @@ impl Tokens {
         &self.source
     }
 
-    /// A token valid for at least another minute, from the shared cache or fetched now.
+    /// A token from the shared cache, or fetched now.
     pub fn get(&self, deadline: Instant) -> Result<Secret, CloudError> {
         let key = self.source.cache_key();
-        if let Some((token, _)) = self.cache.get(&key) {
-            return Ok(token);
-        }
-        let (value, expires_in) = match &self.source {
-            Source::Metadata(host) => from_metadata(host, deadline)?,
-            Source::KeyFile(path) => from_key_file(path, deadline)?,
-        };
-        let value = Secret::new(value);
-        if let Some(life) = expires_in.checked_sub(EXPIRY_MARGIN) {
-            self.cache.put(&key, &value, SystemTime::now() + life);
-        }
-        Ok(value)
+        self.cache.get_or_fetch(&key, token_cache::MARGIN, || {
+            let (value, expires_in) = match &self.source {
+                Source::Metadata(host) => from_metadata(host, deadline)?,
+                Source::KeyFile(path) => from_key_file(path, deadline)?,
+            };
+            Ok((Secret::new(value), expires_in))
+        })
     }
 
     /// Forgets the cached token, e.g. after the API answered 401 (revoked or rotated).
-    pub fn invalidate(&self) {
+    pub fn forget(&self) {
         self.cache.forget(&self.source.cache_key());
     }
 }

@@ -3,7 +3,7 @@
 //! GCP routes cannot be edited in place, so a pair of routers fails over by priority: each router
 //! owns a route to the same destination (`-a`, at its own priority `-o`; lower wins) and knows
 //! its peer's route (`-b`). This provider therefore plans its own work instead of going through
-//! [`super::apply`]:
+//! [`super::planner::apply`]:
 //!
 //! ```text
 //! peerFail  secondary node: DELETE the peer's route (-b), so this router's route carries the traffic
@@ -16,13 +16,13 @@
 //!           permitted with Resource Manager's testIamPermissions, once per project and VPC
 //! ```
 //!
-//! The requests and answers are in `compute.rs`; tokens come from `auth.rs`. An event on a node
+//! The provider is `VpcRoutes`; the requests and answers are in `client.rs`
+//! (`ComputeClient`); tokens come from `auth.rs`. An event on a node
 //! whose `-r` and `-n` are of different address families fails before any request: no IPv4
 //! next hop can carry an IPv6 route, nor the reverse.
 
 mod auth;
-mod compute;
-mod dry_run;
+mod client;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -31,15 +31,16 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::http;
+use super::planner::{all_required, log_dry_run, no_write_needed, would_go};
 use super::token_cache::TokenCache;
-use super::CloudError;
+use super::{CloudError, Permission};
 use crate::event::EventKind;
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Mode, Node, Param};
 use crate::paths::HaDir;
 use crate::protocol::Status;
 use crate::work::{Action, NodeOutcome, Work};
-use compute::{Compute, LiveRoute};
+use client::{ComputeClient, LiveRoute, ASKED, DELETE, INSERT};
 
 pub use auth::Source as TokenSource;
 pub use compute::RESOURCE_BASE;
@@ -142,32 +143,17 @@ pub fn run_with(
     log: &mut EventLog,
     config: &GcpConfig,
 ) -> Vec<NodeOutcome> {
-    let mut api = Compute::new(config, deadline);
-    let mut grants = dry_run::Grants::default();
+    let mut routes = VpcRoutes::open(config, deadline);
     work.nodes
         .iter()
         .map(|node| {
             let started = Instant::now();
             let index = node.index.get();
-            log.line(index, &format!("Credentials: {}", api.tokens.source()));
-            let (outcome, message, wrote) = match Spec::from_node(node) {
-                Err(why) => match work.action {
-                    Action::Check => (Status::Warning, format!("Warning: {why}"), false),
-                    Action::Event(_) | Action::DryRun(_) => (Status::Failed, why, false),
-                },
-                Ok(spec) => match (work.action, spec.family_error()) {
-                    (Action::Check, _) => check(&mut api, &spec, log),
-                    (_, Some(why)) => failed(format!(
-                        "{why}; nothing written: correct -n or -r with set_params"
-                    )),
-                    (Action::Event(EventKind::PeerFail), None) => peer_fail(&mut api, &spec, log),
-                    (Action::Event(EventKind::Revert), None) => revert(&mut api, &spec, log),
-                    (Action::Event(EventKind::Verify), None) => verify(&mut api, &spec, log),
-                    (Action::DryRun(kind), None) => {
-                        dry_run::plan(kind, &mut api, &mut grants, &spec, log)
-                    }
-                },
-            };
+            log.line(
+                index,
+                &format!("Credentials: {}", routes.api.tokens.source()),
+            );
+            let (outcome, message, wrote) = routes.act(work.action, node, log);
             // The server logs every outcome; the event file gets the error line.
             if outcome == Status::Failed {
                 log.line(index, &format!("Error: {message}"));
@@ -179,6 +165,42 @@ pub fn run_with(
             out
         })
         .collect()
+}
+
+/// The GCP provider for one handler's run: the VPC routes of the nodes' projects, reached through
+/// one [`ComputeClient`]. It is no [`RouteTable`](super::RouteTable): GCP routes are not edited
+/// in place, so each event is its own plan of inserts and deletes (see the module's table).
+struct VpcRoutes {
+    api: ComputeClient,
+}
+
+impl VpcRoutes {
+    fn open(config: &GcpConfig, deadline: Instant) -> VpcRoutes {
+        VpcRoutes {
+            api: ComputeClient::new(config, deadline),
+        }
+    }
+
+    /// What `action` does on `node`: its event, dry run or check.
+    fn act(&mut self, action: Action, node: &Node, log: &mut EventLog) -> Done {
+        let api = &mut self.api;
+        match Spec::from_node(node) {
+            Err(why) => match action {
+                Action::Check => (Status::Warning, format!("Warning: {why}"), false),
+                Action::Event(_) | Action::DryRun(_) => (Status::Failed, why, false),
+            },
+            Ok(spec) => match (action, spec.family_error()) {
+                (Action::Check, _) => check(api, &spec, log),
+                (_, Some(why)) => failed(format!(
+                    "{why}; nothing written: correct -n or -r with set_params"
+                )),
+                (Action::Event(EventKind::PeerFail), None) => peer_fail(api, &spec, log),
+                (Action::Event(EventKind::Revert), None) => revert(api, &spec, log),
+                (Action::Event(EventKind::Verify), None) => verify(api, &spec, log),
+                (Action::DryRun(kind), None) => dry_run(kind, api, &spec, log),
+            },
+        }
+    }
 }
 
 /// What an event did to one node: outcome, message, and whether a route was written.
@@ -201,17 +223,7 @@ impl<'a> Spec<'a> {
     /// Values were validated and parsed when they entered the process; the typed ones are read
     /// as they are, so only a missing parameter can fail here.
     fn from_node(node: &'a Node) -> Result<Spec<'a>, String> {
-        let missing = node.missing();
-        if !missing.is_empty() {
-            let flags: Vec<String> = missing
-                .iter()
-                .map(|p| format!("{} ({})", p.flag(), p.key()))
-                .collect();
-            return Err(format!(
-                "node lacks {}; add with set_params",
-                flags.join(", ")
-            ));
-        }
+        all_required(node).map_err(|e| e.to_string())?;
         let get = |p: Param| node.get(p).unwrap_or_default();
         let bad = |p: Param| {
             format!(
@@ -239,9 +251,9 @@ impl<'a> Spec<'a> {
         format!("projects/{}/global/networks/{}", self.project, self.vpc)
     }
 
-    /// The network as a route insert names it: a fully-qualified URL ([`compute::RESOURCE_BASE`]).
+    /// The network as a route insert names it: a fully-qualified URL ([`client::RESOURCE_BASE`]).
     fn network_url(&self) -> String {
-        format!("{}/{}", compute::RESOURCE_BASE, self.network())
+        format!("{}/{}", client::RESOURCE_BASE, self.network())
     }
 
     /// The route body to insert under `name` at `priority`.
@@ -261,6 +273,17 @@ impl<'a> Spec<'a> {
             "{} via {}, priority {priority}",
             self.destination, self.next_hop
         )
+    }
+
+    /// Whether this node's credentials hold every one of `needed` in its project
+    /// ([`ComputeClient::permission`]).
+    fn permission(
+        &self,
+        api: &mut ComputeClient,
+        needed: &[&str],
+        log: &mut EventLog,
+    ) -> Permission {
+        api.permission(self.project, self.vpc, needed, log, self.index)
     }
 
     /// An IPv4 next hop cannot carry an IPv6 destination, nor the reverse.
@@ -319,7 +342,7 @@ enum PeerFailPlan {
 
 /// Reads the peer's route and decides; `Err` is why nothing may be deleted.
 fn plan_peer_fail(
-    api: &mut Compute,
+    api: &mut ComputeClient,
     spec: &Spec,
     log: &mut EventLog,
 ) -> Result<PeerFailPlan, String> {
@@ -373,7 +396,7 @@ fn peer_absent_note(spec: &Spec) -> String {
 
 /// `peerFail`: a secondary node deletes its peer's route; a primary node's own route already
 /// wins on priority, so it does nothing.
-fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+fn peer_fail(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
     let peer = match plan_peer_fail(api, spec, log) {
         Err(why) => return failed(why),
         Ok(PeerFailPlan::Primary) => {
@@ -408,7 +431,7 @@ fn peer_fail(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 
 /// Reads this router's route: `Ok` with its next hop if it carries the node's destination as
 /// the node says, else what is wrong (`this router's route route-a is not in project …`).
-fn own_route(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<String, String> {
+fn own_route(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Result<String, String> {
     match api.get_route(spec.project, spec.own, log, spec.index) {
         Ok(Some(own)) => match own.differences(spec, false) {
             None => Ok(own.hop()),
@@ -430,7 +453,7 @@ fn own_route(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<Strin
 
 /// Finishes a `peerFail` message with whether this router's route now carries the traffic.
 fn own_carries(
-    api: &mut Compute,
+    api: &mut ComputeClient,
     spec: &Spec,
     log: &mut EventLog,
     done: String,
@@ -465,7 +488,11 @@ enum RevertPlan {
     Insert,
 }
 
-fn plan_revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<RevertPlan, String> {
+fn plan_revert(
+    api: &mut ComputeClient,
+    spec: &Spec,
+    log: &mut EventLog,
+) -> Result<RevertPlan, String> {
     match api.get_route(spec.project, spec.own, log, spec.index) {
         Err(e) => Err(e.to_string()),
         Ok(Some(live)) => Ok(match live.differences(spec, true) {
@@ -480,7 +507,7 @@ fn plan_revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<Rev
 }
 
 /// `revert`: puts this router's route back if it is missing; never deletes anything.
-fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+fn revert(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
     match plan_revert(api, spec, log) {
         Err(why) => failed(why),
         Ok(RevertPlan::Present) => (
@@ -527,7 +554,7 @@ fn revert(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 /// or `revert` wrote: it touches only [`PROBE_ROUTE`] (lowest priority, never carrying traffic a
 /// real route carries), never this router's route (`-a`) or its peer's (`-b`), so it cannot undo
 /// a failover that lands while it runs, and needs no conditional write.
-fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+fn verify(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
     let probe = spec.describe(PROBE_PRIORITY);
     if let Err(why) = insert_probe(api, spec, log) {
         return failed(why);
@@ -555,7 +582,7 @@ fn verify(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
 /// Inserts the probe route. A probe left by an earlier, interrupted verify of this router and
 /// route (same network, destination, next hop and priority) is deleted first, so that one
 /// interruption does not fail every later verify; any other route of that name is left alone.
-fn insert_probe(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Result<(), String> {
+fn insert_probe(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Result<(), String> {
     let body = spec.route_body(PROBE_ROUTE, PROBE_PRIORITY);
     let mut cleaned = false;
     loop {
@@ -613,7 +640,7 @@ fn foreign_probe(spec: &Spec) -> String {
 
 /// The read-only check after `create_node`/`set_params`: does this router's route exist as
 /// the node describes it?
-fn check(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
+fn check(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
     let (project, vpc, own) = (spec.project, spec.vpc, spec.own);
     if let Some(why) = spec.family_error() {
         return (Status::Warning, format!("Warning: {why}"), false);
@@ -645,6 +672,128 @@ fn check(api: &mut Compute, spec: &Spec, log: &mut EventLog) -> Done {
             false,
         ),
     }
+}
+
+/// `node_event … --dry-run` of `kind` on one node: the same reads and plan as the event
+/// ([`plan_peer_fail`], [`plan_revert`]), no write, and the write the plan needs proven
+/// permitted without writing it, in the planner's words ([`would_go`], [`no_write_needed`]).
+///
+/// ```text
+/// peerFail  secondary, peer route present: 10.99.0.0/16 in vpc vpc-1 would go via 10.0.1.20
+///           (now 10.0.1.10), deleting peer route route-b; write permitted
+///           peer route absent / primary: … already via 10.0.1.20, no write needed
+/// revert    route missing: 10.99.0.0/16 in vpc vpc-1 would go via 10.0.1.20 (now route route-a
+///           missing), re-inserting it at priority 100; write permitted
+/// verify    probe route csr-ha-verify-route (…, priority 65535) would be inserted and deleted
+///           in vpc vpc-1; write permitted
+/// ```
+///
+/// The proof is Cloud Resource Manager's `projects.testIamPermissions`, asked once per project
+/// and VPC per handler run for all three permissions the provider's writes need; each node is
+/// then judged on what its own plan needs (a delete `compute.routes.delete`; an insert
+/// `compute.routes.create` and `compute.networks.updatePolicy`). Where the API cannot answer
+/// (disabled, a token without a `cloud-platform` scope, unreachable), the write is "not proven":
+/// a warning, not a failure. A node whose plan needs no write is not probed.
+fn dry_run(kind: EventKind, api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> Done {
+    let (status, message) = match kind {
+        EventKind::PeerFail => dry_run_peer_fail(api, spec, log),
+        EventKind::Revert => dry_run_revert(api, spec, log),
+        EventKind::Verify => dry_run_verify(api, spec, log),
+    };
+    log_dry_run(log, spec.index, &message);
+    (status, message, false)
+}
+
+/// `10.99.0.0/16 in vpc vpc-1`
+fn place(spec: &Spec) -> String {
+    format!("{} in vpc {}", spec.destination, spec.vpc)
+}
+
+fn dry_run_peer_fail(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> (Status, String) {
+    let peer = match plan_peer_fail(api, spec, log) {
+        Err(why) => return undone(failed(why)),
+        Ok(PeerFailPlan::Primary) => return (Status::Ok, no_write_needed(&primary_note(spec))),
+        Ok(PeerFailPlan::PeerAbsent) => {
+            let absent = peer_absent_note(spec);
+            return match own_route(api, spec, log) {
+                Ok(hop) => (
+                    Status::Ok,
+                    no_write_needed(&format!("{absent}; {} already via {hop}", place(spec))),
+                ),
+                Err(wrong) => (
+                    Status::Warning,
+                    no_write_needed(&format!("Warning: {absent}; but {wrong}")),
+                ),
+            };
+        }
+        Ok(PeerFailPlan::Delete(peer)) => peer,
+    };
+    let plan = format!(
+        "{}, deleting peer route {}",
+        would_go(&place(spec), &spec.next_hop.to_string(), &peer.hop()),
+        spec.peer
+    );
+    // The event reads this router's route after the delete; a dry run reads it now, so that a
+    // failover that would leave nothing carrying the traffic is known before it is needed.
+    let (plan, own_ok) = match own_route(api, spec, log) {
+        Ok(_) => (plan, true),
+        Err(wrong) => (format!("{plan}; but {wrong}"), false),
+    };
+    let (status, message) = spec.permission(api, DELETE, log).outcome(&plan);
+    let status = if own_ok {
+        status
+    } else {
+        status.max(Status::Warning)
+    };
+    (status, message)
+}
+
+fn dry_run_revert(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> (Status, String) {
+    match plan_revert(api, spec, log) {
+        Err(why) => undone(failed(why)),
+        Ok(RevertPlan::Present) => (
+            Status::Ok,
+            no_write_needed(&format!(
+                "{} already via {} (route {} present)",
+                place(spec),
+                spec.next_hop,
+                spec.own
+            )),
+        ),
+        Ok(RevertPlan::Differs(warning)) => (Status::Warning, warning),
+        Ok(RevertPlan::Insert) => {
+            let missing = format!("route {} missing", spec.own);
+            let plan = format!(
+                "{}, re-inserting it at priority {}",
+                would_go(&place(spec), &spec.next_hop.to_string(), &missing),
+                spec.priority
+            );
+            spec.permission(api, INSERT, log).outcome(&plan)
+        }
+    }
+}
+
+fn dry_run_verify(api: &mut ComputeClient, spec: &Spec, log: &mut EventLog) -> (Status, String) {
+    let stale = match api.get_route(spec.project, PROBE_ROUTE, log, spec.index) {
+        Err(e) => return undone(failed(e.to_string())),
+        Ok(stale) => stale,
+    };
+    let cleanup = match stale {
+        Some(route) if !is_own_probe(&route, spec) => return undone(failed(foreign_probe(spec))),
+        Some(_) => " (after deleting the probe an earlier verify left)",
+        None => "",
+    };
+    let plan = format!(
+        "probe route {PROBE_ROUTE} ({}) would be inserted and deleted in vpc {}{cleanup}",
+        spec.describe(PROBE_PRIORITY),
+        spec.vpc
+    );
+    spec.permission(api, &ASKED, log).outcome(&plan)
+}
+
+/// A [`Done`] that wrote nothing, as a dry run's (status, message).
+fn undone((status, message, _): Done) -> (Status, String) {
+    (status, message)
 }
 
 fn failed(message: String) -> Done {

@@ -1,6 +1,7 @@
-//! Azure Resource Manager's requests and answers: the calls themselves (bearer token, retries,
-//! `Accept: application/json` as the SDK sends it), ARM's error body, every form a long-running
-//! write can take, and the Authorization permissions list a dry run reads.
+//! [`ArmClient`]: Azure Resource Manager's requests and answers for one route table: the calls
+//! themselves (bearer token from [`Tokens`], retries, `Accept: application/json` as the SDK sends
+//! it), ARM's error body, every form a long-running write can take, and the Authorization
+//! permissions list a dry run reads.
 //!
 //! ```text
 //! write  PUT … → 200/201 + Azure-AsyncOperation: {arm}/…/operations/{id}  → GET until {"status":"Succeeded"}
@@ -16,69 +17,89 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::AzureTable;
-use crate::cloud::http::{self, Method, Reply, Request};
+use super::auth::Tokens;
+use super::{parse_error, AzureConfig};
+use crate::cloud::http::{self, Client, Method, Reply, Request, Service};
+use crate::cloud::secret::Secret;
 use crate::cloud::{CloudError, Permission};
 
 /// The `Microsoft.Network` API version for Route Tables - Get and Routes - Create Or Update: a
 /// stable (non-preview) version, the one Azure's own IaC tooling (azure-native 3.x) defaults to.
 /// Later versions exist (2025-xx) but reach the sovereign clouds (azusgov, azchina) last; nothing
 /// this provider reads or writes changed between them.
-pub const API_VERSION: &str = "2024-05-01";
+pub(super) const API_VERSION: &str = "2024-05-01";
 
 /// The `Microsoft.Authorization` API version of Permissions - List For Resource.
-pub const PERMISSIONS_API_VERSION: &str = "2022-04-01";
+pub(super) const PERMISSIONS_API_VERSION: &str = "2022-04-01";
 
 /// The action a route PUT needs (a node with `-r`).
-pub const ROUTE_WRITE: &str = "Microsoft.Network/routeTables/routes/write";
+pub(super) const ROUTE_WRITE: &str = "Microsoft.Network/routeTables/routes/write";
 
 /// The action a route table PUT needs (all-routes mode).
-pub const TABLE_WRITE: &str = "Microsoft.Network/routeTables/write";
+pub(super) const TABLE_WRITE: &str = "Microsoft.Network/routeTables/write";
 
 /// The longest wait between polls of a long-running write, whatever `Retry-After` ARM sends:
 /// a route update finishes in seconds and failover time matters more than a few extra reads.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
-
-/// ARM's `{"error":{"code","message"}}` (or the same fields at the top level); `None` if the
-/// body is not ARM's.
-pub(super) fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
-    #[derive(Deserialize)]
-    struct Detail {
-        code: Option<String>,
-        message: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Envelope {
-        error: Option<Detail>,
-        code: Option<String>,
-        message: Option<String>,
-    }
-    let (code, message) = match serde_json::from_str::<Envelope>(body).ok()? {
-        Envelope { error: Some(d), .. } => (d.code, d.message),
-        Envelope { code, message, .. } => (code, message),
-    };
-    Some((code?, message.unwrap_or_default()))
-}
 
 /// ARM's error code in an answer, if it has one.
 pub(super) fn error_code(reply: &Reply) -> Option<String> {
     parse_error(reply.status, &reply.body).map(|(code, _)| code)
 }
 
-impl AzureTable {
-    /// One ARM call with a bearer token; 429, 409 `AnotherOperationInProgress` and 5xx retried,
-    /// a refused token replaced once. The answer may still be an error: see [`Self::api_error`].
-    pub(super) fn arm_call(
-        &self,
-        method: Method,
-        url: &str,
-        what: &str,
-    ) -> Result<Reply, CloudError> {
-        self.arm_call_with(method, url, what, &[], None)
+/// The ARM calls for one route table, with one token source and one deadline.
+pub(super) struct ArmClient {
+    /// The route table's name, for messages.
+    pub name: String,
+    /// The route table's resource URL, without `api-version`.
+    pub table_url: String,
+    /// The event's deadline: no call, retry or poll goes past it.
+    pub deadline: Instant,
+    http: Client,
+    tokens: Tokens,
+    config: AzureConfig,
+}
+
+impl ArmClient {
+    pub fn new(
+        name: String,
+        table_url: String,
+        tokens: Tokens,
+        config: AzureConfig,
+        deadline: Instant,
+    ) -> ArmClient {
+        ArmClient {
+            name,
+            table_url,
+            deadline,
+            http: Client::new(Service::Azure),
+            tokens,
+            config,
+        }
     }
 
-    /// [`Self::arm_call`] with more headers (`If-Match`) and a JSON body.
-    pub(super) fn arm_call_with(
+    /// `text` with the app key masked (a login endpoint may echo it).
+    pub fn scrub(&self, text: &str) -> String {
+        self.tokens.scrub(text)
+    }
+
+    /// `error` with the app key masked.
+    pub fn scrub_error(&self, error: CloudError) -> CloudError {
+        self.tokens.scrub_error(error)
+    }
+
+    fn token(&self) -> Result<Secret, CloudError> {
+        self.tokens.token(self.deadline)
+    }
+
+    /// One ARM call with a bearer token; 429, 409 `AnotherOperationInProgress` and 5xx retried,
+    /// a refused token replaced once. The answer may still be an error: see [`Self::api_error`].
+    pub fn call(&self, method: Method, url: &str, what: &str) -> Result<Reply, CloudError> {
+        self.call_with(method, url, what, &[], None)
+    }
+
+    /// [`Self::call`] with more headers (`If-Match`) and a JSON body.
+    pub fn call_with(
         &self,
         method: Method,
         url: &str,
@@ -111,12 +132,12 @@ impl AzureTable {
             if let Some(body) = body {
                 request = request.json(body.to_string());
             }
-            let reply = self.arm.send(&request, self.deadline).map_err(|e| {
+            let reply = self.http.send(&request, self.deadline).map_err(|e| {
                 CloudError::Transport(e.reaching(&format!("Azure Resource Manager ({what})")))
             })?;
             if reply.status == 401 && !fresh_token_tried {
                 fresh_token_tried = true;
-                self.forget_token();
+                self.tokens.forget();
                 continue;
             }
             log::debug!("azure: {what}: HTTP {}", reply.status);
@@ -124,7 +145,7 @@ impl AzureTable {
         }
     }
 
-    pub(super) fn api_error(&self, reply: &Reply) -> CloudError {
+    pub fn api_error(&self, reply: &Reply) -> CloudError {
         let CloudError::Api {
             cloud,
             status,
@@ -154,12 +175,7 @@ impl AzureTable {
     /// how to follow it with `Azure-AsyncOperation`, with 202 + `Location`, or, with neither, by
     /// a `provisioningState` that is not terminal yet: then `resource` (the URL written, with its
     /// api-version) is read until its state is, as the SDK's poller does.
-    pub(super) fn follow(
-        &self,
-        reply: Reply,
-        what: &str,
-        resource: &str,
-    ) -> Result<(), CloudError> {
+    pub fn follow(&self, reply: Reply, what: &str, resource: &str) -> Result<(), CloudError> {
         if let Some(url) = reply.header("azure-asyncoperation") {
             return self.poll(url, reply.retry_after(), what, false);
         }
@@ -241,7 +257,7 @@ impl AzureTable {
         what: &str,
         last: impl FnOnce() -> String,
     ) -> Result<Reply, CloudError> {
-        self.arm_call(Method::Get, url, what).map_err(|e| {
+        self.call(Method::Get, url, what).map_err(|e| {
             if http::out_of_time(self.deadline) {
                 self.unfinished(what, &last())
             } else {
@@ -446,11 +462,11 @@ pub(super) fn allows(permissions: &[PermissionEntry], action: &str) -> bool {
     })
 }
 
-impl AzureTable {
+impl ArmClient {
     /// Whether this router's token may do `action` on the table, from Permissions - List For
     /// Resource on the table (every page). An answer that is not a list (403: not allowed to ask,
     /// 404, a transport error) proves nothing either way.
-    pub(super) fn probe(&self, action: &str) -> Permission {
+    pub fn probe(&self, action: &str) -> Permission {
         let what = format!("listing the permissions on Route Table {}", self.name);
         let mut url = format!(
             "{}/providers/Microsoft.Authorization/permissions?api-version={PERMISSIONS_API_VERSION}",
@@ -458,7 +474,7 @@ impl AzureTable {
         );
         let mut permissions = Vec::new();
         loop {
-            let reply = match self.arm_call(Method::Get, &url, &what) {
+            let reply = match self.call(Method::Get, &url, &what) {
                 Ok(reply) if reply.status == 200 => reply,
                 Ok(reply) => {
                     return Permission::NotProven(format!("{what}: {}", self.api_error(&reply)))

@@ -22,6 +22,7 @@
 //! 429, a 403 `rateLimitExceeded` (Compute's throttling), 5xx and connection errors are retried
 //! with backoff within the event's deadline; a 401 renews the token once.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -30,7 +31,7 @@ use serde_json::{json, Value};
 use super::auth;
 use super::GcpConfig;
 use crate::cloud::http::{self, Client, Method, Request, Service};
-use crate::cloud::CloudError;
+use crate::cloud::{CloudError, Permission};
 use crate::event_log::EventLog;
 use crate::node::Cidr;
 
@@ -56,7 +57,7 @@ pub(super) struct LiveRoute {
 impl LiveRoute {
     /// The next hop as a user would name it: the IP, else the last path segment of the
     /// instance, gateway, ILB, tunnel, network or peering it points at.
-    pub(super) fn hop(&self) -> String {
+    pub fn hop(&self) -> String {
         if let Some(ip) = &self.next_hop_ip {
             return ip.clone();
         }
@@ -76,11 +77,11 @@ impl LiveRoute {
     }
 
     /// The next hop when it is an IP address (the only kind this provider writes).
-    pub(super) fn next_hop(&self) -> Option<std::net::IpAddr> {
+    pub fn next_hop(&self) -> Option<std::net::IpAddr> {
         self.next_hop_ip.as_deref().and_then(|ip| ip.parse().ok())
     }
 
-    pub(super) fn priority(&self) -> Option<u64> {
+    pub fn priority(&self) -> Option<u64> {
         match &self.priority {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.parse().ok(),
@@ -88,17 +89,17 @@ impl LiveRoute {
         }
     }
 
-    pub(super) fn destination(&self) -> Option<Cidr> {
+    pub fn destination(&self) -> Option<Cidr> {
         self.dest_range.parse().ok()
     }
 
     /// `10.99.0.0/16 via 10.0.1.10`
-    pub(super) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!("{} via {}", self.dest_range, self.hop())
     }
 
     /// `projects/p/global/networks/v` out of a full or partial network URL.
-    pub(super) fn network_path(&self) -> &str {
+    pub fn network_path(&self) -> &str {
         self.network
             .find("projects/")
             .map_or(self.network.as_str(), |i| &self.network[i..])
@@ -111,7 +112,7 @@ impl LiveRoute {
 /// `$CSR_HA_GCP_COMPUTE_ENDPOINT` points elsewhere.
 pub const RESOURCE_BASE: &str = "https://www.googleapis.com/compute/v1";
 
-/// One request, as [`Compute::send`] performs it.
+/// One request, as [`ComputeClient::send`] performs it.
 enum Call<'b> {
     Get,
     /// A delete carrying a `requestId`: sent again after a connection error.
@@ -132,7 +133,7 @@ pub(super) enum Answer {
 
 /// The Compute API (and Resource Manager) for one handler's run: one agent, one token source,
 /// one deadline.
-pub(super) struct Compute {
+pub(super) struct ComputeClient {
     base: String,
     resource_manager: String,
     http: Client,
@@ -140,11 +141,13 @@ pub(super) struct Compute {
     deadline: Instant,
     /// The first credentials error, so the other nodes fail at once instead of retrying it.
     auth_failure: Option<CloudError>,
+    /// The permissions granted per project and VPC, asked at most once per handler run.
+    granted: BTreeMap<(String, String), Result<Vec<String>, CloudError>>,
 }
 
-impl Compute {
-    pub fn new(config: &GcpConfig, deadline: Instant) -> Compute {
-        Compute {
+impl ComputeClient {
+    pub fn new(config: &GcpConfig, deadline: Instant) -> ComputeClient {
+        ComputeClient {
             base: config.compute_endpoint.trim_end_matches('/').to_string(),
             resource_manager: config
                 .resource_manager_endpoint
@@ -154,6 +157,7 @@ impl Compute {
             tokens: auth::Tokens::new(config.token_source(), config.cache.clone()),
             deadline,
             auth_failure: None,
+            granted: BTreeMap::new(),
         }
     }
 
@@ -352,7 +356,7 @@ impl Compute {
                         })
                 }
                 401 if !renewed => {
-                    self.tokens.invalidate();
+                    self.tokens.forget();
                     renewed = true;
                 }
                 404 => return Ok(Answer::NotFound(reply.error("GCP", parse_error))),
@@ -369,6 +373,70 @@ impl Compute {
             .get(self.deadline)
             .map(|token| token.expose().to_string())
             .inspect_err(|e| self.auth_failure = Some(e.clone()))
+    }
+}
+
+/// What a dry run asks of testIamPermissions: every permission the provider's writes need.
+pub(super) const ASKED: [&str; 3] = [
+    "compute.routes.create",
+    "compute.routes.delete",
+    "compute.networks.updatePolicy",
+];
+/// What deleting a route needs.
+pub(super) const DELETE: &[&str] = &["compute.routes.delete"];
+/// What inserting a route into a network needs.
+pub(super) const INSERT: &[&str] = &["compute.routes.create", "compute.networks.updatePolicy"];
+
+impl ComputeClient {
+    /// Whether these credentials hold every one of `needed` in `project`: [`ASKED`] is asked of
+    /// testIamPermissions once per project and VPC per handler run (node `index`'s log says
+    /// the answer), and each node judged on what its own plan needs.
+    pub fn permission(
+        &mut self,
+        project: &str,
+        vpc: &str,
+        needed: &[&str],
+        log: &mut EventLog,
+        index: u16,
+    ) -> Permission {
+        let key = (project.to_string(), vpc.to_string());
+        if !self.granted.contains_key(&key) {
+            let started = Instant::now();
+            let answer = self.granted(project, &ASKED);
+            let said = match &answer {
+                Ok(granted) => format!("granted [{}]", granted.join(", ")),
+                Err(e) => format!("no answer: {e}"),
+            };
+            log.line(
+                index,
+                &format!(
+                    "testIamPermissions on project {project}: {said} ({} ms)",
+                    started.elapsed().as_millis()
+                ),
+            );
+            self.granted.insert(key.clone(), answer);
+        }
+        match &self.granted[&key] {
+            Ok(granted) => {
+                let missing: Vec<&str> = needed
+                    .iter()
+                    .copied()
+                    .filter(|p| !granted.iter().any(|g| g == p))
+                    .collect();
+                if missing.is_empty() {
+                    Permission::Permitted
+                } else {
+                    Permission::Denied(format!(
+                        "{} in project {project} (testIamPermissions)",
+                        missing.join(", ")
+                    ))
+                }
+            }
+            Err(CloudError::Transport(why)) => Permission::NotProven(why.clone()),
+            Err(e) => {
+                Permission::NotProven(format!("testIamPermissions on project {project}: {e}"))
+            }
+        }
     }
 }
 
