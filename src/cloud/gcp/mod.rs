@@ -43,7 +43,7 @@ use crate::work::{Action, NodeOutcome, Work};
 use client::{ComputeClient, LiveRoute, ASKED, DELETE, INSERT};
 
 pub use auth::Source as TokenSource;
-pub use compute::RESOURCE_BASE;
+pub use client::RESOURCE_BASE;
 
 /// The route `verify` inserts and deletes to prove write access.
 pub const PROBE_ROUTE: &str = "csr-ha-verify-route";
