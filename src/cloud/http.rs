@@ -146,6 +146,8 @@ pub struct Request<'a> {
     /// The server may hold the answer (a long poll): it gets the rest of the deadline.
     long_poll: bool,
     max_tries: u32,
+    /// This request's own timeout, in place of the client's (a metadata token request).
+    timeout: Option<Duration>,
     also_retry: Option<&'a dyn Fn(&Reply) -> bool>,
     /// Values this request carries that must never reach a message (see [`Request::secret`]).
     secrets: Vec<String>,
@@ -161,6 +163,7 @@ impl<'a> Request<'a> {
             resend: true,
             long_poll: false,
             max_tries: u32::MAX,
+            timeout: None,
             also_retry: None,
             secrets: Vec::new(),
         }
@@ -225,6 +228,11 @@ impl<'a> Request<'a> {
     /// At most `n` tries (a metadata service that is not there must not use the whole deadline).
     pub fn tries(mut self, n: u32) -> Request<'a> {
         self.max_tries = n.max(1);
+        self
+    }
+    /// Each try waits at most `timeout` for the whole answer, instead of the client's timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Request<'a> {
+        self.timeout = Some(timeout);
         self
     }
     /// Answers the cloud also means as "try again", besides 429 and 5xx.
@@ -309,6 +317,9 @@ pub struct SendError {
     /// Another try would fail the same way (an untrusted certificate, an unknown host, an
     /// unusable CA bundle): the cause says what to fix, and nothing was retried.
     pub permanent: bool,
+    /// The last try got no answer within its timeout (an IMDSv2 token reply that died on the
+    /// way, one hop too far: see `aws::auth`).
+    pub timed_out: bool,
 }
 
 impl fmt::Display for SendError {
@@ -393,6 +404,7 @@ impl Client {
                 cause: cause.clone(),
                 tries: 0,
                 permanent: true,
+                timed_out: false,
             });
         }
         let mut tries = 0;
@@ -443,7 +455,7 @@ impl Client {
         let timeout = if request.long_poll {
             left
         } else {
-            self.timeout.min(left)
+            request.timeout.unwrap_or(self.timeout).min(left)
         };
         let method = match request.method {
             Method::Get => ureq::http::Method::GET,

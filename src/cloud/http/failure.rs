@@ -16,6 +16,8 @@ use super::{SendError, Service};
 pub struct Failure {
     pub cause: String,
     pub permanent: bool,
+    /// No answer came within the request's timeout (connect or whole request).
+    pub timed_out: bool,
 }
 
 impl Failure {
@@ -23,6 +25,7 @@ impl Failure {
         Failure {
             cause: cause.into(),
             permanent: false,
+            timed_out: false,
         }
     }
 
@@ -30,6 +33,7 @@ impl Failure {
         Failure {
             cause,
             permanent: true,
+            timed_out: false,
         }
     }
 
@@ -39,6 +43,7 @@ impl Failure {
             cause: self.cause,
             tries,
             permanent: self.permanent,
+            timed_out: self.timed_out,
         }
     }
 
@@ -67,6 +72,10 @@ impl Failure {
                 Failure::permanent(format!("{host}: {error}"))
             }
             ureq::Error::Tls(why) => Failure::permanent(format!("TLS to {host}: {why}")),
+            ureq::Error::Timeout(_) => Failure {
+                timed_out: true,
+                ..Failure::transient(error.to_string())
+            },
             _ => Failure::transient(error.to_string()),
         }
     }
@@ -260,7 +269,9 @@ mod tests {
             let failure = aws(ureq::Error::Io(io::Error::from(kind)));
             assert!(!failure.permanent, "{kind:?}");
         }
-        assert!(!aws(ureq::Error::Timeout(ureq::Timeout::Connect)).permanent);
+        let timeout = aws(ureq::Error::Timeout(ureq::Timeout::Global));
+        assert!(!timeout.permanent && timeout.timed_out);
+        assert!(!aws(ureq::Error::ConnectionFailed).timed_out);
         assert!(!aws(ureq::Error::ConnectionFailed).permanent);
     }
 }
