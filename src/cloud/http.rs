@@ -15,7 +15,8 @@
 //!
 //! The agent has explicit timeouts (ureq 3 has none by default), keeps error bodies (4xx/5xx are
 //! answers, not transport errors), checks certificates with rustls against the built-in Mozilla
-//! roots or the CA bundle the environment names ([`trust`]), and takes proxies from the
+//! roots plus the system's CA bundle ([`system_roots`]), or the CA bundle the environment names
+//! in their place ([`trust`]), and takes proxies from the
 //! environment for cloud APIs but never for metadata services ([`Service`]).
 
 use std::fmt;
@@ -28,9 +29,11 @@ use super::CloudError;
 use crate::percent::{self, UNRESERVED};
 
 mod failure;
+pub mod system_roots;
 pub mod trust;
 
 use failure::Failure;
+use system_roots::Roots;
 
 /// Connect timeout, overridable by `CSR_HA_HTTP_CONNECT_TIMEOUT_MS`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,7 +67,7 @@ pub enum Service {
 }
 
 /// An agent with explicit timeouts that hands back 4xx/5xx responses with their bodies,
-/// checking certificates against `roots` (`None`: the built-in Mozilla roots).
+/// checking certificates against `roots` (`None`: the built-in Mozilla roots alone).
 fn agent(service: Service, roots: Option<&[Certificate<'static>]>) -> ureq::Agent {
     let proxy = match service {
         Service::Metadata => None,
@@ -354,8 +357,8 @@ impl SendError {
 pub struct Client {
     agent: ureq::Agent,
     service: Service,
-    /// The CA bundle the environment named, if any, for messages about untrusted certificates.
-    bundle: Option<trust::Bundle>,
+    /// What certificates are checked against, for messages about untrusted certificates.
+    roots: Roots,
     /// A CA bundle was named but cannot be used: every send reports this, at once.
     unusable_bundle: Option<String>,
     timeout: Duration,
@@ -372,22 +375,33 @@ impl Client {
     /// [`Client::new`] with the CA variables looked up in `vars` instead of the process
     /// environment (a test preparing an emulator over HTTPS trusts its own CA with it).
     pub fn with_env(service: Service, vars: &dyn Fn(&str) -> Option<String>) -> Client {
-        let bundle = trust::named(service, vars);
-        let (certs, unusable_bundle) = match bundle.as_ref().map(trust::load) {
-            None => (None, None),
-            Some(Ok(certs)) => (Some(certs), None),
-            Some(Err(message)) => (None, Some(message)),
+        let (roots, certs, unusable_bundle) = match Roots::of(service, vars) {
+            Roots::Named(bundle) => match trust::load(&bundle) {
+                Ok(certs) => (Roots::Named(bundle), Some(certs), None),
+                Err(message) => (Roots::Named(bundle), None, Some(message)),
+            },
+            Roots::BuiltIn | Roots::BuiltInAndSystem(_) => {
+                match system_roots::load(service, vars) {
+                    Some((path, certs)) => (Roots::BuiltInAndSystem(path), Some(certs), None),
+                    None => (Roots::BuiltIn, None, None),
+                }
+            }
         };
         let agent = agent(service, certs.as_deref());
         let timeout = agent.config().timeouts().global.unwrap_or(GLOBAL_TIMEOUT);
         Client {
             agent,
             service,
-            bundle,
+            roots,
             unusable_bundle,
             timeout,
             requests: AtomicU32::new(0),
         }
+    }
+
+    /// What this client checks certificates against (`ha_api -c status` names it).
+    pub fn roots(&self) -> &Roots {
+        &self.roots
     }
 
     /// Requests sent so far, retries included.
@@ -515,7 +529,7 @@ impl Client {
 
     /// What went wrong with a request to `url`, in words that name the fix.
     fn failure(&self, url: &str, error: ureq::Error) -> Failure {
-        Failure::of(&error, host_of(url), self.service, self.bundle.as_ref())
+        Failure::of(&error, host_of(url), self.service, &self.roots)
     }
 }
 

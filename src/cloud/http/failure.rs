@@ -8,7 +8,8 @@
 
 use std::io;
 
-use super::trust::{self, Bundle};
+use super::system_roots::Roots;
+use super::trust;
 use super::{SendError, Service};
 
 /// One try's failure.
@@ -48,15 +49,10 @@ impl Failure {
     }
 
     /// `error` from a request to `host` for `service`, whose certificates were checked against
-    /// `bundle` (`None`: the built-in roots).
-    pub fn of(
-        error: &ureq::Error,
-        host: &str,
-        service: Service,
-        bundle: Option<&Bundle>,
-    ) -> Failure {
+    /// `roots`.
+    pub fn of(error: &ureq::Error, host: &str, service: Service, roots: &Roots) -> Failure {
         if let Some(tls) = rustls_error(error) {
-            return Failure::permanent(tls_message(tls, host, service, bundle));
+            return Failure::permanent(tls_message(tls, host, service, roots));
         }
         match error {
             ureq::Error::HostNotFound => Failure::permanent(unknown_host(host, "no address")),
@@ -106,18 +102,11 @@ fn unknown_host(host: &str, detail: &str) -> String {
 }
 
 /// `TLS: the certificate of <host> is not trusted (UnknownIssuer); …`, with the fix.
-fn tls_message(
-    error: &rustls::Error,
-    host: &str,
-    service: Service,
-    bundle: Option<&Bundle>,
-) -> String {
+fn tls_message(error: &rustls::Error, host: &str, service: Service, checked: &Roots) -> String {
     use rustls::CertificateError as C;
     let set = trust::fix_variables(service);
-    let roots = match bundle {
-        Some(bundle) => format!(" (checked against {bundle})"),
-        None => " (checked against the built-in Mozilla roots)".to_string(),
-    };
+    let bundle = checked.bundle();
+    let roots = format!(" (checked against {checked})");
     let rustls::Error::InvalidCertificate(problem) = error else {
         return format!("TLS: the handshake with {host} failed ({error})");
     };
@@ -178,7 +167,12 @@ mod tests {
     }
 
     fn aws(error: ureq::Error) -> Failure {
-        Failure::of(&error, "ec2.us-east-1.amazonaws.com", Service::Aws, None)
+        Failure::of(
+            &error,
+            "ec2.us-east-1.amazonaws.com",
+            Service::Aws,
+            &Roots::BuiltIn,
+        )
     }
 
     #[test]
@@ -193,7 +187,7 @@ mod tests {
                     .into()
             )
         );
-        let bundle = Bundle {
+        let bundle = trust::Bundle {
             variable: "REQUESTS_CA_BUNDLE",
             path: "/etc/site-ca.pem".into(),
         };
@@ -202,7 +196,7 @@ mod tests {
             &error,
             "management.azure.com",
             Service::Azure,
-            Some(&bundle),
+            &Roots::Named(bundle),
         );
         assert!(failure.permanent);
         assert!(
