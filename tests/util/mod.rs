@@ -15,6 +15,7 @@ pub mod gcp_run;
 pub mod latency_proxy;
 pub mod loopback;
 pub mod machine;
+pub mod netns;
 pub mod outcomes;
 pub mod tls;
 
@@ -53,6 +54,8 @@ pub struct Ha {
     pub env: Vec<(String, String)>,
     /// Variables of this process the server and clients must not inherit.
     pub unset: Vec<String>,
+    /// The network namespace the server and clients run in (`ip netns exec`), if not ours.
+    pub netns: Option<String>,
 }
 
 impl Ha {
@@ -69,6 +72,7 @@ impl Ha {
                 .chain([("CSR_HA_CLOUD".into(), "file".into())])
                 .collect(),
             unset: Vec::new(),
+            netns: None,
         }
     }
 
@@ -119,8 +123,21 @@ impl Ha {
         self._tmp.path()
     }
 
+    /// The server and every client run in network namespace `name` (`util::netns`).
+    pub fn in_netns(mut self, name: &str) -> Ha {
+        self.netns = Some(name.to_string());
+        self
+    }
+
     fn command(&self, name: &str) -> Command {
-        let mut cmd = Command::new(bin(name));
+        let mut cmd = match &self.netns {
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns]).arg(bin(name));
+                cmd
+            }
+            None => Command::new(bin(name)),
+        };
         cmd.env("CSR_HA_DIR", &self.root)
             .env("RUST_LOG", "info")
             .env_remove("CSR_HA_TIMEOUT")
