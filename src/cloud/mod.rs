@@ -3,7 +3,9 @@
 //! The server hands `ha_event_handler` one [`Work`] per route table: the event and the nodes that
 //! share that table. The handler opens the provider's [`RouteTable`], reads it once, computes what
 //! each node needs, writes only what differs (as the provider writes best: one file rewrite, one
-//! Azure table PUT, concurrent EC2 calls) and answers with one [`NodeOutcome`] per node. GCP
+//! Azure table PUT, concurrent EC2 calls) and answers with one [`NodeOutcome`] per node. A
+//! peerFail of nodes with routes on a table whose writes need no read
+//! ([`RouteTable::writes_unread`], EC2) is written at once, in one round trip. GCP
 //! routes cannot be edited in place, so that provider plans its own work (`gcp::run`) instead of
 //! going through [`apply`].
 //!

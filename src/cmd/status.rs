@@ -43,7 +43,7 @@ pub struct JobView {
 /// A cached credential: its kind and time left, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialView {
-    /// `aws-role`, `aws-imds-token`, `azure-token`, `gcp-token`.
+    /// `aws-role`, `aws-imds-token`, `aws-imds-v1`, `azure-token`, `gcp-token`.
     pub kind: String,
     pub expires_in_secs: u64,
 }
