@@ -762,6 +762,52 @@ mod tests {
     }
 
     #[test]
+    fn metadata_variables_are_read_as_botocore_reads_them() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let config = ImdsConfig::from_vars("http://imds/", &vars(&[]));
+        assert_eq!(config.endpoint, "http://imds");
+        assert_eq!(
+            (config.timeout, config.attempts, config.v1_disabled),
+            (Duration::from_secs(1), None, false)
+        );
+        let config = ImdsConfig::from_vars(
+            "http://imds",
+            &vars(&[
+                ("AWS_METADATA_SERVICE_TIMEOUT", "2.5"),
+                ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "3"),
+                ("AWS_EC2_METADATA_V1_DISABLED", "TRUE"),
+            ]),
+        );
+        assert_eq!(
+            (config.timeout, config.attempts, config.v1_disabled),
+            (Duration::from_millis(2500), Some(3), true)
+        );
+        let config = ImdsConfig::from_vars(
+            "http://imds",
+            &vars(&[
+                ("AWS_METADATA_SERVICE_TIMEOUT", "-1"),
+                ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "0"),
+                ("AWS_EC2_METADATA_V1_DISABLED", "false"),
+            ]),
+        );
+        assert_eq!(
+            (config.timeout, config.attempts, config.v1_disabled),
+            (IMDS_TOKEN_TIMEOUT, None, false)
+        );
+        assert_eq!(
+            (seconds(1000), seconds(1500)),
+            ("1 s".into(), "1.5 s".into())
+        );
+    }
+
+    #[test]
     fn role_credentials_parse_and_expire() {
         let body = r#"{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2999-01-01T00:00:00Z"}"#;
         let (keys, until) = parse_role_credentials(body, "r").expect("parses");
