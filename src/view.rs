@@ -32,7 +32,7 @@ pub struct JobView {
 /// A cached credential: its kind and time left, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialView {
-    /// `aws-role`, `aws-imds-token`, `azure-token`, `gcp-token`.
+    /// `aws-role`, `aws-imds-token`, `aws-imds-v1`, `azure-token`, `gcp-token`.
     pub kind: String,
     pub expires_in_secs: u64,
 }
@@ -54,6 +54,9 @@ pub struct ServiceView {
     pub dry_runs: u64,
     pub nodes: Vec<NodeView>,
     pub credentials: Vec<CredentialView>,
+    /// What each cloud's certificates are checked against, as the server's handlers will:
+    /// `("AWS", "the built-in Mozilla roots and the system bundle /etc/pki/tls/certs/ca-bundle.crt")`.
+    pub roots: Vec<(String, String)>,
     /// When the server answered (seconds since the epoch), for the ages of last events.
     pub now_unix: u64,
 }

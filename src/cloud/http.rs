@@ -15,7 +15,8 @@
 //!
 //! The agent has explicit timeouts (ureq 3 has none by default), keeps error bodies (4xx/5xx are
 //! answers, not transport errors), checks certificates with rustls against the built-in Mozilla
-//! roots or the CA bundle the environment names ([`trust`]), and takes proxies from the
+//! roots plus the system's CA bundle ([`system_roots`]), or the CA bundle the environment names
+//! in their place ([`trust`]), and takes proxies from the
 //! environment for cloud APIs but never for metadata services ([`Service`]).
 
 use std::fmt;
@@ -28,9 +29,11 @@ use super::CloudError;
 use crate::percent::{self, UNRESERVED};
 
 mod failure;
+pub mod system_roots;
 pub mod trust;
 
 use failure::Failure;
+use system_roots::Roots;
 
 /// Connect timeout, overridable by `CSR_HA_HTTP_CONNECT_TIMEOUT_MS`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,7 +67,7 @@ pub enum Service {
 }
 
 /// An agent with explicit timeouts that hands back 4xx/5xx responses with their bodies,
-/// checking certificates against `roots` (`None`: the built-in Mozilla roots).
+/// checking certificates against `roots` (`None`: the built-in Mozilla roots alone).
 fn agent(service: Service, roots: Option<&[Certificate<'static>]>) -> ureq::Agent {
     let proxy = match service {
         Service::Metadata => None,
@@ -146,6 +149,8 @@ pub struct Request<'a> {
     /// The server may hold the answer (a long poll): it gets the rest of the deadline.
     long_poll: bool,
     max_tries: u32,
+    /// This request's own timeout, in place of the client's (a metadata token request).
+    timeout: Option<Duration>,
     also_retry: Option<&'a dyn Fn(&Reply) -> bool>,
     /// Values this request carries that must never reach a message (see [`Request::secret`]).
     secrets: Vec<String>,
@@ -161,6 +166,7 @@ impl<'a> Request<'a> {
             resend: true,
             long_poll: false,
             max_tries: u32::MAX,
+            timeout: None,
             also_retry: None,
             secrets: Vec::new(),
         }
@@ -225,6 +231,11 @@ impl<'a> Request<'a> {
     /// At most `n` tries (a metadata service that is not there must not use the whole deadline).
     pub fn tries(mut self, n: u32) -> Request<'a> {
         self.max_tries = n.max(1);
+        self
+    }
+    /// Each try waits at most `timeout` for the whole answer, instead of the client's timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Request<'a> {
+        self.timeout = Some(timeout);
         self
     }
     /// Answers the cloud also means as "try again", besides 429 and 5xx.
@@ -309,6 +320,9 @@ pub struct SendError {
     /// Another try would fail the same way (an untrusted certificate, an unknown host, an
     /// unusable CA bundle): the cause says what to fix, and nothing was retried.
     pub permanent: bool,
+    /// The last try got no answer within its timeout (an IMDSv2 token reply that died on the
+    /// way, one hop too far: see `aws::auth`).
+    pub timed_out: bool,
 }
 
 impl fmt::Display for SendError {
@@ -343,8 +357,8 @@ impl SendError {
 pub struct Client {
     agent: ureq::Agent,
     service: Service,
-    /// The CA bundle the environment named, if any, for messages about untrusted certificates.
-    bundle: Option<trust::Bundle>,
+    /// What certificates are checked against, for messages about untrusted certificates.
+    roots: Roots,
     /// A CA bundle was named but cannot be used: every send reports this, at once.
     unusable_bundle: Option<String>,
     timeout: Duration,
@@ -361,22 +375,33 @@ impl Client {
     /// [`Client::new`] with the CA variables looked up in `vars` instead of the process
     /// environment (a test preparing an emulator over HTTPS trusts its own CA with it).
     pub fn with_env(service: Service, vars: &dyn Fn(&str) -> Option<String>) -> Client {
-        let bundle = trust::named(service, vars);
-        let (certs, unusable_bundle) = match bundle.as_ref().map(trust::load) {
-            None => (None, None),
-            Some(Ok(certs)) => (Some(certs), None),
-            Some(Err(message)) => (None, Some(message)),
+        let (roots, certs, unusable_bundle) = match Roots::of(service, vars) {
+            Roots::Named(bundle) => match trust::load(&bundle) {
+                Ok(certs) => (Roots::Named(bundle), Some(certs), None),
+                Err(message) => (Roots::Named(bundle), None, Some(message)),
+            },
+            Roots::BuiltIn | Roots::BuiltInAndSystem(_) => {
+                match system_roots::load(service, vars) {
+                    Some((path, certs)) => (Roots::BuiltInAndSystem(path), Some(certs), None),
+                    None => (Roots::BuiltIn, None, None),
+                }
+            }
         };
         let agent = agent(service, certs.as_deref());
         let timeout = agent.config().timeouts().global.unwrap_or(GLOBAL_TIMEOUT);
         Client {
             agent,
             service,
-            bundle,
+            roots,
             unusable_bundle,
             timeout,
             requests: AtomicU32::new(0),
         }
+    }
+
+    /// What this client checks certificates against (`ha_api -c status` names it).
+    pub fn roots(&self) -> &Roots {
+        &self.roots
     }
 
     /// Requests sent so far, retries included.
@@ -393,6 +418,7 @@ impl Client {
                 cause: cause.clone(),
                 tries: 0,
                 permanent: true,
+                timed_out: false,
             });
         }
         let mut tries = 0;
@@ -443,7 +469,7 @@ impl Client {
         let timeout = if request.long_poll {
             left
         } else {
-            self.timeout.min(left)
+            request.timeout.unwrap_or(self.timeout).min(left)
         };
         let method = match request.method {
             Method::Get => ureq::http::Method::GET,
@@ -503,7 +529,7 @@ impl Client {
 
     /// What went wrong with a request to `url`, in words that name the fix.
     fn failure(&self, url: &str, error: ureq::Error) -> Failure {
-        Failure::of(&error, host_of(url), self.service, self.bundle.as_ref())
+        Failure::of(&error, host_of(url), self.service, &self.roots)
     }
 }
 

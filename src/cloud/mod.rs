@@ -5,9 +5,10 @@
 //! and the nodes that share that table. [`run`] gives it to the nodes' provider, which opens its
 //! [`RouteTable`] for the [`planner`]: it reads the table once, computes what each node needs,
 //! writes only what differs (as the provider writes best: one file rewrite, one Azure table PUT,
-//! concurrent EC2 calls) and answers with one outcome per node. GCP routes cannot be edited in
-//! place, so that provider plans its own work (`gcp::run`) instead of going through
-//! [`planner::apply`].
+//! concurrent EC2 calls) and answers with one outcome per node. A peerFail of nodes with routes
+//! on a table whose writes need no read ([`RouteTable::writes_unread`], EC2) is written at once,
+//! in one round trip. GCP routes cannot be edited in place, so that provider plans its own work
+//! (`gcp::run`) instead of going through [`planner::apply`].
 //!
 //! What the clouds share lives here once: [`http`] (the client and its retry policy, the error
 //! answer as a [`CloudError`]), [`secret`] (the `Secret` type and the masker) and
@@ -217,5 +218,12 @@ pub trait RouteTable {
     fn probe_write(&mut self, writes: &[RouteWrite]) -> Permission {
         let _ = writes;
         Permission::NotProven("this provider cannot prove write permission".into())
+    }
+    /// Whether a peerFail of nodes that each name their route (`-r`) may write without reading
+    /// the table first: the write is idempotent and its answer is the confirmation (EC2
+    /// `ReplaceRoute`), so the failover takes one round trip ([`planner::apply`]). A route that is not
+    /// there is the cloud's error. Revert, verify, checks and all-routes nodes always read.
+    fn writes_unread(&self) -> bool {
+        false
     }
 }

@@ -93,6 +93,9 @@ pub fn fail_all(work: &Work, error: &CloudError, log: &mut EventLog) -> Vec<Node
 /// The shared event logic of the providers that edit routes in place (AWS, Azure, file).
 pub fn apply(table: &mut dyn RouteTable, work: &Work, log: &mut EventLog) -> Vec<NodeOutcome> {
     let started = Instant::now();
+    if let Some(outcomes) = write_unread(table, work, log, started) {
+        return outcomes;
+    }
     let name = table.name();
     let mut routes = match table.read() {
         Ok(routes) => routes,
@@ -183,6 +186,63 @@ fn check_all(work: &Work, name: &str, routes: &[Route], started: Instant) -> Vec
             NodeOutcome::new(node.index.get(), outcome, message, started)
         })
         .collect()
+}
+
+/// A peerFail on a table that [`RouteTable::writes_unread`], of nodes that each name their own
+/// route (no two the same): each route written at once and reported from the write's answer,
+/// with no read. `None` when the event must read first.
+fn write_unread(
+    table: &mut dyn RouteTable,
+    work: &Work,
+    log: &mut EventLog,
+    started: Instant,
+) -> Option<Vec<NodeOutcome>> {
+    if work.action != Action::Event(EventKind::PeerFail) || !table.writes_unread() {
+        return None;
+    }
+    let mut writes: Vec<RouteWrite> = Vec::new();
+    for node in &work.nodes {
+        let cidr = node.route()?.to_string();
+        let own = node.get(next_hop_param(node.provider))?;
+        if writes.iter().any(|w| w.route.destination == cidr) {
+            return None;
+        }
+        writes.push(RouteWrite {
+            route: Route {
+                destination: cidr,
+                next_hop: None,
+                id: String::new(),
+                pinned: None,
+            },
+            next_hop: own.to_string(),
+            conditional: false,
+        });
+    }
+    let name = table.name();
+    let results = table.write_all(&writes);
+    let ms = started.elapsed().as_millis();
+    let outcomes = work.nodes.iter().zip(&writes).zip(results);
+    let outcomes = outcomes.map(|((node, w), result)| {
+        let (index, dest) = (node.index.get(), &w.route.destination);
+        match result {
+            Ok(()) => {
+                log.wrote(
+                    index,
+                    &format!(
+                        "Set route {dest} in {name} -> {} (not read first)",
+                        w.next_hop
+                    ),
+                );
+                let message = format!("{dest} in {name} now via {}, {ms} ms", w.next_hop);
+                NodeOutcome::new(index, Status::Ok, message, started)
+            }
+            Err(e) => {
+                log.line(index, &format!("Error writing route {dest}: {e}"));
+                NodeOutcome::new(index, Status::Failed, e.to_string(), started)
+            }
+        }
+    });
+    Some(outcomes.collect())
 }
 
 /// What the node's log says of the table: its own route, or every route when it acts on all.

@@ -1,5 +1,6 @@
-//! Credentials shared by every handler process: AWS role credentials and IMDSv2 session tokens,
-//! Azure tokens per tenant, app and resource, GCP access tokens.
+//! Credentials shared by every handler process: AWS role credentials and IMDSv2 session tokens
+//! (or the IMDSv1 fallback that stands for a token that never came), Azure tokens per tenant,
+//! app and resource, GCP access tokens.
 //!
 //! Each `ha_event_handler` is a new process, so a cache in memory would make every event pay the
 //! metadata or login round trips again before its first API call. Instead each credential is one
@@ -8,7 +9,8 @@
 //! ```text
 //! <HaDir::credential_cache()>/            owner-only directory (0700), on tmpfs beside replies/
 //! ├── aws-imds-token-<hash>                owner-only files (0600), written atomically:
-//! ├── aws-role-<hash>                      {"value":"…","use_until_ms":1795000000000}
+//! ├── aws-imds-v1-<hash>                   {"value":"…","use_until_ms":1795000000000}
+//! ├── aws-role-<hash>                      (aws-imds-v1: no token came, IMDSv1 is used)
 //! ├── azure-token-<hash>
 //! └── gcp-token-<hash>
 //! ```

@@ -1,11 +1,13 @@
 //! `ha_api -c status [--json]`: the whole service in one answer — the server, its queue, its
-//! counters, every node with its last event and last dry run, and the cached credentials.
+//! counters, every node with its last event and last dry run, the cached credentials, the AWS
+//! metadata version they say is in use, and the certificate roots of each cloud.
 //!
 //! The server answers it from its poll loop (only the loop sees the event manager's queue);
 //! the client renders text for people or, with `--json`, one object for scripts:
 //!
 //! ```text
-//! {"server":  {"pid","version","uptimeSeconds","cloud","haDir","protocolVersion"},
+//! {"server":  {"pid","version","uptimeSeconds","cloud","haDir","protocolVersion",
+//!              "awsMetadata": "IMDSv2"|"IMDSv1"|null, "roots": {"aws","azure","gcp"}},
 //!  "queue":   {"running","waiting","jobs":[{"table","action","nodes","state","ageSeconds"}]},
 //!  "counters":{"badFrames","lateRequestsDropped","eventsRun","eventsFailed","dryRuns"},
 //!  "nodes":   [{"index","provider","mode","table","route",<parameters>,"lastEvent","lastCheck"}],
@@ -72,6 +74,7 @@ pub fn apply(state: &State, jobs: &[JobView]) -> Response {
         dry_runs: state.dry_runs,
         nodes,
         credentials,
+        roots: roots(),
         now_unix: crate::timestamp::unix_secs(now),
     };
     let mut response = if failed.is_empty() {
@@ -87,6 +90,34 @@ pub fn apply(state: &State, jobs: &[JobView]) -> Response {
     };
     response.service = Some(Box::new(view));
     response
+}
+
+/// The roots each cloud's client uses in this (the server's) environment.
+fn roots() -> Vec<(String, String)> {
+    use crate::cloud::http::{system_roots::Roots, Service};
+    let env = |name: &str| std::env::var(name).ok();
+    [
+        ("AWS", Service::Aws),
+        ("Azure", Service::Azure),
+        ("GCP", Service::Gcp),
+    ]
+    .into_iter()
+    .map(|(cloud, service)| (cloud.to_string(), Roots::of(service, &env).to_string()))
+    .collect()
+}
+
+/// The AWS metadata version the cached credentials say is in use: `IMDSv1` while the fallback
+/// is remembered (the token reply did not come), `IMDSv2` while a token is; else none.
+fn aws_metadata(credentials: &[CredentialView]) -> Option<&'static str> {
+    use crate::cloud::aws::auth::IMDS_V1_KIND;
+    let has = |kind: &str| credentials.iter().any(|c| c.kind == kind);
+    if has(IMDS_V1_KIND) {
+        Some("IMDSv1")
+    } else if has("aws-imds-token") {
+        Some("IMDSv2")
+    } else {
+        None
+    }
 }
 
 /// The `--json` form: one object, alone on stdout.
@@ -108,6 +139,11 @@ pub fn render_json(response: &Response) -> String {
             })
         })
         .collect();
+    let roots: serde_json::Map<String, Json> = view
+        .roots
+        .iter()
+        .map(|(cloud, roots)| (cloud.to_ascii_lowercase(), roots.as_str().into()))
+        .collect();
     let doc = json!({
         "server": {
             "pid": view.pid,
@@ -116,6 +152,8 @@ pub fn render_json(response: &Response) -> String {
             "cloud": view.cloud,
             "haDir": view.ha_dir,
             "protocolVersion": view.protocol_version,
+            "awsMetadata": aws_metadata(&view.credentials),
+            "roots": roots,
         },
         "queue": {"running": running, "waiting": view.jobs.len() - running, "jobs": jobs},
         "counters": {
@@ -220,6 +258,17 @@ pub fn render_text(response: &Response) -> String {
             ));
         }
     }
+    match aws_metadata(&v.credentials) {
+        Some("IMDSv1") => out.push_str(
+            "metadata     AWS IMDSv1 (no IMDSv2 token: its reply did not come or was refused)\n",
+        ),
+        Some(version) => out.push_str(&format!("metadata     AWS {version}\n")),
+        None => {}
+    }
+    out.push_str("trust roots\n");
+    for (cloud, roots) in &v.roots {
+        out.push_str(&format!("    {cloud} {roots}\n"));
+    }
     out
 }
 
@@ -238,6 +287,28 @@ pub fn main(dir: &crate::paths::HaDir, json: bool) -> std::process::ExitCode {
 mod tests {
     use super::*;
     use crate::cmd::show_node::last_json;
+
+    #[test]
+    fn the_metadata_version_is_the_one_the_cache_holds() {
+        let creds = |kinds: &[&str]| -> Vec<CredentialView> {
+            kinds
+                .iter()
+                .map(|k| CredentialView {
+                    kind: k.to_string(),
+                    expires_in_secs: 60,
+                })
+                .collect()
+        };
+        assert_eq!(aws_metadata(&creds(&["aws-role"])), None);
+        assert_eq!(
+            aws_metadata(&creds(&["aws-imds-token", "aws-role"])),
+            Some("IMDSv2")
+        );
+        assert_eq!(
+            aws_metadata(&creds(&["aws-imds-v1", "aws-role"])),
+            Some("IMDSv1")
+        );
+    }
 
     #[test]
     fn durations_read_as_people_say_them() {

@@ -20,6 +20,23 @@
 //! few hours. A `401` from the metadata service means the token expired early (the instance was
 //! stopped, the service restarted): the token is dropped and fetched again, once.
 //!
+//! **One hop away.** Guestshell is one routed hop behind IOS, and AWS sends the reply to the
+//! token `PUT` with IP TTL = the instance's `HttpPutResponseHopLimit`, 1 by default: the reply
+//! dies at the router. As botocore, the `PUT` waits [`IMDS_TOKEN_TIMEOUT`]
+//! (`AWS_METADATA_SERVICE_TIMEOUT`, tried `AWS_METADATA_SERVICE_NUM_ATTEMPTS` times) and, on a
+//! timeout or a 403/404/405, reads metadata without a token (IMDSv1) unless
+//! `AWS_EC2_METADATA_V1_DISABLED=true`:
+//!
+//! ```text
+//! PUT <imds>/latest/api/token        -- no reply within 1 s (TTL 1 ran out at IOS)
+//! GET <imds>/latest/meta-data/iam/security-credentials/        (no token header)
+//!   -> 200: used; remembered as aws-imds-v1-<hash> for the token TTL, so later handlers do not
+//!           wait for the token again
+//!   -> 401: the instance requires IMDSv2 (HttpTokens=required): the fallback is forgotten and
+//!           the error names the hop limit and `aws ec2 modify-instance-metadata-options
+//!           --instance-id <id> --http-put-response-hop-limit 2`
+//! ```
+//!
 //! No secret leaves this module except into the signer: [`Credentials`]' `Debug` masks them and
 //! no error message quotes a response body.
 
@@ -99,12 +116,52 @@ pub struct ImdsConfig {
     pub endpoint: String,
     /// The TTL asked for each session token (IMDS accepts 1 s to 6 h).
     pub token_ttl: Duration,
+    /// How long the token `PUT` waits for its reply before IMDSv1 is used
+    /// (`AWS_METADATA_SERVICE_TIMEOUT`, seconds, as botocore reads it; 1 s).
+    pub timeout: Duration,
+    /// Tries of each metadata request (`AWS_METADATA_SERVICE_NUM_ATTEMPTS`); `None`: one for
+    /// the token, as botocore, and [`IMDS_TRIES`] for the reads.
+    pub attempts: Option<u32>,
+    /// `AWS_EC2_METADATA_V1_DISABLED=true`: no IMDSv1 fallback.
+    pub v1_disabled: bool,
+}
+
+impl ImdsConfig {
+    /// The metadata service at `endpoint`, with botocore's defaults.
+    pub fn new(endpoint: &str) -> ImdsConfig {
+        ImdsConfig {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            token_ttl: IMDS_TOKEN_TTL,
+            timeout: IMDS_TOKEN_TIMEOUT,
+            attempts: None,
+            v1_disabled: false,
+        }
+    }
+
+    /// [`ImdsConfig::new`] with the variables botocore reads from `var`.
+    fn from_vars(endpoint: &str, var: &dyn Fn(&str) -> Option<String>) -> ImdsConfig {
+        let timeout = var("AWS_METADATA_SERVICE_TIMEOUT")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(IMDS_TOKEN_TIMEOUT, Duration::from_secs_f64);
+        ImdsConfig {
+            timeout,
+            attempts: var("AWS_METADATA_SERVICE_NUM_ATTEMPTS")
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .filter(|n| *n > 0),
+            v1_disabled: var("AWS_EC2_METADATA_V1_DISABLED")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            ..ImdsConfig::new(endpoint)
+        }
+    }
 }
 
 /// The metadata service's address on every EC2 instance.
 pub const IMDS_DEFAULT: &str = "http://169.254.169.254";
 /// Tokens are asked for the longest TTL IMDS grants.
 pub const IMDS_TOKEN_TTL: Duration = Duration::from_secs(21_600);
+/// How long the token `PUT` waits for its reply, as botocore (`AWS_METADATA_SERVICE_TIMEOUT`).
+pub const IMDS_TOKEN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Role credentials are renewed this long before they expire.
 const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 /// The metadata service's address when `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`.
@@ -154,9 +211,9 @@ impl CredentialSources {
         } else {
             IMDS_DEFAULT
         };
-        let imds = (!imds_disabled).then(|| ImdsConfig {
-            endpoint: http::endpoint(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], default),
-            token_ttl: IMDS_TOKEN_TTL,
+        let imds = (!imds_disabled).then(|| {
+            let endpoint = http::endpoint(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], default);
+            ImdsConfig::from_vars(&endpoint, &var)
         });
         CredentialSources {
             static_keys,
@@ -259,19 +316,105 @@ fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 
 /// Why a metadata request failed.
 enum ImdsError {
-    /// The token was refused (expired or revoked): fetch a new one and try again.
+    /// The token was refused (expired or revoked), or an IMDSv1 fallback another handler
+    /// remembered no longer works: fetch a new token and try again.
     Unauthorized,
+    /// The token request failed as `Fallback` says, and the IMDSv1 read that followed was
+    /// refused (401: the instance requires IMDSv2, `HttpTokens=required`).
+    V1Refused(Fallback),
     Other(String),
 }
 
-impl fmt::Display for ImdsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ImdsError {
+    fn to_message(&self, config: &ImdsConfig) -> String {
         match self {
             ImdsError::Unauthorized => {
-                f.write_str("the metadata service refused a fresh session token (401)")
+                "the metadata service refused a fresh session token (401)".to_string()
             }
-            ImdsError::Other(m) => f.write_str(m),
+            ImdsError::V1Refused(fallback) => fallback.no_token(
+                config,
+                "the instance refuses IMDSv1 (HttpTokens=required: the token-less request got 401)",
+            ),
+            ImdsError::Other(m) => m.clone(),
         }
+    }
+}
+
+/// How this event reads metadata: with an IMDSv2 session token, or without one (IMDSv1), as
+/// botocore does when the token request times out or is refused.
+enum Session {
+    V2(String),
+    /// `cached`: another handler fell back and remembered it; a 401 means that is over.
+    V1 {
+        fallback: Fallback,
+        cached: bool,
+    },
+}
+
+/// Why IMDSv1 is used: how the token request failed. Kept in the cache (`aws-imds-v1`) for as
+/// long as a token would have lived, so later handlers do not wait for the token again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fallback {
+    /// No reply within the token timeout: on a router, the reply's IP TTL (the instance's
+    /// `HttpPutResponseHopLimit`, 1 by default) ran out at IOS, one hop before guestshell.
+    timed_out: bool,
+    /// The token request's failure as it was seen (`timeout: global`, `HTTP 403`).
+    why: String,
+    /// The token timeout in force, for messages.
+    timeout_ms: u64,
+}
+
+impl Fallback {
+    /// The message when no token came and IMDSv1 cannot be used (`v1`: why not), naming the
+    /// cause and the fix.
+    fn no_token(&self, config: &ImdsConfig, v1: &str) -> String {
+        let put = format!("PUT {}/latest/api/token", config.endpoint);
+        if self.timed_out {
+            format!(
+                "the reply to the IMDSv2 token request ({put}) did not arrive within {} and {v1}: \
+                 the instance's metadata hop limit (HttpPutResponseHopLimit) is probably 1 while \
+                 guestshell is one hop behind the router; raise it: {HOP_LIMIT_FIX}",
+                seconds(self.timeout_ms)
+            )
+        } else {
+            format!(
+                "the IMDSv2 token request ({put}) was refused ({}) and {v1}: check the \
+                 instance's metadata options (aws ec2 describe-instances --query \
+                 'Reservations[].Instances[].MetadataOptions')",
+                self.why
+            )
+        }
+    }
+}
+
+/// The command that lets the token reply reach guestshell, one hop behind IOS.
+pub const HOP_LIMIT_FIX: &str = "aws ec2 modify-instance-metadata-options --instance-id <id> \
+     --http-put-response-hop-limit 2";
+
+/// `1 s`, `1.5 s`.
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{} s", ms as f64 / 1000.0)
+    }
+}
+
+impl CredentialSources {
+    /// Why metadata is read with IMDSv1 now, if it is because the token reply never came (the
+    /// hop limit): a warning for dry runs and the check job, with the fix. `None` on IMDSv2.
+    pub fn imds_v1_warning(&self) -> Option<String> {
+        let imds = self.imds.as_ref()?;
+        let fallback = remembered_fallback(imds, &self.cache)?;
+        fallback.timed_out.then(|| {
+            format!(
+                "instance metadata read with IMDSv1: the reply to the IMDSv2 token request did \
+                 not arrive within {} (the instance's metadata hop limit is probably 1 while \
+                 guestshell is one hop behind the router); to use IMDSv2: {HOP_LIMIT_FIX}",
+                seconds(fallback.timeout_ms)
+            )
+        })
     }
 }
 
@@ -295,7 +438,7 @@ fn from_imds(
         }
         other => other,
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_message(config))?;
     if let Some(until) = until {
         cache.put(&key, &encode(&keys), until);
     }
@@ -308,6 +451,19 @@ fn role_key(config: &ImdsConfig) -> CacheKey {
 
 fn token_key(config: &ImdsConfig) -> CacheKey {
     CacheKey::new("aws-imds-token", &[&config.endpoint])
+}
+
+/// Where the IMDSv1 fallback is remembered (its kind is what `ha_api -c status` shows).
+fn v1_key(config: &ImdsConfig) -> CacheKey {
+    CacheKey::new(IMDS_V1_KIND, &[&config.endpoint])
+}
+
+/// The cache kind that says metadata is read with IMDSv1.
+pub const IMDS_V1_KIND: &str = "aws-imds-v1";
+
+fn remembered_fallback(config: &ImdsConfig, cache: &TokenCache) -> Option<Fallback> {
+    let (value, _) = cache.get(&v1_key(config))?;
+    serde_json::from_str(value.expose()).ok()
 }
 
 /// Role credentials as the cache keeps them: the metadata service's own field names.
@@ -339,16 +495,17 @@ fn fetch_role_credentials(
     deadline: Instant,
     fresh_token: bool,
 ) -> Result<(Credentials, Option<SystemTime>), ImdsError> {
-    let token = session_token(agent, config, cache, deadline, fresh_token)?;
+    let session = session(agent, config, cache, deadline, fresh_token)?;
     const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
-    let roles = imds_get(agent, config, &token, ROLES, deadline)?;
+    let roles = imds_get(agent, config, cache, &session, ROLES, deadline)?;
     let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
         return Err(ImdsError::Other(format!(
             "{}{ROLES} lists no IAM role: attach one to the instance",
             config.endpoint
         )));
     };
-    let body = imds_get(agent, config, &token, &format!("{ROLES}{role}"), deadline)?;
+    let path = format!("{ROLES}{role}");
+    let body = imds_get(agent, config, cache, &session, &path, deadline)?;
     parse_role_credentials(&body, role).map_err(ImdsError::Other)
 }
 
@@ -403,18 +560,31 @@ fn parse_role_credentials(
     Ok((keys, until))
 }
 
-/// The cached session token, or a new one from `PUT /latest/api/token`.
-fn session_token(
+/// How long a token (or the fallback that stands for one) is used: a minute less than its TTL,
+/// or half the TTL if shorter.
+fn use_until(started: SystemTime, ttl: Duration) -> SystemTime {
+    started + ttl - (ttl / 2).min(Duration::from_secs(60))
+}
+
+/// The cached session token or IMDSv1 fallback, else a new token from `PUT /latest/api/token`
+/// (waiting [`ImdsConfig::timeout`] for it), else IMDSv1 where botocore would fall back.
+fn session(
     agent: &Client,
     config: &ImdsConfig,
     cache: &TokenCache,
     deadline: Instant,
     fresh: bool,
-) -> Result<String, ImdsError> {
+) -> Result<Session, ImdsError> {
     let key = token_key(config);
     if !fresh {
         if let Some((token, _)) = cache.get(&key) {
-            return Ok(token.expose().to_string());
+            return Ok(Session::V2(token.expose().to_string()));
+        }
+        if let Some(fallback) = remembered_fallback(config, cache).filter(|_| !config.v1_disabled) {
+            return Ok(Session::V1 {
+                fallback,
+                cached: true,
+            });
         }
     }
     let ttl = config
@@ -425,34 +595,88 @@ fn session_token(
     let started = SystemTime::now();
     let request = Request::new(Method::Put, &url)
         .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
-        .body(Vec::new());
-    let token = imds_request(agent, config, "/latest/api/token", request, deadline)?;
-    let token = token.trim().to_string();
-    if token.is_empty() {
-        return Err(ImdsError::Other(format!(
-            "{url} answered an empty session token"
+        .body(Vec::new())
+        .timeout(config.timeout)
+        .tries(config.attempts.unwrap_or(1));
+    let where_ = format!("instance metadata {url}");
+    let fallback = |timed_out: bool, why: String| Fallback {
+        timed_out,
+        why,
+        timeout_ms: config.timeout.as_millis() as u64,
+    };
+    let fallback = match agent.send(&request, deadline) {
+        Ok(reply) if reply.status == 200 => {
+            let token = reply.body.trim().to_string();
+            if token.is_empty() {
+                return Err(ImdsError::Other(format!(
+                    "{url} answered an empty session token"
+                )));
+            }
+            let until = use_until(started, Duration::from_secs(ttl));
+            cache.put(&key, &Secret::new(token.clone()), until);
+            cache.forget(&v1_key(config));
+            return Ok(Session::V2(token));
+        }
+        // botocore's rule: these mean "no IMDSv2 here", not "broken".
+        Ok(reply) if matches!(reply.status, 403..=405) => {
+            fallback(false, format!("HTTP {}", reply.status))
+        }
+        Ok(reply) => return Err(ImdsError::Other(format!("{where_}: HTTP {}", reply.status))),
+        Err(e) if e.timed_out => fallback(true, e.to_string()),
+        Err(e) => return Err(ImdsError::Other(format!("{where_}: {e}"))),
+    };
+    if config.v1_disabled {
+        return Err(ImdsError::Other(fallback.no_token(
+            config,
+            "IMDSv1 is disabled here (AWS_EC2_METADATA_V1_DISABLED=true)",
         )));
     }
-    // Renew a little before IMDS would refuse it: a minute early, or half the TTL if shorter.
-    let ttl = Duration::from_secs(ttl);
-    let until = started + ttl - (ttl / 2).min(Duration::from_secs(60));
-    cache.put(&key, &Secret::new(token.clone()), until);
-    Ok(token)
+    log::warn!(
+        "instance metadata at {}: no IMDSv2 token ({}): reading it with IMDSv1",
+        config.endpoint,
+        fallback.why
+    );
+    let value = serde_json::to_string(&fallback).unwrap_or_default();
+    let until = use_until(started, Duration::from_secs(ttl));
+    cache.put(&v1_key(config), &Secret::new(value), until);
+    Ok(Session::V1 {
+        fallback,
+        cached: false,
+    })
 }
 
+/// One metadata read with `session`'s token, or none (IMDSv1). A 401 on a token-less read
+/// forgets the fallback: the instance requires IMDSv2 now.
 fn imds_get(
     agent: &Client,
     config: &ImdsConfig,
-    token: &str,
+    cache: &TokenCache,
+    session: &Session,
     path: &str,
     deadline: Instant,
 ) -> Result<String, ImdsError> {
     let url = format!("{}{path}", config.endpoint);
-    let request = Request::get(&url).secret_header("X-aws-ec2-metadata-token", token);
-    imds_request(agent, config, path, request, deadline)
+    let request = match session {
+        Session::V2(token) => Request::get(&url).secret_header("X-aws-ec2-metadata-token", token),
+        Session::V1 { .. } => Request::get(&url),
+    };
+    match (
+        imds_request(agent, config, path, request, deadline),
+        session,
+    ) {
+        (Err(ImdsError::Unauthorized), Session::V1 { fallback, cached }) => {
+            cache.forget(&v1_key(config));
+            Err(if *cached {
+                ImdsError::Unauthorized
+            } else {
+                ImdsError::V1Refused(fallback.clone())
+            })
+        }
+        (result, _) => result,
+    }
 }
 
-/// One metadata request, tried up to [`IMDS_TRIES`] times on connection errors and 5xx.
+/// One metadata read, tried [`ImdsConfig::attempts`] times on connection errors and 5xx.
 fn imds_request(
     agent: &Client,
     config: &ImdsConfig,
@@ -461,7 +685,7 @@ fn imds_request(
     deadline: Instant,
 ) -> Result<String, ImdsError> {
     let where_ = format!("instance metadata {}{path}", config.endpoint);
-    let request = request.tries(IMDS_TRIES);
+    let request = request.tries(config.attempts.unwrap_or(IMDS_TRIES));
     let reply = agent
         .send(&request, deadline)
         .map_err(|e| ImdsError::Other(format!("{where_}: {e}")))?;
@@ -534,6 +758,52 @@ mod tests {
         assert_eq!(
             from_file(&dir.path().join("none"), "default", false),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn metadata_variables_are_read_as_botocore_reads_them() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let config = ImdsConfig::from_vars("http://imds/", &vars(&[]));
+        assert_eq!(config.endpoint, "http://imds");
+        assert_eq!(
+            (config.timeout, config.attempts, config.v1_disabled),
+            (Duration::from_secs(1), None, false)
+        );
+        let config = ImdsConfig::from_vars(
+            "http://imds",
+            &vars(&[
+                ("AWS_METADATA_SERVICE_TIMEOUT", "2.5"),
+                ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "3"),
+                ("AWS_EC2_METADATA_V1_DISABLED", "TRUE"),
+            ]),
+        );
+        assert_eq!(
+            (config.timeout, config.attempts, config.v1_disabled),
+            (Duration::from_millis(2500), Some(3), true)
+        );
+        let config = ImdsConfig::from_vars(
+            "http://imds",
+            &vars(&[
+                ("AWS_METADATA_SERVICE_TIMEOUT", "-1"),
+                ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "0"),
+                ("AWS_EC2_METADATA_V1_DISABLED", "false"),
+            ]),
+        );
+        assert_eq!(
+            (config.timeout, config.attempts, config.v1_disabled),
+            (IMDS_TOKEN_TIMEOUT, None, false)
+        );
+        assert_eq!(
+            (seconds(1000), seconds(1500)),
+            ("1 s".into(), "1.5 s".into())
         );
     }
 

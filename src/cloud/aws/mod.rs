@@ -2,7 +2,10 @@
 //!
 //! A node names its table, region and own network interface: `-t rtb-… -rg us-east-1 -n eni-…`.
 //! An event reads the table once (`DescribeRouteTables`) and moves routes with `ReplaceRoute`
-//! (`NetworkInterfaceId`, and `DestinationCidrBlock` or `DestinationIpv6CidrBlock`). Only routes
+//! (`NetworkInterfaceId`, and `DestinationCidrBlock` or `DestinationIpv6CidrBlock`) — except a
+//! peerFail of nodes with a route (`-r`): `ReplaceRoute` is idempotent and its answer is the
+//! confirmation, so it is sent at once, without the read (one round trip; a route that is not
+//! there is EC2's `InvalidRoute.NotFound`). Only routes
 //! that point at a network interface can move: the local route, gateways, NAT and peering routes
 //! have no next hop here ([`Route::next_hop`] is `None`), so the generic engine never touches
 //! them (AWS would refuse anyway).
@@ -31,7 +34,8 @@ use super::{run_table, CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 use crate::paths::HaDir;
-use crate::work::{NodeOutcome, Work};
+use crate::protocol::Status;
+use crate::work::{Action, NodeOutcome, Work};
 
 /// What the AWS provider takes from the environment.
 #[derive(Debug, Clone, Default)]
@@ -87,7 +91,22 @@ pub fn run_with(
     log: &mut EventLog,
     config: &AwsConfig,
 ) -> Vec<NodeOutcome> {
-    run_table(Ec2Table::open(work, deadline, config), work, log)
+    let opened = Ec2Table::open(work, deadline, config);
+    let on_role = opened.as_ref().is_ok_and(|table| table.role.is_some());
+    let mut outcomes = run_table(opened, work, log);
+    let checking = matches!(work.action, Action::DryRun(_) | Action::Check);
+    if let Some(warning) = config
+        .credentials
+        .imds_v1_warning()
+        .filter(|_| on_role && checking)
+    {
+        for outcome in &mut outcomes {
+            log.line(outcome.index, &format!("Warning: {warning}"));
+            outcome.outcome = outcome.outcome.max(Status::Warning);
+            outcome.message = format!("{}; Warning: {warning}", outcome.message);
+        }
+    }
+    outcomes
 }
 
 /// One VPC route table.
@@ -204,37 +223,32 @@ impl RouteTable for Ec2Table {
         routes.ok_or_else(|| CloudError::TableNotFound(self.table_id.clone()))
     }
 
-    /// The writes go out concurrently, at most `in_flight` at a time, each retried on
-    /// throttling by [`Ec2Client::call`]; results come back in the order of `writes`.
+    /// The writes go out concurrently ([`Ec2Table::replace_all`]).
     ///
     /// `ReplaceRoute` has no condition (no etag, no expected next hop), so a conditional write
     /// (`verify`) is sent like any other: on one router the server runs one handler per route
     /// table at a time, and that order is the guarantee that `verify` never undoes a `peerFail`.
+    ///
+    /// Role credentials EC2 refuses on a write that was the event's first call (a peerFail sent
+    /// unread) are fetched again once, and the writes sent again (`ReplaceRoute` is idempotent).
     fn write_all(&mut self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
-        let table = &*self;
-        let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<Result<(), CloudError>>>> =
-            writes.iter().map(|_| Mutex::new(None)).collect();
-        let work = || loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(w) = writes.get(i) else { break };
-            let result = table.replace_route(&w.route, &w.next_hop);
-            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-        };
-        std::thread::scope(|scope| {
-            for _ in 1..self.in_flight.min(writes.len()) {
-                scope.spawn(work);
-            }
-            work();
-        });
-        slots
-            .into_iter()
-            .map(|slot| {
-                slot.into_inner()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .unwrap_or_else(|| Err(CloudError::Local("write not attempted".into())))
-            })
-            .collect()
+        let results = self.replace_all(writes);
+        let refused = results.iter().any(
+            |r| matches!(r, Err(CloudError::Api { code, .. }) if REFUSED.contains(&code.as_str())),
+        );
+        if !refused {
+            return results;
+        }
+        match self.refresh_role() {
+            Ok(true) => self.replace_all(writes),
+            Ok(false) => results,
+            Err(e) => writes.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    /// A peerFail of nodes with a route needs no read: see [`RouteTable::writes_unread`].
+    fn writes_unread(&self) -> bool {
+        true
     }
 
     /// The first write sent as `ReplaceRoute` with `DryRun=true`: EC2 checks the caller's IAM
@@ -267,6 +281,35 @@ impl RouteTable for Ec2Table {
 }
 
 impl Ec2Table {
+    /// The writes sent concurrently, at most `in_flight` at a time, each retried on throttling
+    /// by [`Ec2Client::call`]; results come back in the order of `writes`.
+    fn replace_all(&self, writes: &[RouteWrite]) -> Vec<Result<(), CloudError>> {
+        let table = self;
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Result<(), CloudError>>>> =
+            writes.iter().map(|_| Mutex::new(None)).collect();
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(w) = writes.get(i) else { break };
+            let result = table.replace_route(&w.route, &w.next_hop);
+            *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        };
+        std::thread::scope(|scope| {
+            for _ in 1..self.in_flight.min(writes.len()) {
+                scope.spawn(work);
+            }
+            work();
+        });
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or_else(|| Err(CloudError::Local("write not attempted".into())))
+            })
+            .collect()
+    }
+
     fn replace_route(&self, route: &Route, next_hop: &str) -> Result<(), CloudError> {
         self.replace_route_with(route, next_hop, &[])
     }

@@ -8,7 +8,8 @@
 
 use std::io;
 
-use super::trust::{self, Bundle};
+use super::system_roots::Roots;
+use super::trust;
 use super::{SendError, Service};
 
 /// One try's failure.
@@ -16,6 +17,8 @@ use super::{SendError, Service};
 pub struct Failure {
     pub cause: String,
     pub permanent: bool,
+    /// No answer came within the request's timeout (connect or whole request).
+    pub timed_out: bool,
 }
 
 impl Failure {
@@ -23,6 +26,7 @@ impl Failure {
         Failure {
             cause: cause.into(),
             permanent: false,
+            timed_out: false,
         }
     }
 
@@ -30,6 +34,7 @@ impl Failure {
         Failure {
             cause,
             permanent: true,
+            timed_out: false,
         }
     }
 
@@ -39,19 +44,15 @@ impl Failure {
             cause: self.cause,
             tries,
             permanent: self.permanent,
+            timed_out: self.timed_out,
         }
     }
 
     /// `error` from a request to `host` for `service`, whose certificates were checked against
-    /// `bundle` (`None`: the built-in roots).
-    pub fn of(
-        error: &ureq::Error,
-        host: &str,
-        service: Service,
-        bundle: Option<&Bundle>,
-    ) -> Failure {
+    /// `roots`.
+    pub fn of(error: &ureq::Error, host: &str, service: Service, roots: &Roots) -> Failure {
         if let Some(tls) = rustls_error(error) {
-            return Failure::permanent(tls_message(tls, host, service, bundle));
+            return Failure::permanent(tls_message(tls, host, service, roots));
         }
         match error {
             ureq::Error::HostNotFound => Failure::permanent(unknown_host(host, "no address")),
@@ -67,6 +68,10 @@ impl Failure {
                 Failure::permanent(format!("{host}: {error}"))
             }
             ureq::Error::Tls(why) => Failure::permanent(format!("TLS to {host}: {why}")),
+            ureq::Error::Timeout(_) => Failure {
+                timed_out: true,
+                ..Failure::transient(error.to_string())
+            },
             _ => Failure::transient(error.to_string()),
         }
     }
@@ -97,18 +102,11 @@ fn unknown_host(host: &str, detail: &str) -> String {
 }
 
 /// `TLS: the certificate of <host> is not trusted (UnknownIssuer); …`, with the fix.
-fn tls_message(
-    error: &rustls::Error,
-    host: &str,
-    service: Service,
-    bundle: Option<&Bundle>,
-) -> String {
+fn tls_message(error: &rustls::Error, host: &str, service: Service, checked: &Roots) -> String {
     use rustls::CertificateError as C;
     let set = trust::fix_variables(service);
-    let roots = match bundle {
-        Some(bundle) => format!(" (checked against {bundle})"),
-        None => " (checked against the built-in Mozilla roots)".to_string(),
-    };
+    let bundle = checked.bundle();
+    let roots = format!(" (checked against {checked})");
     let rustls::Error::InvalidCertificate(problem) = error else {
         return format!("TLS: the handshake with {host} failed ({error})");
     };
@@ -169,7 +167,12 @@ mod tests {
     }
 
     fn aws(error: ureq::Error) -> Failure {
-        Failure::of(&error, "ec2.us-east-1.amazonaws.com", Service::Aws, None)
+        Failure::of(
+            &error,
+            "ec2.us-east-1.amazonaws.com",
+            Service::Aws,
+            &Roots::BuiltIn,
+        )
     }
 
     #[test]
@@ -184,7 +187,7 @@ mod tests {
                     .into()
             )
         );
-        let bundle = Bundle {
+        let bundle = trust::Bundle {
             variable: "REQUESTS_CA_BUNDLE",
             path: "/etc/site-ca.pem".into(),
         };
@@ -193,7 +196,7 @@ mod tests {
             &error,
             "management.azure.com",
             Service::Azure,
-            Some(&bundle),
+            &Roots::Named(bundle),
         );
         assert!(failure.permanent);
         assert!(
@@ -260,7 +263,9 @@ mod tests {
             let failure = aws(ureq::Error::Io(io::Error::from(kind)));
             assert!(!failure.permanent, "{kind:?}");
         }
-        assert!(!aws(ureq::Error::Timeout(ureq::Timeout::Connect)).permanent);
+        let timeout = aws(ureq::Error::Timeout(ureq::Timeout::Global));
+        assert!(!timeout.permanent && timeout.timed_out);
+        assert!(!aws(ureq::Error::ConnectionFailed).timed_out);
         assert!(!aws(ureq::Error::ConnectionFailed).permanent);
     }
 }

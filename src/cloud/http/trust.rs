@@ -5,7 +5,8 @@
 //! for AWS (boto3, the AWS CLI) or `REQUESTS_CA_BUNDLE` for Azure and GCP (the original's
 //! `requests`), then OpenSSL's `SSL_CERT_FILE` and `SSL_CERT_DIR`. The first that is set and not
 //! empty is used *in place of* the built-in roots, as those tools use it: a site behind a
-//! TLS-inspecting proxy names its proxy's CA, and nothing else is trusted.
+//! TLS-inspecting proxy names its proxy's CA, and nothing else is trusted. Where none is named,
+//! the system's own bundle is trusted beside the built-in roots ([`super::system_roots`]).
 //!
 //! A bundle that is named but cannot be used is the user's to fix, not the network's: the
 //! client reports it on every request, at once ([`super::Client::send`]).

@@ -1,4 +1,5 @@
-//! Loopback fakes for what moto cannot show: a metadata service (IMDSv2) that hands out role
+//! Loopback fakes for what moto cannot show: a metadata service (IMDSv2; IMDSv1 and a token
+//! reply that never comes on demand) that hands out role
 //! credentials and can revoke its tokens, and an EC2 endpoint that throttles on demand and
 //! records who called it with which key.
 
@@ -220,6 +221,18 @@ fn answer(state: &mut Ec2State, params: &BTreeMap<String, String>) -> (u16, Stri
     }
 }
 
+/// How the fake answers the IMDSv2 token `PUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenReply {
+    /// A token, as every instance does where the reply can reach the caller.
+    #[default]
+    Answer,
+    /// No reply ever (held until the fake is dropped): the reply died one hop too far.
+    Never,
+    /// This HTTP status (403: IMDSv2 turned off; 404/405: an older or proxied service).
+    Status(u16),
+}
+
 #[derive(Default)]
 struct ImdsState {
     issued: u32,
@@ -231,9 +244,16 @@ struct ImdsState {
     expiration: String,
     /// Without a role, the role list answers 404.
     role: Option<String>,
+    token_reply: TokenReply,
+    token_requests: u32,
+    /// Token-less reads are answered (IMDSv1, `HttpTokens=optional`); else 401.
+    v1: bool,
+    tokenless_requests: u32,
+    /// Token requests never answered.
+    held: Vec<Request>,
 }
 
-/// A fake instance metadata service, IMDSv2 only.
+/// A fake instance metadata service: IMDSv2, and IMDSv1 when allowed.
 pub struct FakeImds {
     state: Arc<Mutex<ImdsState>>,
     _server: Loopback,
@@ -253,37 +273,17 @@ impl FakeImds {
             ..Default::default()
         }));
         let shared = Arc::clone(&state);
-        let server = answering(move |request, _body| {
+        let server = Loopback::bind().serve(move |mut request| {
             let mut state = shared.lock().expect("imds state");
-            let url = request.url().to_string();
-            if request.method().as_str() == "PUT" && url == "/latest/api/token" {
-                let Some(ttl) = header(request, "x-aws-ec2-metadata-token-ttl-seconds") else {
-                    return (400, "missing TTL".into());
-                };
-                state.ttls.push(ttl);
-                state.issued += 1;
-                let token = format!("imds-token-{}", state.issued);
-                state.valid_tokens.push(token.clone());
-                return (200, token);
+            let is_token =
+                request.method().as_str() == "PUT" && request.url() == "/latest/api/token";
+            if is_token && state.token_reply == TokenReply::Never {
+                state.token_requests += 1;
+                state.held.push(request);
+                return;
             }
-            let token = header(request, "x-aws-ec2-metadata-token").unwrap_or_default();
-            if !state.valid_tokens.contains(&token) {
-                return (401, String::new());
-            }
-            const PREFIX: &str = "/latest/meta-data/iam/security-credentials/";
-            match (url.strip_prefix(PREFIX), state.role.clone()) {
-                (Some(""), Some(role)) => (200, role),
-                (Some(asked), Some(role)) if asked == role => {
-                    state.credential_fetches += 1;
-                    let n = state.credential_fetches;
-                    let body = format!(
-                        r#"{{"Code":"Success","LastUpdated":"2026-01-01T00:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAROLEKEY{n:05}","SecretAccessKey":"role-secret-{n}-do-not-leak","Token":"role-session-token-{n}-do-not-leak","Expiration":"{}"}}"#,
-                        state.expiration
-                    );
-                    (200, body)
-                }
-                _ => (404, String::new()),
-            }
+            let (status, text) = imds_answer(&mut state, &mut request);
+            let _ = request.respond(Response::from_string(text).with_status_code(status));
         });
         let endpoint = server.url.clone();
         FakeImds {
@@ -292,6 +292,25 @@ impl FakeImds {
             _server: server,
             endpoint,
         }
+    }
+
+    /// How token requests are answered from now on.
+    pub fn token_reply(&self, reply: TokenReply) {
+        self.state.lock().expect("imds state").token_reply = reply;
+    }
+
+    /// Whether token-less reads (IMDSv1) are answered from now on.
+    pub fn allow_v1(&self, allowed: bool) {
+        self.state.lock().expect("imds state").v1 = allowed;
+    }
+
+    pub fn token_requests(&self) -> u32 {
+        self.state.lock().expect("imds state").token_requests
+    }
+
+    /// Reads that came without a token (IMDSv1), answered or not.
+    pub fn tokenless_requests(&self) -> u32 {
+        self.state.lock().expect("imds state").tokenless_requests
     }
 
     /// Makes every token issued so far invalid, as when the instance restarts.
@@ -317,5 +336,47 @@ impl FakeImds {
 
     pub fn remove_role(&self) {
         self.state.lock().expect("imds state").role = None;
+    }
+}
+
+fn imds_answer(state: &mut ImdsState, request: &mut Request) -> (u16, String) {
+    let url = request.url().to_string();
+    if request.method().as_str() == "PUT" && url == "/latest/api/token" {
+        state.token_requests += 1;
+        if let TokenReply::Status(status) = state.token_reply {
+            return (status, String::new());
+        }
+        let Some(ttl) = header(request, "x-aws-ec2-metadata-token-ttl-seconds") else {
+            return (400, "missing TTL".into());
+        };
+        state.ttls.push(ttl);
+        state.issued += 1;
+        let token = format!("imds-token-{}", state.issued);
+        state.valid_tokens.push(token.clone());
+        return (200, token);
+    }
+    match header(request, "x-aws-ec2-metadata-token") {
+        None => {
+            state.tokenless_requests += 1;
+            if !state.v1 {
+                return (401, String::new());
+            }
+        }
+        Some(token) if !state.valid_tokens.contains(&token) => return (401, String::new()),
+        Some(_) => {}
+    }
+    const PREFIX: &str = "/latest/meta-data/iam/security-credentials/";
+    match (url.strip_prefix(PREFIX), state.role.clone()) {
+        (Some(""), Some(role)) => (200, role),
+        (Some(asked), Some(role)) if asked == role => {
+            state.credential_fetches += 1;
+            let n = state.credential_fetches;
+            let body = format!(
+                r#"{{"Code":"Success","LastUpdated":"2026-01-01T00:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAROLEKEY{n:05}","SecretAccessKey":"role-secret-{n}-do-not-leak","Token":"role-session-token-{n}-do-not-leak","Expiration":"{}"}}"#,
+                state.expiration
+            );
+            (200, body)
+        }
+        _ => (404, String::new()),
     }
 }

@@ -11,10 +11,10 @@ use csr_ha::cloud::aws::{AwsConfig, CredentialSources, Credentials, ImdsConfig};
 use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::event::EventKind;
 use csr_ha::protocol::Status;
-use csr_ha::work::NodeOutcome;
+use csr_ha::work::{Action, NodeOutcome};
 use std::path::Path;
-use std::time::Duration;
-use util::aws_fakes::{FakeEc2, FakeImds};
+use std::time::{Duration, Instant};
+use util::aws_fakes::{FakeEc2, FakeImds, TokenReply};
 use util::aws_moto;
 use util::aws_run::{event, keys_config, node, one, primary_event, setup, ENI_A, ENI_B, RTB};
 
@@ -137,8 +137,8 @@ fn imds_config(ec2: &FakeEc2, imds: &FakeImds, ttl: Duration) -> AwsConfig {
         endpoint: Some(ec2.endpoint.clone()),
         credentials: CredentialSources {
             imds: Some(ImdsConfig {
-                endpoint: imds.endpoint.clone(),
                 token_ttl: ttl,
+                ..ImdsConfig::new(&imds.endpoint)
             }),
             cache: TokenCache::at(imds.cache.path().join("credentials")),
             ..Default::default()
@@ -342,4 +342,132 @@ fn the_shared_credentials_file_and_profile_are_used() {
         Status::Failed,
         "profile [missing] (AWS_PROFILE) not found in",
     );
+}
+
+/// An instance one hop behind the caller: the token `PUT` is never answered (its reply's TTL
+/// ran out), IMDSv1 allowed or not. Credentials expire soon, so every event reads metadata.
+fn one_hop_away(v1: bool) -> Instance {
+    let instance = Instance::start("2000-01-01T00:00:00Z", Duration::from_secs(21_600));
+    instance.imds.token_reply(TokenReply::Never);
+    instance.imds.allow_v1(v1);
+    instance
+}
+
+fn timed(f: impl FnOnce() -> NodeOutcome) -> (NodeOutcome, Duration) {
+    let started = Instant::now();
+    let out = f();
+    (out, started.elapsed())
+}
+
+#[test]
+fn a_token_reply_that_never_comes_falls_back_to_imdsv1_and_later_events_do_not_wait() {
+    let instance = one_hop_away(true);
+    let imds = &instance.imds;
+    let (out, took) = timed(|| instance.verify_ok(1));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(2),
+        "waits the token timeout (1 s) once: {took:?} {out:?}"
+    );
+    assert_eq!(imds.token_requests(), 1, "botocore's default: one try");
+    assert_eq!(
+        imds.tokenless_requests(),
+        2,
+        "role list and credentials via IMDSv1"
+    );
+    // The next handler finds the fallback in the shared cache: no token request, no wait.
+    let (_, took) = timed(|| instance.verify_ok(2));
+    assert!(took < Duration::from_millis(700), "{took:?}");
+    assert_eq!(imds.token_requests(), 1);
+    assert_eq!(imds.tokenless_requests(), 4);
+}
+
+#[test]
+fn no_token_reply_and_imdsv1_refused_names_the_hop_limit_and_its_fix() {
+    let instance = one_hop_away(false);
+    let (out, took) = timed(|| instance.verify(1));
+    util::assert_outcome(&out, Status::Failed);
+    for words in [
+        "did not arrive within 1 s",
+        "HttpTokens=required",
+        "hop limit (HttpPutResponseHopLimit) is probably 1 while guestshell is one hop behind the router",
+        "aws ec2 modify-instance-metadata-options --instance-id <id> --http-put-response-hop-limit 2",
+    ] {
+        util::assert_says(&out, words);
+    }
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(instance.ec2.calls().len(), 0);
+    // Nothing remembered: the next event asks for a token again.
+    instance.verify(2);
+    assert_eq!(instance.imds.token_requests(), 2);
+}
+
+#[test]
+fn imdsv1_disabled_by_the_variable_is_not_used() {
+    let mut instance = one_hop_away(true);
+    if let Some(imds) = instance.config.credentials.imds.as_mut() {
+        imds.v1_disabled = true;
+    }
+    let out = instance.verify(1);
+    util::assert_outcome(&out, Status::Failed);
+    util::assert_says(
+        &out,
+        "IMDSv1 is disabled here (AWS_EC2_METADATA_V1_DISABLED=true)",
+    );
+    util::assert_says(&out, "--http-put-response-hop-limit 2");
+    assert_eq!(instance.imds.tokenless_requests(), 0);
+}
+
+#[test]
+fn a_refused_token_request_falls_back_and_a_401_on_imdsv1_forgets_the_fallback() {
+    let instance = Instance::start("2000-01-01T00:00:00Z", Duration::from_secs(21_600));
+    let imds = &instance.imds;
+    imds.token_reply(TokenReply::Status(403));
+    imds.allow_v1(true);
+    let (_, took) = timed(|| instance.verify_ok(1));
+    assert!(
+        took < Duration::from_millis(700),
+        "a 403 is no wait: {took:?}"
+    );
+    assert_eq!((imds.token_requests(), imds.tokenless_requests()), (1, 2));
+    // The instance now requires IMDSv2 and answers tokens: the remembered fallback is refused,
+    // forgotten, and a token fetched.
+    imds.token_reply(TokenReply::Answer);
+    imds.allow_v1(false);
+    instance.verify_ok(2);
+    assert_eq!((imds.token_requests(), imds.tokens_issued()), (2, 1));
+    instance.verify_ok(3);
+    assert_eq!(
+        imds.token_requests(),
+        2,
+        "the token is cached, not the fallback"
+    );
+}
+
+#[test]
+fn a_dry_run_on_imdsv1_for_want_of_the_token_reply_warns_how_to_fix_it() {
+    let instance = one_hop_away(true);
+    let node = node(1, RTB, ENI_A, None, "primary");
+    let work = util::work(
+        Action::DryRun(EventKind::PeerFail),
+        csr_ha::node::Provider::Aws,
+        instance.dir.path(),
+        vec![node.clone()],
+    );
+    let out = one(util::aws_run::run_with(&work, &instance.config));
+    util::assert_outcome(&out, Status::Warning);
+    util::assert_says(&out, "instance metadata read with IMDSv1");
+    util::assert_says(&out, "--http-put-response-hop-limit 2");
+    let work = util::work(
+        Action::Check,
+        csr_ha::node::Provider::Aws,
+        instance.dir.path(),
+        vec![node],
+    );
+    let out = one(util::aws_run::run_with(&work, &instance.config));
+    util::assert_outcome(&out, Status::Warning);
+    util::assert_says(&out, "instance metadata read with IMDSv1");
+    // With a token, no such warning.
+    let fine = Instance::start("2000-01-01T00:00:00Z", Duration::from_secs(21_600));
+    let out = one(util::aws_run::run_with(&work, &fine.config));
+    assert!(!out.message.contains("IMDSv1"), "{out:?}");
 }

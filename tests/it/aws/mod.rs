@@ -4,4 +4,5 @@ mod credentials;
 mod e2e;
 mod failures;
 mod moto;
+mod netns;
 mod writes;

@@ -23,7 +23,7 @@ fn peer_fail_revert_and_verify_move_one_route() {
 
     let out = one(s.run(EventKind::PeerFail, vec![primary.clone()]));
     util::assert_outcome(&out, Status::Ok);
-    util::assert_starts(&out, &format!("{V4_ROUTE} in {rtb} now via {a} (was {b})"));
+    util::assert_starts(&out, &format!("{V4_ROUTE} in {rtb} now via {a}, "));
     assert_eq!(s.eni_of(V4_ROUTE).as_deref(), Some(a.as_str()));
     assert_eq!(
         s.eni_of(V4_OTHER).as_deref(),
@@ -167,19 +167,37 @@ fn a_missing_route_fails_without_writing() {
             "primary",
         )],
     ));
+    // A peerFail is sent unread: the missing route is EC2's own error (moto answers as EC2
+    // does; the loopback fake's InvalidRoute.NotFound is checked beside the request count).
     util::assert_outcome(&out, Status::Failed);
     assert_eq!(
         out.message,
-        format!("Route 10.77.0.0/16 not found in Route Table {}", s.vpc.rtb)
+        "AWS InvalidParameterValue: There is no route defined for '10.77.0.0/16' in the route table. Use CreateRoute instead."
     );
     assert_eq!(
         routes(&s.moto.client(aws_moto::any_keys()), &s.vpc.rtb),
         before
     );
 
-    // The local route exists but points at no router.
+    // Events that read first find it missing themselves.
     let out = one(s.run(
-        EventKind::PeerFail,
+        EventKind::Revert,
+        vec![node(
+            6,
+            &s.vpc.rtb,
+            &s.vpc.eni_a,
+            Some("10.77.0.0/16"),
+            "primary",
+        )],
+    ));
+    assert_eq!(
+        out.message,
+        format!("Route 10.77.0.0/16 not found in Route Table {}", s.vpc.rtb)
+    );
+
+    // The local route exists but points at no router: a revert leaves it alone.
+    let out = one(s.run(
+        EventKind::Revert,
         vec![node(
             6,
             &s.vpc.rtb,
@@ -193,6 +211,7 @@ fn a_missing_route_fails_without_writing() {
 
 #[test]
 fn nodes_sharing_a_table_are_served_by_one_read() {
+    // A revert reads first (a peerFail of nodes with routes reads nothing at all).
     let ec2 = FakeEc2::start(
         RTB,
         &[
@@ -208,7 +227,7 @@ fn nodes_sharing_a_table_are_served_by_one_read() {
         node(9, RTB, ENI_A, Some("10.97.0.0/16"), "primary"),
     ];
     let outcomes = event(
-        EventKind::PeerFail,
+        EventKind::Revert,
         &keys_config(&ec2.endpoint, aws_moto::any_keys()),
         dir.path(),
         nodes,
@@ -232,4 +251,72 @@ fn nodes_sharing_a_table_are_served_by_one_read() {
             ("ReplaceRoute".into(), Some("10.99.0.0/16".into())),
         ]
     );
+}
+
+/// A warm peerFail of a node with a route is one request: `ReplaceRoute`, sent at once and
+/// reported from its answer; IPv6 routes name `DestinationIpv6CidrBlock`; a route that is not
+/// there is EC2's own error. Revert still reads first and writes nothing when nothing changes.
+#[test]
+fn a_peer_fail_with_a_route_is_one_replace_route_and_nothing_else() {
+    let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B), ("2001:db8:1::/64", ENI_B)]);
+    let config = keys_config(&ec2.endpoint, aws_moto::any_keys());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |kind, route: &str| {
+        one(event(
+            kind,
+            &config,
+            dir.path(),
+            vec![node(1, RTB, ENI_A, Some(route), "primary")],
+        ))
+    };
+
+    let out = run(EventKind::PeerFail, "10.99.0.0/16");
+    util::assert_outcome(&out, Status::Ok);
+    util::assert_starts(&out, &format!("10.99.0.0/16 in {RTB} now via {ENI_A}"));
+    let calls = ec2.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].action, "ReplaceRoute");
+    assert_eq!(
+        calls[0]
+            .params
+            .get("DestinationCidrBlock")
+            .map(String::as_str),
+        Some("10.99.0.0/16")
+    );
+    assert_eq!(
+        calls[0]
+            .params
+            .get("NetworkInterfaceId")
+            .map(String::as_str),
+        Some(ENI_A)
+    );
+    assert_eq!(ec2.eni_of("10.99.0.0/16").as_deref(), Some(ENI_A));
+
+    let out = run(EventKind::PeerFail, "2001:db8:1::/64");
+    util::assert_outcome(&out, Status::Ok);
+    let calls = ec2.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[1]
+            .params
+            .get("DestinationIpv6CidrBlock")
+            .map(String::as_str),
+        Some("2001:db8:1::/64")
+    );
+
+    let out = run(EventKind::PeerFail, "10.55.0.0/16");
+    util::assert_outcome(&out, Status::Failed);
+    util::assert_starts(&out, "AWS InvalidRoute.NotFound");
+    assert_eq!(ec2.calls().len(), 3);
+
+    // Revert reads first, and does not write a route already via this router.
+    let out = run(EventKind::Revert, "10.99.0.0/16");
+    util::assert_says(&out, "already via");
+    let actions: Vec<String> = ec2
+        .calls()
+        .iter()
+        .skip(3)
+        .map(|c| c.action.clone())
+        .collect();
+    assert_eq!(actions, ["DescribeRouteTables"]);
 }

@@ -38,13 +38,15 @@ const INHERITED: [&str; 14] = [
     "no_proxy",
 ];
 
-/// An HA directory whose server inherits none of [`INHERITED`].
+/// An HA directory whose server inherits none of [`INHERITED`], and trusts no system bundle
+/// (`CSR_HA_SYSTEM_CA_PATHS` empty) unless a test names one.
 fn clean() -> Ha {
     INHERITED
         .iter()
         .fold(Ha::new().with_private_runtime_dir(), |ha, var| {
             ha.without_env(var)
         })
+        .with_env("CSR_HA_SYSTEM_CA_PATHS", "")
 }
 
 /// The test CA and one moto serving HTTPS with its certificate, shared by this file's tests
@@ -87,7 +89,7 @@ fn aws_failover(moto: &Moto, vpc: &Vpc, pki: &Pki, ha: &Ha) {
     let out = ha.ok("node_event", &["-i", "1", "-e", "peerFail"]);
     assert!(
         out.starts_with(&format!(
-            "200: node 1 peerFail: {V4_ROUTE} in {rtb} now via {eni_a} (was {eni_b})"
+            "200: node 1 peerFail: {V4_ROUTE} in {rtb} now via {eni_a}, "
         )),
         "{out}"
     );
@@ -123,6 +125,63 @@ fn aws_over_https_fails_over_with_aws_ca_bundle_or_csr_ha_ca_bundle() {
         &[("CSR_HA_CA_BUNDLE", &ca), ("AWS_CA_BUNDLE", &other)],
     );
     aws_failover(moto, &vpc, pki, &ha);
+}
+
+/// A site CA added to the system's bundle (`update-ca-trust`) and named by no variable is
+/// trusted, beside the built-in roots; a variable that names a bundle still replaces both.
+#[test]
+fn aws_over_https_trusts_a_ca_found_only_in_the_system_bundle() {
+    let (pki, moto, vpc) = moto_over_https();
+    let system = pki.path("system-bundle.pem");
+    let both = [pki.path("other_ca.pem"), pki.path("ca.pem")]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("read CA"))
+        .collect::<String>();
+    std::fs::write(&system, both).expect("write the system bundle");
+    let system = system.display().to_string();
+    let paths = format!("/nonexistent/ca-bundle.crt:{system}");
+    let ha = aws_ha(moto, &[("CSR_HA_SYSTEM_CA_PATHS", &paths)]);
+    aws_failover(moto, &vpc, pki, &ha);
+    let status = ha.ok("ha_api", &["-c", "status"]);
+    assert!(
+        status.contains(&format!(
+            "AWS the built-in Mozilla roots and the system bundle {system}"
+        )),
+        "{status}"
+    );
+
+    // A variable wins over the system bundle, even one that holds the CA.
+    let (_, _, vpc) = moto_over_https();
+    let other = pki.var("other_ca.pem");
+    let ha = aws_ha(
+        moto,
+        &[
+            ("CSR_HA_SYSTEM_CA_PATHS", &paths),
+            ("AWS_CA_BUNDLE", &other),
+        ],
+    );
+    let (rtb, eni) = (&vpc.rtb, &vpc.eni_a);
+    ha.ok_line(&format!(
+        "create_node -i 1 -t {rtb} -rg us-east-1 -n {eni} -r {V4_ROUTE} -m primary"
+    ));
+    let (out, _) = failing_peer_fail(&ha);
+    assert!(
+        out.contains(&format!("(checked against AWS_CA_BUNDLE={other})")),
+        "{out}"
+    );
+
+    // A system bundle without the CA: the message names what was checked.
+    let ha = aws_ha(moto, &[("CSR_HA_SYSTEM_CA_PATHS", &other)]);
+    ha.ok_line(&format!(
+        "create_node -i 1 -t {rtb} -rg us-east-1 -n {eni} -r {V4_ROUTE} -m primary"
+    ));
+    let (out, _) = failing_peer_fail(&ha);
+    assert!(
+        out.ends_with(&format!(
+            "(checked against the built-in Mozilla roots and the system bundle {other})"
+        )),
+        "{out}"
+    );
 }
 
 /// `node_event` as the user runs it: exit code 1 and the line, and how long it took.

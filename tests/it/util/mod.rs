@@ -8,6 +8,7 @@ pub mod builders;
 pub mod connect_proxy;
 pub mod gcp_run;
 pub mod machine;
+pub mod netns;
 pub mod outcomes;
 pub mod tls;
 
@@ -48,6 +49,8 @@ pub struct Ha {
     pub env: Vec<(String, String)>,
     /// Variables of this process the server and clients must not inherit.
     pub unset: Vec<String>,
+    /// The network namespace the server and clients run in (`ip netns exec`), if not ours.
+    pub netns: Option<String>,
 }
 
 impl Ha {
@@ -66,6 +69,7 @@ impl Ha {
                 .chain([("CSR_HA_LOG_ARCHIVE_DIR".into(), "none".into())])
                 .collect(),
             unset: Vec::new(),
+            netns: None,
         }
     }
 
@@ -116,8 +120,21 @@ impl Ha {
         self._tmp.path()
     }
 
+    /// The server and every client run in network namespace `name` (`util::netns`).
+    pub fn in_netns(mut self, name: &str) -> Ha {
+        self.netns = Some(name.to_string());
+        self
+    }
+
     fn command(&self, name: &str) -> Command {
-        let mut cmd = Command::new(bin(name));
+        let mut cmd = match &self.netns {
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns]).arg(bin(name));
+                cmd
+            }
+            None => Command::new(bin(name)),
+        };
         cmd.env("CSR_HA_DIR", &self.root)
             .env("RUST_LOG", "info")
             .env_remove("CSR_HA_TIMEOUT")
