@@ -12,9 +12,9 @@
 //! past the cap renames it to `csr_ha.log.1` (replacing the previous one) and starts a new file,
 //! so the logs never hold more than about twice the cap on the router's small disk.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -162,11 +162,7 @@ impl Write for RotatingFile {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
+    crate::fs_util::open_owner_only(path, crate::fs_util::OpenFor::Append)
 }
 
 #[cfg(test)]
