@@ -164,8 +164,8 @@ pub fn open_owner_only(path: &Path, how: OpenFor) -> io::Result<File> {
 /// Why [`read_regular`] read nothing.
 #[derive(Debug)]
 pub enum ReadError {
-    /// The path names nothing.
-    Missing,
+    /// The path names nothing (the system's words).
+    Missing(io::Error),
     /// Not a regular file: what it is (`a FIFO`, `a directory`, `a character device`, …).
     NotRegular(&'static str),
     /// Larger than the caller's limit, in bytes.
@@ -177,7 +177,7 @@ pub enum ReadError {
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReadError::Missing => f.write_str("does not exist"),
+            ReadError::Missing(e) => write!(f, "cannot be read: {e}"),
             ReadError::NotRegular(what) => write!(f, "is {what}, not a regular file"),
             ReadError::TooLarge { limit } => write!(f, "is larger than {}", size(*limit)),
             ReadError::Io(e) => write!(f, "cannot be read: {e}"),
@@ -229,7 +229,7 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         .custom_flags(nix::libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => ReadError::Missing,
+            io::ErrorKind::NotFound => ReadError::Missing(e),
             _ => ReadError::Io(e),
         })?;
     let meta = file.metadata().map_err(ReadError::Io)?;
@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(read_regular(&big, 11).expect("fits"), [b'x'; 11]);
         assert!(matches!(
             read_regular(&tmp.path().join("none"), 10),
-            Err(ReadError::Missing)
+            Err(ReadError::Missing(_))
         ));
         assert_eq!(size(8 * 1024 * 1024), "8 MiB");
     }

@@ -94,7 +94,7 @@ impl NodeDb {
         }
         let bytes = match fs_util::read_regular(&path, MAX_BYTES) {
             Ok(bytes) => bytes,
-            Err(ReadError::Missing) => Vec::new(),
+            Err(ReadError::Missing(_)) => Vec::new(),
             Err(ReadError::Io(error)) => return Err(DbError::Io { path, error }),
             Err(why) => return Err(DbError::Unusable { path, why }),
         };
