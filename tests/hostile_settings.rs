@@ -126,3 +126,19 @@ fn a_garbage_certificate_block_is_named_by_file_and_position() {
         "{out}"
     );
 }
+
+#[test]
+fn a_one_letter_secret_never_garbles_a_message() {
+    let ha = aws_node(
+        "http://127.0.0.1:9",
+        &[
+            ("AWS_SECRET_ACCESS_KEY", "e"),
+            ("CSR_HA_HANDLER_TIMEOUT", "2"),
+        ],
+    );
+    let out = failing_peer_fail(&ha);
+    assert!(
+        out.contains("Connection refused") && !out.contains("********"),
+        "{out}"
+    );
+}
