@@ -392,7 +392,9 @@ pub fn exit_of(response: &Response) -> ExitCode {
 /// [`EXIT_NO_SERVER`] when no server answered, else [`EXIT_FAILED`].
 pub fn exit_of_client_error(error: &ClientError) -> u8 {
     match error {
-        ClientError::NotRunning { .. } | ClientError::NoReply { .. } => EXIT_NO_SERVER,
+        ClientError::NotRunning { .. }
+        | ClientError::NoReply { .. }
+        | ClientError::FifoFull { .. } => EXIT_NO_SERVER,
         _ => EXIT_FAILED,
     }
 }
