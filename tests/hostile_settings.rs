@@ -142,3 +142,40 @@ fn a_one_letter_secret_never_garbles_a_message() {
         "{out}"
     );
 }
+
+#[test]
+fn a_proxy_that_refuses_connections_is_named_with_its_variable() {
+    let ha = aws_node(
+        "https://127.0.0.1:9",
+        &[
+            ("HTTPS_PROXY", "http://127.0.0.1:1"),
+            ("CSR_HA_HANDLER_TIMEOUT", "2"),
+        ],
+    );
+    let out = failing_peer_fail(&ha);
+    assert!(
+        out.contains("via proxy http://127.0.0.1:1 (HTTPS_PROXY): Connection refused"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_proxy_variable_that_cannot_be_used_fails_at_once_and_never_goes_direct() {
+    // A fake EC2 that counts requests: nothing may reach it directly.
+    let ec2 = util::aws_fakes::FakeEc2::start("rtb-0a1b2c3d", &[]);
+    let ha = aws_node(&ec2.endpoint, &[("HTTPS_PROXY", "socks5://127.0.0.1:1080")]);
+    assert_eq!(
+        failing_peer_fail(&ha),
+        "400: node 1 peerFail: HTTPS_PROXY=socks5://127.0.0.1:1080: SOCKS5 proxies are not \
+         supported by this build (it speaks HTTP CONNECT to http:// and https:// proxies); name \
+         an HTTP proxy, or unset it to connect directly"
+    );
+    drop(ha);
+    let ha = aws_node(&ec2.endpoint, &[("https_proxy", "http://[::1")]);
+    let out = failing_peer_fail(&ha);
+    assert!(
+        out.starts_with("400: node 1 peerFail: https_proxy=http://[::1: is not a proxy URL"),
+        "{out}"
+    );
+    assert!(ec2.calls().is_empty(), "a request went direct");
+}
