@@ -38,8 +38,10 @@ pub enum Durability {
 pub enum Perms {
     /// 0600 whatever the old file had: it holds keys or node parameters.
     OwnerOnly,
-    /// The old file's mode (0600 for a new file): the user's own file, e.g. a route table.
-    Keep,
+    /// The old file's owner bits, group and other cleared (0600 for a new file): the user's
+    /// own file, e.g. a route table, stays as writable to its owner as it was (0400 stays 0400)
+    /// and closed to others, as everything in the HA directory is.
+    KeepOwnerBits,
 }
 
 /// `path` with every symlink (of the path itself, not of its parents) followed to the file it
@@ -84,9 +86,9 @@ pub fn replace(path: &Path, bytes: &[u8], perms: Perms, durability: Durability) 
     };
     let mode = match (perms, std::fs::metadata(&target)) {
         (Perms::OwnerOnly, _) => 0o600,
-        (Perms::Keep, Ok(meta)) => meta.mode() & 0o7777,
-        (Perms::Keep, Err(e)) if e.kind() == io::ErrorKind::NotFound => 0o600,
-        (Perms::Keep, Err(e)) => return Err(e),
+        (Perms::KeepOwnerBits, Ok(meta)) => meta.mode() & 0o700,
+        (Perms::KeepOwnerBits, Err(e)) if e.kind() == io::ErrorKind::NotFound => 0o600,
+        (Perms::KeepOwnerBits, Err(e)) => return Err(e),
     };
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix(&target))
@@ -257,13 +259,16 @@ mod tests {
     fn replace_keeps_the_mode_and_writes_through_a_symlink() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let file = tmp.path().join("t1.json");
-        replace(&file, b"one", Perms::Keep, Durability::Synced).expect("new file");
+        replace(&file, b"one", Perms::KeepOwnerBits, Durability::Synced).expect("new file");
         let mode = |p: &Path| std::fs::metadata(p).expect("stat").mode() & 0o777;
         assert_eq!(mode(&file), 0o600, "a new file is owner-only");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).expect("chmod");
-        replace(&file, b"two", Perms::Keep, Durability::RenameOnly).expect("replace");
+        replace(&file, b"two", Perms::KeepOwnerBits, Durability::RenameOnly).expect("replace");
         assert_eq!(std::fs::read(&file).expect("read"), b"two");
         assert_eq!(mode(&file), 0o400, "the old file's mode is kept");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        replace(&file, b"two", Perms::KeepOwnerBits, Durability::Synced).expect("replace");
+        assert_eq!(mode(&file), 0o600, "closed to group and others");
         replace(&file, b"two", Perms::OwnerOnly, Durability::Synced).expect("replace");
         assert_eq!(mode(&file), 0o600);
 

@@ -235,13 +235,19 @@ impl FileTable {
 }
 
 impl FileTable {
-    /// Replaces the table atomically, keeping its mode (the user's file, not ours to tighten).
+    /// Replaces the table atomically, keeping its owner's bits (a 0400 table stays 0400) and
+    /// closed to group and others like everything in the HA directory.
     fn replace(&self, table: &TableFile) -> Result<(), CloudError> {
         use crate::fs_util::{Durability, Perms};
         let mut text =
             serde_json::to_string_pretty(table).map_err(|e| CloudError::Local(e.to_string()))?;
         text.push('\n');
-        crate::fs_util::replace(&self.path, text.as_bytes(), Perms::Keep, Durability::Synced)
-            .map_err(|e| CloudError::Local(format!("cannot write {}: {e}", self.path.display())))
+        crate::fs_util::replace(
+            &self.path,
+            text.as_bytes(),
+            Perms::KeepOwnerBits,
+            Durability::Synced,
+        )
+        .map_err(|e| CloudError::Local(format!("cannot write {}: {e}", self.path.display())))
     }
 }
