@@ -1,6 +1,7 @@
-//! `ha_bench [--quick] [--replies-disk]`: latency, throughput, memory and failover benchmarks.
+//! `ha_bench [--quick] [--replies-disk] [--crowd N]`: latency, throughput, memory and failover
+//! benchmarks; or, with `--crowd N`, only N client processes started at once.
 //!
-//! Build and run in release: `cargo build --release --bins && cargo run --release --example ha_bench -- [--quick] [--replies-disk]`.
+//! Build and run in release: `cargo build --release --bins && cargo run --release --example ha_bench -- [--quick] [--replies-disk] [--crowd N]`.
 //! It creates its own temporary `CSR_HA_DIR`, starts the `ha_server` of its target directory with the
 //! `file` provider, drives it through the real client binaries and the in-process client
 //! library, prints a Markdown table, and stops every server it started, also on error or
@@ -13,6 +14,9 @@
 //!   peerFail failover alternating nodes 1 and 2 on one route
 //! phase 2 (fresh server: 1023 nodes)
 //!   RSS with 1023 nodes, node_event -i all -e revert on 1 table, then on 64 tables
+//! --crowd N (fresh server: node 1 on table "fo")
+//!   N `show_node -i 1` processes spawned at once, each with CSR_HA_TIMEOUT=30: failures,
+//!   exit codes, the batch's wall time, the slowest client
 //! ```
 
 #[path = "support/mod.rs"]
@@ -761,6 +765,99 @@ fn phase2(setup: &Setup, sizes: &Sizes, rows: &mut Vec<Row>, idle: Option<u64>) 
     Ok(())
 }
 
+/// `--crowd N`: N `show_node -i 1` processes started together, each waiting up to 30 s
+/// (`CSR_HA_TIMEOUT=30`): far more than the request FIFO holds (16 frames). Twice: spawned
+/// against the running server, and spawned while the server is paused (SIGSTOP) and resumed
+/// once all are started, so that every client meets a full FIFO at once and must wait for room.
+/// Counts the clients that failed.
+fn bench_crowd(setup: &Setup, clients: usize, rows: &mut Vec<Row>) -> Res<()> {
+    let ha = Ha::start(setup, &[])?;
+    ha.write_table("fo", &[(FAILOVER_ROUTE.to_string(), A)])?;
+    ha.expect_ok(Command::CreateNode(csr_ha::protocol::NodeParams {
+        index: idx(1)?,
+        provider: Provider::File,
+        params: file_params(&[
+            (Param::RouteTable, "fo"),
+            (Param::NextHop, B),
+            (Param::Route, FAILOVER_ROUTE),
+        ])?,
+    }))?;
+    for paused in [false, true] {
+        eprintln!("ha_bench: {clients} show_node processes at once (server paused: {paused})…");
+        rows.push(crowd(&ha, clients, paused)?);
+    }
+    Ok(())
+}
+
+/// One crowd of `clients` processes; `paused`: the server is stopped while they start.
+fn crowd(ha: &Ha, clients: usize, paused: bool) -> Res<Row> {
+    use nix::sys::signal::{kill, Signal};
+    let server = nix::unistd::Pid::from_raw(ha.pid() as i32);
+    if paused {
+        kill(server, Signal::SIGSTOP).map_err(|e| format!("cannot pause ha_server: {e}"))?;
+    }
+    let started = Instant::now();
+    let mut children = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let child = ha
+            .command("show_node")
+            .args(["-i", "1"])
+            .env("CSR_HA_TIMEOUT", "30")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match child {
+            Ok(child) => children.push((child, None::<Duration>)),
+            Err(e) => {
+                let _ = kill(server, Signal::SIGCONT);
+                return Err(format!("cannot start show_node: {e}"));
+            }
+        }
+    }
+    let spawned = started.elapsed();
+    if paused {
+        kill(server, Signal::SIGCONT).map_err(|e| format!("cannot resume ha_server: {e}"))?;
+    }
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    let mut left = clients;
+    while left > 0 {
+        for (child, done) in children.iter_mut().filter(|(_, done)| done.is_none()) {
+            if let Ok(Some(status)) = child.try_wait() {
+                *done = Some(started.elapsed());
+                left -= 1;
+                let code = status
+                    .code()
+                    .map_or_else(|| status.to_string(), |c| c.to_string());
+                *codes.entry(code).or_default() += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let slowest = children.iter().filter_map(|(_, d)| *d).max();
+    let failed = clients - codes.get("0").copied().unwrap_or(0);
+    let codes: Vec<String> = codes
+        .iter()
+        .map(|(c, n)| format!("exit {c}: {n}"))
+        .collect();
+    let how = if paused {
+        "spawned while the server was paused (SIGSTOP), then resumed"
+    } else {
+        "spawned against the running server"
+    };
+    Ok(Row::new(
+        format!("{clients} `show_node -i 1` processes, CSR_HA_TIMEOUT=30, {how}"),
+        "1 batch",
+        format!(
+            "{failed} failed ({}); all spawned in {:.2} s, the last exited at {:.2} s",
+            codes.join(", "),
+            spawned.as_secs_f64(),
+            slowest.unwrap_or_default().as_secs_f64()
+        ),
+    )
+    .target("0 failures", failed == 0))
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -796,15 +893,20 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
-const HELP: &str = "usage: ha_bench [--quick] [--replies-disk]\n\
+const HELP: &str = "usage: ha_bench [--quick] [--replies-disk] [--crowd N]\n\
 Starts ha_server (in target/release/, beside examples/) in a temporary CSR_HA_DIR (under $TMPDIR, default /tmp)\n\
 with the file provider; measures latency, throughput, RSS, failover and revert; prints a\n\
 Markdown table. Build in release: cargo build --release --bins && cargo run --release --example ha_bench\n  \
 --quick          fewer runs (a smoke test, not numbers to publish)\n  \
---replies-disk   CSR_HA_REPLIES_TMPFS=0 for the server: replies/ is a plain directory in\n                   the HA dir instead of the default symlink to $XDG_RUNTIME_DIR or /dev/shm\n";
+--replies-disk   CSR_HA_REPLIES_TMPFS=0 for the server: replies/ is a plain directory in\n                   the HA dir instead of the default symlink to $XDG_RUNTIME_DIR or /dev/shm\n  \
+--crowd N        only this: N show_node processes at once, each with CSR_HA_TIMEOUT=30\n";
 
 fn main() -> ExitCode {
-    let flags = [Flag::switch("--quick"), Flag::switch("--replies-disk")];
+    let flags = [
+        Flag::switch("--quick"),
+        Flag::switch("--replies-disk"),
+        Flag::value("--crowd"),
+    ];
     let args = match cli::Args::parse(&cli::argv(), "ha_bench", &flags) {
         Ok(args) => args,
         Err(e) => return csr_ha::cmd::run::reject(e, HELP),
@@ -828,10 +930,14 @@ fn main() -> ExitCode {
     let mut rows = Vec::new();
     let load_before = load_average();
     let mut replies_at = String::from("n/a (phase 1 did not start)");
-    let result = phase1(&setup, &sizes, &mut rows).and_then(|(idle, at)| {
-        replies_at = at;
-        phase2(&setup, &sizes, &mut rows, idle)
-    });
+    let result = match args.get("--crowd").map(str::parse::<usize>) {
+        Some(Ok(clients)) if clients > 0 => bench_crowd(&setup, clients, &mut rows),
+        Some(_) => Err("--crowd takes a number of clients, e.g. --crowd 1000".to_string()),
+        None => phase1(&setup, &sizes, &mut rows).and_then(|(idle, at)| {
+            replies_at = at;
+            phase2(&setup, &sizes, &mut rows, idle)
+        }),
+    };
     println!("Machine: {}", machine());
     println!("HA directories under: {}", std::env::temp_dir().display());
     println!(

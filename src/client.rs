@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! mkfifo replies/<pid>-<nonce> (0600), open it O_RDONLY|O_NONBLOCK
-//! write one FRAME to ha_server.fifo (O_WRONLY|O_NONBLOCK: ENXIO = no server)
+//! write one FRAME to ha_server.fifo (O_WRONLY|O_NONBLOCK: ENXIO = no server, retried 0.5 s;
+//!   EAGAIN = the FIFO is full, poll(POLLOUT) for room until the client's own wait ends)
 //! poll the reply FIFO until the length-prefixed reply is whole or the wait ends
 //! ```
-//! Every wait is bounded: a client never hangs, whatever the server does.
+//! Every wait is bounded: a client never hangs, whatever the server does. A crowd of clients
+//! fills the request FIFO (64 KiB: 16 frames) faster than the server drains it; a client then
+//! waits for room as long as its own timeout allows, not a fixed half second.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -21,7 +24,7 @@ use nix::sys::stat::Mode;
 use crate::paths::HaDir;
 use crate::protocol::{self, Command, Request, Response};
 
-/// How long a client keeps retrying while no server reads the request FIFO.
+/// How long a client keeps retrying while no server reads the request FIFO (one is starting).
 pub const CONNECT_WAIT: Duration = Duration::from_millis(500);
 /// Default wait for a reply.
 pub const REPLY_WAIT: Duration = Duration::from_secs(2);
@@ -33,8 +36,17 @@ pub const EVENT_WAIT: Duration = Duration::from_secs(60);
 /// Why no reply came.
 #[derive(Debug)]
 pub enum ClientError {
-    NotRunning { fifo: PathBuf },
-    NoReply { waited: Duration },
+    NotRunning {
+        fifo: PathBuf,
+    },
+    NoReply {
+        waited: Duration,
+    },
+    /// The server has the FIFO open but it stayed full for the client's whole wait.
+    FifoFull {
+        fifo: PathBuf,
+        waited: Duration,
+    },
     Io(String),
     Frame(protocol::FrameError),
 }
@@ -51,6 +63,13 @@ impl std::fmt::Display for ClientError {
                 f,
                 "HA server did not answer within {:.1} s; check csr_ha.log or raise CSR_HA_TIMEOUT",
                 waited.as_secs_f64()
+            ),
+            ClientError::FifoFull { fifo, waited } => write!(
+                f,
+                "HA server did not take the request within {:.1} s: {} stayed full (the server \
+                 is overloaded or stopped); check csr_ha.log or raise CSR_HA_TIMEOUT",
+                waited.as_secs_f64(),
+                fifo.display()
             ),
             ClientError::Io(m) => f.write_str(m),
             ClientError::Frame(e) => write!(f, "{e}"),
@@ -140,8 +159,15 @@ fn open_reply_fifo(dir: &HaDir) -> Result<ReplyFifo, ClientError> {
     )))
 }
 
-/// Writes the frame, retrying while the server is not (yet) reading.
-fn send_frame(dir: &HaDir, frame: &[u8], until: Instant) -> Result<(), ClientError> {
+/// Writes the frame: retries the open until `connect_until` while no server reads the FIFO,
+/// then waits for room in it until `until` (the client's whole wait).
+fn send_frame(
+    dir: &HaDir,
+    frame: &[u8],
+    connect_until: Instant,
+    until: Instant,
+    wait: Duration,
+) -> Result<(), ClientError> {
     let fifo = dir.request_fifo();
     loop {
         let opened = nix::fcntl::open(
@@ -149,27 +175,66 @@ fn send_frame(dir: &HaDir, frame: &[u8], until: Instant) -> Result<(), ClientErr
             OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
             Mode::empty(),
         );
-        let err = match opened {
-            Ok(fd) => match File::from(fd).write(frame) {
-                Ok(n) if n == frame.len() => return Ok(()),
-                Ok(n) => {
-                    return Err(ClientError::Io(format!(
-                        "short write of {n} bytes to {}",
-                        fifo.display()
-                    )))
-                }
-                Err(e) => Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            },
-            Err(e) => e,
-        };
-        match err {
-            Errno::ENXIO | Errno::ENOENT | Errno::EAGAIN if Instant::now() < until => {
+        match opened {
+            Ok(fd) => return write_when_room(&fifo, File::from(fd), frame, until, wait),
+            Err(Errno::ENXIO | Errno::ENOENT) if Instant::now() < connect_until => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Errno::ENXIO | Errno::ENOENT => return Err(ClientError::NotRunning { fifo }),
+            Err(Errno::ENXIO | Errno::ENOENT) => return Err(ClientError::NotRunning { fifo }),
+            Err(e) => {
+                return Err(ClientError::Io(format!(
+                    "cannot open {}: {e}",
+                    fifo.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Writes `frame` whole (it is at most PIPE_BUF, so it goes in at once or not at all), waiting
+/// with poll(POLLOUT) while the FIFO is full, until `until`.
+fn write_when_room(
+    fifo: &std::path::Path,
+    mut file: File,
+    frame: &[u8],
+    until: Instant,
+    wait: Duration,
+) -> Result<(), ClientError> {
+    loop {
+        let err = match file.write(frame) {
+            Ok(n) if n == frame.len() => return Ok(()),
+            Ok(n) => {
+                return Err(ClientError::Io(format!(
+                    "short write of {n} bytes to {}",
+                    fifo.display()
+                )))
+            }
+            Err(e) => Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        };
+        match err {
+            Errno::EINTR => {}
             Errno::EAGAIN => {
-                return Err(ClientError::NoReply {
-                    waited: CONNECT_WAIT,
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ClientError::FifoFull {
+                        fifo: fifo.to_path_buf(),
+                        waited: wait,
+                    });
+                }
+                // Another writer may take the room first: then the write says EAGAIN again.
+                let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLOUT)];
+                let ms = left.as_millis().clamp(1, 1000) as u16;
+                match nix::poll::poll(&mut fds, PollTimeout::from(ms)) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => {
+                        return Err(ClientError::Io(format!("poll on {}: {e}", fifo.display())))
+                    }
+                }
+            }
+            // The server closed the FIFO meanwhile (it stopped).
+            Errno::EPIPE => {
+                return Err(ClientError::NotRunning {
+                    fifo: fifo.to_path_buf(),
                 })
             }
             e => {
@@ -225,8 +290,14 @@ pub fn request(dir: &HaDir, command: Command, wait: Duration) -> Result<Response
         .to_string();
     let frame =
         protocol::encode_request(&Request::new(name, command, wait)).map_err(ClientError::Frame)?;
-    send_frame(dir, &frame[..], started + CONNECT_WAIT.min(wait))?;
     let deadline = started + wait;
+    send_frame(
+        dir,
+        &frame[..],
+        started + CONNECT_WAIT.min(wait),
+        deadline,
+        wait,
+    )?;
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {

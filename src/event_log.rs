@@ -126,7 +126,7 @@ fn header(node: &Node, action: Action) -> Vec<String> {
 /// Creates `dir/name` (mode 0600), or `dir/name.N` if two events of one node share a second.
 /// `events/` is made owner-only whoever (re)created it.
 fn write_unique(dir: &std::path::Path, name: &str, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use crate::fs_util::{open_owner_only, OpenFor};
     crate::paths::owner_only_dir(dir)?;
     crate::paths::owner_only(dir);
     for n in 0..100 {
@@ -135,12 +135,7 @@ fn write_unique(dir: &std::path::Path, name: &str, text: &str) -> std::io::Resul
         } else {
             format!("{name}.{n}")
         };
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(dir.join(file))
-        {
+        match open_owner_only(&dir.join(file), OpenFor::CreateNew) {
             Ok(mut f) => return writeln!(f, "{text}"),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),

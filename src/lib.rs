@@ -17,6 +17,7 @@ pub mod cmd;
 pub mod event;
 pub mod event_log;
 pub mod event_mgr;
+pub mod fs_util;
 pub mod logging;
 pub mod node;
 pub mod node_db;

@@ -222,7 +222,7 @@ pub fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
 
 /// A shared tmpfs is writable by everyone: use a directory there only if it is a real
 /// directory (not a link), ours, and closed to others.
-fn check_ours(dir: &Path) -> std::io::Result<()> {
+pub fn check_ours(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::symlink_metadata(dir)?;
     let ours =

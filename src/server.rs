@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,50 @@ const PARTIAL_FRAME_AGE: Duration = Duration::from_secs(1);
 const APPLY_MARGIN: Duration = Duration::from_millis(50);
 /// How often the server checks that its FIFO and `replies/` are still where clients look.
 const REACHABLE_CHECK: Duration = Duration::from_millis(250);
+/// At most one log line per this interval about bad frames, with their count: garbage on the
+/// FIFO (50 MB of it once made 6,679 lines) must not fill the router's small disk.
+const BAD_FRAME_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Bad frames seen since the last line about them, logged at most once per
+/// [`BAD_FRAME_LOG_EVERY`]: the first at once, the rest as one line with their count.
+#[derive(Debug)]
+struct BadFrameLog {
+    unlogged: u64,
+    last_reason: String,
+    next_line: Instant,
+}
+
+impl BadFrameLog {
+    fn new() -> BadFrameLog {
+        BadFrameLog {
+            unlogged: 0,
+            last_reason: String::new(),
+            next_line: Instant::now(),
+        }
+    }
+
+    /// Counts one bad frame (`reason`), and logs if a line is due.
+    fn seen(&mut self, reason: String, total: u64) {
+        self.unlogged += 1;
+        self.last_reason = reason;
+        self.flush(total);
+    }
+
+    /// Logs the frames not yet logged, if any and if a line is due.
+    fn flush(&mut self, total: u64) {
+        let now = Instant::now();
+        if self.unlogged == 0 || now < self.next_line {
+            return;
+        }
+        log::warn!(
+            "request FIFO: dropped {} bad frame(s) (last: {}); {total} since start",
+            self.unlogged,
+            self.last_reason
+        );
+        self.unlogged = 0;
+        self.next_line = now + BAD_FRAME_LOG_EVERY;
+    }
+}
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -77,13 +121,7 @@ enum Slot {
 /// Takes the pid-file lock; a stale file from a killed server holds no lock and is reused.
 fn lock_pid_file(dir: &HaDir) -> Result<Flock<File>, ServerError> {
     let path = dir.pid_file();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
+    let file = crate::fs_util::open_owner_only(&path, crate::fs_util::OpenFor::ReadWrite)
         .map_err(|e| ServerError::Setup(format!("cannot open {}: {e}", path.display())))?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
@@ -223,6 +261,7 @@ pub fn run(dir: HaDir) -> Result<(), ServerError> {
         fifo,
         next_reach_check: Instant::now() + REACHABLE_CHECK,
         reader: FrameReader::default(),
+        bad_frame_log: BadFrameLog::new(),
         last_bytes: Instant::now(),
         outgoing: Vec::new(),
         stopping: false,
@@ -251,6 +290,7 @@ struct Server {
     fifo_inode: Option<u64>,
     next_reach_check: Instant,
     reader: FrameReader,
+    bad_frame_log: BadFrameLog,
     last_bytes: Instant,
     outgoing: Vec<Outgoing>,
     stopping: bool,
@@ -397,10 +437,8 @@ impl Server {
                 Ok(request) => self.handle(request),
                 Err(e) => {
                     self.state.bad_frames = self.reader.bad_frames;
-                    log::warn!(
-                        "request FIFO: dropped bad frame #{}: {e}",
-                        self.reader.bad_frames
-                    );
+                    self.bad_frame_log
+                        .seen(e.to_string(), self.reader.bad_frames);
                 }
             }
         }
@@ -482,8 +520,10 @@ impl Server {
         if self.reader.pending() > 0 && now.duration_since(self.last_bytes) > PARTIAL_FRAME_AGE {
             self.reader.discard_partial();
             self.state.bad_frames = self.reader.bad_frames;
-            log::warn!("request FIFO: dropped an incomplete frame");
+            self.bad_frame_log
+                .seen("an incomplete frame".into(), self.reader.bad_frames);
         }
+        self.bad_frame_log.flush(self.reader.bad_frames);
     }
 
     fn shutdown(&mut self) {

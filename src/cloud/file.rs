@@ -17,7 +17,6 @@
 //! other, and a dry run never waits behind a running event.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -150,20 +149,24 @@ impl RouteTable for FileTable {
         }
     }
 
-    /// The write replaces the file by a rename: the server's user must be able to write both
-    /// the file and its directory.
+    /// The write replaces the file by a rename in its directory (the link's target's, for a
+    /// symlinked table), keeping the file's mode: the directory's permissions decide, not the
+    /// file's (a table of mode 0400 in a writable directory is written, and stays 0400).
     fn probe_write(&mut self, _writes: &[RouteWrite]) -> Permission {
         use nix::unistd::{access, AccessFlags};
-        let dir = self.path.parent().unwrap_or(std::path::Path::new("."));
-        for path in [self.path.as_path(), dir] {
-            if let Err(e) = access(path, AccessFlags::W_OK) {
-                return Permission::Denied(format!(
-                    "{} is not writable by this user ({e})",
-                    path.display()
-                ));
-            }
+        let real = crate::fs_util::real_path(&self.path).unwrap_or_else(|_| self.path.clone());
+        let dir = match real.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        match access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
+            Ok(()) => Permission::Permitted,
+            Err(e) => Permission::Denied(format!(
+                "{} cannot be replaced: its directory {} is not writable by this user ({e})",
+                self.path.display(),
+                dir.display()
+            )),
         }
-        Permission::Permitted
     }
 }
 
@@ -232,18 +235,19 @@ impl FileTable {
 }
 
 impl FileTable {
+    /// Replaces the table atomically, keeping its owner's bits (a 0400 table stays 0400) and
+    /// closed to group and others like everything in the HA directory.
     fn replace(&self, table: &TableFile) -> Result<(), CloudError> {
-        let fail = |e: std::io::Error| {
-            CloudError::Local(format!("cannot write {}: {e}", self.path.display()))
-        };
-        let dir = self.path.parent().unwrap_or(std::path::Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-        let text =
+        use crate::fs_util::{Durability, Perms};
+        let mut text =
             serde_json::to_string_pretty(table).map_err(|e| CloudError::Local(e.to_string()))?;
-        tmp.write_all(text.as_bytes()).map_err(fail)?;
-        tmp.write_all(b"\n").map_err(fail)?;
-        tmp.as_file().sync_all().map_err(fail)?;
-        tmp.persist(&self.path).map_err(|e| fail(e.error))?;
-        Ok(())
+        text.push('\n');
+        crate::fs_util::replace(
+            &self.path,
+            text.as_bytes(),
+            Perms::KeepOwnerBits,
+            Durability::Synced,
+        )
+        .map_err(|e| CloudError::Local(format!("cannot write {}: {e}", self.path.display())))
     }
 }

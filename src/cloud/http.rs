@@ -29,10 +29,12 @@ use super::CloudError;
 use crate::percent::{self, UNRESERVED};
 
 mod failure;
+pub mod proxy;
 pub mod system_roots;
 pub mod trust;
 
 use failure::Failure;
+use proxy::ProxySetting;
 use system_roots::Roots;
 
 /// Connect timeout, overridable by `CSR_HA_HTTP_CONNECT_TIMEOUT_MS`.
@@ -67,12 +69,10 @@ pub enum Service {
 }
 
 /// An agent with explicit timeouts that hands back 4xx/5xx responses with their bodies,
-/// checking certificates against `roots` (`None`: the built-in Mozilla roots alone).
-fn agent(service: Service, roots: Option<&[Certificate<'static>]>) -> ureq::Agent {
-    let proxy = match service {
-        Service::Metadata => None,
-        Service::Aws | Service::Azure | Service::Gcp => ureq::Proxy::try_from_env(),
-    };
+/// checking certificates against `roots` (`None`: the built-in Mozilla roots alone), through
+/// `proxy`.
+fn agent(proxy: Option<&ProxySetting>, roots: Option<&[Certificate<'static>]>) -> ureq::Agent {
+    let proxy = proxy.map(|p| p.proxy.clone());
     let roots = match roots {
         Some(certs) => RootCerts::new_with_certs(certs),
         None => RootCerts::WebPki,
@@ -359,21 +359,25 @@ pub struct Client {
     service: Service,
     /// What certificates are checked against, for messages about untrusted certificates.
     roots: Roots,
-    /// A CA bundle was named but cannot be used: every send reports this, at once.
-    unusable_bundle: Option<String>,
+    /// The proxy cloud API calls go through, for messages about failed connections.
+    proxy: Option<ProxySetting>,
+    /// A CA bundle or a proxy was named but cannot be used: every send reports this, at once.
+    unusable: Option<String>,
     timeout: Duration,
     requests: AtomicU32,
 }
 
 impl Client {
     /// A client for `service`, configured from the environment (CA bundle, proxy, timeouts).
-    /// Never fails: a named CA bundle that cannot be read is reported by every [`Client::send`].
+    /// Never fails: a named CA bundle that cannot be read, or a proxy variable that cannot be
+    /// used, is reported by every [`Client::send`].
     pub fn new(service: Service) -> Client {
         Client::with_env(service, &|name| std::env::var(name).ok())
     }
 
     /// [`Client::new`] with the CA variables looked up in `vars` instead of the process
-    /// environment (a test preparing an emulator over HTTPS trusts its own CA with it).
+    /// environment (a test preparing an emulator over HTTPS trusts its own CA with it). The
+    /// proxy variables are always the process environment's.
     pub fn with_env(service: Service, vars: &dyn Fn(&str) -> Option<String>) -> Client {
         let (roots, certs, unusable_bundle) = match Roots::of(service, vars) {
             Roots::Named(bundle) => match trust::load(&bundle) {
@@ -387,13 +391,23 @@ impl Client {
                 }
             }
         };
-        let agent = agent(service, certs.as_deref());
+        let (proxy, unusable_proxy) = match service {
+            Service::Metadata => (None, None),
+            Service::Aws | Service::Azure | Service::Gcp => {
+                match proxy::from_env(&|name| std::env::var(name).ok()) {
+                    Ok(proxy) => (proxy, None),
+                    Err(message) => (None, Some(message)),
+                }
+            }
+        };
+        let agent = agent(proxy.as_ref(), certs.as_deref());
         let timeout = agent.config().timeouts().global.unwrap_or(GLOBAL_TIMEOUT);
         Client {
             agent,
             service,
             roots,
-            unusable_bundle,
+            proxy,
+            unusable: unusable_bundle.or(unusable_proxy),
             timeout,
             requests: AtomicU32::new(0),
         }
@@ -413,7 +427,7 @@ impl Client {
     /// request's tries are used up: then the last answer (for the caller to report with its
     /// code), or the last connection error.
     pub fn send(&self, request: &Request, deadline: Instant) -> Result<Reply, SendError> {
-        if let Some(cause) = &self.unusable_bundle {
+        if let Some(cause) = &self.unusable {
             return Err(SendError {
                 cause: cause.clone(),
                 tries: 0,
@@ -527,9 +541,11 @@ impl Client {
         self.agent.run(request)
     }
 
-    /// What went wrong with a request to `url`, in words that name the fix.
+    /// What went wrong with a request to `url`, in words that name the fix (and the proxy,
+    /// when the request went through one).
     fn failure(&self, url: &str, error: ureq::Error) -> Failure {
-        Failure::of(&error, host_of(url), self.service, &self.roots)
+        let via = self.proxy.as_ref().filter(|p| p.applies_to(url));
+        Failure::of(&error, host_of(url), self.service, &self.roots, via)
     }
 }
 

@@ -5,11 +5,27 @@
 //! was typed but percent-encoded (`Super%2BSecret%2F123%3D`), form-encoded (`+` for a space),
 //! JSON-escaped (`\/`, `\u002b`), or twice percent-encoded. [`mask`] finds it in any of these
 //! forms, mixed, and every provider passes every message built from an answer through it.
+//!
+//! Only a secret of at least [`MIN_MASKED_CHARS`] characters is masked: a shorter one cannot be
+//! told from text (`AWS_SECRET_ACCESS_KEY=y` once turned `Temporary failure` into
+//! `Temporar******** failure`), and no cloud issues one that short — an AWS secret access key is
+//! 40 characters, a session token hundreds, an Azure client secret 34–40, an access token or a
+//! signed JWT assertion hundreds to thousands. A shorter value is left as the message has it,
+//! and the log says so once.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a masked secret is replaced with.
 pub const MASK: &str = "********";
+
+/// The shortest secret [`mask`] masks. Eight characters: far below every real cloud secret
+/// (the shortest, an Azure client secret, has 34), and long enough that a value found in a
+/// message is the secret, not a piece of a word.
+pub const MIN_MASKED_CHARS: usize = 8;
+
+/// Whether the note about a short secret was logged by this process.
+static SHORT_NOTED: AtomicBool = AtomicBool::new(false);
 
 /// A secret string (app key, bearer token, session token): its `Debug` and `Display` show only
 /// [`MASK`]; the value is read with [`Secret::expose`] where it goes on the wire.
@@ -43,15 +59,28 @@ impl fmt::Display for Secret {
 }
 
 /// `text` with every occurrence of each secret, in any encoding a server may echo it in,
-/// replaced by [`MASK`]. Empty secrets are ignored.
+/// replaced by [`MASK`]. Secrets shorter than [`MIN_MASKED_CHARS`] are left alone (noted once
+/// in the log): masking them would rewrite the message's own words.
 pub fn mask(text: &str, secrets: &[&str]) -> String {
+    let (secrets, short): (Vec<&str>, Vec<&str>) = secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .partition(|s| s.chars().count() >= MIN_MASKED_CHARS);
+    if let Some(shortest) = short.iter().map(|s| s.chars().count()).min() {
+        if !SHORT_NOTED.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "a secret of {shortest} character(s) is not masked in messages: fewer than \
+                 {MIN_MASKED_CHARS} cannot be told from text (no cloud issues one that short; \
+                 check the key that was set)"
+            );
+        }
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         let end = secrets
             .iter()
-            .filter(|s| !s.is_empty())
             .filter_map(|s| match_at(bytes, i, s.as_bytes()))
             .max();
         match end {
@@ -144,10 +173,21 @@ mod tests {
         let text = "Super+Secret/12 is not the key; Supér";
         assert_eq!(mask(text, &[KEY]), text);
         assert_eq!(
-            mask("a tok b tok", &["tok", "other"]),
+            mask("a token-01 b token-01", &["token-01", "other-secret"]),
             "a ******** b ********"
         );
         assert_eq!(mask("nothing", &[]), "nothing");
+    }
+
+    #[test]
+    fn a_secret_too_short_to_tell_from_text_never_garbles_a_message() {
+        let text = "Temporary failure in name resolution; /ca/empty.pem";
+        for short in ["y", "e", "ty", "empty", "failure"] {
+            assert_eq!(mask(text, &[short]), text, "{short}");
+        }
+        // Eight characters and more are masked wherever they appear.
+        assert_eq!(mask("key=abcd1234&x", &["abcd1234", "y"]), "key=********&x");
+        assert_eq!(MIN_MASKED_CHARS, 8);
     }
 
     #[test]

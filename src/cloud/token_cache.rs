@@ -20,8 +20,7 @@
 //! file never reuses a token obtained with the old one. Nothing here is logged. The directory is
 //! removed by [`clear`] when the server stops cleanly.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::secret::Secret;
+use crate::fs_util::{self, Durability, Perms};
 use crate::paths::HaDir;
 
 /// How long before it expires a credential stops being used: five minutes (what botocore and
@@ -190,22 +190,13 @@ fn usable(path: &Path) -> Option<(Secret, SystemTime)> {
     (SystemTime::now() < until).then(|| (Secret::new(entry.value), until))
 }
 
+/// Writes one entry: the directory created owner-only and used only if it is ours and closed
+/// to others, the file replaced whole (on tmpfs: no fsync to pay for).
 fn write_owner_only(dir: &Path, path: &Path, entry: &Entry) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let meta = std::fs::symlink_metadata(dir)?;
-    if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() || meta.mode() & 0o077 != 0 {
-        return Err(std::io::Error::other(
-            "not a directory of this user with mode 0700: not used",
-        ));
-    }
-    // NamedTempFile creates the file 0600; the rename makes it appear whole or not at all.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&serde_json::to_vec(entry)?)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::paths::owner_only_dir(dir)?;
+    crate::paths::check_ours(dir)?;
+    let bytes = serde_json::to_vec(entry)?;
+    fs_util::replace(path, &bytes, Perms::OwnerOnly, Durability::RenameOnly)
 }
 
 /// Removes the HA directory's cached credentials (`ha_api -c stop`, a clean server stop).

@@ -182,14 +182,8 @@ fn start(dir: &HaDir) -> ExitCode {
 
 /// Starts the server in its own process group, its stderr (start errors) in `out_path` (0600).
 fn spawn_server(dir: &HaDir, out_path: &std::path::Path) -> Result<std::process::Child, String> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
-    let stderr = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(out_path)
+    let stderr = crate::fs_util::open_owner_only(out_path, crate::fs_util::OpenFor::Truncate)
         .map_or_else(|_| Stdio::null(), Stdio::from);
     let binary = server_binary();
     std::process::Command::new(&binary)

@@ -82,8 +82,8 @@ impl State {
     /// Rewrites `last_events.json` and `last_checks.json`.
     pub fn save_records(&self) {
         let dir = &self.dir;
-        crate::node_db::save_last_events(dir, &dir.last_events_file(), &self.last_events);
-        crate::node_db::save_last_events(dir, &dir.last_checks_file(), &self.last_checks);
+        crate::node_db::save_last_events(&dir.last_events_file(), &self.last_events);
+        crate::node_db::save_last_events(&dir.last_checks_file(), &self.last_checks);
     }
 
     /// A deleted node's last event and check go with it.

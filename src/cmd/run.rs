@@ -22,21 +22,31 @@ pub fn send_and_print(
     match client::request(dir, command, wait) {
         Ok(response) => {
             crate::out!("{}", ensure_newline(render(&response)));
-            if response.succeeded() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_FAILED)
-            }
+            exit_of(&response)
         }
         Err(e) => {
             crate::say!(Status::Failed, "{e}");
-            match e {
-                ClientError::NotRunning { .. } | ClientError::NoReply { .. } => {
-                    ExitCode::from(EXIT_NO_SERVER)
-                }
-                _ => ExitCode::from(EXIT_FAILED),
-            }
+            ExitCode::from(exit_of_client_error(&e))
         }
+    }
+}
+
+/// 0 for a reply that succeeded, else [`EXIT_FAILED`].
+pub fn exit_of(response: &Response) -> ExitCode {
+    if response.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    }
+}
+
+/// [`EXIT_NO_SERVER`] when no server answered, else [`EXIT_FAILED`].
+pub fn exit_of_client_error(error: &ClientError) -> u8 {
+    match error {
+        ClientError::NotRunning { .. }
+        | ClientError::NoReply { .. }
+        | ClientError::FifoFull { .. } => EXIT_NO_SERVER,
+        _ => EXIT_FAILED,
     }
 }
 

@@ -272,15 +272,30 @@ pub fn render_text(response: &Response) -> String {
     out
 }
 
-/// `ha_api -c status [--json]`.
+/// `ha_api -c status [--json]`. With `--json` stdout holds one JSON object on every path: the
+/// status, the server's refusal (`{"code": 400, "message": …}`), or, when no answer came,
+/// `{"error": "HA server is not running …", "exit": 3}` (the `400:` line then goes to stderr).
 pub fn main(dir: &crate::paths::HaDir, json: bool) -> std::process::ExitCode {
-    run::send_and_print(dir, crate::protocol::Command::Status, |r| {
-        if json {
-            render_json(r)
-        } else {
-            render_text(r)
+    use crate::protocol::Command;
+    if !json {
+        return run::send_and_print(dir, Command::Status, render_text);
+    }
+    let wait = crate::client::wait_for(&Command::Status);
+    match crate::client::request(dir, Command::Status, wait) {
+        Ok(response) => {
+            crate::outln!("{}", render_json(&response));
+            run::exit_of(&response)
         }
-    })
+        Err(e) => {
+            let exit = run::exit_of_client_error(&e);
+            eprintln!(
+                "{}",
+                crate::protocol::Line::status(crate::protocol::Status::Failed, e.to_string())
+            );
+            crate::outln!("{}", json!({"error": e.to_string(), "exit": exit}));
+            std::process::ExitCode::from(exit)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 use std::io;
 
+use super::proxy::ProxySetting;
 use super::system_roots::Roots;
 use super::trust;
 use super::{SendError, Service};
@@ -49,19 +50,62 @@ impl Failure {
     }
 
     /// `error` from a request to `host` for `service`, whose certificates were checked against
-    /// `roots`.
-    pub fn of(error: &ureq::Error, host: &str, service: Service, roots: &Roots) -> Failure {
+    /// `roots`, sent `via` a proxy or directly. Through a proxy
+    /// every connection is the proxy's, so a failure to connect names it and its variable (`via
+    /// proxy http://127.0.0.1:1 (HTTPS_PROXY): Connection refused`), and a proxy host that does
+    /// not resolve is permanent, as an API host that does not resolve is.
+    pub fn of(
+        error: &ureq::Error,
+        host: &str,
+        service: Service,
+        roots: &Roots,
+        via: Option<&ProxySetting>,
+    ) -> Failure {
         if let Some(tls) = rustls_error(error) {
             return Failure::permanent(tls_message(tls, host, service, roots));
         }
+        let Some(proxy) = via else {
+            return Failure::connecting(error, host, "the endpoint");
+        };
+        let failure = match error {
+            ureq::Error::ConnectProxyFailed(why) => Failure::proxy_answered(why),
+            _ => Failure::connecting(error, &proxy.host_port, proxy.variable),
+        };
+        Failure {
+            cause: format!("via {proxy}: {}", failure.cause),
+            ..failure
+        }
+    }
+
+    /// The proxy answered `CONNECT` with an error: its refusal (403, 407: access or credentials)
+    /// stays; anything else (502, 503, no answer) may mend.
+    fn proxy_answered(why: &str) -> Failure {
+        let refused = ["responded 403", "responded 407"]
+            .iter()
+            .any(|code| why.contains(code));
+        let cause = format!("CONNECT refused: {why}");
+        if refused {
+            Failure::permanent(format!(
+                "{cause}; check the proxy's credentials and access list"
+            ))
+        } else {
+            Failure::transient(cause)
+        }
+    }
+
+    /// A failure to connect to (or talk with) `host`, whose name `check` says where to fix.
+    fn connecting(error: &ureq::Error, host: &str, check: &str) -> Failure {
         match error {
-            ureq::Error::HostNotFound => Failure::permanent(unknown_host(host, "no address")),
+            ureq::Error::HostNotFound => {
+                Failure::permanent(unknown_host(host, "no address", check))
+            }
             ureq::Error::Io(e) => match lookup_failure(e) {
                 // EAI_AGAIN: the name server did not answer; it may next time.
                 Some(detail) if !detail.contains("Temporary failure") => {
-                    Failure::permanent(unknown_host(host, &detail))
+                    Failure::permanent(unknown_host(host, &detail, check))
                 }
-                _ => Failure::transient(error.to_string()),
+                // The system's words (`Connection refused (os error 111)`), without ureq's `io: `.
+                _ => Failure::transient(e.to_string()),
             },
             // The URL or the proxy variable is malformed: the same on every try.
             ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::InvalidProxyUrl => {
@@ -95,10 +139,8 @@ fn lookup_failure(error: &io::Error) -> Option<String> {
         .map(str::to_string)
 }
 
-fn unknown_host(host: &str, detail: &str) -> String {
-    format!(
-        "DNS: {host} does not resolve ({detail}); check the endpoint and the router's name server"
-    )
+fn unknown_host(host: &str, detail: &str, check: &str) -> String {
+    format!("DNS: {host} does not resolve ({detail}); check {check} and the router's name server")
 }
 
 /// `TLS: the certificate of <host> is not trusted (UnknownIssuer); …`, with the fix.
@@ -172,6 +214,7 @@ mod tests {
             "ec2.us-east-1.amazonaws.com",
             Service::Aws,
             &Roots::BuiltIn,
+            None,
         )
     }
 
@@ -197,6 +240,7 @@ mod tests {
             "management.azure.com",
             Service::Azure,
             &Roots::Named(bundle),
+            None,
         );
         assert!(failure.permanent);
         assert!(
@@ -267,5 +311,52 @@ mod tests {
         assert!(!timeout.permanent && timeout.timed_out);
         assert!(!aws(ureq::Error::ConnectionFailed).timed_out);
         assert!(!aws(ureq::Error::ConnectionFailed).permanent);
+    }
+
+    fn via_proxy(error: ureq::Error) -> Failure {
+        let proxy = super::super::proxy::from_env(&|name| {
+            (name == "HTTPS_PROXY").then(|| "http://proxy.invalid:3128".to_string())
+        })
+        .expect("usable")
+        .expect("set");
+        Failure::of(
+            &error,
+            "ec2.us-east-1.amazonaws.com",
+            Service::Aws,
+            &Roots::BuiltIn,
+            Some(&proxy),
+        )
+    }
+
+    #[test]
+    fn a_failure_through_a_proxy_names_the_proxy_and_its_variable() {
+        let refused = via_proxy(ureq::Error::Io(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(!refused.permanent);
+        assert!(
+            refused
+                .cause
+                .starts_with("via proxy http://proxy.invalid:3128 (HTTPS_PROXY): "),
+            "{}",
+            refused.cause
+        );
+        let unknown = via_proxy(ureq::Error::Io(io::Error::other(
+            "failed to lookup address information: Name or service not known",
+        )));
+        assert!(unknown.permanent, "an unknown proxy host is permanent");
+        assert_eq!(
+            unknown.cause,
+            "via proxy http://proxy.invalid:3128 (HTTPS_PROXY): DNS: proxy.invalid:3128 does not \
+             resolve (Name or service not known); check HTTPS_PROXY and the router's name server"
+        );
+        let denied = via_proxy(ureq::Error::ConnectProxyFailed(
+            "proxy server responded 407/Proxy Authentication Required".into(),
+        ));
+        assert!(denied.permanent);
+        let busy = via_proxy(ureq::Error::ConnectProxyFailed(
+            "proxy server responded 503/Service Unavailable".into(),
+        ));
+        assert!(!busy.permanent);
     }
 }

@@ -4,11 +4,15 @@
 mod dry_run;
 mod events;
 mod file_provider;
+mod file_table_mode;
+mod full_fifo;
 mod lifecycle;
 mod log_archive;
+mod node_file_hardening;
 mod nodes;
 mod protocol_props;
 mod queue;
 mod race;
 mod secrets;
 mod server;
+mod status_json;

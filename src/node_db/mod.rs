@@ -11,17 +11,29 @@
 //! index=2 provider=file routeTable=t1 nextHop=10.0.1.20 mode=secondary
 //! ```
 //!
-//! The original Python package's `node_file` (one dict literal per line) is read too and
-//! rewritten in this format, the original kept as `node_file.orig`.
+//! The original Python package's `node_file` (one dict literal per line, [`legacy`]) is read
+//! too and rewritten in this format, the original kept as `node_file.orig`. Each node's last
+//! event and dry run are kept apart, in JSON ([`last_events`]).
+//!
+//! At start the file must be a regular file (a FIFO or a device is refused, never opened for a
+//! blocking read), temp files an interrupted write left are removed, and a symlinked
+//! `node_file` is written through to its target (the link stays).
+
+mod last_events;
+mod legacy;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::node::{LastEvent, Node, NodeIndex, Param, Provider};
+use crate::fs_util::{self, Durability, Perms, ReadError};
+use crate::node::{Node, NodeIndex, Param, Provider};
 use crate::paths::HaDir;
+
+pub use last_events::{load_last_events, save_last_events};
+
+/// Far above what 1023 nodes take (about 300 bytes each): a larger file is not a node_file.
+const MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 const HEADER: &str = "# csr-ha node_file v1: one node per line, key=value separated by spaces,\n\
 # values percent-encoded (%20 space, %25 percent, %3D equals sign).\n";
@@ -38,6 +50,8 @@ pub enum DbError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// Not a regular file of a sane size: refused before anything is read.
+    Unusable { path: PathBuf, why: ReadError },
 }
 
 impl fmt::Display for DbError {
@@ -49,6 +63,12 @@ impl fmt::Display for DbError {
                 path.display()
             ),
             DbError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            DbError::Unusable { path, why } => write!(
+                f,
+                "node_file {} {why}; replace it with the regular file that holds the nodes, or \
+                 remove it to start with none",
+                path.display()
+            ),
         }
     }
 }
@@ -65,14 +85,20 @@ pub struct NodeDb {
 impl NodeDb {
     /// Loads `node_file` (missing = empty). An original-format file is converted and the
     /// original kept as `node_file.orig`.
+    /// Only the server calls it, holding the pid lock: the temp files of a write it did not
+    /// finish (a `kill -9`, a power cut) are removed here.
     pub fn load(dir: &HaDir) -> Result<NodeDb, DbError> {
         let path = dir.node_file();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(error) => return Err(DbError::Io { path, error }),
+        for name in fs_util::remove_leftovers(&path) {
+            log::warn!("removed {name}, left by an interrupted write of node_file");
+        }
+        let bytes = match fs_util::read_regular(&path, MAX_BYTES) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Missing(_)) => Vec::new(),
+            Err(ReadError::Io(error)) => return Err(DbError::Io { path, error }),
+            Err(why) => return Err(DbError::Unusable { path, why }),
         };
-        let (nodes, legacy) = parse(&text).map_err(|(line, reason)| DbError::Corrupt {
+        let (nodes, legacy) = parse(&bytes).map_err(|(line, reason)| DbError::Corrupt {
             path: path.clone(),
             line,
             reason,
@@ -127,60 +153,23 @@ impl NodeDb {
         Ok(true)
     }
 
+    /// App keys live here: owner-only, as the original's ~/cloud/HA was.
     fn persist(&self, nodes: &BTreeMap<u16, Node>) -> Result<(), DbError> {
-        let io = |error| DbError::Io {
-            path: self.path.clone(),
-            error,
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".node_file.")
-            .tempfile_in(dir)
-            .map_err(io)?;
-        // App keys live here: owner-only, as the original's ~/cloud/HA was.
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io)?;
         let mut text = String::from(HEADER);
         for node in nodes.values() {
             text.push_str(&format_line(node));
             text.push('\n');
         }
-        tmp.write_all(text.as_bytes()).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(&self.path).map_err(|e| io(e.error))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-        Ok(())
-    }
-}
-
-/// Each node's last event (or last dry run, from `last_checks.json`), as `show_node` shows it;
-/// `{}` when the file is missing or unreadable (it is a convenience, the event files are the
-/// record).
-pub fn load_last_events(path: &Path) -> BTreeMap<u16, LastEvent> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default()
-}
-
-/// Replaces `last_events.json` or `last_checks.json` (temp file and rename; no fsync: losing the
-/// newest entry in a power cut costs nothing that the event files do not hold).
-pub fn save_last_events(dir: &HaDir, path: &Path, events: &BTreeMap<u16, LastEvent>) {
-    let written = serde_json::to_vec_pretty(events)
-        .map_err(std::io::Error::other)
-        .and_then(|text| {
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".last_events.")
-                .tempfile_in(dir.root())?;
-            tmp.write_all(&text)?;
-            tmp.persist(path).map_err(|e| e.error)?;
-            Ok(())
-        });
-    if let Err(e) = written {
-        log::warn!("cannot write {}: {e}", path.display());
+        fs_util::replace(
+            &self.path,
+            text.as_bytes(),
+            Perms::OwnerOnly,
+            Durability::Synced,
+        )
+        .map_err(|error| DbError::Io {
+            path: self.path.clone(),
+            error,
+        })
     }
 }
 
@@ -195,19 +184,21 @@ pub fn format_line(node: &Node) -> String {
     line
 }
 
-/// Parses a whole file; `Err((line number, reason))` on the first bad line. The flag says the
-/// file was in the original package's format.
-fn parse(text: &str) -> Result<(BTreeMap<u16, Node>, bool), (usize, String)> {
+/// Parses a whole file; `Err((line number, reason))` on the first bad line (one that is not
+/// UTF-8 text included). The flag says the file was in the original package's format.
+fn parse(bytes: &[u8]) -> Result<(BTreeMap<u16, Node>, bool), (usize, String)> {
     let mut nodes = BTreeMap::new();
     let mut legacy = false;
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
+    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = std::str::from_utf8(raw)
+            .map_err(|e| (n + 1, not_utf8(raw, &e)))?
+            .trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let node = if line.starts_with('{') {
             legacy = true;
-            parse_python_line(line)
+            legacy::parse_python_line(line)
         } else {
             parse_line(line)
         }
@@ -217,6 +208,15 @@ fn parse(text: &str) -> Result<(BTreeMap<u16, Node>, bool), (usize, String)> {
         }
     }
     Ok((nodes, legacy))
+}
+
+/// `is not UTF-8 text (byte 0xff at column 7)`.
+fn not_utf8(raw: &[u8], error: &std::str::Utf8Error) -> String {
+    let at = error.valid_up_to();
+    match raw.get(at) {
+        Some(byte) => format!("is not UTF-8 text (byte {byte:#04x} at column {})", at + 1),
+        None => "is not UTF-8 text".to_string(),
+    }
 }
 
 /// One `node_file` line (`index=1 provider=file routeTable=t1 …`) as a node, every value validated.
@@ -235,7 +235,10 @@ pub fn parse_line(line: &str) -> Result<Node, String> {
 }
 
 /// Builds a node from key/value pairs, validating every value as if it came from the CLI.
-fn build_node(pairs: Vec<(String, String)>, provider: Option<Provider>) -> Result<Node, String> {
+pub(super) fn build_node(
+    pairs: Vec<(String, String)>,
+    provider: Option<Provider>,
+) -> Result<Node, String> {
     let find = |k: &str| {
         pairs
             .iter()
@@ -271,98 +274,6 @@ fn build_node(pairs: Vec<(String, String)>, provider: Option<Provider>) -> Resul
     Ok(node)
 }
 
-/// Reads one line of the original package's `node_file`, e.g.
-/// `{'index': '1', 'routeTableId': 'rtb-0a1b2c3d', 'region': 'us-east-1', 'mode': 'primary'}`.
-fn parse_python_line(line: &str) -> Result<Node, String> {
-    let pairs = python_dict(line)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let provider = match get("cloud") {
-        Some("gcp") => Provider::Gcp,
-        Some("azure" | "azusgov" | "azchina") => Provider::Azure,
-        Some(other) => return Err(format!("unknown cloud {other:?}")),
-        None => Provider::Aws,
-    };
-    build_node(pairs, Some(provider))
-}
-
-/// A Python dict literal of string keys to string (or None/number) values.
-fn python_dict(line: &str) -> Result<Vec<(String, String)>, String> {
-    let body = line
-        .strip_prefix('{')
-        .and_then(|l| l.strip_suffix('}'))
-        .ok_or("not a {...} dict literal")?;
-    let mut chars = body.chars().peekable();
-    let mut pairs = Vec::new();
-    loop {
-        skip_spaces(&mut chars);
-        if chars.peek().is_none() {
-            break;
-        }
-        let key = python_value(&mut chars)?.ok_or("a key is None")?;
-        skip_spaces(&mut chars);
-        if chars.next() != Some(':') {
-            return Err(format!("expected ':' after key {key:?}"));
-        }
-        skip_spaces(&mut chars);
-        if let Some(value) = python_value(&mut chars)? {
-            pairs.push((key, value));
-        }
-        skip_spaces(&mut chars);
-        match chars.next() {
-            Some(',') | None => {}
-            Some(c) => return Err(format!("unexpected {c:?} in dict literal")),
-        }
-    }
-    Ok(pairs)
-}
-
-fn skip_spaces(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    while chars.peek().is_some_and(|c| c.is_whitespace()) {
-        chars.next();
-    }
-}
-
-/// A quoted string, a bare number, or `None` (→ `Ok(None)`).
-fn python_value(
-    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
-) -> Result<Option<String>, String> {
-    match chars.peek().copied() {
-        Some(q @ ('\'' | '"')) => {
-            chars.next();
-            let mut out = String::new();
-            loop {
-                match chars.next() {
-                    Some('\\') => out.push(chars.next().ok_or("unterminated string")?),
-                    Some(c) if c == q => return Ok(Some(out)),
-                    Some(c) => out.push(c),
-                    None => return Err("unterminated string".into()),
-                }
-            }
-        }
-        Some(_) => {
-            let mut word = String::new();
-            while let Some(&c) = chars.peek() {
-                if c == ',' || c == ':' || c.is_whitespace() {
-                    break;
-                }
-                word.push(c);
-                chars.next();
-            }
-            match word.as_str() {
-                "None" => Ok(None),
-                w if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(word)),
-                _ => Err(format!("unexpected {word:?} in dict literal")),
-            }
-        }
-        None => Err("dict literal ends early".into()),
-    }
-}
-
 fn encode(value: &str) -> String {
     crate::percent::encode(value, crate::percent::NODE_FILE)
 }
@@ -387,30 +298,15 @@ mod tests {
     }
 
     #[test]
-    fn python_lines_import_per_cloud() {
-        let aws = "{'index': '1', 'routeTableId': 'rtb-0a1b2c3d', 'region': 'us-east-1', 'eniId': 'eni-0a1b2c3d', 'route': '10.0.0.0/16', 'mode': 'primary'}";
-        let node = parse_python_line(aws).expect("imports");
-        assert_eq!(node.provider, Provider::Aws);
-        assert_eq!(node.get(Param::EniId), Some("eni-0a1b2c3d"));
-        let gcp = "{'index': '2', 'cloud': 'gcp', 'project': 'my-project', 'vpc': 'vpc-a', 'routeName': 'r-a', 'peerRouteName': 'r-b', 'nextHopIp': '10.0.0.2', 'hopPriority': '0', 'route': '10.1.0.0/16'}";
-        let node = parse_python_line(gcp).expect("imports");
-        assert_eq!(
-            (node.provider, node.get(Param::HopPriority)),
-            (Provider::Gcp, Some("0"))
-        );
-        let azure = "{'index': '3', 'cloud': 'azure', 'subscriptionId': 'abc-1', 'resourceGroup': 'rg', 'routeTableName': 'rt', 'nextHop': '10.0.0.4', 'appKey': None}";
-        let node = parse_python_line(azure).expect("imports");
-        assert_eq!(
-            (node.provider, node.get(Param::AppKey)),
-            (Provider::Azure, None)
-        );
-    }
-
-    #[test]
     fn corrupt_lines_are_reported_with_their_number() {
         let text = "# header\nindex=1 provider=file routeTable=t1\nindex=2 provider=file route=10.0.0.1/8\n";
-        let err = parse(text).expect_err("line 3 is bad");
+        let err = parse(text.as_bytes()).expect_err("line 3 is bad");
         assert_eq!(err.0, 3);
         assert!(err.1.contains("route"), "{}", err.1);
+        let text = b"# header\nindex=1 provider=file routeTable=t1\nindex=2 provider=file routeTable=t\xff2\n";
+        assert_eq!(
+            parse(text).expect_err("line 3 is not UTF-8"),
+            (3, "is not UTF-8 text (byte 0xff at column 35)".to_string())
+        );
     }
 }
