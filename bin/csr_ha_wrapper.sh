@@ -21,7 +21,8 @@ command_of() { # command_of PATH: prints the csr-ha command PATH is named after,
   c=${c%.py}
   case $c in
     ha_api | ha_server | ha_event_handler | create_node | set_params | clear_params | \
-    delete_node | show_node | node_event) echo "$c" ;;
+    delete_node | show_node | node_event | set_default_aad_app | clear_default_aad_app | \
+    show_auth_applications) echo "$c" ;;
   esac
 }
 cmd=$(command_of "$invoked")

@@ -151,7 +151,7 @@ fi
   echo "CSR_HA_CLOUD: ${CSR_HA_CLOUD:-(unset)}"
   [ -f /etc/os-release ] && sed -n 's/^PRETTY_NAME=/os: /p' /etc/os-release
   for b in ha_server ha_api ha_event_handler create_node set_params clear_params delete_node \
-    show_node node_event; do
+    show_node node_event set_default_aad_app clear_default_aad_app show_auth_applications; do
     p=$(find_bin "$b")
     if [ -z "$p" ]; then
       echo "$b: not found"

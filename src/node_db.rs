@@ -90,6 +90,24 @@ impl NodeDb {
         Ok(db)
     }
 
+    /// The nodes in `node_file` as they are on disk (missing = none), read only: an
+    /// original-format file is parsed, not converted. For commands that run without the server
+    /// (`show_auth_applications`).
+    pub fn read_only(dir: &HaDir) -> Result<Vec<Node>, DbError> {
+        let path = dir.node_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => return Err(DbError::Io { path, error }),
+        };
+        let (nodes, _) = parse(&text).map_err(|(line, reason)| DbError::Corrupt {
+            path: path.clone(),
+            line,
+            reason,
+        })?;
+        Ok(nodes.into_values().collect())
+    }
+
     pub fn get(&self, index: NodeIndex) -> Option<&Node> {
         self.nodes.get(&index.get())
     }

@@ -146,6 +146,9 @@ pub struct NodeView {
     pub last_event: Option<LastEvent>,
     /// The node's last dry run.
     pub last_check: Option<LastEvent>,
+    /// Which credential the node signs in with (`ha_api -c status`, Azure nodes): ids, never
+    /// a key. `None` in `show_node`.
+    pub credential: Option<String>,
 }
 
 /// How a request (or one node of it) went. Printed as the original's `200: `, `199: ` and

@@ -41,6 +41,7 @@ pub fn view(state: &State, node: &Node) -> NodeView {
     NodeView {
         last_event: state.last_events.get(&index).cloned(),
         last_check: state.last_checks.get(&index).cloned(),
+        credential: None,
         node,
     }
 }

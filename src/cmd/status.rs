@@ -8,7 +8,8 @@
 //! {"server":  {"pid","version","uptimeSeconds","cloud","haDir","protocolVersion"},
 //!  "queue":   {"running","waiting","jobs":[{"table","action","nodes","state","ageSeconds"}]},
 //!  "counters":{"badFrames","lateRequestsDropped","eventsRun","eventsFailed","dryRuns"},
-//!  "nodes":   [{"index","provider","mode","table","route",<parameters>,"lastEvent","lastCheck"}],
+//!  "nodes":   [{"index","provider","mode","table","route",<parameters>,"lastEvent","lastCheck",
+//!              "credential" (Azure nodes: which credential it signs in with, never a key)}],
 //!  "credentials":[{"kind","expiresInSeconds"}]}
 //! ```
 //!
@@ -74,7 +75,10 @@ pub fn apply(state: &State, jobs: &[JobView]) -> Response {
     let nodes: Vec<NodeView> = state
         .db
         .nodes()
-        .map(|node| super::show_node::view(state, node))
+        .map(|node| NodeView {
+            credential: credential_of(node),
+            ..super::show_node::view(state, node)
+        })
         .collect();
     let failed: Vec<String> = nodes
         .iter()
@@ -129,6 +133,13 @@ pub fn apply(state: &State, jobs: &[JobView]) -> Response {
     response
 }
 
+/// Which credential `node` signs in with, where the cloud has a choice the router keeps
+/// (Azure: its own app, the default app, or the managed identity).
+fn credential_of(node: &crate::node::Node) -> Option<String> {
+    (node.provider == crate::node::Provider::Azure)
+        .then(|| crate::cloud::azure::credential_in_use(node))
+}
+
 /// A last event or check as JSON: `null` or `{"event","time","ok","text","durationMs",
 /// "ageSeconds"}`.
 pub fn last_json(last: Option<&LastEvent>, now_unix: u64) -> Json {
@@ -165,6 +176,9 @@ pub fn node_json(view: &NodeView, now_unix: u64) -> Json {
             "lastCheck".into(),
             last_json(view.last_check.as_ref(), now_unix),
         );
+        if let Some(credential) = &view.credential {
+            map.insert("credential".into(), credential.as_str().into());
+        }
     }
     value
 }
@@ -285,6 +299,9 @@ pub fn render_text(response: &Response) -> String {
             node.mode(),
             node.route_table_id()
         ));
+        if let Some(credential) = &n.credential {
+            out.push_str(&format!("    {:10} {credential}\n", "credential"));
+        }
         out.push_str(&last_text("lastEvent", n.last_event.as_ref(), v.now_unix));
         out.push_str(&last_text("lastCheck", n.last_check.as_ref(), v.now_unix));
     }
