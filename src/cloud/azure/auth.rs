@@ -1,6 +1,8 @@
-//! Where ARM's bearer token comes from: the VM's managed identity (IMDS) or an Azure AD
-//! application's client credentials (`-a -d -k`), on the Microsoft identity platform (v2.0)
-//! endpoint as MSAL and azure-identity call it:
+//! Where ARM's bearer token comes from, in the original's order: the node's Azure AD app
+//! (`-a -d -k`), else the default Azure AD app (`~/cloud/authMgr/aad_app_file`, see
+//! `default_app.rs`), else the VM's managed identity (IMDS). Apps sign in with client
+//! credentials on the Microsoft identity platform (v2.0) endpoint as MSAL and azure-identity
+//! call it:
 //!
 //! ```text
 //! IMDS  GET  {imds}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=<ARM resource>
@@ -330,7 +332,7 @@ impl Tokens {
         if reply.status != 200 {
             let hint = match self.credential {
                 Credential::ManagedIdentity => {
-                    "; give the VM a managed identity allowed to write the route table, or give the node app credentials (-a -d -k)"
+                    "; give the VM a managed identity allowed to write the route table, give the node app credentials (-a -d -k), or set a default app with set_default_aad_app"
                 }
                 Credential::App {
                     default_file: None,
