@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Instant;
 
-use super::planner::run_table;
-use super::{CloudError, Permission, Route, RouteTable, RouteWrite};
+use super::{run_table, CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 use crate::work::{Action, NodeOutcome, Work};

@@ -1,18 +1,21 @@
 //! The cloud contract: what every route-table provider is and answers ([`RouteTable`], [`Route`],
 //! [`RouteWrite`], [`Permission`], [`CloudError`]).
 //!
-//! The server hands `ha_event_handler` one [`Work`](crate::work::Work) per route table: the event
-//! and the nodes that share that table. [`planner`] runs it: it opens the provider's
-//! [`RouteTable`], reads it once, computes what each node needs, writes only what differs (as the
-//! provider writes best: one file rewrite, one Azure table PUT, concurrent EC2 calls) and answers
-//! with one outcome per node. GCP routes cannot be edited in place, so that provider plans its
-//! own work (`gcp::run`) instead of going through [`planner::apply`].
+//! The server hands `ha_event_handler` one [`Work`] per route table: the event
+//! and the nodes that share that table. [`run`] gives it to the nodes' provider, which opens its
+//! [`RouteTable`] for the [`planner`]: it reads the table once, computes what each node needs,
+//! writes only what differs (as the provider writes best: one file rewrite, one Azure table PUT,
+//! concurrent EC2 calls) and answers with one outcome per node. GCP routes cannot be edited in
+//! place, so that provider plans its own work (`gcp::run`) instead of going through
+//! [`planner::apply`].
 //!
 //! What the clouds share lives here once: [`http`] (the client and its retry policy, the error
 //! answer as a [`CloudError`]), [`secret`] (the `Secret` type and the masker) and
 //! [`token_cache`] (credentials shared by handler processes, one fetch-or-reuse call). Each cloud
-//! folder has one shape: `mod.rs` the provider, `client.rs` the client owning its HTTP calls,
-//! `auth.rs` its credentials.
+//! folder has one shape: `mod.rs` the provider, `client.rs` the client owning its HTTP calls
+//! (`ArmClient`, `ComputeClient`), `auth.rs` its credentials; `auth.rs` and `client.rs` are
+//! private to their folder, which re-exports what the crate uses. AWS still has its older shape
+//! (`ec2.rs` holds `Ec2Client`; public modules).
 
 pub mod aws;
 pub mod azure;
@@ -33,12 +36,15 @@ use crate::node::Provider;
 use crate::protocol::Status;
 use crate::work::{NodeOutcome, Work};
 
-/// The planner's entry points, where callers have always found them.
+/// The planner's entry points, where AWS, the file provider, tests and benchmarks have always
+/// found them.
 pub use planner::{apply, fail_all, run_table};
 
 /// Runs a handler's work to completion and returns one outcome per node. Each provider has the
 /// same entry point, `run(work, deadline, log)` (configured from the environment), and the
-/// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call.
+/// clouds a `run_with(work, deadline, log, &config)` that tests and benchmarks call. It lives
+/// here, not in the planner, so that the planner names no provider and no provider import
+/// closes a circle through it.
 pub fn run(work: &Work) -> Vec<NodeOutcome> {
     let deadline = Instant::now() + Duration::from_millis(work.deadline_ms);
     let mut log = EventLog::new(work);

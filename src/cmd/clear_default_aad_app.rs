@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use crate::cli::{self, Args, EXIT_BAD_INPUT, EXIT_FAILED};
-use crate::cloud::azure::default_app::{self, DefaultApp};
+use crate::cloud::azure::DefaultApp;
 use crate::protocol::Status;
 
 pub const HELP: &str = "usage: clear_default_aad_app\n\
@@ -38,7 +38,7 @@ pub fn main() -> ExitCode {
     if let Err(e) = Args::parse(&cli::argv(), "clear_default_aad_app", &[]) {
         return cli::reject(e, HELP);
     }
-    let Some(path) = default_app::path_from_env() else {
+    let Some(path) = DefaultApp::path_from_env() else {
         crate::say!(
             Status::Failed,
             "HOME is not set, so there is no ~/cloud/authMgr/aad_app_file; run as the router's HA user"

@@ -17,8 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::cli::{self, Args, CliError, Flag, EXIT_BAD_INPUT, EXIT_FAILED};
-use crate::cloud::azure::default_app::{self, DefaultApp};
-use crate::cloud::azure::{self, AzureConfig};
+use crate::cloud::azure::{self, AzureConfig, DefaultApp};
 use crate::cloud::secret::Secret;
 use crate::node::{AzureCloud, InvalidValue, Param, Provider};
 use crate::protocol::Status;
@@ -101,7 +100,7 @@ pub fn apply(app: &DefaultApp, config: &AzureConfig) -> Result<String, String> {
 }
 
 pub fn main() -> ExitCode {
-    let Some(path) = default_app::path_from_env() else {
+    let Some(path) = DefaultApp::path_from_env() else {
         crate::say!(
             Status::Failed,
             "HOME is not set, so there is no ~/cloud/authMgr/aad_app_file; run as the router's HA user"

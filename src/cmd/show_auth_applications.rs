@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 
 use crate::cli::{self, Args};
-use crate::cloud::azure::{self, default_app, default_app::DefaultApp};
+use crate::cloud::azure::{self, DefaultApp};
 use crate::node::Provider;
 use crate::node_db::NodeDb;
 use crate::paths::HaDir;
@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
     if let Err(e) = Args::parse(&cli::argv(), "show_auth_applications", &[]) {
         return cli::reject(e, HELP);
     }
-    let path = default_app::path_from_env();
+    let path = DefaultApp::path_from_env();
     crate::out!("{}", render(&HaDir::from_env(), path.as_deref()));
     ExitCode::SUCCESS
 }

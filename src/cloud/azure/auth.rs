@@ -57,7 +57,7 @@ impl Credential {
     /// default app (`default`, read from `~/cloud/authMgr/aad_app_file`), else the VM's managed
     /// identity. A default app of another cloud than the node's `-p` is refused, not skipped:
     /// skipping it would quietly change who the router acts as.
-    pub(super) fn of(node: &Node, default: Option<&DefaultApp>) -> Result<Credential, CloudError> {
+    pub fn of(node: &Node, default: Option<&DefaultApp>) -> Result<Credential, CloudError> {
         if let Some(app_id) = node.get(Param::AppId) {
             let given = required(node, Param::AppKey)?;
             return Ok(Credential::App {
@@ -84,7 +84,7 @@ impl Credential {
 
     /// `app`'s credential: as the default app (its messages name the file), or as an app
     /// being checked before it becomes the default (its messages name `-a -d -k`).
-    pub(super) fn app(app: &DefaultApp, as_default: bool) -> Credential {
+    pub fn app(app: &DefaultApp, as_default: bool) -> Credential {
         Credential::App {
             tenant: app.tenant_id.clone(),
             app_id: app.app_id.clone(),
@@ -95,7 +95,7 @@ impl Credential {
     }
 
     /// Which credential this is, for `ha_api -c status` and the event log; never the key.
-    pub(super) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             Credential::ManagedIdentity => "the VM's managed identity".to_string(),
             Credential::App {
@@ -138,7 +138,7 @@ impl Credential {
         }
     }
 
-    pub(super) fn scrub(&self, text: &str) -> String {
+    pub fn scrub(&self, text: &str) -> String {
         match self {
             Credential::App { key, given, .. } => {
                 secret::mask(text, &[key.expose(), given.expose()])
@@ -147,7 +147,7 @@ impl Credential {
         }
     }
 
-    pub(super) fn scrub_error(&self, error: CloudError) -> CloudError {
+    pub fn scrub_error(&self, error: CloudError) -> CloudError {
         match self {
             Credential::App { key, given, .. } => error.masked(&[key.expose(), given.expose()]),
             Credential::ManagedIdentity => error,
@@ -225,12 +225,12 @@ pub(super) struct Tokens {
 }
 
 impl Tokens {
-    pub(super) fn new(credential: Credential, config: AzureConfig) -> Tokens {
+    pub fn new(credential: Credential, config: AzureConfig) -> Tokens {
         Tokens { credential, config }
     }
 
     /// A bearer token, from the shared cache or fetched now.
-    pub(super) fn token(&self, deadline: Instant) -> Result<Secret, CloudError> {
+    pub fn token(&self, deadline: Instant) -> Result<Secret, CloudError> {
         let key = self.key();
         self.config
             .cache
@@ -242,15 +242,15 @@ impl Tokens {
     }
 
     /// Drops a token ARM refused (revoked, or the clock is off), so the next call fetches one.
-    pub(super) fn forget(&self) {
+    pub fn forget(&self) {
         self.config.cache.forget(&self.key());
     }
 
-    pub(super) fn scrub(&self, text: &str) -> String {
+    pub fn scrub(&self, text: &str) -> String {
         self.credential.scrub(text)
     }
 
-    pub(super) fn scrub_error(&self, error: CloudError) -> CloudError {
+    pub fn scrub_error(&self, error: CloudError) -> CloudError {
         self.credential.scrub_error(error)
     }
 

@@ -27,16 +27,16 @@ use crate::cloud::{CloudError, Permission};
 /// stable (non-preview) version, the one Azure's own IaC tooling (azure-native 3.x) defaults to.
 /// Later versions exist (2025-xx) but reach the sovereign clouds (azusgov, azchina) last; nothing
 /// this provider reads or writes changed between them.
-pub const API_VERSION: &str = "2024-05-01";
+pub(super) const API_VERSION: &str = "2024-05-01";
 
 /// The `Microsoft.Authorization` API version of Permissions - List For Resource.
-pub const PERMISSIONS_API_VERSION: &str = "2022-04-01";
+pub(super) const PERMISSIONS_API_VERSION: &str = "2022-04-01";
 
 /// The action a route PUT needs (a node with `-r`).
-pub const ROUTE_WRITE: &str = "Microsoft.Network/routeTables/routes/write";
+pub(super) const ROUTE_WRITE: &str = "Microsoft.Network/routeTables/routes/write";
 
 /// The action a route table PUT needs (all-routes mode).
-pub const TABLE_WRITE: &str = "Microsoft.Network/routeTables/write";
+pub(super) const TABLE_WRITE: &str = "Microsoft.Network/routeTables/write";
 
 /// The longest wait between polls of a long-running write, whatever `Retry-After` ARM sends:
 /// a route update finishes in seconds and failover time matters more than a few extra reads.

@@ -20,18 +20,6 @@ use crate::cloud::secret::Secret;
 use crate::cloud::CloudError;
 use crate::node::{AzureCloud, Param, Provider};
 
-/// `<home>/cloud/authMgr/aad_app_file`.
-pub fn path_in(home: &Path) -> PathBuf {
-    home.join("cloud").join("authMgr").join("aad_app_file")
-}
-
-/// [`path_in`] `$HOME`; `None` when `HOME` is unset or empty (no default app can be found).
-pub fn path_from_env() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| path_in(Path::new(&h)))
-}
-
 /// The default app as the file holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultApp {
@@ -54,6 +42,19 @@ struct FileJson {
 }
 
 impl DefaultApp {
+    /// `<home>/cloud/authMgr/aad_app_file`.
+    pub fn path_in(home: &Path) -> PathBuf {
+        home.join("cloud").join("authMgr").join("aad_app_file")
+    }
+
+    /// [`DefaultApp::path_in`] `$HOME`; `None` when `HOME` is unset or empty (no default app
+    /// can be found).
+    pub fn path_from_env() -> Option<PathBuf> {
+        std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| DefaultApp::path_in(Path::new(&h)))
+    }
+
     /// The app in `path`; `Ok(None)` when there is no file. A file that cannot be used is an
     /// error naming the file, the field and the fix, never quoting the key. The file is made
     /// owner-only again if someone opened it (the original wrote it with the default umask).
@@ -178,7 +179,7 @@ mod tests {
     #[test]
     fn the_original_file_is_read_and_written_in_its_format_owner_only() {
         let home = tempfile::tempdir().expect("tempdir");
-        let path = path_in(home.path());
+        let path = DefaultApp::path_in(home.path());
         assert_eq!(DefaultApp::load(&path), Ok(None), "no file: no default app");
         std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
         // As the original's json.dumps wrote it, world-readable.
@@ -220,7 +221,7 @@ mod tests {
     #[test]
     fn a_bad_file_names_the_file_and_field_and_never_the_key() {
         let home = tempfile::tempdir().expect("tempdir");
-        let path = path_in(home.path());
+        let path = DefaultApp::path_in(home.path());
         std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
         let error = |text: &str| {
             std::fs::write(&path, text).expect("write");

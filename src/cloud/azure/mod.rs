@@ -1,6 +1,6 @@
 //! Azure route tables (user-defined routes) through Azure Resource Manager: the provider (open,
 //! read, plan, write): [`AzureTable`], a [`RouteTable`]. `client.rs` holds ARM's requests and
-//! answers ([`ArmClient`](client::ArmClient)), `auth.rs` the token sources.
+//! answers (`ArmClient`), `auth.rs` the token sources.
 //!
 //! ```text
 //! read   GET {arm}/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/routeTables/{t}?api-version=2024-05-01
@@ -22,7 +22,7 @@
 
 mod auth;
 mod client;
-pub mod default_app;
+mod default_app;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,7 +32,6 @@ use serde::Deserialize;
 
 use self::auth::{Credential, Tokens};
 use self::client::{ArmClient, TableBody, API_VERSION, ROUTE_WRITE, TABLE_WRITE};
-use self::default_app::DefaultApp;
 use super::http::{self, Method};
 use super::planner::{fail_all, first_node, required, run_table};
 use super::token_cache::TokenCache;
@@ -45,6 +44,7 @@ use crate::work::{NodeOutcome, Work};
 
 pub use self::auth::{decode_app_key, IMDS_API_VERSION};
 pub use self::client::{action_matches, MAX_POLL_INTERVAL};
+pub use self::default_app::DefaultApp;
 
 /// Where the provider talks to, resolved once per handler. Tests fill it by hand so they never
 /// touch the process environment; [`AzureConfig::from_env`] is what [`run`] uses.
@@ -121,7 +121,7 @@ impl AzureConfig {
             arm: http::endpoint(&["CSR_HA_AZURE_ARM_ENDPOINT"], &defaults.arm),
             login: http::endpoint(&["CSR_HA_AZURE_LOGIN_ENDPOINT"], &defaults.login),
             imds: http::endpoint(&["CSR_HA_AZURE_IMDS_ENDPOINT"], &defaults.imds),
-            default_app: default_app::path_from_env(),
+            default_app: DefaultApp::path_from_env(),
             ..defaults
         }
     }
@@ -238,7 +238,7 @@ pub struct AzureTable {
 
 /// ARM's error body, as ARM and the Azure AD login endpoint send it: `{"error":{"code","message"}}` (or the same fields at the top level); `None` if the
 /// body is not ARM's.
-pub(super) fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
+fn parse_error(_status: u16, body: &str) -> Option<(String, String)> {
     #[derive(Deserialize)]
     struct Detail {
         code: Option<String>,
@@ -401,7 +401,7 @@ impl RouteTable for AzureTable {
         self.arm.name.clone()
     }
 
-    /// Every error leaves through [`Credential::scrub_error`]: a login endpoint may echo the key.
+    /// Every error leaves through `ArmClient::scrub_error`: a login endpoint may echo the key.
     fn read(&mut self) -> Result<Vec<Route>, CloudError> {
         self.read_table().map_err(|e| self.arm.scrub_error(e))
     }

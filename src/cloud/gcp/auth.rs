@@ -71,7 +71,7 @@ impl fmt::Display for Source {
 }
 
 /// Hands out a valid token for one source, fetching a new one only when needed.
-pub struct Tokens {
+pub(super) struct Tokens {
     source: Source,
     cache: TokenCache,
 }

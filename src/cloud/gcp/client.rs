@@ -57,7 +57,7 @@ pub(super) struct LiveRoute {
 impl LiveRoute {
     /// The next hop as a user would name it: the IP, else the last path segment of the
     /// instance, gateway, ILB, tunnel, network or peering it points at.
-    pub(super) fn hop(&self) -> String {
+    pub fn hop(&self) -> String {
         if let Some(ip) = &self.next_hop_ip {
             return ip.clone();
         }
@@ -77,11 +77,11 @@ impl LiveRoute {
     }
 
     /// The next hop when it is an IP address (the only kind this provider writes).
-    pub(super) fn next_hop(&self) -> Option<std::net::IpAddr> {
+    pub fn next_hop(&self) -> Option<std::net::IpAddr> {
         self.next_hop_ip.as_deref().and_then(|ip| ip.parse().ok())
     }
 
-    pub(super) fn priority(&self) -> Option<u64> {
+    pub fn priority(&self) -> Option<u64> {
         match &self.priority {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.parse().ok(),
@@ -89,17 +89,17 @@ impl LiveRoute {
         }
     }
 
-    pub(super) fn destination(&self) -> Option<Cidr> {
+    pub fn destination(&self) -> Option<Cidr> {
         self.dest_range.parse().ok()
     }
 
     /// `10.99.0.0/16 via 10.0.1.10`
-    pub(super) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!("{} via {}", self.dest_range, self.hop())
     }
 
     /// `projects/p/global/networks/v` out of a full or partial network URL.
-    pub(super) fn network_path(&self) -> &str {
+    pub fn network_path(&self) -> &str {
         self.network
             .find("projects/")
             .map_or(self.network.as_str(), |i| &self.network[i..])

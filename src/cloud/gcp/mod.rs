@@ -16,8 +16,8 @@
 //!           permitted with Resource Manager's testIamPermissions, once per project and VPC
 //! ```
 //!
-//! The provider is [`VpcRoutes`]; the requests and answers are in `client.rs`
-//! ([`ComputeClient`](client::ComputeClient)); tokens come from `auth.rs`. An event on a node
+//! The provider is `VpcRoutes`; the requests and answers are in `client.rs`
+//! (`ComputeClient`); tokens come from `auth.rs`. An event on a node
 //! whose `-r` and `-n` are of different address families fails before any request: no IPv4
 //! next hop can carry an IPv6 route, nor the reverse.
 
