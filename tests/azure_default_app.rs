@@ -108,6 +108,20 @@ fn an_upgraded_router_with_the_original_aad_app_file_fails_over_with_that_app() 
         !fake.seen().iter().any(|s| s.is_imds()),
         "the managed identity was asked"
     );
+    let events: Vec<String> = std::fs::read_dir(ha.path("events"))
+        .expect("events")
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        events.iter().any(|text| text.contains(&format!(
+            "Credentials: the default Azure AD app {APP} in tenant {TENANT}"
+        ))),
+        "{events:?}"
+    );
+    for text in &events {
+        assert_no_key("an event log", text);
+    }
     let mode = std::fs::metadata(aad_app_file(home.path()))
         .expect("file kept")
         .permissions()
@@ -210,6 +224,19 @@ fn set_default_aad_app_keeps_only_an_app_azure_ad_accepts() {
         &["-p", "aws", "-a", APP, "-d", TENANT, "-k", KEY],
     );
     assert!(out.starts_with("400: -p"), "{out}");
+
+    // A file set by hand that is not usable is a warning naming the file and the field.
+    std::fs::write(
+        &path,
+        r#"{"cloud": "azure", "app_id": "a", "tenant_id": "t"}"#,
+    )
+    .expect("write");
+    let shown = ha.ok("show_auth_applications", &[]);
+    assert!(
+        shown.starts_with("199: Warning: credentials: the default Azure AD app file ")
+            && shown.contains("aad_app_file has no app_key"),
+        "{shown}"
+    );
 
     let cleared = ha.ok("clear_default_aad_app", &[]);
     assert!(

@@ -153,7 +153,16 @@ pub fn run_with(
     log: &mut EventLog,
     config: &AzureConfig,
 ) -> Vec<NodeOutcome> {
-    run_table(open(work, deadline, config.clone()), work, log)
+    let table = open(work, deadline, config.clone());
+    if let Ok(table) = &table {
+        for node in &work.nodes {
+            log.line(
+                node.index.get(),
+                &format!("Credentials: {}", table.signs_in_as),
+            );
+        }
+    }
+    run_table(table, work, log)
 }
 
 /// Opens the route table named by the group's first node. No request is made yet: credentials
@@ -171,8 +180,10 @@ pub fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<Azure
         segment(group),
         segment(&name)
     );
+    let signs_in_as = credential.describe();
     let tokens = Tokens::new(credential, config.clone());
     Ok(AzureTable {
+        signs_in_as,
         location: format!("resource group {group}, subscription {subscription}"),
         arm: ArmClient::new(name, table_url, tokens, config, deadline),
         raw: HashMap::new(),
@@ -228,6 +239,8 @@ pub struct AzureTable {
     arm: ArmClient,
     /// `resource group g, subscription s`, for messages.
     location: String,
+    /// Which credential the table is read and written with (ids, never a key), for the log.
+    signs_in_as: String,
     /// Route name → its prefix as ARM holds it and its etag, as last read.
     raw: HashMap<String, RawRoute>,
     /// The table as last read (with its etag), for a whole-table write.
