@@ -14,6 +14,9 @@ pub struct NodeView {
     pub last_event: Option<LastEvent>,
     /// The node's last dry run.
     pub last_check: Option<LastEvent>,
+    /// Which credential the node signs in with (`ha_api -c status`, Azure nodes): ids, never
+    /// a key. `None` in `show_node`.
+    pub credential: Option<String>,
 }
 
 /// One handler running, or work waiting for one.

@@ -1,13 +1,16 @@
 //! One module per request kind, mini-redis style: each holds the client half (flags → typed
 //! [`Command`], help, rendering the reply) and the server half (applying it to the [`State`]).
 
+pub mod clear_default_aad_app;
 pub mod clear_params;
 pub mod create_node;
 pub mod delete_node;
 pub mod ha_api;
 pub mod node_event;
 pub mod run;
+pub mod set_default_aad_app;
 pub mod set_params;
+pub mod show_auth_applications;
 pub mod show_node;
 pub mod status;
 

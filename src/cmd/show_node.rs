@@ -44,6 +44,7 @@ pub fn view(state: &State, node: &Node) -> NodeView {
     NodeView {
         last_event: state.last_events.get(&index).cloned(),
         last_check: state.last_checks.get(&index).cloned(),
+        credential: None,
         node,
     }
 }
@@ -143,6 +144,9 @@ pub fn node_json(view: &NodeView, now_unix: u64) -> Json {
             "lastCheck".into(),
             last_json(view.last_check.as_ref(), now_unix),
         );
+        if let Some(credential) = &view.credential {
+            map.insert("credential".into(), credential.as_str().into());
+        }
     }
     value
 }

@@ -10,7 +10,8 @@
 //!              "awsMetadata": "IMDSv2"|"IMDSv1"|null, "roots": {"aws","azure","gcp"}},
 //!  "queue":   {"running","waiting","jobs":[{"table","action","nodes","state","ageSeconds"}]},
 //!  "counters":{"badFrames","lateRequestsDropped","eventsRun","eventsFailed","dryRuns"},
-//!  "nodes":   [{"index","provider","mode","table","route",<parameters>,"lastEvent","lastCheck"}],
+//!  "nodes":   [{"index","provider","mode","table","route",<parameters>,"lastEvent","lastCheck",
+//!              "credential" (Azure nodes: which credential it signs in with, never a key)}],
 //!  "credentials":[{"kind","expiresInSeconds"}]}
 //! ```
 //!
@@ -36,7 +37,10 @@ pub fn apply(state: &State, jobs: &[JobView]) -> Response {
     let nodes: Vec<NodeView> = state
         .db
         .nodes()
-        .map(|node| super::show_node::view(state, node))
+        .map(|node| NodeView {
+            credential: credential_of(node),
+            ..super::show_node::view(state, node)
+        })
         .collect();
     let failed: Vec<String> = nodes
         .iter()
@@ -118,6 +122,13 @@ fn aws_metadata(credentials: &[CredentialView]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Which credential `node` signs in with, where the cloud has a choice the router keeps
+/// (Azure: its own app, the default app, or the managed identity).
+fn credential_of(node: &crate::node::Node) -> Option<String> {
+    (node.provider == crate::node::Provider::Azure)
+        .then(|| crate::cloud::azure::credential_in_use(node))
 }
 
 /// The `--json` form: one object, alone on stdout.
@@ -243,6 +254,9 @@ pub fn render_text(response: &Response) -> String {
             node.mode(),
             node.route_table_id()
         ));
+        if let Some(credential) = &n.credential {
+            out.push_str(&format!("    {:10} {credential}\n", "credential"));
+        }
         out.push_str(&last_text("lastEvent", n.last_event.as_ref(), v.now_unix));
         out.push_str(&last_text("lastCheck", n.last_check.as_ref(), v.now_unix));
     }

@@ -24,7 +24,7 @@ mod legacy;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::fs_util::{self, Durability, Perms, ReadError};
 use crate::node::{Node, NodeIndex, Param, Provider};
@@ -92,17 +92,7 @@ impl NodeDb {
         for name in fs_util::remove_leftovers(&path) {
             log::warn!("removed {name}, left by an interrupted write of node_file");
         }
-        let bytes = match fs_util::read_regular(&path, MAX_BYTES) {
-            Ok(bytes) => bytes,
-            Err(ReadError::Missing(_)) => Vec::new(),
-            Err(ReadError::Io(error)) => return Err(DbError::Io { path, error }),
-            Err(why) => return Err(DbError::Unusable { path, why }),
-        };
-        let (nodes, legacy) = parse(&bytes).map_err(|(line, reason)| DbError::Corrupt {
-            path: path.clone(),
-            line,
-            reason,
-        })?;
+        let (nodes, legacy) = read(&path)?;
         let db = NodeDb { path, nodes };
         if legacy {
             let orig = dir.node_file_orig();
@@ -114,6 +104,14 @@ impl NodeDb {
             );
         }
         Ok(db)
+    }
+
+    /// The nodes in `node_file` as they are on disk (missing = none), read only: an
+    /// original-format file is parsed, not converted. For commands that run without the server
+    /// (`show_auth_applications`).
+    pub fn read_only(dir: &HaDir) -> Result<Vec<Node>, DbError> {
+        let (nodes, _) = read(&dir.node_file())?;
+        Ok(nodes.into_values().collect())
     }
 
     pub fn get(&self, index: NodeIndex) -> Option<&Node> {
@@ -182,6 +180,28 @@ pub fn format_line(node: &Node) -> String {
         }
     }
     line
+}
+
+/// The nodes in the file at `path` (missing: none), and whether it is in the original's format.
+/// The file must be a regular one of bounded size, opened without blocking.
+fn read(path: &Path) -> Result<(BTreeMap<u16, Node>, bool), DbError> {
+    let bytes = match fs_util::read_regular(path, MAX_BYTES) {
+        Ok(bytes) => bytes,
+        Err(ReadError::Missing(_)) => Vec::new(),
+        Err(ReadError::Io(error)) => {
+            let path = path.to_path_buf();
+            return Err(DbError::Io { path, error });
+        }
+        Err(why) => {
+            let path = path.to_path_buf();
+            return Err(DbError::Unusable { path, why });
+        }
+    };
+    parse(&bytes).map_err(|(line, reason)| DbError::Corrupt {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    })
 }
 
 /// Parses a whole file; `Err((line number, reason))` on the first bad line (one that is not

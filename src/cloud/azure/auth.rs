@@ -1,6 +1,8 @@
-//! Where ARM's bearer token comes from: the VM's managed identity (IMDS) or an Azure AD
-//! application's client credentials (`-a -d -k`), on the Microsoft identity platform (v2.0)
-//! endpoint as MSAL and azure-identity call it:
+//! Where ARM's bearer token comes from, in the original's order: the node's Azure AD app
+//! (`-a -d -k`), else the default Azure AD app (`~/cloud/authMgr/aad_app_file`, see
+//! `default_app.rs`), else the VM's managed identity (IMDS). Apps sign in with client
+//! credentials on the Microsoft identity platform (v2.0) endpoint as MSAL and azure-identity
+//! call it:
 //!
 //! ```text
 //! IMDS  GET  {imds}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=<ARM resource>
@@ -15,10 +17,12 @@
 //! app key never appears in a log line, an error, or `Debug` output: they live in [`Secret`], and
 //! every message built from a server's answer is scrubbed of the app key before it leaves.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
+use super::default_app::DefaultApp;
 use super::{parse_error, segment, AzureConfig};
 use crate::cloud::http::{self, Client, Method, Reply, Request, Service};
 use crate::cloud::planner::required;
@@ -36,29 +40,79 @@ pub const IMDS_API_VERSION: &str = "2018-02-01";
 pub(super) enum Credential {
     /// The VM's managed identity, from IMDS.
     ManagedIdentity,
-    /// An Azure AD application (`-a`, `-d`, `-k`).
+    /// An Azure AD application: the node's own (`-a`, `-d`, `-k`) or the default app.
     App {
         tenant: String,
         app_id: String,
         key: Secret,
-        /// The key as the node holds it (it may be URL-encoded), masked as well.
+        /// The key as the node or the file holds it (it may be URL-encoded), masked as well.
         given: Secret,
+        /// The default app's file, when the app is the default one.
+        default_file: Option<PathBuf>,
     },
 }
 
 impl Credential {
-    pub fn of(node: &Node) -> Result<Credential, CloudError> {
-        match node.get(Param::AppId) {
-            None => Ok(Credential::ManagedIdentity),
-            Some(app_id) => {
-                let given = required(node, Param::AppKey)?;
-                Ok(Credential::App {
-                    tenant: required(node, Param::TenantId)?.to_string(),
-                    app_id: app_id.to_string(),
-                    key: Secret::new(decode_app_key(given)),
-                    given: Secret::new(given),
-                })
-            }
+    /// The node's credential, in the original's order: its own app (`-a -d -k`), else the
+    /// default app (`default`, read from `~/cloud/authMgr/aad_app_file`), else the VM's managed
+    /// identity. A default app of another cloud than the node's `-p` is refused, not skipped:
+    /// skipping it would quietly change who the router acts as.
+    pub fn of(node: &Node, default: Option<&DefaultApp>) -> Result<Credential, CloudError> {
+        if let Some(app_id) = node.get(Param::AppId) {
+            let given = required(node, Param::AppKey)?;
+            return Ok(Credential::App {
+                tenant: required(node, Param::TenantId)?.to_string(),
+                app_id: app_id.to_string(),
+                key: Secret::new(decode_app_key(given)),
+                given: Secret::new(given),
+                default_file: None,
+            });
+        }
+        let Some(app) = default else {
+            return Ok(Credential::ManagedIdentity);
+        };
+        if let Some(cloud) = node.azure_cloud().filter(|c| *c != app.cloud) {
+            return Err(CloudError::Auth(format!(
+                "the default Azure AD app ({}, {}) is for cloud {}, and this node's -p is {cloud}; give the node its own -a -d -k, or set_default_aad_app -p {cloud} …",
+                app.describe(),
+                app.path.display(),
+                app.cloud
+            )));
+        }
+        Ok(Credential::app(app, true))
+    }
+
+    /// `app`'s credential: as the default app (its messages name the file), or as an app
+    /// being checked before it becomes the default (its messages name `-a -d -k`).
+    pub fn app(app: &DefaultApp, as_default: bool) -> Credential {
+        Credential::App {
+            tenant: app.tenant_id.clone(),
+            app_id: app.app_id.clone(),
+            key: Secret::new(decode_app_key(app.app_key.expose())),
+            given: app.app_key.clone(),
+            default_file: as_default.then(|| app.path.clone()),
+        }
+    }
+
+    /// Which credential this is, for `ha_api -c status` and the event log; never the key.
+    pub fn describe(&self) -> String {
+        match self {
+            Credential::ManagedIdentity => "the VM's managed identity".to_string(),
+            Credential::App {
+                tenant,
+                app_id,
+                default_file: None,
+                ..
+            } => format!("the node's Azure AD app {app_id} in tenant {tenant} (-a -d -k)"),
+            Credential::App {
+                tenant,
+                app_id,
+                default_file: Some(path),
+                ..
+            } => format!(
+                "the default Azure AD app {app_id} in tenant {tenant} ({})",
+                path.display()
+            ),
         }
     }
 
@@ -236,6 +290,7 @@ impl Tokens {
                 tenant,
                 app_id,
                 key,
+                default_file,
                 ..
             } => {
                 let url = format!(
@@ -253,8 +308,13 @@ impl Tokens {
                         ("client_secret", key.expose()),
                         ("scope", scope.as_str()),
                     ]);
+                let which = if default_file.is_some() {
+                    "the default Azure AD app"
+                } else {
+                    "Azure AD app"
+                };
                 let source = format!(
-                    "Azure AD app {app_id} in tenant {tenant} ({})",
+                    "{which} {app_id} in tenant {tenant} ({})",
                     self.config.login
                 );
                 let reply = Client::new(Service::Azure)
@@ -272,9 +332,16 @@ impl Tokens {
         if reply.status != 200 {
             let hint = match self.credential {
                 Credential::ManagedIdentity => {
-                    "; give the VM a managed identity allowed to write the route table, or give the node app credentials (-a -d -k)"
+                    "; give the VM a managed identity allowed to write the route table, give the node app credentials (-a -d -k), or set a default app with set_default_aad_app"
                 }
-                Credential::App { .. } => "; check the app id (-a), tenant (-d) and key (-k)",
+                Credential::App {
+                    default_file: None,
+                    ..
+                } => "; check the app id (-a), tenant (-d) and key (-k)",
+                Credential::App {
+                    default_file: Some(_),
+                    ..
+                } => "; this is the default Azure AD app: set it again with set_default_aad_app, clear it with clear_default_aad_app, or give the node its own -a -d -k",
             };
             return Err(CloudError::Auth(scrub(&format!(
                 "no token from {source}: {}{hint}",
@@ -339,6 +406,7 @@ mod tests {
             app_id: "a".into(),
             key: Secret::new("k3y-s3cret"),
             given: Secret::new("k3y%2Ds3cret"),
+            default_file: None,
         };
         assert!(!format!("{credential:?}").contains("k3y-s3cret"));
         assert_eq!(

@@ -22,8 +22,10 @@
 
 mod auth;
 mod client;
+mod default_app;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -35,13 +37,14 @@ use super::planner::{fail_all, first_node, required, run_table};
 use super::token_cache::TokenCache;
 use super::{CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
-use crate::node::{AzureCloud, Cidr, Param};
+use crate::node::{AzureCloud, Cidr, Node, Param};
 use crate::paths::HaDir;
 use crate::percent;
 use crate::work::{NodeOutcome, Work};
 
 pub use self::auth::{decode_app_key, IMDS_API_VERSION};
 pub use self::client::{action_matches, MAX_POLL_INTERVAL};
+pub use self::default_app::DefaultApp;
 
 /// Where the provider talks to, resolved once per handler. Tests fill it by hand so they never
 /// touch the process environment; [`AzureConfig::from_env`] is what [`run`] uses.
@@ -60,6 +63,9 @@ pub struct AzureConfig {
     pub poll_interval: Duration,
     /// Where tokens are kept between events.
     pub cache: TokenCache,
+    /// The default Azure AD app's file (`~/cloud/authMgr/aad_app_file`), read for nodes
+    /// without `-a`; `None`: nodes without `-a` use the managed identity.
+    pub default_app: Option<PathBuf>,
 }
 
 impl AzureConfig {
@@ -86,6 +92,7 @@ impl AzureConfig {
             resource: format!("{arm}/"),
             poll_interval: Duration::from_secs(1),
             cache: TokenCache::disabled(),
+            default_app: None,
         }
     }
 
@@ -98,14 +105,23 @@ impl AzureConfig {
     /// [`AzureConfig::for_cloud`] with each endpoint overridable by `CSR_HA_AZURE_ARM_ENDPOINT`,
     /// `CSR_HA_AZURE_LOGIN_ENDPOINT` and `CSR_HA_AZURE_IMDS_ENDPOINT`. The token audience stays
     /// the cloud's: an overridden ARM endpoint (a proxy, a test fake) still wants ARM's tokens.
-    /// Tokens are kept in `dir`'s credential cache.
+    /// Tokens are kept in `dir`'s credential cache; the default app is `$HOME`'s.
     pub fn from_env(cloud: AzureCloud, dir: &HaDir) -> AzureConfig {
+        AzureConfig {
+            cache: TokenCache::of(dir),
+            ..AzureConfig::endpoints_from_env(cloud)
+        }
+    }
+
+    /// [`AzureConfig::for_cloud`] with the endpoints the environment names, the default app
+    /// `$HOME`'s, and no token cache (`set_default_aad_app` asks Azure AD itself).
+    pub fn endpoints_from_env(cloud: AzureCloud) -> AzureConfig {
         let defaults = AzureConfig::for_cloud(cloud);
         AzureConfig {
             arm: http::endpoint(&["CSR_HA_AZURE_ARM_ENDPOINT"], &defaults.arm),
             login: http::endpoint(&["CSR_HA_AZURE_LOGIN_ENDPOINT"], &defaults.login),
             imds: http::endpoint(&["CSR_HA_AZURE_IMDS_ENDPOINT"], &defaults.imds),
-            cache: TokenCache::of(dir),
+            default_app: DefaultApp::path_from_env(),
             ..defaults
         }
     }
@@ -137,7 +153,16 @@ pub fn run_with(
     log: &mut EventLog,
     config: &AzureConfig,
 ) -> Vec<NodeOutcome> {
-    run_table(open(work, deadline, config.clone()), work, log)
+    let table = open(work, deadline, config.clone());
+    if let Ok(table) = &table {
+        for node in &work.nodes {
+            log.line(
+                node.index.get(),
+                &format!("Credentials: {}", table.signs_in_as),
+            );
+        }
+    }
+    run_table(table, work, log)
 }
 
 /// Opens the route table named by the group's first node. No request is made yet: credentials
@@ -147,7 +172,7 @@ pub fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<Azure
     let subscription = required(node, Param::SubscriptionId)?;
     let group = required(node, Param::ResourceGroup)?;
     let name = required(node, Param::RouteTableName)?.to_string();
-    let credential = Credential::of(node)?;
+    let credential = credential(node, &config)?;
     let table_url = format!(
         "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/routeTables/{}",
         config.arm,
@@ -155,8 +180,10 @@ pub fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<Azure
         segment(group),
         segment(&name)
     );
+    let signs_in_as = credential.describe();
     let tokens = Tokens::new(credential, config.clone());
     Ok(AzureTable {
+        signs_in_as,
         location: format!("resource group {group}, subscription {subscription}"),
         arm: ArmClient::new(name, table_url, tokens, config, deadline),
         raw: HashMap::new(),
@@ -165,12 +192,55 @@ pub fn open(work: &Work, deadline: Instant, config: AzureConfig) -> Result<Azure
     })
 }
 
+/// The credential `node` signs in with: its own app, else the default app in
+/// `config.default_app` (read only for a node without `-a`), else the managed identity.
+fn credential(node: &Node, config: &AzureConfig) -> Result<Credential, CloudError> {
+    let default = match &config.default_app {
+        Some(path) if !node.has(Param::AppId) => DefaultApp::load(path)?,
+        _ => None,
+    };
+    Credential::of(node, default.as_ref())
+}
+
+/// Which credential an Azure `node` signs in with here (this process's `$HOME` for the default
+/// app), for `ha_api -c status`: its app and tenant ids, never the key, or why there is none.
+pub fn credential_in_use(node: &Node) -> String {
+    let cloud = node.azure_cloud().unwrap_or(AzureCloud::Public);
+    let config = AzureConfig::endpoints_from_env(cloud);
+    match credential(node, &config) {
+        Ok(credential) => credential.describe(),
+        Err(e) => format!("none usable: {e}"),
+    }
+}
+
+/// Gets a token for an Azure AD app from `config`'s login endpoint, without the token cache:
+/// what `set_default_aad_app` proves before it keeps an app. The error names the app and what
+/// Azure AD answered, never the key.
+pub fn verify_app(
+    config: &AzureConfig,
+    app: &DefaultApp,
+    deadline: Instant,
+) -> Result<(), CloudError> {
+    let credential = Credential::app(app, false);
+    let config = AzureConfig {
+        cache: TokenCache::disabled(),
+        ..config.clone()
+    };
+    let tokens = Tokens::new(credential, config);
+    tokens
+        .token(deadline)
+        .map(|_| ())
+        .map_err(|e| tokens.scrub_error(e))
+}
+
 /// One Azure route table and what is needed to reach it; a [`RouteTable`] ([`open`] makes one).
 pub struct AzureTable {
     /// The table's ARM calls, with its name and URL.
     arm: ArmClient,
     /// `resource group g, subscription s`, for messages.
     location: String,
+    /// Which credential the table is read and written with (ids, never a key), for the log.
+    signs_in_as: String,
     /// Route name → its prefix as ARM holds it and its etag, as last read.
     raw: HashMap<String, RawRoute>,
     /// The table as last read (with its etag), for a whole-table write.

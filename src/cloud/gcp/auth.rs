@@ -1,11 +1,15 @@
-//! OAuth2 access tokens for the Compute API, from the metadata server or a service-account key.
+//! OAuth2 access tokens for the Compute API, from the metadata server or a credentials file: a
+//! service-account key, or the `authorized_user` credentials `gcloud auth application-default
+//! login` writes (a user's refresh token), as google-auth reads them.
 //!
 //! ```text
 //! metadata server   GET http://<GCE_METADATA_HOST>/computeMetadata/v1/instance/service-accounts/default/token
 //!                   Metadata-Flavor: Google          (never through a proxy)
-//! key file          POST <token_uri>  grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
+//! service_account   POST <token_uri>  grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
 //!                                     assertion=<RS256 JWT signed with the key's private_key>
-//! both answer       {"access_token":"…","expires_in":3599,"token_type":"Bearer"}
+//! authorized_user   POST <token_uri>  grant_type=refresh_token&client_id=…&client_secret=…&refresh_token=…
+//!                   (token_uri: the file's, else https://oauth2.googleapis.com/token)
+//! all answer        {"access_token":"…","expires_in":3599,"token_type":"Bearer"}
 //! ```
 //!
 //! Tokens are kept in the shared [`TokenCache`], per source, until [`token_cache::MARGIN`] before
@@ -35,7 +39,8 @@ const SCOPE: &str = "https://www.googleapis.com/auth/compute https://www.googlea
 pub enum Source {
     /// The VM's default service account, `host[:port]` of the metadata server.
     Metadata(String),
-    /// A service-account key file (`credentials.json`).
+    /// A credentials file (`credentials.json`, gcloud's
+    /// `application_default_credentials.json`): a service-account key or `authorized_user`.
     KeyFile(PathBuf),
 }
 
@@ -60,7 +65,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Metadata(host) => write!(f, "metadata server {host}"),
-            Source::KeyFile(path) => write!(f, "key file {}", path.display()),
+            Source::KeyFile(path) => write!(f, "credentials file {}", path.display()),
         }
     }
 }
@@ -86,7 +91,12 @@ impl Tokens {
         self.cache.get_or_fetch(&key, token_cache::MARGIN, || {
             let (value, expires_in) = match &self.source {
                 Source::Metadata(host) => from_metadata(host, deadline)?,
-                Source::KeyFile(path) => from_key_file(path, deadline)?,
+                Source::KeyFile(path) => match CredentialsFile::load(path)? {
+                    CredentialsFile::ServiceAccount(key) => from_key(&key, path, deadline)?,
+                    CredentialsFile::AuthorizedUser(user) => {
+                        from_refresh_token(&user, path, deadline)?
+                    }
+                },
             };
             Ok((Secret::new(value), expires_in))
         })
@@ -119,7 +129,7 @@ fn from_metadata(host: &str, deadline: Instant) -> Result<(String, Duration), Cl
     let body = fetch(&what, &Client::new(Service::Metadata), request, deadline)
     .map_err(|e| match e {
         Fetch::Unreachable(m) => CloudError::Auth(format!(
-            "{m}; outside a GCE VM put a service-account key in credentials.json in the HA directory or set GOOGLE_APPLICATION_CREDENTIALS"
+            "{m}; outside a GCE VM put a service-account key in credentials.json in the HA directory, set GOOGLE_APPLICATION_CREDENTIALS, or run gcloud auth application-default login"
         )),
         Fetch::Refused(status, _) => CloudError::Auth(format!(
             "{what} answered HTTP {status} for the default service account's token; does the VM have a service account with the compute scope?"
@@ -128,8 +138,11 @@ fn from_metadata(host: &str, deadline: Instant) -> Result<(String, Duration), Cl
     parse_answer(&body, &what)
 }
 
-fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), CloudError> {
-    let key = KeyFile::load(path)?;
+fn from_key(
+    key: &KeyFile,
+    path: &Path,
+    deadline: Instant,
+) -> Result<(String, Duration), CloudError> {
     let assertion = key.assertion(SystemTime::now())?;
     let what = format!("token endpoint {}", key.token_uri);
     let request = Request::new(Method::Post, &key.token_uri)
@@ -155,6 +168,44 @@ fn from_key_file(path: &Path, deadline: Instant) -> Result<(String, Duration), C
             }
         })
         .map_err(|e| e.masked(&[&assertion]))?;
+    parse_answer(&body, &what)
+}
+
+/// The refresh-token grant of `authorized_user` credentials, as google-auth sends it (no scope:
+/// the token carries what the user consented to, `cloud-platform` for gcloud's file).
+fn from_refresh_token(
+    user: &UserCredentials,
+    path: &Path,
+    deadline: Instant,
+) -> Result<(String, Duration), CloudError> {
+    let what = format!("token endpoint {}", user.token_uri);
+    let secrets = [user.client_secret.expose(), user.refresh_token.expose()];
+    let request = Request::new(Method::Post, &user.token_uri)
+        .secret(secrets[0])
+        .secret(secrets[1])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", user.client_id.as_str()),
+            ("client_secret", secrets[0]),
+            ("refresh_token", secrets[1]),
+        ]);
+    let body = fetch(&what, &Client::new(Service::Gcp), request, deadline)
+        .map_err(|e| match e {
+            Fetch::Unreachable(m) => CloudError::Auth(m),
+            Fetch::Refused(status, body) => {
+                let err: OAuthError = serde_json::from_str(&body).unwrap_or_default();
+                CloudError::Auth(format!(
+                    "{what} refused the authorized_user credentials of client {} from {} (HTTP {status}): {}{}; run gcloud auth application-default login again, or use a service-account key",
+                    user.client_id,
+                    path.display(),
+                    err.error.as_deref().unwrap_or("no error code"),
+                    err.error_description
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default(),
+                ))
+            }
+        })
+        .map_err(|e| e.masked(&secrets))?;
     parse_answer(&body, &what)
 }
 
@@ -204,15 +255,35 @@ fn fetch(
     }
 }
 
-/// The fields of a service-account key file this provider uses. No `Debug`: it holds the key.
+/// The fields of a credentials file this provider uses, of either type. No `Debug`: it holds
+/// keys.
 #[derive(Deserialize)]
-struct KeyFileJson {
+struct FileJson {
     #[serde(rename = "type")]
     kind: Option<String>,
     client_email: Option<String>,
     private_key: Option<String>,
     private_key_id: Option<String>,
     token_uri: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// A credentials file, by its `type`.
+enum CredentialsFile {
+    /// `service_account` (or no `type`): a key that signs its own JWT.
+    ServiceAccount(Box<KeyFile>),
+    /// `authorized_user`: a user's refresh token and the OAuth client it was issued to.
+    AuthorizedUser(UserCredentials),
+}
+
+/// `authorized_user` credentials. No `Debug`: they hold secrets.
+struct UserCredentials {
+    client_id: String,
+    client_secret: Secret,
+    refresh_token: Secret,
+    token_uri: String,
 }
 
 /// A loaded service-account key.
@@ -223,28 +294,61 @@ struct KeyFile {
     key: ring::signature::RsaKeyPair,
 }
 
-/// Where keys send their JWTs when the file does not say.
+/// Where credentials send their grants when the file does not say (google-auth's default).
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
-impl KeyFile {
-    fn load(path: &Path) -> Result<KeyFile, CloudError> {
+impl CredentialsFile {
+    fn load(path: &Path) -> Result<CredentialsFile, CloudError> {
         let shown = path.display();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CloudError::Auth(format!("cannot read service-account key file {shown}: {e}"))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CloudError::Auth(format!("cannot read credentials file {shown}: {e}")))?;
         // serde's message could quote a value from the file, so only its position is reported.
-        let json: KeyFileJson = serde_json::from_str(&text).map_err(|e| {
+        let json: FileJson = serde_json::from_str(&text).map_err(|e| {
             CloudError::Auth(format!(
-                "{shown} is not a service-account key file (JSON error at line {} column {}); download a JSON key from IAM",
+                "{shown} is not a credentials file (JSON error at line {} column {}); download a JSON key from IAM, or run gcloud auth application-default login",
                 e.line(),
                 e.column()
             ))
         })?;
-        if let Some(kind) = json.kind.as_deref().filter(|k| *k != "service_account") {
-            return Err(CloudError::Auth(format!(
-                "{shown} holds credentials of type {kind:?}; csr-ha needs a service_account key"
-            )));
+        match json.kind.as_deref() {
+            None | Some("service_account") => KeyFile::from_json(json, path).map(|k| Self::ServiceAccount(Box::new(k))),
+            Some("authorized_user") => {
+                UserCredentials::from_json(json, path).map(Self::AuthorizedUser)
+            }
+            Some(kind) => Err(CloudError::Auth(format!(
+                "{shown} holds credentials of type {kind:?}; csr-ha takes a service_account key or authorized_user credentials (gcloud auth application-default login)"
+            ))),
         }
+    }
+}
+
+impl UserCredentials {
+    fn from_json(json: FileJson, path: &Path) -> Result<UserCredentials, CloudError> {
+        let missing = |field: &str| {
+            CloudError::Auth(format!(
+                "{} (authorized_user) has no {field}; run gcloud auth application-default login again",
+                path.display()
+            ))
+        };
+        let field = |value: Option<String>, name: &str| {
+            value.filter(|v| !v.is_empty()).ok_or_else(|| missing(name))
+        };
+        let token_uri = json
+            .token_uri
+            .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string());
+        check_token_uri(&token_uri, path)?;
+        Ok(UserCredentials {
+            client_id: field(json.client_id, "client_id")?,
+            client_secret: Secret::new(field(json.client_secret, "client_secret")?),
+            refresh_token: Secret::new(field(json.refresh_token, "refresh_token")?),
+            token_uri,
+        })
+    }
+}
+
+impl KeyFile {
+    fn from_json(json: FileJson, path: &Path) -> Result<KeyFile, CloudError> {
+        let shown = path.display();
         let missing = |field: &str| {
             CloudError::Auth(format!(
                 "{shown} has no {field}; is it a service-account key?"
@@ -371,6 +475,35 @@ mod tests {
         assert!(check_token_uri("http://[::1]/token", p).is_ok());
         assert!(check_token_uri("http://oauth2.example/token", p).is_err());
         assert!(check_token_uri("http://127.0.0.1.evil.example/token", p).is_err());
+    }
+
+    #[test]
+    fn authorized_user_credentials_go_to_googles_endpoint_unless_the_file_names_one() {
+        let p = Path::new("application_default_credentials.json");
+        let user = |token_uri: Option<&str>| {
+            let mut json = serde_json::json!({
+                "type": "authorized_user",
+                "client_id": "c.apps.example",
+                "client_secret": "s3cret",
+                "refresh_token": "1//r3fresh",
+            });
+            if let Some(uri) = token_uri {
+                json["token_uri"] = uri.into();
+            }
+            let json: FileJson = serde_json::from_value(json).expect("fields");
+            UserCredentials::from_json(json, p)
+        };
+        let found = user(None).map(|u| u.token_uri).map_err(|e| e.to_string());
+        assert_eq!(found.as_deref(), Ok(DEFAULT_TOKEN_URI));
+        let found = user(Some("http://127.0.0.1:8/token")).map(|u| u.token_uri);
+        assert_eq!(
+            found.map_err(|e| e.to_string()).as_deref(),
+            Ok("http://127.0.0.1:8/token")
+        );
+        let refused = user(Some("http://oauth2.example/token"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("is not an https URL")));
     }
 
     #[test]

@@ -62,9 +62,10 @@ pub struct GcpConfig {
     pub compute_endpoint: String,
     /// Cloud Resource Manager base URL (a dry run's permission probe), without a trailing `/`.
     pub resource_manager_endpoint: String,
-    /// `host[:port]` of the metadata server, used when there is no key file.
+    /// `host[:port]` of the metadata server, used when there is no credentials file.
     pub metadata_host: String,
-    /// A service-account key file; `None` means the metadata server's default service account.
+    /// A credentials file (service-account key or `authorized_user`); `None` means the metadata
+    /// server's default service account.
     pub credentials: Option<PathBuf>,
     /// Where tokens are kept between events.
     pub cache: TokenCache,
@@ -101,11 +102,15 @@ impl GcpConfig {
         }
     }
 
-    /// The service-account key file, looked for in this order:
+    /// The credentials file (a service-account key or `authorized_user` credentials), looked
+    /// for in this order:
     /// 1. `credentials.json` in the HA directory;
     /// 2. `credentials.json` in the home directory (`/home/guestshell/credentials.json`), where
     ///    the original package kept it, so an upgraded router keeps its key where it is;
-    /// 3. `$GOOGLE_APPLICATION_CREDENTIALS`, as Google's own tools read it.
+    /// 3. `$GOOGLE_APPLICATION_CREDENTIALS`, as Google's own tools read it (used even if it names
+    ///    no file, so the error names it);
+    /// 4. gcloud's `~/.config/gcloud/application_default_credentials.json` (what `gcloud auth
+    ///    application-default login` writes), as the original's oauth2client read it.
     ///
     /// `None` (no file) means the metadata server's default service account.
     pub fn key_file(
@@ -115,11 +120,13 @@ impl GcpConfig {
     ) -> Option<PathBuf> {
         let in_dir = dir.root().join("credentials.json");
         let in_home = home.map(|h| h.join("credentials.json"));
+        let found = |p: &PathBuf| p.is_file();
         [Some(in_dir), in_home]
             .into_iter()
             .flatten()
-            .find(|p| p.is_file())
+            .find(found)
             .or(google_application_credentials)
+            .or_else(|| home.map(gcloud_file).filter(found))
     }
 
     /// Where tokens come from: the key file if there is one, else the metadata server.
@@ -129,6 +136,14 @@ impl GcpConfig {
             None => TokenSource::Metadata(self.metadata_host.clone()),
         }
     }
+}
+
+/// gcloud's application default credentials in `home`:
+/// `.config/gcloud/application_default_credentials.json`.
+pub fn gcloud_file(home: &std::path::Path) -> PathBuf {
+    home.join(".config")
+        .join("gcloud")
+        .join("application_default_credentials.json")
 }
 
 /// Runs `work` with endpoints and credentials from the environment.

@@ -5,3 +5,4 @@ mod description;
 mod dry_run;
 mod events;
 mod failures;
+mod gcloud;

@@ -23,6 +23,7 @@ pub fn config(fake: &Fake) -> AzureConfig {
         resource: RESOURCE.to_string(),
         poll_interval: Duration::from_millis(20),
         cache: TokenCache::at(fake.cache.path().join("credentials")),
+        default_app: None,
     }
 }
 

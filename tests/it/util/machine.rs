@@ -23,7 +23,7 @@ pub fn bin_dir() -> PathBuf {
     bin("ha_server").parent().expect("bin dir").to_path_buf()
 }
 
-pub const WRAPPERS: [&str; 7] = [
+pub const WRAPPERS: [&str; 10] = [
     "create_node",
     "set_params",
     "clear_params",
@@ -31,6 +31,9 @@ pub const WRAPPERS: [&str; 7] = [
     "show_node",
     "node_event",
     "ha_api",
+    "set_default_aad_app",
+    "clear_default_aad_app",
+    "show_auth_applications",
 ];
 
 pub const FAKE_CRONTAB: &str = r#"#!/bin/sh

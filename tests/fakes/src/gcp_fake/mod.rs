@@ -8,6 +8,8 @@
 //! POST       /v3/projects/{p}:testIamPermissions          (Cloud Resource Manager)
 //! GET        /computeMetadata/v1/instance/service-accounts/default/token   (Metadata-Flavor: Google)
 //! POST       /token   (jwt-bearer grant; the JWT's RS256 signature is checked when a key is set)
+//!            /token   grant_type=refresh_token&client_id&client_secret&refresh_token
+//!                     (authorized_user credentials; checked against `user` when it is set)
 //! ```
 //!
 //! Compute and Resource Manager calls are held against the discovery documents
@@ -54,6 +56,13 @@ pub struct Scripted {
 }
 
 /// Checks on the JWT a key-file client sends.
+/// The OAuth client and refresh token the refresh-token grant accepts.
+pub struct UserCheck {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+}
+
 pub struct JwtCheck {
     /// PKCS#1 RSAPublicKey DER of the key that must have signed it.
     pub public_key: Vec<u8>,
@@ -106,6 +115,10 @@ pub struct State {
     pub jwt: Option<JwtCheck>,
     /// Claims of every JWT the token endpoint accepted.
     pub jwt_claims: Vec<Value>,
+    /// What the refresh-token grant accepts; `None`: every refresh grant is refused.
+    pub user: Option<UserCheck>,
+    /// The `client_id` of every refresh-token grant, accepted or not.
+    pub refresh_clients: Vec<String>,
     ops: BTreeMap<String, Op>,
     /// Operation name by `requestId`.
     request_ids: BTreeMap<String, String>,
@@ -149,6 +162,8 @@ impl GcpFake {
             tokens_issued: 0,
             jwt: None,
             jwt_claims: Vec::new(),
+            user: None,
+            refresh_clients: Vec::new(),
             ops: BTreeMap::new(),
             request_ids: BTreeMap::new(),
             next_op: 0,
@@ -377,6 +392,9 @@ fn token_grant(s: &mut State, body: &str) -> (u16, String) {
         )
     };
     let form = form(body);
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        return refresh_grant(s, &form);
+    }
     if form.get("grant_type").map(String::as_str)
         != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
     {
@@ -433,6 +451,52 @@ fn token_grant(s: &mut State, body: &str) -> (u16, String) {
         200,
         json!({"access_token": s.access_token, "expires_in": 3599, "token_type": "Bearer"})
             .to_string(),
+    )
+}
+
+/// The refresh-token grant, answered as Google's token endpoint does: an unknown client is 401
+/// `invalid_client`, a wrong secret 401 `unauthorized_client`, a revoked or wrong refresh token
+/// 400 `invalid_grant`; only the four fields google-auth sends are accepted.
+fn refresh_grant(s: &mut State, form: &BTreeMap<String, String>) -> (u16, String) {
+    let error = |status: u16, code: &str, why: &str| {
+        (
+            status,
+            json!({"error": code, "error_description": why}).to_string(),
+        )
+    };
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    s.refresh_clients.push(client_id.clone());
+    if let Some(unknown) = form.keys().find(|k| {
+        !["grant_type", "client_id", "client_secret", "refresh_token"].contains(&k.as_str())
+    }) {
+        return error(
+            400,
+            "invalid_request",
+            &format!("unexpected field {unknown}"),
+        );
+    }
+    let Some(user) = &s.user else {
+        return error(401, "invalid_client", "The OAuth client was not found.");
+    };
+    if client_id != user.client_id {
+        return error(401, "invalid_client", "The OAuth client was not found.");
+    }
+    if form.get("client_secret") != Some(&user.client_secret) {
+        return error(401, "unauthorized_client", "Unauthorized");
+    }
+    if form.get("refresh_token") != Some(&user.refresh_token) {
+        return error(400, "invalid_grant", "Token has been expired or revoked.");
+    }
+    s.tokens_issued += 1;
+    (
+        200,
+        json!({
+            "access_token": s.access_token,
+            "expires_in": 3599,
+            "scope": "https://www.googleapis.com/auth/cloud-platform openid",
+            "token_type": "Bearer",
+        })
+        .to_string(),
     )
 }
 

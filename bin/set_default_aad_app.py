@@ -1,0 +1,1 @@
+csr_ha_wrapper.sh

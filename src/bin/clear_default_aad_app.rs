@@ -1,0 +1,5 @@
+//! `clear_default_aad_app`: see `csr_ha::cmd::clear_default_aad_app`.
+
+fn main() -> std::process::ExitCode {
+    csr_ha::cmd::clear_default_aad_app::main()
+}
