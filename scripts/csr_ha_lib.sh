@@ -24,8 +24,7 @@
 # scripts/package.sh ships them (csr_ha_setup --manifest prints them), debug_bundle.sh reports
 # each binary's version. pyproject.toml's [tool.maturin] targets name the binaries again (TOML
 # cannot read this file); tests/wrappers.rs checks that they agree.
-csr_ha_clients="create_node set_params clear_params delete_node show_node node_event ha_api
-  set_default_aad_app clear_default_aad_app show_auth_applications"
+csr_ha_clients="create_node set_params clear_params delete_node show_node node_event ha_api set_default_aad_app clear_default_aad_app show_auth_applications"
 csr_ha_binaries="ha_server ha_event_handler $csr_ha_clients"
 csr_ha_wrappers=""
 for csr_ha_c in $csr_ha_clients; do csr_ha_wrappers="$csr_ha_wrappers${csr_ha_wrappers:+ }$csr_ha_c.py"; done
