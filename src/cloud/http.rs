@@ -144,8 +144,6 @@ pub struct Request<'a> {
     url: &'a str,
     headers: Vec<(&'a str, String)>,
     body: Option<Vec<u8>>,
-    /// Sent again after a connection error; not for a create the server may have applied.
-    resend: bool,
     /// The server may hold the answer (a long poll): it gets the rest of the deadline.
     long_poll: bool,
     max_tries: u32,
@@ -163,7 +161,6 @@ impl<'a> Request<'a> {
             url,
             headers: Vec::new(),
             body: None,
-            resend: true,
             long_poll: false,
             max_tries: u32::MAX,
             timeout: None,
@@ -219,11 +216,6 @@ impl<'a> Request<'a> {
         self.header("Content-Type", "application/x-www-form-urlencoded")
             .body(body)
     }
-    /// Not sent again after a connection error: it may have been applied.
-    pub fn once_only(mut self) -> Request<'a> {
-        self.resend = false;
-        self
-    }
     pub fn long_poll(mut self) -> Request<'a> {
         self.long_poll = true;
         self
@@ -261,6 +253,7 @@ impl Reply {
     }
 
     /// An answer as a fake server would give it, for parsers' unit tests.
+    #[cfg(test)]
     pub fn for_test(status: u16, body: &str) -> Reply {
         Reply {
             status,
@@ -447,7 +440,7 @@ impl Client {
                     (wait, Ok(reply))
                 }
                 Ok(reply) => return Ok(reply),
-                Err(failure) if request.resend && !failure.permanent => {
+                Err(failure) if !failure.permanent => {
                     (backoff(tries - 1, deadline), Err(failure))
                 }
                 Err(failure) => return Err(failure.after(tries)),
