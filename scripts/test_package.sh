@@ -556,6 +556,24 @@ else
     ok "the wheel's binaries fail over and revert a route in moto over HTTPS, trusting AWS_CA_BUNDLE's CA"
 fi
 
+# ---------------------------------------------------------------------------------------------
+echo "== the router's own network shape with the wheel's binaries (tests/it/aws/netns.rs)"
+# guestshell one routed hop behind the router, the metadata service's token reply with IP TTL =
+# the hop limit: hop limit 1 falls back to IMDSv1 and fails over, IMDSv2 required names the fix,
+# hop limit 2 stays on IMDSv2. Needs `ip netns` (root); the tests say SKIPPED where it is refused.
+netns_log=$tmp/netns.log
+if CSR_HA_TEST_BIN_DIR="$bin" cargo test --quiet --test it -- aws::netns --nocapture \
+    >"$netns_log" 2>&1; then
+    if grep -q SKIPPED "$netns_log"; then
+        echo "test_package: SKIPPED: the network-namespace cases (ip netns not permitted here)"
+        skipped+=("netns with the wheel's binaries")
+    else
+        ok "the wheel's binaries in the router's network shape: $(grep -o '[0-9]* passed' "$netns_log" | tail -1)"
+    fi
+else
+    fail "the network-namespace cases with the wheel's binaries: $(tail -20 "$netns_log")"
+fi
+
 if [[ ${#skipped[@]} -gt 0 ]]; then
     echo "test_package: SKIPPED (see above): ${skipped[*]}"
 fi

@@ -440,9 +440,7 @@ impl Client {
                     (wait, Ok(reply))
                 }
                 Ok(reply) => return Ok(reply),
-                Err(failure) if !failure.permanent => {
-                    (backoff(tries - 1, deadline), Err(failure))
-                }
+                Err(failure) if !failure.permanent => (backoff(tries - 1, deadline), Err(failure)),
                 Err(failure) => return Err(failure.after(tries)),
             };
             match wait.filter(|_| tries < request.max_tries) {

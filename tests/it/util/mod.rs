@@ -21,7 +21,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary `name`: this build's, or those in `CSR_HA_TEST_BIN_DIR` (scripts/test_package.sh
+/// runs the router-network tests with the installed wheel's binaries that way).
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("CSR_HA_TEST_BIN_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join(name);
+    }
     let dir = PathBuf::from(env!("CARGO_BIN_EXE_ha_server"));
     dir.parent().expect("bin dir").join(name)
 }
