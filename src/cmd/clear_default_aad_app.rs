@@ -5,9 +5,8 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{self, Args, EXIT_BAD_INPUT, EXIT_FAILED};
+use crate::cli::{self, Args};
 use crate::cloud::azure::DefaultApp;
-use crate::protocol::Status;
 
 pub const HELP: &str = "usage: clear_default_aad_app\n\
 Removes the default Azure AD app (~/cloud/authMgr/aad_app_file): Azure nodes without their own\n\
@@ -38,21 +37,9 @@ pub fn main() -> ExitCode {
     if let Err(e) = Args::parse(&cli::argv(), "clear_default_aad_app", &[]) {
         return super::run::reject(e, HELP);
     }
-    let Some(path) = DefaultApp::path_from_env() else {
-        crate::say!(
-            Status::Failed,
-            "HOME is not set, so there is no ~/cloud/authMgr/aad_app_file; run as the router's HA user"
-        );
-        return ExitCode::from(EXIT_BAD_INPUT);
+    let path = match super::run::default_app_path() {
+        Ok(path) => path,
+        Err(exit) => return exit,
     };
-    match apply(&path) {
-        Ok(done) => {
-            crate::say!(Status::Ok, "{done}");
-            ExitCode::SUCCESS
-        }
-        Err(why) => {
-            crate::say!(Status::Failed, "{why}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    super::run::print_local(apply(&path))
 }

@@ -90,3 +90,30 @@ pub fn main_for_provider(
         Err(e) => reject(e, &help(provider)),
     }
 }
+
+/// Prints what a command that acts without the server (the default Azure AD app's commands) did:
+/// `200: <done>` and exit 0, or `400: <why>` and exit 1.
+pub fn print_local(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(done) => {
+            crate::say!(Status::Ok, "{done}");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            crate::say!(Status::Failed, "{why}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// The original's default Azure AD app file (`~/cloud/authMgr/aad_app_file`), or the exit code
+/// after saying that there is no home directory to hold it.
+pub fn default_app_path() -> Result<std::path::PathBuf, ExitCode> {
+    crate::cloud::azure::DefaultApp::path_from_env().ok_or_else(|| {
+        crate::say!(
+            Status::Failed,
+            "HOME is not set, so there is no ~/cloud/authMgr/aad_app_file; run as the router's HA user"
+        );
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}

@@ -16,11 +16,10 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::cli::{self, Args, CliError, Flag, EXIT_BAD_INPUT, EXIT_FAILED};
+use crate::cli::{self, Args, CliError, Flag};
 use crate::cloud::azure::{self, AzureConfig, DefaultApp};
 use crate::cloud::secret::Secret;
 use crate::node::{AzureCloud, InvalidValue, Param, Provider};
-use crate::protocol::Status;
 
 pub const HELP: &str =
     "usage: set_default_aad_app -p <cloud> -a <app id> -d <tenant id> -k <app key>\n\
@@ -100,25 +99,13 @@ pub fn apply(app: &DefaultApp, config: &AzureConfig) -> Result<String, String> {
 }
 
 pub fn main() -> ExitCode {
-    let Some(path) = DefaultApp::path_from_env() else {
-        crate::say!(
-            Status::Failed,
-            "HOME is not set, so there is no ~/cloud/authMgr/aad_app_file; run as the router's HA user"
-        );
-        return ExitCode::from(EXIT_BAD_INPUT);
+    let path = match super::run::default_app_path() {
+        Ok(path) => path,
+        Err(exit) => return exit,
     };
     let app = match parse(&cli::argv(), path) {
         Ok(app) => app,
         Err(e) => return super::run::reject(e, HELP),
     };
-    match apply(&app, &AzureConfig::endpoints_from_env(app.cloud)) {
-        Ok(done) => {
-            crate::say!(Status::Ok, "{done}");
-            ExitCode::SUCCESS
-        }
-        Err(why) => {
-            crate::say!(Status::Failed, "{why}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    super::run::print_local(apply(&app, &AzureConfig::endpoints_from_env(app.cloud)))
 }

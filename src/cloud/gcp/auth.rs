@@ -144,31 +144,14 @@ fn from_key(
     deadline: Instant,
 ) -> Result<(String, Duration), CloudError> {
     let assertion = key.assertion(SystemTime::now())?;
-    let what = format!("token endpoint {}", key.token_uri);
     let request = Request::new(Method::Post, &key.token_uri)
         .secret(assertion.as_str())
         .form(&[
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", assertion.as_str()),
         ]);
-    let body = fetch(&what, &Client::new(Service::Gcp), request, deadline)
-        .map_err(|e| match e {
-            Fetch::Unreachable(m) => CloudError::Auth(m),
-            Fetch::Refused(status, body) => {
-                let err: OAuthError = serde_json::from_str(&body).unwrap_or_default();
-                CloudError::Auth(format!(
-                    "{what} refused the key of {} from {} (HTTP {status}): {}{}",
-                    key.client_email,
-                    path.display(),
-                    err.error.as_deref().unwrap_or("no error code"),
-                    err.error_description
-                        .map(|d| format!(": {d}"))
-                        .unwrap_or_default(),
-                ))
-            }
-        })
-        .map_err(|e| e.masked(&[&assertion]))?;
-    parse_answer(&body, &what)
+    let refused = format!("the key of {} from {}", key.client_email, path.display());
+    grant(&key.token_uri, request, deadline, &[&assertion], &refused, "")
 }
 
 /// The refresh-token grant of `authorized_user` credentials, as google-auth sends it (no scope:
@@ -178,7 +161,6 @@ fn from_refresh_token(
     path: &Path,
     deadline: Instant,
 ) -> Result<(String, Duration), CloudError> {
-    let what = format!("token endpoint {}", user.token_uri);
     let secrets = [user.client_secret.expose(), user.refresh_token.expose()];
     let request = Request::new(Method::Post, &user.token_uri)
         .secret(secrets[0])
@@ -189,15 +171,33 @@ fn from_refresh_token(
             ("client_secret", secrets[0]),
             ("refresh_token", secrets[1]),
         ]);
+    let refused = format!(
+        "the authorized_user credentials of client {} from {}",
+        user.client_id,
+        path.display()
+    );
+    let fix = "; run gcloud auth application-default login again, or use a service-account key";
+    grant(&user.token_uri, request, deadline, &secrets, &refused, fix)
+}
+
+/// One OAuth grant at `token_uri`: the token and its lifetime, or why the endpoint refused
+/// `credential` (its own error code and description, then `fix`), with `secrets` masked.
+fn grant(
+    token_uri: &str,
+    request: Request,
+    deadline: Instant,
+    secrets: &[&str],
+    credential: &str,
+    fix: &str,
+) -> Result<(String, Duration), CloudError> {
+    let what = format!("token endpoint {token_uri}");
     let body = fetch(&what, &Client::new(Service::Gcp), request, deadline)
         .map_err(|e| match e {
             Fetch::Unreachable(m) => CloudError::Auth(m),
             Fetch::Refused(status, body) => {
                 let err: OAuthError = serde_json::from_str(&body).unwrap_or_default();
                 CloudError::Auth(format!(
-                    "{what} refused the authorized_user credentials of client {} from {} (HTTP {status}): {}{}; run gcloud auth application-default login again, or use a service-account key",
-                    user.client_id,
-                    path.display(),
+                    "{what} refused {credential} (HTTP {status}): {}{}{fix}",
                     err.error.as_deref().unwrap_or("no error code"),
                     err.error_description
                         .map(|d| format!(": {d}"))
@@ -205,7 +205,7 @@ fn from_refresh_token(
                 ))
             }
         })
-        .map_err(|e| e.masked(&secrets))?;
+        .map_err(|e| e.masked(secrets))?;
     parse_answer(&body, &what)
 }
 
