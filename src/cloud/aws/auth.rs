@@ -1,4 +1,5 @@
-//! AWS credentials, looked for where the AWS tools look, in their order:
+//! AWS credentials, looked for where the AWS tools look, in their order: each place is a
+//! [`CredentialProvider`], and [`CredentialSources::providers`] is the list in that order:
 //!
 //! 1. the environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`;
 //! 2. the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`),
@@ -15,8 +16,8 @@
 //! ```
 //!
 //! The token and the role's credentials are kept in the shared [`TokenCache`] (per metadata
-//! endpoint) until shortly
-//! before they expire, so a server that runs many events pays the metadata round trips once per
+//! endpoint, through its one call, [`TokenCache::get_or_fetch`]) until [`MARGIN`] (or half their
+//! life) before they expire, so a server that runs many events pays the metadata round trips once per
 //! few hours. A `401` from the metadata service means the token expired early (the instance was
 //! stopped, the service restarted): the token is dropped and fetched again, once.
 //!
@@ -41,7 +42,6 @@
 //! no error message quotes a response body.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,48 +49,10 @@ use serde::Deserialize;
 
 use crate::cloud::http::{self, Client, Method, Request, Service};
 use crate::cloud::secret::Secret;
-use crate::cloud::token_cache::{CacheKey, TokenCache};
+use crate::cloud::token_cache::{CacheKey, TokenCache, MARGIN};
 use crate::cloud::CloudError;
 
-/// An access key, with the session token that goes with temporary (role) credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
-    pub session_token: Option<Secret>,
-}
-
-impl Credentials {
-    /// The secret parts, for [`crate::cloud::secret::mask`].
-    pub fn secrets(&self) -> Vec<&str> {
-        let mut out = vec![self.secret_access_key.expose()];
-        out.extend(self.session_token.as_ref().map(Secret::expose));
-        out
-    }
-
-    pub fn new(
-        access_key_id: &str,
-        secret_access_key: &str,
-        session_token: Option<&str>,
-    ) -> Credentials {
-        Credentials {
-            access_key_id: access_key_id.to_string(),
-            secret_access_key: Secret::new(secret_access_key),
-            session_token: session_token.filter(|t| !t.is_empty()).map(Secret::new),
-        }
-    }
-}
-
-/// Shows the key id (it is no secret: CloudTrail and IAM show it) and masks the rest.
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key)
-            .field("session_token", &self.session_token)
-            .finish()
-    }
-}
+use super::sigv4::Credentials;
 
 /// Where credentials are looked for; [`CredentialSources::from_env`] fills it the AWS way, tests
 /// fill it by hand so that no test touches the process environment.
@@ -162,8 +124,6 @@ pub const IMDS_DEFAULT: &str = "http://169.254.169.254";
 pub const IMDS_TOKEN_TTL: Duration = Duration::from_secs(21_600);
 /// How long the token `PUT` waits for its reply, as botocore (`AWS_METADATA_SERVICE_TIMEOUT`).
 pub const IMDS_TOKEN_TIMEOUT: Duration = Duration::from_secs(1);
-/// Role credentials are renewed this long before they expire.
-const CREDENTIALS_MARGIN: Duration = Duration::from_secs(300);
 /// The metadata service's address when `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`.
 pub const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
 /// How many times one metadata request is tried (a machine without a metadata service must not
@@ -171,16 +131,176 @@ pub const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
 const IMDS_TRIES: u32 = 2;
 
 /// How [`CredentialSources::resolve`] names credentials of the instance's role.
-pub const ROLE_SOURCE: &str = "instance role";
+const ROLE_SOURCE: &str = "instance role";
 
-impl CredentialSources {
-    /// Drops the cached role credentials and session token, so the next
-    /// [`CredentialSources::resolve`] asks the metadata service.
-    pub fn forget_role(&self) {
-        if let Some(imds) = &self.imds {
+/// What [`CredentialSources::resolve`] found.
+pub(super) struct Resolved {
+    pub credentials: Credentials,
+    /// Where they came from, for the log: `environment`, `<file> [profile]`,
+    /// `instance role via <endpoint>`.
+    pub source: String,
+    /// They came through the shared cache ([`CredentialProvider::caches`]): when AWS refuses
+    /// them, [`CredentialSources::forget`] and one more [`CredentialSources::resolve`] may help.
+    pub cached: bool,
+}
+
+/// What one provider answers.
+pub(super) enum Lookup {
+    Found(Credentials),
+    /// Nothing here, and why, for `no AWS credentials found: …`: the next provider is asked.
+    Absent(String),
+}
+
+/// One place AWS credentials may come from. [`CredentialSources::providers`] lists them in
+/// botocore's order and [`CredentialSources::resolve`] asks each in turn: a new source is one
+/// more provider in that list, and nothing else changes.
+pub(super) trait CredentialProvider {
+    /// Where the credentials it finds come from, for the log.
+    fn name(&self) -> String;
+    /// Its credentials, [`Lookup::Absent`] when it has none (the next one is asked), or an
+    /// error when it is configured but broken (a named profile missing, a key without its
+    /// secret): then no other is asked, as botocore stops there too.
+    fn lookup(&self, deadline: Instant) -> Result<Lookup, CloudError>;
+    /// Whether what it finds is kept in the shared cache.
+    fn caches(&self) -> bool {
+        false
+    }
+    /// Drops what it keeps in the shared cache, after AWS refused it.
+    fn forget(&self) {}
+}
+
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
+struct Environment<'a>(Option<&'a Credentials>);
+
+impl CredentialProvider for Environment<'_> {
+    fn name(&self) -> String {
+        "environment".into()
+    }
+
+    fn lookup(&self, _deadline: Instant) -> Result<Lookup, CloudError> {
+        Ok(match self.0 {
+            Some(keys) => Lookup::Found(keys.clone()),
+            None => Lookup::Absent("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set".into()),
+        })
+    }
+}
+
+/// Keys of the profile in the shared credentials file.
+struct SharedFile<'a> {
+    path: Option<&'a Path>,
+    profile: &'a str,
+    /// The profile was named (`AWS_PROFILE`): a missing file or profile is an error.
+    explicit: bool,
+}
+
+impl CredentialProvider for SharedFile<'_> {
+    fn name(&self) -> String {
+        let path = self.path.map(Path::display);
+        format!(
+            "{} [{}]",
+            path.map(|p| p.to_string()).unwrap_or_default(),
+            self.profile
+        )
+    }
+
+    fn lookup(&self, _deadline: Instant) -> Result<Lookup, CloudError> {
+        let Some(path) = self.path else {
+            return Ok(Lookup::Absent(
+                "no shared credentials file (HOME not set)".into(),
+            ));
+        };
+        Ok(match from_file(path, self.profile, self.explicit)? {
+            Some(keys) => Lookup::Found(keys),
+            None => Lookup::Absent(format!(
+                "no profile [{}] in {}",
+                self.profile,
+                path.display()
+            )),
+        })
+    }
+}
+
+/// The instance's IAM role, through the metadata service; kept in the shared cache.
+struct InstanceRole<'a> {
+    imds: Option<&'a ImdsConfig>,
+    cache: &'a TokenCache,
+}
+
+impl CredentialProvider for InstanceRole<'_> {
+    fn name(&self) -> String {
+        let endpoint = self.imds.map(|i| i.endpoint.as_str()).unwrap_or_default();
+        format!("{ROLE_SOURCE} via {endpoint}")
+    }
+
+    fn lookup(&self, deadline: Instant) -> Result<Lookup, CloudError> {
+        let Some(imds) = self.imds else {
+            return Ok(Lookup::Absent(
+                "instance metadata disabled (AWS_EC2_METADATA_DISABLED)".into(),
+            ));
+        };
+        Ok(match from_imds(imds, self.cache, deadline) {
+            Ok(keys) => Lookup::Found(keys),
+            Err(e) => Lookup::Absent(format!("instance role: {e}")),
+        })
+    }
+
+    fn caches(&self) -> bool {
+        true
+    }
+
+    /// The role's credentials and the session token.
+    fn forget(&self) {
+        if let Some(imds) = self.imds {
             self.cache.forget(&role_key(imds));
             self.cache.forget(&token_key(imds));
         }
+    }
+}
+
+impl CredentialSources {
+    /// The providers in botocore's order: the environment, the shared credentials file, the
+    /// instance role.
+    pub(super) fn providers(&self) -> Vec<Box<dyn CredentialProvider + '_>> {
+        vec![
+            Box::new(Environment(self.static_keys.as_ref())),
+            Box::new(SharedFile {
+                path: self.shared_file.as_deref(),
+                profile: self.profile.as_deref().unwrap_or("default"),
+                explicit: self.profile.is_some(),
+            }),
+            Box::new(InstanceRole {
+                imds: self.imds.as_ref(),
+                cache: &self.cache,
+            }),
+        ]
+    }
+
+    /// Drops every cached credential, so the next [`CredentialSources::resolve`] fetches anew.
+    pub(super) fn forget(&self) {
+        for provider in self.providers() {
+            provider.forget();
+        }
+    }
+
+    /// The first provider's credentials, and where they came from.
+    pub(super) fn resolve(&self, deadline: Instant) -> Result<Resolved, CloudError> {
+        let mut tried = Vec::new();
+        for provider in self.providers() {
+            match provider.lookup(deadline)? {
+                Lookup::Found(credentials) => {
+                    return Ok(Resolved {
+                        credentials,
+                        source: provider.name(),
+                        cached: provider.caches(),
+                    })
+                }
+                Lookup::Absent(why) => tried.push(why),
+            }
+        }
+        Err(CloudError::Auth(format!(
+            "no AWS credentials found: {}",
+            tried.join("; ")
+        )))
     }
 
     pub fn from_env(cache: TokenCache) -> CredentialSources {
@@ -222,34 +342,6 @@ impl CredentialSources {
             imds,
             cache,
         }
-    }
-
-    /// The first credentials found, and where they came from (for the log).
-    pub fn resolve(&self, deadline: Instant) -> Result<(Credentials, String), CloudError> {
-        let mut tried = Vec::new();
-        match &self.static_keys {
-            Some(keys) => return Ok((keys.clone(), "environment".into())),
-            None => tried.push("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set".to_string()),
-        }
-        let profile = self.profile.as_deref().unwrap_or("default");
-        match &self.shared_file {
-            Some(path) => match from_file(path, profile, self.profile.is_some())? {
-                Some(keys) => return Ok((keys, format!("{} [{profile}]", path.display()))),
-                None => tried.push(format!("no profile [{profile}] in {}", path.display())),
-            },
-            None => tried.push("no shared credentials file (HOME not set)".into()),
-        }
-        match &self.imds {
-            Some(imds) => match from_imds(imds, &self.cache, deadline) {
-                Ok(keys) => return Ok((keys, format!("{ROLE_SOURCE} via {}", imds.endpoint))),
-                Err(e) => tried.push(format!("instance role: {e}")),
-            },
-            None => tried.push("instance metadata disabled (AWS_EC2_METADATA_DISABLED)".into()),
-        }
-        Err(CloudError::Auth(format!(
-            "no AWS credentials found: {}",
-            tried.join("; ")
-        )))
     }
 }
 
@@ -418,31 +510,36 @@ impl CredentialSources {
     }
 }
 
+/// The role's credentials from the shared cache, else from the metadata service (kept until
+/// [`MARGIN`] before they expire). A session token the service refuses (401) is replaced once.
 fn from_imds(
     config: &ImdsConfig,
     cache: &TokenCache,
     deadline: Instant,
 ) -> Result<Credentials, String> {
     let key = role_key(config);
-    if let Some(keys) = cache.get(&key).and_then(|(v, _)| decode(&v)) {
-        return Ok(keys);
-    }
     let agent = Client::new(Service::Metadata);
-    let (keys, until) = match fetch_role_credentials(&agent, config, cache, deadline, false) {
-        Err(ImdsError::Unauthorized) => {
-            log::info!(
-                "instance metadata at {}: session token refused, fetching a new one",
-                config.endpoint
-            );
-            fetch_role_credentials(&agent, config, cache, deadline, true)
+    let fetch = || {
+        let (keys, lifetime) = match fetch_role_credentials(&agent, config, cache, deadline, false)
+        {
+            Err(ImdsError::Unauthorized) => {
+                log::info!(
+                    "instance metadata at {}: session token refused, fetching a new one",
+                    config.endpoint
+                );
+                fetch_role_credentials(&agent, config, cache, deadline, true)
+            }
+            other => other,
         }
-        other => other,
-    }
-    .map_err(|e| e.to_message(config))?;
-    if let Some(until) = until {
-        cache.put(&key, &encode(&keys), until);
-    }
-    Ok(keys)
+        .map_err(|e| e.to_message(config))?;
+        Ok::<_, String>((encode(&keys), lifetime))
+    };
+    let value = cache.get_or_fetch(&key, MARGIN, fetch)?;
+    decode(&value).ok_or_else(|| {
+        cache.forget(&key);
+        "the cached role credentials were unreadable: forgotten, fetched again at the next event"
+            .to_string()
+    })
 }
 
 fn role_key(config: &ImdsConfig) -> CacheKey {
@@ -461,8 +558,11 @@ fn v1_key(config: &ImdsConfig) -> CacheKey {
 /// The cache kind that says metadata is read with IMDSv1.
 pub const IMDS_V1_KIND: &str = "aws-imds-v1";
 
+/// The IMDSv1 fallback another handler remembered, if it still stands: the cached value, and
+/// nothing to fetch when there is none.
 fn remembered_fallback(config: &ImdsConfig, cache: &TokenCache) -> Option<Fallback> {
-    let (value, _) = cache.get(&v1_key(config))?;
+    let nothing = || Err::<(Secret, Duration), ()>(());
+    let value = cache.get_or_fetch(&v1_key(config), MARGIN, nothing).ok()?;
     serde_json::from_str(value.expose()).ok()
 }
 
@@ -487,14 +587,14 @@ fn decode(value: &Secret) -> Option<Credentials> {
     ))
 }
 
-/// The role's credentials and until when they may be reused (`None`: do not cache).
+/// The role's credentials and how long they are valid from now.
 fn fetch_role_credentials(
     agent: &Client,
     config: &ImdsConfig,
     cache: &TokenCache,
     deadline: Instant,
     fresh_token: bool,
-) -> Result<(Credentials, Option<SystemTime>), ImdsError> {
+) -> Result<(Credentials, Duration), ImdsError> {
     let session = session(agent, config, cache, deadline, fresh_token)?;
     const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
     let roles = imds_get(agent, config, cache, &session, ROLES, deadline)?;
@@ -519,10 +619,12 @@ struct RoleCredentials {
     expiration: Option<String>,
 }
 
-fn parse_role_credentials(
-    body: &str,
-    role: &str,
-) -> Result<(Credentials, Option<SystemTime>), String> {
+/// How long credentials without an `Expiration` are taken to be valid (used for half of it).
+const UNDATED_LIFETIME: Duration = Duration::from_secs(600);
+
+/// The credentials in the metadata service's answer and how long they are valid from now
+/// (zero: expired or about to, used once and not kept).
+fn parse_role_credentials(body: &str, role: &str) -> Result<(Credentials, Duration), String> {
     // The body holds the secret: the error quotes only where parsing stopped.
     let parsed: RoleCredentials = serde_json::from_str(body).map_err(|e| {
         format!(
@@ -542,32 +644,27 @@ fn parse_role_credentials(
         ));
     };
     let keys = Credentials::new(&id, &secret, parsed.token.as_deref());
-    let until = match parsed
+    let lifetime = match parsed
         .expiration
         .as_deref()
         .map(crate::timestamp::parse_utc)
     {
         Some(Some(expires)) => expires
-            .checked_sub(CREDENTIALS_MARGIN)
-            .filter(|u| *u > SystemTime::now()),
+            .duration_since(SystemTime::now())
+            .unwrap_or_default(),
         Some(None) => {
             return Err(format!(
                 "credentials of role {role} have an unreadable Expiration"
             ))
         }
-        None => Some(SystemTime::now() + CREDENTIALS_MARGIN),
+        None => UNDATED_LIFETIME,
     };
-    Ok((keys, until))
-}
-
-/// How long a token (or the fallback that stands for one) is used: a minute less than its TTL,
-/// or half the TTL if shorter.
-fn use_until(started: SystemTime, ttl: Duration) -> SystemTime {
-    started + ttl - (ttl / 2).min(Duration::from_secs(60))
+    Ok((keys, lifetime))
 }
 
 /// The cached session token or IMDSv1 fallback, else a new token from `PUT /latest/api/token`
-/// (waiting [`ImdsConfig::timeout`] for it), else IMDSv1 where botocore would fall back.
+/// (waiting [`ImdsConfig::timeout`] for it), else IMDSv1 where botocore would fall back. Both
+/// are kept for as long as a token would live; `fresh` drops a token the service refused.
 fn session(
     agent: &Client,
     config: &ImdsConfig,
@@ -576,55 +673,31 @@ fn session(
     fresh: bool,
 ) -> Result<Session, ImdsError> {
     let key = token_key(config);
-    if !fresh {
-        if let Some((token, _)) = cache.get(&key) {
-            return Ok(Session::V2(token.expose().to_string()));
-        }
-        if let Some(fallback) = remembered_fallback(config, cache).filter(|_| !config.v1_disabled) {
-            return Ok(Session::V1 {
-                fallback,
-                cached: true,
-            });
-        }
+    if fresh {
+        cache.forget(&key);
+    } else if let Some(fallback) =
+        remembered_fallback(config, cache).filter(|_| !config.v1_disabled)
+    {
+        return Ok(Session::V1 {
+            fallback,
+            cached: true,
+        });
     }
-    let ttl = config
-        .token_ttl
-        .as_secs()
-        .clamp(1, IMDS_TOKEN_TTL.as_secs());
-    let url = format!("{}/latest/api/token", config.endpoint);
-    let started = SystemTime::now();
-    let request = Request::new(Method::Put, &url)
-        .header("X-aws-ec2-metadata-token-ttl-seconds", ttl.to_string())
-        .body(Vec::new())
-        .timeout(config.timeout)
-        .tries(config.attempts.unwrap_or(1));
-    let where_ = format!("instance metadata {url}");
-    let fallback = |timed_out: bool, why: String| Fallback {
-        timed_out,
-        why,
-        timeout_ms: config.timeout.as_millis() as u64,
-    };
-    let fallback = match agent.send(&request, deadline) {
-        Ok(reply) if reply.status == 200 => {
-            let token = reply.body.trim().to_string();
-            if token.is_empty() {
-                return Err(ImdsError::Other(format!(
-                    "{url} answered an empty session token"
-                )));
+    let ttl = Duration::from_secs(
+        config
+            .token_ttl
+            .as_secs()
+            .clamp(1, IMDS_TOKEN_TTL.as_secs()),
+    );
+    let fallback =
+        match cache.get_or_fetch(&key, MARGIN, || request_token(agent, config, ttl, deadline)) {
+            Ok(token) => {
+                cache.forget(&v1_key(config));
+                return Ok(Session::V2(token.expose().to_string()));
             }
-            let until = use_until(started, Duration::from_secs(ttl));
-            cache.put(&key, &Secret::new(token.clone()), until);
-            cache.forget(&v1_key(config));
-            return Ok(Session::V2(token));
-        }
-        // botocore's rule: these mean "no IMDSv2 here", not "broken".
-        Ok(reply) if matches!(reply.status, 403..=405) => {
-            fallback(false, format!("HTTP {}", reply.status))
-        }
-        Ok(reply) => return Err(ImdsError::Other(format!("{where_}: HTTP {}", reply.status))),
-        Err(e) if e.timed_out => fallback(true, e.to_string()),
-        Err(e) => return Err(ImdsError::Other(format!("{where_}: {e}"))),
-    };
+            Err(NoToken::Failed(e)) => return Err(e),
+            Err(NoToken::Fallback(fallback)) => fallback,
+        };
     if config.v1_disabled {
         return Err(ImdsError::Other(fallback.no_token(
             config,
@@ -636,13 +709,64 @@ fn session(
         config.endpoint,
         fallback.why
     );
-    let value = serde_json::to_string(&fallback).unwrap_or_default();
-    let until = use_until(started, Duration::from_secs(ttl));
-    cache.put(&v1_key(config), &Secret::new(value), until);
+    let value = Secret::new(serde_json::to_string(&fallback).unwrap_or_default());
+    let remember = || Ok::<_, ()>((value, ttl));
+    let _ = cache.get_or_fetch(&v1_key(config), MARGIN, remember);
     Ok(Session::V1 {
         fallback,
         cached: false,
     })
+}
+
+/// Why no token came back from `PUT /latest/api/token`.
+enum NoToken {
+    /// botocore's rule: a timeout or a 403/404/405 means "no IMDSv2 here", not "broken".
+    Fallback(Fallback),
+    Failed(ImdsError),
+}
+
+/// A new session token for `ttl`, and how long it lives.
+fn request_token(
+    agent: &Client,
+    config: &ImdsConfig,
+    ttl: Duration,
+    deadline: Instant,
+) -> Result<(Secret, Duration), NoToken> {
+    let url = format!("{}/latest/api/token", config.endpoint);
+    let request = Request::new(Method::Put, &url)
+        .header(
+            "X-aws-ec2-metadata-token-ttl-seconds",
+            ttl.as_secs().to_string(),
+        )
+        .body(Vec::new())
+        .timeout(config.timeout)
+        .tries(config.attempts.unwrap_or(1));
+    let fallback = |timed_out: bool, why: String| {
+        NoToken::Fallback(Fallback {
+            timed_out,
+            why,
+            timeout_ms: config.timeout.as_millis() as u64,
+        })
+    };
+    let failed = |why: String| NoToken::Failed(ImdsError::Other(why));
+    match agent.send(&request, deadline) {
+        Ok(reply) if reply.status == 200 => {
+            let token = reply.body.trim().to_string();
+            if token.is_empty() {
+                return Err(failed(format!("{url} answered an empty session token")));
+            }
+            Ok((Secret::new(token), ttl))
+        }
+        Ok(reply) if matches!(reply.status, 403..=405) => {
+            Err(fallback(false, format!("HTTP {}", reply.status)))
+        }
+        Ok(reply) => Err(failed(format!(
+            "instance metadata {url}: HTTP {}",
+            reply.status
+        ))),
+        Err(e) if e.timed_out => Err(fallback(true, e.to_string())),
+        Err(e) => Err(failed(format!("instance metadata {url}: {e}"))),
+    }
 }
 
 /// One metadata read with `session`'s token, or none (IMDSv1). A 401 on a token-less read
@@ -812,9 +936,13 @@ mod tests {
         let body = r#"{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2999-01-01T00:00:00Z"}"#;
         let (keys, until) = parse_role_credentials(body, "r").expect("parses");
         assert_eq!(keys.session_token, Some(Secret::new("tok")));
-        assert!(until.is_some());
+        assert!(until > Duration::from_secs(3600), "{until:?}");
         let soon = r#"{"Code":"Success","AccessKeyId":"ASIA1","SecretAccessKey":"sek","Token":"tok","Expiration":"2000-01-01T00:00:00Z"}"#;
-        assert_eq!(parse_role_credentials(soon, "r").map(|(_, u)| u), Ok(None));
+        assert_eq!(
+            parse_role_credentials(soon, "r").map(|(_, u)| u),
+            Ok(Duration::ZERO),
+            "expired: used once, not kept"
+        );
         let err = parse_role_credentials(r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"sek""#, "r")
             .expect_err("truncated");
         assert!(!err.contains("sek"), "{err}");

@@ -12,13 +12,15 @@
 //!
 //! Endpoints: `AWS_ENDPOINT_URL_EC2`, else `AWS_ENDPOINT_URL`, else
 //! `https://ec2.<region>.amazonaws.com`; the API honours `HTTPS_PROXY`/`NO_PROXY`, the metadata
-//! service is never proxied. Credentials: see [`auth`]. Everything the environment decides
+//! service is never proxied. Credentials: `auth.rs`, an ordered list of providers
+//! ([`CredentialSources`]); `client.rs` holds [`Ec2Client`], the signed Query API calls
+//! (`sigv4.rs` the signing). Everything the environment decides
 //! is gathered in [`AwsConfig`], so tests pass it explicitly instead of mutating the process
 //! environment.
 
-pub mod auth;
-pub mod ec2;
-pub mod sigv4;
+mod auth;
+mod client;
+mod sigv4;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -26,11 +28,14 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-pub use auth::{CredentialSources, Credentials, ImdsConfig};
-pub use ec2::Ec2Client;
+pub use self::auth::{CredentialSources, ImdsConfig, IMDS_V1_KIND};
+pub use self::client::Ec2Client;
+pub use self::sigv4::Credentials;
 
+use super::http::{Client, Service};
+use super::planner::{first_node, required, run_table};
 use super::token_cache::TokenCache;
-use super::{run_table, CloudError, Permission, Route, RouteTable, RouteWrite};
+use super::{CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 use crate::paths::HaDir;
@@ -92,7 +97,7 @@ pub fn run_with(
     config: &AwsConfig,
 ) -> Vec<NodeOutcome> {
     let opened = Ec2Table::open(work, deadline, config);
-    let on_role = opened.as_ref().is_ok_and(|table| table.role.is_some());
+    let on_role = opened.as_ref().is_ok_and(|table| table.refresh.is_some());
     let mut outcomes = run_table(opened, work, log);
     let checking = matches!(work.action, Action::DryRun(_) | Action::Check);
     if let Some(warning) = config
@@ -115,10 +120,10 @@ pub struct Ec2Table {
     table_id: String,
     deadline: Instant,
     in_flight: usize,
-    /// Where role credentials came from (the shared cache or the metadata service), to fetch
-    /// them again once if EC2 refuses them: the instance's role may have been replaced, or the
-    /// cached keys revoked, before they expire.
-    role: Option<(CredentialSources, String, String)>,
+    /// Where cached credentials came from (the instance role), to fetch them again once if EC2
+    /// refuses them: the instance's role may have been replaced, or the cached keys revoked,
+    /// before they expire. `None` for keys read locally, or once fetched again.
+    refresh: Option<CredentialSources>,
 }
 
 /// EC2 codes that mean "these credentials are not (or no longer) good".
@@ -136,54 +141,42 @@ impl Ec2Table {
         deadline: Instant,
         config: &AwsConfig,
     ) -> Result<Ec2Table, CloudError> {
-        let node = work
-            .nodes
-            .first()
-            .ok_or_else(|| CloudError::Local("no node to act on".into()))?;
-        let missing = |param: Param| {
-            CloudError::Local(format!(
-                "node {} has no {} ({}): set it with set_params",
-                node.index,
-                param.key(),
-                param.flag()
-            ))
-        };
-        let table_id = node
-            .get(Param::RouteTableId)
-            .ok_or_else(|| missing(Param::RouteTableId))?;
-        let region = node
-            .get(Param::Region)
-            .ok_or_else(|| missing(Param::Region))?;
-        let (credentials, source) = config.credentials.resolve(deadline)?;
+        let node = first_node(work)?;
+        let table_id = required(node, Param::RouteTableId)?;
+        let region = required(node, Param::Region)?;
+        let resolved = config.credentials.resolve(deadline)?;
         log::info!(
-            "node {}: AWS credentials from {source}, key id {}",
+            "node {}: AWS credentials from {}, key id {}",
             node.index,
-            credentials.access_key_id
+            resolved.source,
+            resolved.credentials.access_key_id
         );
-        let endpoint = config.endpoint_for(region);
-        let client = Ec2Client::new(&endpoint, region, credentials)?;
-        let role = source
-            .starts_with(auth::ROLE_SOURCE)
-            .then(|| (config.credentials.clone(), endpoint, region.to_string()));
+        let http = Client::new(Service::Aws);
+        let client = Ec2Client::new(
+            http,
+            &config.endpoint_for(region),
+            region,
+            resolved.credentials,
+        )?;
         Ok(Ec2Table {
             client,
             table_id: table_id.to_string(),
             deadline,
             in_flight: config.writes_in_flight.unwrap_or(WRITES_IN_FLIGHT).max(1),
-            role,
+            refresh: resolved.cached.then(|| config.credentials.clone()),
         })
     }
 
-    /// Role credentials EC2 refused: forgotten, fetched from the metadata service again, and
-    /// used from now on. `false` if there is nothing to refresh (keys from env or file).
+    /// Cached credentials EC2 refused: forgotten, fetched again, and used from now on. `false`
+    /// if there is nothing to fetch again (keys from the environment or a file).
     fn refresh_role(&mut self) -> Result<bool, CloudError> {
-        let Some((sources, endpoint, region)) = self.role.take() else {
+        let Some(sources) = self.refresh.take() else {
             return Ok(false);
         };
-        log::info!("AWS refused the instance role's cached credentials: fetching them again");
-        sources.forget_role();
-        let (credentials, _) = sources.resolve(self.deadline)?;
-        self.client = Ec2Client::new(&endpoint, &region, credentials)?;
+        log::info!("AWS refused the cached credentials: fetching them again");
+        sources.forget();
+        let resolved = sources.resolve(self.deadline)?;
+        self.client.use_credentials(resolved.credentials);
         Ok(true)
     }
 
