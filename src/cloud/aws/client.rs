@@ -95,6 +95,10 @@ impl QueryApi {
         &self.endpoint
     }
 
+    pub(super) fn region(&self) -> &str {
+        &self.region
+    }
+
     /// Calls `action` with `params`, signed with `credentials`, through `http`, and returns the
     /// response body, retrying throttling, 5xx and connection errors until `deadline`
     /// ([`http::Client::send`]). No secret is in an error it answers.
@@ -213,6 +217,19 @@ impl Ec2Client {
     ) -> Result<String, CloudError> {
         self.api
             .call(&self.http, &self.credentials, action, params, deadline)
+    }
+
+    /// The HTTP client, for the other calls of the same event (STS, `DescribeRegions`).
+    pub(super) fn http(&self) -> &Client {
+        &self.http
+    }
+
+    pub(super) fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    pub(super) fn region(&self) -> &str {
+        self.api.region()
     }
 
     /// Signs from now on with `credentials` (fetched again after EC2 refused the old ones).

@@ -29,11 +29,15 @@ use std::time::Instant;
 use serde::Deserialize;
 
 pub use self::auth::{CredentialSources, ImdsConfig, IMDS_V1_KIND};
+
+use self::auth::Context;
 pub use self::client::Ec2Client;
+
+use self::client::{QueryApi, EC2_VERSION};
 pub use self::sigv4::Credentials;
 
 use super::http::{Client, Service};
-use super::planner::{first_node, required, run_table};
+use super::planner::{apply, first_node, required, run_table};
 use super::token_cache::TokenCache;
 use super::{CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
@@ -98,7 +102,10 @@ pub fn run_with(
 ) -> Vec<NodeOutcome> {
     let opened = Ec2Table::open(work, deadline, config);
     let on_role = opened.as_ref().is_ok_and(|table| table.refresh.is_some());
-    let mut outcomes = run_table(opened, work, log);
+    let mut outcomes = match opened {
+        Ok(mut table) if work.action == Action::Check => table.check(work, log),
+        opened => run_table(opened, work, log),
+    };
     let checking = matches!(work.action, Action::DryRun(_) | Action::Check);
     if let Some(warning) = config
         .credentials
@@ -124,6 +131,9 @@ pub struct Ec2Table {
     /// refuses them: the instance's role may have been replaced, or the cached keys revoked,
     /// before they expire. `None` for keys read locally, or once fetched again.
     refresh: Option<CredentialSources>,
+    /// EC2 in a region every account has, in the node region's partition: where the check
+    /// asks `DescribeRegions`.
+    regions: QueryApi,
 }
 
 /// EC2 codes that mean "these credentials are not (or no longer) good".
@@ -144,14 +154,26 @@ impl Ec2Table {
         let node = first_node(work)?;
         let table_id = required(node, Param::RouteTableId)?;
         let region = required(node, Param::Region)?;
-        let resolved = config.credentials.resolve(deadline)?;
+        let http = Client::new(Service::Aws);
+        let context = Context {
+            http: &http,
+            region,
+            deadline,
+        };
+        let resolved = config.credentials.resolve(&context)?;
         log::info!(
             "node {}: AWS credentials from {}, key id {}",
             node.index,
             resolved.source,
             resolved.credentials.access_key_id
         );
-        let http = Client::new(Service::Aws);
+        let anchor = if region.starts_with("cn-") {
+            "cn-north-1"
+        } else if region.starts_with("us-gov-") {
+            "us-gov-west-1"
+        } else {
+            "us-east-1"
+        };
         let client = Ec2Client::new(
             http,
             &config.endpoint_for(region),
@@ -164,6 +186,7 @@ impl Ec2Table {
             deadline,
             in_flight: config.writes_in_flight.unwrap_or(WRITES_IN_FLIGHT).max(1),
             refresh: resolved.cached.then(|| config.credentials.clone()),
+            regions: QueryApi::new(&config.endpoint_for(anchor), anchor, "ec2", EC2_VERSION)?,
         })
     }
 
@@ -175,7 +198,12 @@ impl Ec2Table {
         };
         log::info!("AWS refused the cached credentials: fetching them again");
         sources.forget();
-        let resolved = sources.resolve(self.deadline)?;
+        let context = Context {
+            http: self.client.http(),
+            region: self.client.region(),
+            deadline: self.deadline,
+        };
+        let resolved = sources.resolve(&context)?;
         self.client.use_credentials(resolved.credentials);
         Ok(true)
     }
@@ -183,6 +211,103 @@ impl Ec2Table {
     /// HTTP requests sent so far (retries included), for benchmarks.
     pub fn calls(&self) -> u32 {
         self.client.calls()
+    }
+}
+
+/// What `DescribeRegions` says of the node's region.
+enum RegionCheck {
+    Listed,
+    /// Not an EC2 region: nothing else can be checked there.
+    Missing(String),
+    /// Could not be asked (no permission, no connection): said, and the rest checked.
+    Unverified(String),
+}
+
+impl Ec2Table {
+    /// The live check after `create_node`/`set_params`, as the original's `validate_inputs`:
+    /// the region (`DescribeRegions`), the table and route (the planner's check), each node's
+    /// ENI (`DescribeNetworkInterfaces`). Each finding is one more `Warning:` line of a `199`
+    /// answer, in the original's words; nothing is refused.
+    fn check(&mut self, work: &Work, log: &mut EventLog) -> Vec<NodeOutcome> {
+        let started = Instant::now();
+        let region_warning = match self.check_region() {
+            RegionCheck::Listed => None,
+            RegionCheck::Missing(warning) => {
+                return (work.nodes.iter())
+                    .map(|n| NodeOutcome::new(n.index.get(), Status::Warning, &warning, started))
+                    .collect()
+            }
+            RegionCheck::Unverified(warning) => Some(warning),
+        };
+        let mut outcomes = apply(self, work, log);
+        for outcome in &mut outcomes {
+            let node = work.nodes.iter().find(|n| n.index.get() == outcome.index);
+            let eni = node.and_then(|n| n.get(Param::EniId));
+            let mut warnings: Vec<String> = region_warning.iter().cloned().collect();
+            warnings.extend(eni.and_then(|eni| self.check_eni(eni)));
+            for warning in &warnings {
+                log.line(outcome.index, warning);
+            }
+            if warnings.is_empty() {
+                continue;
+            }
+            if outcome.outcome == Status::Ok {
+                outcome.message = warnings.join("\n");
+            } else {
+                outcome.message = format!("{}\n{}", outcome.message, warnings.join("\n"));
+            }
+            outcome.outcome = outcome.outcome.max(Status::Warning);
+        }
+        outcomes
+    }
+
+    /// `DescribeRegions` for the node's region, asked of a region every account has (its
+    /// partition's first), so that a wrong `-rg` is told apart from a failing call.
+    fn check_region(&self) -> RegionCheck {
+        let region = self.client.region().to_string();
+        let params = [("RegionName.1", region.as_str())];
+        let answer = self.regions.call(
+            self.client.http(),
+            self.client.credentials(),
+            "DescribeRegions",
+            &params,
+            self.deadline,
+        );
+        let missing = || RegionCheck::Missing(format!("Warning: Region {region} not found"));
+        match answer {
+            Ok(body) if body.contains(&format!("<regionName>{region}</regionName>")) => {
+                RegionCheck::Listed
+            }
+            Ok(_) => missing(),
+            Err(CloudError::Api { code, .. }) if code == "InvalidParameterValue" => missing(),
+            Err(e) => RegionCheck::Unverified(format!(
+                "Warning: Error in validating region. Exception is {e}"
+            )),
+        }
+    }
+
+    /// `DescribeNetworkInterfaces` for `eni`: the warning when it is not in the region.
+    fn check_eni(&self, eni: &str) -> Option<String> {
+        let params = [("NetworkInterfaceId.1", eni)];
+        let answer = self
+            .client
+            .call("DescribeNetworkInterfaces", &params, self.deadline);
+        let region = self.client.region();
+        let missing = format!("Warning: ENI ID {eni} not found in region {region}");
+        match answer {
+            Ok(body)
+                if body.contains(&format!("<networkInterfaceId>{eni}</networkInterfaceId>")) =>
+            {
+                None
+            }
+            Ok(_) => Some(missing),
+            Err(CloudError::Api { code, .. }) if code.starts_with("InvalidNetworkInterfaceID") => {
+                Some(missing)
+            }
+            Err(e) => Some(format!(
+                "Warning: Error in validating ENI ID {eni}. Exception is {e}"
+            )),
+        }
     }
 }
 
