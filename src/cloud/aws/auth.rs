@@ -102,7 +102,7 @@ pub struct ImdsConfig {
     /// (`AWS_METADATA_SERVICE_TIMEOUT`, seconds, as botocore reads it; 1 s).
     pub timeout: Duration,
     /// Tries of each metadata request (`AWS_METADATA_SERVICE_NUM_ATTEMPTS`); `None`: one for
-    /// the token, as botocore, and [`IMDS_TRIES`] for the reads.
+    /// the token, as botocore, and `IMDS_TRIES` (2) for the reads.
     pub attempts: Option<u32>,
     /// `AWS_EC2_METADATA_V1_DISABLED=true`: no IMDSv1 fallback.
     pub v1_disabled: bool,
@@ -139,13 +139,13 @@ impl ImdsConfig {
 }
 
 /// The metadata service's address on every EC2 instance.
-pub const IMDS_DEFAULT: &str = "http://169.254.169.254";
+const IMDS_DEFAULT: &str = "http://169.254.169.254";
 /// Tokens are asked for the longest TTL IMDS grants.
-pub const IMDS_TOKEN_TTL: Duration = Duration::from_secs(21_600);
+const IMDS_TOKEN_TTL: Duration = Duration::from_secs(21_600);
 /// How long the token `PUT` waits for its reply, as botocore (`AWS_METADATA_SERVICE_TIMEOUT`).
-pub const IMDS_TOKEN_TIMEOUT: Duration = Duration::from_secs(1);
+const IMDS_TOKEN_TIMEOUT: Duration = Duration::from_secs(1);
 /// The metadata service's address when `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`.
-pub const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
+const IMDS_DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
 /// How many times one metadata request is tried (a machine without a metadata service must not
 /// spend the whole event deadline finding out).
 const IMDS_TRIES: u32 = 2;
@@ -411,8 +411,9 @@ pub(super) enum Which {
 
 type Section = BTreeMap<String, String>;
 
-/// One of the two files as read: its sections, or why it could not be read.
-#[derive(Debug, Default)]
+/// One of the two files as read: its sections, or why it could not be read. No `Debug`: the
+/// sections hold secrets.
+#[derive(Default)]
 struct IniFile {
     path: Option<PathBuf>,
     sections: BTreeMap<String, Section>,
@@ -430,7 +431,11 @@ impl IniFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), None),
             Err(e) => (
                 BTreeMap::new(),
-                Some(format!("cannot read {}: {e}", path.display())),
+                Some(format!(
+                    "cannot read {}: {e}: make it readable by the user ha_server runs as, or \
+                     point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE elsewhere",
+                    path.display()
+                )),
             ),
         };
         IniFile {
@@ -448,7 +453,6 @@ impl IniFile {
 }
 
 /// botocore's two files, read once per lookup, and the profile in use.
-#[derive(Debug)]
 pub(super) struct Profiles {
     /// `AWS_PROFILE`, else `AWS_DEFAULT_PROFILE`, else `default`.
     name: String,
@@ -458,17 +462,10 @@ pub(super) struct Profiles {
     config: IniFile,
 }
 
-/// Profile keys csr-ha does not act on: botocore would use them, so ignoring them could make
-/// the router act as someone else. A profile holding one is refused, the key named.
-const UNSUPPORTED: &[&str] = &[
-    "sso_start_url",
-    "sso_session",
-    "sso_account_id",
-    "sso_role_name",
-    "sso_region",
-    "web_identity_token_file",
-    "credential_process",
-];
+/// Profile keys csr-ha does not act on (and every `sso_*` key): botocore would use them, so
+/// ignoring them could make the router act as someone else. A profile holding one is refused,
+/// the key named.
+const UNSUPPORTED: &[&str] = &["web_identity_token_file", "credential_process"];
 
 impl Profiles {
     pub(super) fn read(sources: &CredentialSources) -> Profiles {
@@ -543,9 +540,9 @@ impl Profiles {
             }
             return Ok(());
         };
-        let unsupported = profile.iter().find(|(k, _)| {
-            UNSUPPORTED.contains(&k.as_str()) || (k.starts_with("sso_") && k.len() > 4)
-        });
+        let unsupported = profile
+            .iter()
+            .find(|(k, _)| UNSUPPORTED.contains(&k.as_str()) || k.starts_with("sso_"));
         match unsupported {
             Some((key, (_, which))) => Err(CloudError::Auth(format!(
                 "{key} in {} is not supported by csr-ha (it would not act as that identity): \
@@ -1064,7 +1061,7 @@ impl Fallback {
 }
 
 /// The command that lets the token reply reach guestshell, one hop behind IOS.
-pub const HOP_LIMIT_FIX: &str = "aws ec2 modify-instance-metadata-options --instance-id <id> \
+const HOP_LIMIT_FIX: &str = "aws ec2 modify-instance-metadata-options --instance-id <id> \
      --http-put-response-hop-limit 2";
 
 /// `1 s`, `1.5 s`.

@@ -341,7 +341,7 @@ impl RouteTable for Ec2Table {
         routes.ok_or_else(|| CloudError::TableNotFound(self.table_id.clone()))
     }
 
-    /// The writes go out concurrently ([`Ec2Table::replace_all`]).
+    /// The writes go out concurrently (`Ec2Table::replace_all`).
     ///
     /// `ReplaceRoute` has no condition (no etag, no expected next hop), so a conditional write
     /// (`verify`) is sent like any other: on one router the server runs one handler per route
