@@ -272,24 +272,30 @@ fn credential_sources_a_router_cannot_use_are_a_400_naming_the_key() {
 }
 
 #[test]
-fn the_server_reads_aws_default_profile_and_aws_profile_from_its_config_file() {
+fn the_server_reads_aws_default_profile_aws_profile_and_the_sts_endpoint_from_its_environment() {
     let ec2 = FakeEc2::start(RTB, &[("10.99.0.0/16", ENI_B)]);
     let files = tempfile::tempdir().expect("temp dir");
     let config = files.path().join("config");
     std::fs::write(
         &config,
-        "[profile ha]\naws_access_key_id = AKIACONFIGHA00000001\naws_secret_access_key = s1\n\
-         [profile other]\naws_access_key_id = AKIACONFIGOTHER00001\naws_secret_access_key = s2\n",
+        format!(
+            "[profile ha]\naws_access_key_id = AKIACONFIGHA00000001\naws_secret_access_key = s1\n\
+             [profile other]\naws_access_key_id = AKIACONFIGOTHER00001\naws_secret_access_key = s2\n\
+             [profile network]\nrole_arn = {ROLE_ARN}\nsource_profile = ha\n"
+        ),
     )
     .expect("config");
-    let server = |profile_var: &str, profile: &str| {
+    let server = |env: &[(&str, &str)]| {
         let mut ha = util::aws_run::aws_env(Ha::new(), &ec2.endpoint)
             .without_env("AWS_ACCESS_KEY_ID")
             .without_env("AWS_SECRET_ACCESS_KEY")
             .without_env("AWS_PROFILE")
             .without_env("AWS_DEFAULT_PROFILE")
-            .with_env("AWS_CONFIG_FILE", &config.display().to_string())
-            .with_env(profile_var, profile);
+            .without_env("AWS_ENDPOINT_URL_STS")
+            .with_env("AWS_CONFIG_FILE", &config.display().to_string());
+        for (k, v) in env {
+            ha = ha.with_env(k, v);
+        }
         ha.start();
         ha.ok_line(&format!(
             "create_node -i 1 -t {RTB} -rg us-east-1 -n {ENI_A} -m primary"
@@ -298,11 +304,26 @@ fn the_server_reads_aws_default_profile_and_aws_profile_from_its_config_file() {
         ec2.calls().last().map(|c| c.access_key_id.clone())
     };
     assert_eq!(
-        server("AWS_DEFAULT_PROFILE", "ha").as_deref(),
+        server(&[("AWS_DEFAULT_PROFILE", "ha")]).as_deref(),
         Some("AKIACONFIGHA00000001")
     );
     assert_eq!(
-        server("AWS_PROFILE", "other").as_deref(),
-        Some("AKIACONFIGOTHER00001")
+        server(&[("AWS_DEFAULT_PROFILE", "ha"), ("AWS_PROFILE", "other")]).as_deref(),
+        Some("AKIACONFIGOTHER00001"),
+        "AWS_PROFILE first"
+    );
+    // A role: STS at AWS_ENDPOINT_URL_STS (EC2 at its own variable, the general one dead).
+    let key = server(&[
+        ("AWS_PROFILE", "network"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_ENDPOINT_URL_EC2", &ec2.endpoint),
+        ("AWS_ENDPOINT_URL_STS", &ec2.endpoint),
+    ]);
+    assert_eq!(key.as_deref(), Some("ASIAASSUMED000000001"));
+    let assume = ec2.calls().into_iter().find(|c| c.action == "AssumeRole");
+    assert_eq!(
+        assume.map(|c| c.access_key_id).as_deref(),
+        Some("AKIACONFIGHA00000001"),
+        "source_profile's keys assume the role"
     );
 }
