@@ -145,7 +145,21 @@ const REFUSED: &[&str] = &[
     "RequestExpired",
 ];
 
+/// The region every account has in `region`'s partition (China, GovCloud, the rest): where
+/// `DescribeRegions` can tell a wrong `-rg` from a call that failed.
+fn first_region_of_partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "cn-north-1"
+    } else if region.starts_with("us-gov-") {
+        "us-gov-west-1"
+    } else {
+        "us-east-1"
+    }
+}
+
 impl Ec2Table {
+    /// The node's table (`-t`) in its region (`-rg`), with the first credentials the sources
+    /// give (`auth.rs`), STS asked through the same HTTP client as EC2.
     pub fn open(
         work: &Work,
         deadline: Instant,
@@ -167,13 +181,7 @@ impl Ec2Table {
             resolved.source,
             resolved.credentials.access_key_id
         );
-        let anchor = if region.starts_with("cn-") {
-            "cn-north-1"
-        } else if region.starts_with("us-gov-") {
-            "us-gov-west-1"
-        } else {
-            "us-east-1"
-        };
+        let anchor = first_region_of_partition(region);
         let client = Ec2Client::new(
             http,
             &config.endpoint_for(region),
