@@ -148,13 +148,11 @@ const REFUSED: &[&str] = &[
 /// The region every account has in `region`'s partition (China, GovCloud, the rest): where
 /// `DescribeRegions` can tell a wrong `-rg` from a call that failed.
 fn first_region_of_partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "cn-north-1"
-    } else if region.starts_with("us-gov-") {
-        "us-gov-west-1"
-    } else {
-        "us-east-1"
-    }
+    const PARTITIONS: [(&str, &str); 2] = [("cn-", "cn-north-1"), ("us-gov-", "us-gov-west-1")];
+    PARTITIONS
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("us-east-1", |(_, first)| first)
 }
 
 impl Ec2Table {
