@@ -600,6 +600,18 @@ mod tests {
     }
 
     #[test]
+    fn regions_are_checked_in_their_partitions_first_region() {
+        for (region, first) in [
+            ("eu-west-1", "us-east-1"),
+            ("us-east-1", "us-east-1"),
+            ("cn-northwest-1", "cn-north-1"),
+            ("us-gov-east-1", "us-gov-west-1"),
+        ] {
+            assert_eq!(first_region_of_partition(region), first, "{region}");
+        }
+    }
+
+    #[test]
     fn default_endpoints_follow_the_region() {
         let config = AwsConfig::default();
         assert_eq!(
