@@ -14,9 +14,9 @@
 //! answer as a [`CloudError`]), [`secret`] (the `Secret` type and the masker) and
 //! [`token_cache`] (credentials shared by handler processes, one fetch-or-reuse call). Each cloud
 //! folder has one shape: `mod.rs` the provider, `client.rs` the client owning its HTTP calls
-//! (`ArmClient`, `ComputeClient`), `auth.rs` its credentials; `auth.rs` and `client.rs` are
-//! private to their folder, which re-exports what the crate uses. AWS still has its older shape
-//! (`ec2.rs` holds `Ec2Client`; public modules).
+//! (`Ec2Client`, `ArmClient`, `ComputeClient`), `auth.rs` its credentials (AWS also `sigv4.rs`,
+//! its request signing); these are private to their folder, which re-exports what the crate
+//! uses.
 
 pub mod aws;
 pub mod azure;

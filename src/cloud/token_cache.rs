@@ -33,9 +33,8 @@ use crate::paths::HaDir;
 
 /// How long before it expires a credential stops being used: five minutes (what botocore and
 /// azure-identity keep), or half its lifetime if that is shorter, so a short-lived credential is
-/// still shared. Every cloud's tokens use it; AWS's role credentials and IMDS session tokens
-/// still keep their own (300 s; 60 s or half) until its credential code moves to
-/// [`TokenCache::get_or_fetch`].
+/// still shared. Every cloud's credentials use it: Azure and GCP tokens, AWS role credentials,
+/// IMDS session tokens and the IMDSv1 fallback that stands for one.
 pub const MARGIN: Duration = Duration::from_secs(300);
 
 /// Where credentials are kept between processes; [`TokenCache::disabled`] keeps none.
@@ -119,13 +118,13 @@ impl TokenCache {
 
     /// The value under `key` and until when it may be used, if it may still be used now. A file
     /// that is not ours and owner-only is ignored.
-    pub fn get(&self, key: &CacheKey) -> Option<(Secret, SystemTime)> {
+    fn get(&self, key: &CacheKey) -> Option<(Secret, SystemTime)> {
         usable(&self.path(key)?)
     }
 
     /// Keeps `value` under `key` until `use_until`. A cache that cannot be written only costs
     /// the next event a fetch, so failures are logged (without the value) and otherwise ignored.
-    pub fn put(&self, key: &CacheKey, value: &Secret, use_until: SystemTime) {
+    fn put(&self, key: &CacheKey, value: &Secret, use_until: SystemTime) {
         let (Some(dir), Some(path)) = (self.dir.as_ref(), self.path(key)) else {
             return;
         };
@@ -139,10 +138,8 @@ impl TokenCache {
     }
 
     /// What the cache holds, for `ha_api -c status`: each credential's kind (`aws-role`,
-    /// `azure-token`) and until when it is used. Never a value. One that [`get`] would not use
-    /// (expired, not owner-only) is not listed.
-    ///
-    /// [`get`]: TokenCache::get
+    /// `azure-token`) and until when it is used. Never a value. One that
+    /// [`TokenCache::get_or_fetch`] would not use (expired, not owner-only) is not listed.
     pub fn entries(&self) -> Vec<(String, SystemTime)> {
         let Some(dir) = &self.dir else {
             return Vec::new();

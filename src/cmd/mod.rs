@@ -258,11 +258,18 @@ fn checked(headline: String, config: &str, outcomes: Vec<crate::work::NodeOutcom
     });
     let lines = match warning {
         None => vec![Line::status(Status::Ok, headline)],
-        Some(warning) => vec![
-            Line::status(Status::Warning, warning),
-            Line::plain("Please verify the node configuration"),
-            Line::plain(headline),
-        ],
+        Some(warning) => {
+            // One line per finding, as the original listed them (a region, an ENI, a route).
+            let mut found = warning.lines();
+            let first = found.next().unwrap_or_default().to_string();
+            std::iter::once(Line::status(Status::Warning, first))
+                .chain(found.map(Line::plain))
+                .chain([
+                    Line::plain("Please verify the node configuration"),
+                    Line::plain(headline),
+                ])
+                .collect()
+        }
     };
     let response = Response::of(lines).with_body(config);
     Answer {

@@ -113,7 +113,7 @@ fn roots() -> Vec<(String, String)> {
 /// The AWS metadata version the cached credentials say is in use: `IMDSv1` while the fallback
 /// is remembered (the token reply did not come), `IMDSv2` while a token is; else none.
 fn aws_metadata(credentials: &[CredentialView]) -> Option<&'static str> {
-    use crate::cloud::aws::auth::IMDS_V1_KIND;
+    use crate::cloud::aws::IMDS_V1_KIND;
     let has = |kind: &str| credentials.iter().any(|c| c.kind == kind);
     if has(IMDS_V1_KIND) {
         Some("IMDSv1")

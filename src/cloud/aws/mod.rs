@@ -12,13 +12,15 @@
 //!
 //! Endpoints: `AWS_ENDPOINT_URL_EC2`, else `AWS_ENDPOINT_URL`, else
 //! `https://ec2.<region>.amazonaws.com`; the API honours `HTTPS_PROXY`/`NO_PROXY`, the metadata
-//! service is never proxied. Credentials: see [`auth`]. Everything the environment decides
+//! service is never proxied. Credentials: `auth.rs`, an ordered list of providers
+//! ([`CredentialSources`]); `client.rs` holds [`Ec2Client`], the signed Query API calls
+//! (`sigv4.rs` the signing). Everything the environment decides
 //! is gathered in [`AwsConfig`], so tests pass it explicitly instead of mutating the process
 //! environment.
 
-pub mod auth;
-pub mod ec2;
-pub mod sigv4;
+mod auth;
+mod client;
+mod sigv4;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -26,11 +28,18 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-pub use auth::{CredentialSources, Credentials, ImdsConfig};
-pub use ec2::Ec2Client;
+pub use self::auth::{CredentialSources, ImdsConfig, IMDS_V1_KIND};
 
+use self::auth::Context;
+pub use self::client::Ec2Client;
+
+use self::client::{QueryApi, EC2_VERSION};
+pub use self::sigv4::Credentials;
+
+use super::http::{Client, Service};
+use super::planner::{apply, first_node, required, run_table};
 use super::token_cache::TokenCache;
-use super::{run_table, CloudError, Permission, Route, RouteTable, RouteWrite};
+use super::{CloudError, Permission, Route, RouteTable, RouteWrite};
 use crate::event_log::EventLog;
 use crate::node::{Cidr, Param};
 use crate::paths::HaDir;
@@ -92,8 +101,11 @@ pub fn run_with(
     config: &AwsConfig,
 ) -> Vec<NodeOutcome> {
     let opened = Ec2Table::open(work, deadline, config);
-    let on_role = opened.as_ref().is_ok_and(|table| table.role.is_some());
-    let mut outcomes = run_table(opened, work, log);
+    let on_role = opened.as_ref().is_ok_and(|table| table.refresh.is_some());
+    let mut outcomes = match opened {
+        Ok(mut table) if work.action == Action::Check => table.check(work, log),
+        opened => run_table(opened, work, log),
+    };
     let checking = matches!(work.action, Action::DryRun(_) | Action::Check);
     if let Some(warning) = config
         .credentials
@@ -115,10 +127,13 @@ pub struct Ec2Table {
     table_id: String,
     deadline: Instant,
     in_flight: usize,
-    /// Where role credentials came from (the shared cache or the metadata service), to fetch
-    /// them again once if EC2 refuses them: the instance's role may have been replaced, or the
-    /// cached keys revoked, before they expire.
-    role: Option<(CredentialSources, String, String)>,
+    /// Where cached credentials came from (the instance role), to fetch them again once if EC2
+    /// refuses them: the instance's role may have been replaced, or the cached keys revoked,
+    /// before they expire. `None` for keys read locally, or once fetched again.
+    refresh: Option<CredentialSources>,
+    /// EC2 in a region every account has, in the node region's partition: where the check
+    /// asks `DescribeRegions`.
+    regions: QueryApi,
 }
 
 /// EC2 codes that mean "these credentials are not (or no longer) good".
@@ -130,66 +145,175 @@ const REFUSED: &[&str] = &[
     "RequestExpired",
 ];
 
+/// The region every account has in `region`'s partition (China, GovCloud, the rest): where
+/// `DescribeRegions` can tell a wrong `-rg` from a call that failed.
+fn first_region_of_partition(region: &str) -> &'static str {
+    const PARTITIONS: [(&str, &str); 2] = [("cn-", "cn-north-1"), ("us-gov-", "us-gov-west-1")];
+    PARTITIONS
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("us-east-1", |(_, first)| first)
+}
+
 impl Ec2Table {
+    /// The node's table (`-t`) in its region (`-rg`), with the first credentials the sources
+    /// give (`auth.rs`), STS asked through the same HTTP client as EC2.
     pub fn open(
         work: &Work,
         deadline: Instant,
         config: &AwsConfig,
     ) -> Result<Ec2Table, CloudError> {
-        let node = work
-            .nodes
-            .first()
-            .ok_or_else(|| CloudError::Local("no node to act on".into()))?;
-        let missing = |param: Param| {
-            CloudError::Local(format!(
-                "node {} has no {} ({}): set it with set_params",
-                node.index,
-                param.key(),
-                param.flag()
-            ))
+        let node = first_node(work)?;
+        let table_id = required(node, Param::RouteTableId)?;
+        let region = required(node, Param::Region)?;
+        let http = Client::new(Service::Aws);
+        let context = Context {
+            http: &http,
+            region,
+            deadline,
         };
-        let table_id = node
-            .get(Param::RouteTableId)
-            .ok_or_else(|| missing(Param::RouteTableId))?;
-        let region = node
-            .get(Param::Region)
-            .ok_or_else(|| missing(Param::Region))?;
-        let (credentials, source) = config.credentials.resolve(deadline)?;
+        let resolved = config.credentials.resolve(&context)?;
         log::info!(
-            "node {}: AWS credentials from {source}, key id {}",
+            "node {}: AWS credentials from {}, key id {}",
             node.index,
-            credentials.access_key_id
+            resolved.source,
+            resolved.credentials.access_key_id
         );
-        let endpoint = config.endpoint_for(region);
-        let client = Ec2Client::new(&endpoint, region, credentials)?;
-        let role = source
-            .starts_with(auth::ROLE_SOURCE)
-            .then(|| (config.credentials.clone(), endpoint, region.to_string()));
+        let anchor = first_region_of_partition(region);
+        let client = Ec2Client::new(
+            http,
+            &config.endpoint_for(region),
+            region,
+            resolved.credentials,
+        )?;
         Ok(Ec2Table {
             client,
             table_id: table_id.to_string(),
             deadline,
             in_flight: config.writes_in_flight.unwrap_or(WRITES_IN_FLIGHT).max(1),
-            role,
+            refresh: resolved.cached.then(|| config.credentials.clone()),
+            regions: QueryApi::new(&config.endpoint_for(anchor), anchor, "ec2", EC2_VERSION)?,
         })
     }
 
-    /// Role credentials EC2 refused: forgotten, fetched from the metadata service again, and
-    /// used from now on. `false` if there is nothing to refresh (keys from env or file).
+    /// Cached credentials EC2 refused: forgotten, fetched again, and used from now on. `false`
+    /// if there is nothing to fetch again (keys from the environment or a file).
     fn refresh_role(&mut self) -> Result<bool, CloudError> {
-        let Some((sources, endpoint, region)) = self.role.take() else {
+        let Some(sources) = self.refresh.take() else {
             return Ok(false);
         };
-        log::info!("AWS refused the instance role's cached credentials: fetching them again");
-        sources.forget_role();
-        let (credentials, _) = sources.resolve(self.deadline)?;
-        self.client = Ec2Client::new(&endpoint, &region, credentials)?;
+        log::info!("AWS refused the cached credentials: fetching them again");
+        sources.forget();
+        let context = Context {
+            http: self.client.http(),
+            region: self.client.region(),
+            deadline: self.deadline,
+        };
+        let resolved = sources.resolve(&context)?;
+        self.client.use_credentials(resolved.credentials);
         Ok(true)
     }
 
     /// HTTP requests sent so far (retries included), for benchmarks.
     pub fn calls(&self) -> u32 {
         self.client.calls()
+    }
+}
+
+/// What `DescribeRegions` says of the node's region.
+enum RegionCheck {
+    Listed,
+    /// Not an EC2 region: nothing else can be checked there.
+    Missing(String),
+    /// Could not be asked (no permission, no connection): said, and the rest checked.
+    Unverified(String),
+}
+
+impl Ec2Table {
+    /// The live check after `create_node`/`set_params`, as the original's `validate_inputs`:
+    /// the region (`DescribeRegions`), the table and route (the planner's check), each node's
+    /// ENI (`DescribeNetworkInterfaces`). Each finding is one more `Warning:` line of a `199`
+    /// answer, in the original's words; nothing is refused.
+    fn check(&mut self, work: &Work, log: &mut EventLog) -> Vec<NodeOutcome> {
+        let started = Instant::now();
+        let region_warning = match self.check_region() {
+            RegionCheck::Listed => None,
+            RegionCheck::Missing(warning) => {
+                return (work.nodes.iter())
+                    .map(|n| NodeOutcome::new(n.index.get(), Status::Warning, &warning, started))
+                    .collect()
+            }
+            RegionCheck::Unverified(warning) => Some(warning),
+        };
+        let mut outcomes = apply(self, work, log);
+        for outcome in &mut outcomes {
+            let node = work.nodes.iter().find(|n| n.index.get() == outcome.index);
+            let eni = node.and_then(|n| n.get(Param::EniId));
+            let mut warnings: Vec<String> = region_warning.iter().cloned().collect();
+            warnings.extend(eni.and_then(|eni| self.check_eni(eni)));
+            for warning in &warnings {
+                log.line(outcome.index, warning);
+            }
+            if warnings.is_empty() {
+                continue;
+            }
+            if outcome.outcome == Status::Ok {
+                outcome.message = warnings.join("\n");
+            } else {
+                outcome.message = format!("{}\n{}", outcome.message, warnings.join("\n"));
+            }
+            outcome.outcome = outcome.outcome.max(Status::Warning);
+        }
+        outcomes
+    }
+
+    /// `DescribeRegions` for the node's region, asked of a region every account has (its
+    /// partition's first), so that a wrong `-rg` is told apart from a failing call.
+    fn check_region(&self) -> RegionCheck {
+        let region = self.client.region().to_string();
+        let params = [("RegionName.1", region.as_str())];
+        let answer = self.regions.call(
+            self.client.http(),
+            self.client.credentials(),
+            "DescribeRegions",
+            &params,
+            self.deadline,
+        );
+        let missing = || RegionCheck::Missing(format!("Warning: Region {region} not found"));
+        match answer {
+            Ok(body) if body.contains(&format!("<regionName>{region}</regionName>")) => {
+                RegionCheck::Listed
+            }
+            Ok(_) => missing(),
+            Err(CloudError::Api { code, .. }) if code == "InvalidParameterValue" => missing(),
+            Err(e) => RegionCheck::Unverified(format!(
+                "Warning: Error in validating region. Exception is {e}"
+            )),
+        }
+    }
+
+    /// `DescribeNetworkInterfaces` for `eni`: the warning when it is not in the region.
+    fn check_eni(&self, eni: &str) -> Option<String> {
+        let params = [("NetworkInterfaceId.1", eni)];
+        let answer = self
+            .client
+            .call("DescribeNetworkInterfaces", &params, self.deadline);
+        let region = self.client.region();
+        let missing = format!("Warning: ENI ID {eni} not found in region {region}");
+        match answer {
+            Ok(body)
+                if body.contains(&format!("<networkInterfaceId>{eni}</networkInterfaceId>")) =>
+            {
+                None
+            }
+            Ok(_) => Some(missing),
+            Err(CloudError::Api { code, .. }) if code.starts_with("InvalidNetworkInterfaceID") => {
+                Some(missing)
+            }
+            Err(e) => Some(format!(
+                "Warning: Error in validating ENI ID {eni}. Exception is {e}"
+            )),
+        }
     }
 }
 
@@ -223,7 +347,7 @@ impl RouteTable for Ec2Table {
         routes.ok_or_else(|| CloudError::TableNotFound(self.table_id.clone()))
     }
 
-    /// The writes go out concurrently ([`Ec2Table::replace_all`]).
+    /// The writes go out concurrently (`Ec2Table::replace_all`).
     ///
     /// `ReplaceRoute` has no condition (no etag, no expected next hop), so a conditional write
     /// (`verify`) is sent like any other: on one router the server runs one handler per route
@@ -473,6 +597,18 @@ mod tests {
             "DestinationIpv6CidrBlock"
         );
         assert_eq!(destination_param("pl-63a5400a"), "DestinationPrefixListId");
+    }
+
+    #[test]
+    fn regions_are_checked_in_their_partitions_first_region() {
+        for (region, first) in [
+            ("eu-west-1", "us-east-1"),
+            ("us-east-1", "us-east-1"),
+            ("cn-northwest-1", "cn-north-1"),
+            ("us-gov-east-1", "us-gov-west-1"),
+        ] {
+            assert_eq!(first_region_of_partition(region), first, "{region}");
+        }
     }
 
     #[test]

@@ -13,17 +13,58 @@
 //! The signature is a secret of the same rank as the key for the next few minutes: it is put in
 //! the `Authorization` header and nowhere else (no log, no error message).
 
+use std::fmt;
 use std::time::SystemTime;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::auth::Credentials;
+use crate::cloud::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// An access key, with the session token that goes with temporary (role) credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+impl Credentials {
+    /// The secret parts, for [`crate::cloud::secret::mask`].
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut out = vec![self.secret_access_key.expose()];
+        out.extend(self.session_token.as_ref().map(Secret::expose));
+        out
+    }
+
+    pub fn new(
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Credentials {
+        Credentials {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key: Secret::new(secret_access_key),
+            session_token: session_token.filter(|t| !t.is_empty()).map(Secret::new),
+        }
+    }
+}
+
+/// Shows the key id (it is no secret: CloudTrail and IAM show it) and masks the rest.
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key)
+            .field("session_token", &self.session_token)
+            .finish()
+    }
+}
+
 /// What is signed besides the headers: where the request goes and what it carries.
-pub struct Request<'a> {
+pub(super) struct Request<'a> {
     pub method: &'a str,
     /// The canonical URI (`/`).
     pub path: &'a str,
@@ -35,13 +76,13 @@ pub struct Request<'a> {
 }
 
 /// The credential scope's region and service (`us-east-1`, `ec2`).
-pub struct Scope<'a> {
+pub(super) struct Scope<'a> {
     pub region: &'a str,
     pub service: &'a str,
 }
 
 /// The `Authorization` header value for `request`, signed at `amz_date` (`20150830T123600Z`).
-pub fn authorization(
+pub(super) fn authorization(
     credentials: &Credentials,
     scope: &Scope,
     request: &Request,
@@ -107,7 +148,7 @@ fn collapse_spaces(value: &str) -> String {
 }
 
 /// `time` as `YYYYMMDDTHHMMSSZ` (UTC), the `X-Amz-Date` form.
-pub fn amz_date(time: SystemTime) -> String {
+pub(super) fn amz_date(time: SystemTime) -> String {
     crate::timestamp::utc(time, crate::timestamp::AMZ_DATE)
 }
 

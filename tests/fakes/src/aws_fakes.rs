@@ -50,6 +50,12 @@ struct Ec2State {
     failures: VecDeque<(u16, String)>,
     /// The caller's IAM policy lacks `ec2:ReplaceRoute`.
     replace_denied: bool,
+    /// Network interfaces that do not exist (every other `eni-…` does).
+    missing_enis: Vec<String>,
+    /// STS `AssumeRole` answers 403 `AccessDenied` (the role's trust policy refuses).
+    assume_denied: bool,
+    /// Roles assumed so far.
+    assumed: u32,
     calls: Vec<Ec2Call>,
 }
 
@@ -120,12 +126,28 @@ impl FakeEc2 {
         self.state.lock().expect("fake state").replace_denied = true;
     }
 
+    /// From now on STS `AssumeRole` (this fake answers it too) is refused: `AccessDenied`.
+    pub fn deny_assume_role(&self) {
+        self.state.lock().expect("fake state").assume_denied = true;
+    }
+
+    /// From now on `DescribeNetworkInterfaces` does not find `eni`.
+    pub fn remove_interface(&self, eni: &str) {
+        let mut state = self.state.lock().expect("fake state");
+        state.missing_enis.push(eni.to_string());
+    }
+
     /// `ReplaceRoute` calls that were not dry runs: writes.
     pub fn writes(&self) -> usize {
         self.calls()
             .iter()
             .filter(|c| c.action == "ReplaceRoute" && !c.params.contains_key("DryRun"))
             .count()
+    }
+
+    /// Roles assumed so far (STS `AssumeRole` answered with credentials).
+    pub fn assumed(&self) -> u32 {
+        self.state.lock().expect("fake state").assumed
     }
 
     pub fn calls(&self) -> Vec<Ec2Call> {
@@ -171,6 +193,51 @@ fn answer(state: &mut Ec2State, params: &BTreeMap<String, String>) -> (u16, Stri
                  <routeTableSet><item><routeTableId>{}</routeTableId><routeSet>{routes}</routeSet></item></routeTableSet>\
                  </DescribeRouteTablesResponse>",
                 asked
+            );
+            (200, body)
+        }
+        // STS, as a fake: credentials ASIAASSUMED0000000N, valid for an hour.
+        "AssumeRole" if state.assume_denied => (
+            403,
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User is not \
+                 authorized to perform: sts:AssumeRole on resource: {}</Message></Error></ErrorResponse>",
+                get("RoleArn")
+            ),
+        ),
+        "AssumeRole" => {
+            state.assumed += 1;
+            let n = state.assumed;
+            let in_an_hour = std::time::SystemTime::now() + std::time::Duration::from_secs(3_600);
+            let expires = csr_ha::timestamp::utc(in_an_hour, csr_ha::timestamp::LOG_LINE);
+            let body = format!(
+                "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAASSUMED{n:09}</AccessKeyId>\
+                 <SecretAccessKey>assumed-secret-{n}-do-not-leak</SecretAccessKey><SessionToken>assumed-token-{n}-do-not-leak</SessionToken>\
+                 <Expiration>{expires}</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>"
+            );
+            (200, body)
+        }
+        // Every well-formed region name is a region here.
+        "DescribeRegions" => {
+            let asked = get("RegionName.1");
+            let items = format!("<item><regionName>{asked}</regionName><regionEndpoint>ec2.{asked}.example.invalid</regionEndpoint></item>");
+            let body = format!(
+                "<DescribeRegionsResponse><requestId>3</requestId><regionInfo>{items}</regionInfo></DescribeRegionsResponse>"
+            );
+            (200, body)
+        }
+        "DescribeNetworkInterfaces" => {
+            let asked = get("NetworkInterfaceId.1");
+            if state.missing_enis.contains(&asked) {
+                let message = format!("The networkInterface ID '{asked}' does not exist");
+                return (
+                    400,
+                    error_xml("InvalidNetworkInterfaceID.NotFound", &message),
+                );
+            }
+            let body = format!(
+                "<DescribeNetworkInterfacesResponse><requestId>4</requestId><networkInterfaceSet><item>\
+                 <networkInterfaceId>{asked}</networkInterfaceId></item></networkInterfaceSet></DescribeNetworkInterfacesResponse>"
             );
             (200, body)
         }

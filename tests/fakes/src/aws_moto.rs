@@ -107,7 +107,50 @@ impl Moto {
     }
 
     pub fn client(&self, keys: Credentials) -> Ec2Client {
-        Ec2Client::new(&self.endpoint, "us-east-1", keys).expect("client")
+        self.client_through(Client::new(Service::Aws), keys)
+    }
+
+    fn client_through(&self, http: Client, keys: Credentials) -> Ec2Client {
+        Ec2Client::new(http, &self.endpoint, "us-east-1", keys).expect("client")
+    }
+
+    /// A Python snippet run with the venv's boto3 (moto's), its stdout. In it, `client(name,
+    /// key_id, secret, token=None)` is a boto3 client of this moto in us-east-1 (the keys
+    /// default to [`any_keys`]). For what the provider itself never calls: IAM, and STS as a
+    /// test prepares it.
+    pub fn boto3(&self, code: &str) -> String {
+        let keys = any_keys();
+        let script = format!(
+            "import boto3\n\
+             def client(name, key_id='{}', secret='{}', token=None):\n    \
+             return boto3.client(name, endpoint_url='{}', region_name='us-east-1', \
+             aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token)\n\
+             {code}\n",
+            keys.access_key_id,
+            keys.secret_access_key.expose(),
+            self.endpoint,
+        );
+        let out = Command::new(moto_server().with_file_name("python3"))
+            .args(["-c", &script])
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_DEFAULT_PROFILE")
+            .env("AWS_CONFIG_FILE", "/nonexistent/config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// A client of a moto over HTTPS that trusts the CA in `ca` (a PEM file), whatever this
@@ -116,7 +159,7 @@ impl Moto {
         let http = Client::with_env(Service::Aws, &|name| {
             (name == "CSR_HA_CA_BUNDLE").then(|| ca.to_string())
         });
-        self.client(keys).with_http(http)
+        self.client_through(http, keys)
     }
 }
 

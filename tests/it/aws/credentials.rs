@@ -6,7 +6,7 @@
 
 use crate::util;
 
-use aws_moto::{eni_of, tag, Moto, Vpc, V4_ROUTE};
+use aws_moto::{eni_of, Moto, Vpc, V4_ROUTE};
 use csr_ha::cloud::aws::{AwsConfig, CredentialSources, Credentials, ImdsConfig};
 use csr_ha::cloud::token_cache::TokenCache;
 use csr_ha::event::EventKind;
@@ -75,30 +75,16 @@ fn signatures_are_checked_and_a_wrong_secret_is_an_auth_failure() {
     // Three unauthenticated calls make a user allowed to do everything, then moto checks every
     // signature.
     let moto = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
-    let iam = moto
-        .client(aws_moto::any_keys())
-        .for_service("iam", "2010-05-08");
-    let call = |action: &str, params: &[(&str, &str)]| {
-        iam.call(action, params, aws_moto::deadline())
-            .unwrap_or_else(|e| panic!("{action}: {e}"))
-    };
-    call("CreateUser", &[("UserName", "csr-ha")]);
-    let policy =
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-    call(
-        "PutUserPolicy",
-        &[
-            ("UserName", "csr-ha"),
-            ("PolicyName", "all"),
-            ("PolicyDocument", policy),
-        ],
+    let created = moto.boto3(
+        "iam = client('iam')\n\
+         iam.create_user(UserName='csr-ha')\n\
+         iam.put_user_policy(UserName='csr-ha', PolicyName='all', PolicyDocument='{\"Version\":\"2012-10-17\",\
+         \"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}')\n\
+         k = iam.create_access_key(UserName='csr-ha')['AccessKey']\n\
+         print(k['AccessKeyId'], k['SecretAccessKey'])",
     );
-    let created = call("CreateAccessKey", &[("UserName", "csr-ha")]);
-    let good = Credentials::new(
-        &tag(&created, "AccessKeyId"),
-        &tag(&created, "SecretAccessKey"),
-        None,
-    );
+    let (id, secret) = created.split_once(' ').expect("key id and secret");
+    let good = Credentials::new(id, secret, None);
     let vpc = Vpc::create(&moto.client(good.clone()));
     let dir = tempfile::tempdir().expect("temp dir");
 

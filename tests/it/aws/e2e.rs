@@ -100,3 +100,57 @@ fn a_missing_route_table_reports_the_aws_error() {
         "400: node 7 verify: AWS InvalidRouteTableID.NotFound: The routeTable ID 'rtb-0abc1234' does not exist"
     );
 }
+
+/// The original's `validate_inputs`: `create_node` and `set_params` ask `DescribeRegions` for
+/// `-rg` and `DescribeNetworkInterfaces` for `-n`, and a wrong one is a `199` in its words; the
+/// node is stored either way.
+#[test]
+fn create_node_and_set_params_warn_of_an_eni_or_region_that_is_not_there() {
+    let moto = aws_moto::shared();
+    let vpc = Vpc::create(&moto.client(aws_moto::any_keys()));
+    let ha = aws_ha(moto);
+    let (rtb, eni_a) = (&vpc.rtb, &vpc.eni_a);
+    let out = ha.ok_line(&format!(
+        "create_node -i 1 -t {rtb} -rg us-east-1 -n {eni_a} -r {V4_ROUTE} -m primary"
+    ));
+    assert!(
+        out.starts_with("200: Successfully created new node with index 1"),
+        "an ENI that exists: no warning: {out}"
+    );
+
+    let wrong_eni = "eni-0123456789abcdef0";
+    let out = ha.ok_line(&format!(
+        "create_node -i 2 -t {rtb} -rg us-east-1 -n {wrong_eni} -r {V4_ROUTE}"
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        [
+            format!("199: Warning: ENI ID {wrong_eni} not found in region us-east-1").as_str(),
+            "Please verify the node configuration",
+            "Successfully created new node with index 2",
+        ],
+        "{out}"
+    );
+    assert!(ha.ok("show_node", &["-i", "2"]).contains(wrong_eni));
+
+    // A route and an ENI both wrong: one line each.
+    let out = ha.ok_line("set_params -i 2 -r 10.55.0.0/16");
+    assert!(
+        out.starts_with(&format!(
+            "199: Warning: Route 10.55.0.0/16 not found in Route Table {rtb}\n\
+             Warning: ENI ID {wrong_eni} not found in region us-east-1\n\
+             Please verify the node configuration"
+        )),
+        "{out}"
+    );
+
+    let out = ha.ok_line("set_params -i 1 -rg us-east-9");
+    assert!(
+        out.starts_with(
+            "199: Warning: Region us-east-9 not found\nPlease verify the node configuration"
+        ),
+        "{out}"
+    );
+    assert!(ha.ok("show_node", &["-i", "1"]).contains("us-east-9"));
+}

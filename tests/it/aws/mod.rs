@@ -5,4 +5,5 @@ mod e2e;
 mod failures;
 mod moto;
 mod netns;
+mod profiles;
 mod writes;

@@ -106,12 +106,13 @@ pub const ENI_A: &str = "eni-0aaaaaaaaaaaaaaa1";
 pub const ENI_B: &str = "eni-0bbbbbbbbbbbbbbb2";
 
 /// `ha` configured for AWS at `endpoint` (moto or the fake EC2) with static keys: no shared
-/// credentials file, no metadata service.
+/// credentials or config file, no metadata service.
 pub fn aws_env(ha: super::Ha, endpoint: &str) -> super::Ha {
     ha.with_env("CSR_HA_CLOUD", "aws")
         .with_env("AWS_ENDPOINT_URL", endpoint)
         .with_env("AWS_ACCESS_KEY_ID", "AKIAMOTOTESTKEY00001")
         .with_env("AWS_SECRET_ACCESS_KEY", "moto-does-not-check-this")
         .with_env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .with_env("AWS_CONFIG_FILE", "/nonexistent/config")
         .with_env("AWS_EC2_METADATA_DISABLED", "true")
 }

@@ -356,12 +356,15 @@ impl Netns {
             .with_env("CSR_HA_CLOUD", "aws")
             .with_env("AWS_ENDPOINT_URL", &self.ec2)
             .with_env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+            .with_env("AWS_CONFIG_FILE", "/nonexistent/config")
             .with_env("CSR_HA_REPLIES_TMPFS", "0");
         for var in [
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
             "AWS_SESSION_TOKEN",
             "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_ENDPOINT_URL_STS",
             "AWS_EC2_METADATA_DISABLED",
             "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
             "AWS_METADATA_SERVICE_TIMEOUT",

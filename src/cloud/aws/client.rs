@@ -21,14 +21,13 @@ use std::time::{Instant, SystemTime};
 
 use serde::Deserialize;
 
-use super::auth::Credentials;
-use super::sigv4::{self, amz_date};
-use crate::cloud::http::{self, Client, Method, Reply, Service};
+use super::sigv4::{self, amz_date, Credentials};
+use crate::cloud::http::{self, Client, Method, Reply};
 use crate::cloud::CloudError;
 use crate::percent;
 
-/// The EC2 API version every call names.
-pub const EC2_VERSION: &str = "2016-11-15";
+/// The EC2 API version every EC2 call names.
+pub(super) const EC2_VERSION: &str = "2016-11-15";
 
 /// Error codes that mean "slow down or try again", whatever the HTTP status.
 const RETRY_CODES: &[&str] = &[
@@ -41,25 +40,25 @@ const RETRY_CODES: &[&str] = &[
     "Unavailable",
 ];
 
-/// A signed client for one Query API endpoint (EC2 by default).
-pub struct Ec2Client {
-    http: Client,
+/// One Query API endpoint: where requests go, and the region, service and version they are
+/// signed and sent for (`ec2`, `2016-11-15`).
+pub(super) struct QueryApi {
     endpoint: String,
     host: String,
     path: String,
     region: String,
-    service: String,
-    version: String,
-    credentials: Credentials,
+    service: &'static str,
+    version: &'static str,
 }
 
-impl Ec2Client {
-    /// A client for `endpoint` (`https://ec2.us-east-1.amazonaws.com`) signing for `region`.
-    pub fn new(
+impl QueryApi {
+    /// `endpoint` (`https://ec2.us-east-1.amazonaws.com`) for `service` in `region`.
+    pub(super) fn new(
         endpoint: &str,
         region: &str,
-        credentials: Credentials,
-    ) -> Result<Ec2Client, CloudError> {
+        service: &'static str,
+        version: &'static str,
+    ) -> Result<QueryApi, CloudError> {
         let endpoint = endpoint.trim_end_matches('/').to_string();
         let bad = |why: &str| {
             CloudError::Local(format!("AWS endpoint {endpoint:?} is not usable: {why}"))
@@ -82,60 +81,36 @@ impl Ec2Client {
             "" => "/".to_string(),
             p => p.to_string(),
         };
-        Ok(Ec2Client {
-            http: Client::new(Service::Aws),
+        Ok(QueryApi {
             endpoint,
             host,
             path,
             region: region.to_string(),
-            service: "ec2".into(),
-            version: EC2_VERSION.into(),
-            credentials,
+            service,
+            version,
         })
     }
 
-    /// The same client for another Query API service on the same endpoint (`iam`, `2010-05-08`);
-    /// tests use it to prepare an emulator.
-    pub fn for_service(mut self, service: &str, version: &str) -> Ec2Client {
-        self.service = service.to_string();
-        self.version = version.to_string();
-        self
-    }
-
-    /// The same client sending through `http` (a test's client that trusts its emulator's CA).
-    pub fn with_http(mut self, http: Client) -> Ec2Client {
-        self.http = http;
-        self
-    }
-
-    pub fn endpoint(&self) -> &str {
+    pub(super) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
-    /// HTTP requests sent so far, retries included.
-    pub fn calls(&self) -> u32 {
-        self.http.requests()
+    pub(super) fn region(&self) -> &str {
+        &self.region
     }
 
-    /// Calls `action` with `params` and returns the response body, retrying throttling, 5xx and
-    /// connection errors until `deadline` ([`http::Client::send`]).
-    pub fn call(
+    /// Calls `action` with `params`, signed with `credentials`, through `http`, and returns the
+    /// response body, retrying throttling, 5xx and connection errors until `deadline`
+    /// ([`http::Client::send`]). No secret is in an error it answers.
+    pub(super) fn call(
         &self,
+        http: &Client,
+        credentials: &Credentials,
         action: &str,
         params: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<String, CloudError> {
-        self.call_unmasked(action, params, deadline)
-            .map_err(|e| e.masked(&self.credentials.secrets()))
-    }
-
-    fn call_unmasked(
-        &self,
-        action: &str,
-        params: &[(&str, &str)],
-        deadline: Instant,
-    ) -> Result<String, CloudError> {
-        let mut fields = vec![("Action", action), ("Version", self.version.as_str())];
+        let mut fields = vec![("Action", action), ("Version", self.version)];
         fields.extend_from_slice(params);
         let body = fields
             .iter()
@@ -156,7 +131,7 @@ impl Ec2Client {
             ("host", self.host.as_str()),
             ("x-amz-date", date.as_str()),
         ];
-        if let Some(token) = &self.credentials.session_token {
+        if let Some(token) = &credentials.session_token {
             headers.push(("x-amz-security-token", token.expose()));
         }
         let request = sigv4::Request {
@@ -168,9 +143,9 @@ impl Ec2Client {
         };
         let scope = sigv4::Scope {
             region: &self.region,
-            service: &self.service,
+            service: self.service,
         };
-        let authorization = sigv4::authorization(&self.credentials, &scope, &request, &date);
+        let authorization = sigv4::authorization(credentials, &scope, &request, &date);
         let throttled = |reply: &Reply| {
             parse_error(reply.status, &reply.body)
                 .is_some_and(|(code, _)| RETRY_CODES.contains(&code.as_str()))
@@ -181,19 +156,85 @@ impl Ec2Client {
         for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
             request = request.header(name, *value);
         }
-        for secret in self.credentials.secrets() {
+        for secret in credentials.secrets() {
             request = request.secret(secret);
         }
         let request = request.secret_header("authorization", authorization);
-        let reply = self
-            .http
-            .send(&request, deadline)
-            .map_err(|e| CloudError::Transport(e.reaching(&format!("AWS at {}", self.endpoint))))?;
+        let masked = |e: CloudError| e.masked(&credentials.secrets());
+        let reply = http.send(&request, deadline).map_err(|e| {
+            masked(CloudError::Transport(
+                e.reaching(&format!("AWS at {}", self.endpoint)),
+            ))
+        })?;
         if reply.is_success() {
             return Ok(reply.body);
         }
         log::debug!("AWS {action}: HTTP {}", reply.status);
-        Err(reply.error("AWS", parse_error))
+        Err(masked(reply.error("AWS", parse_error)))
+    }
+}
+
+/// A signed client of EC2's Query API for one region, owning its HTTP client.
+pub struct Ec2Client {
+    http: Client,
+    api: QueryApi,
+    credentials: Credentials,
+}
+
+impl Ec2Client {
+    /// A client of `endpoint` (`https://ec2.us-east-1.amazonaws.com`) signing for `region`,
+    /// sending through `http` (`Client::new(Service::Aws)`: the CA bundle, proxy and timeouts
+    /// of the environment).
+    pub fn new(
+        http: Client,
+        endpoint: &str,
+        region: &str,
+        credentials: Credentials,
+    ) -> Result<Ec2Client, CloudError> {
+        Ok(Ec2Client {
+            http,
+            api: QueryApi::new(endpoint, region, "ec2", EC2_VERSION)?,
+            credentials,
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.api.endpoint()
+    }
+
+    /// HTTP requests sent so far, retries included.
+    pub fn calls(&self) -> u32 {
+        self.http.requests()
+    }
+
+    /// Calls `action` with `params` and returns the response body, retrying throttling, 5xx and
+    /// connection errors until `deadline` ([`http::Client::send`]).
+    pub fn call(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<String, CloudError> {
+        self.api
+            .call(&self.http, &self.credentials, action, params, deadline)
+    }
+
+    /// The HTTP client, for the other calls of the same event (STS, `DescribeRegions`).
+    pub(super) fn http(&self) -> &Client {
+        &self.http
+    }
+
+    pub(super) fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    pub(super) fn region(&self) -> &str {
+        self.api.region()
+    }
+
+    /// Signs from now on with `credentials` (fetched again after EC2 refused the old ones).
+    pub(super) fn use_credentials(&mut self, credentials: Credentials) {
+        self.credentials = credentials;
     }
 }
 
@@ -280,19 +321,20 @@ mod tests {
 
     #[test]
     fn endpoints_give_the_signed_host() {
-        let keys = Credentials::new("AKIA", "s", None);
-        let c = Ec2Client::new("http://127.0.0.1:5000/", "us-east-1", keys.clone()).expect("valid");
+        let c = QueryApi::new("http://127.0.0.1:5000/", "us-east-1", "ec2", EC2_VERSION)
+            .expect("valid");
         assert_eq!(
             (c.host.as_str(), c.path.as_str(), c.endpoint()),
             ("127.0.0.1:5000", "/", "http://127.0.0.1:5000")
         );
-        let c = Ec2Client::new(
+        let c = QueryApi::new(
             "https://ec2.eu-west-1.amazonaws.com:443",
             "eu-west-1",
-            keys.clone(),
+            "ec2",
+            EC2_VERSION,
         )
         .expect("valid");
         assert_eq!(c.host, "ec2.eu-west-1.amazonaws.com");
-        assert!(Ec2Client::new("ec2.example", "us-east-1", keys).is_err());
+        assert!(QueryApi::new("ec2.example", "us-east-1", "ec2", EC2_VERSION).is_err());
     }
 }
