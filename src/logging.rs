@@ -197,13 +197,21 @@ fn store_in(rotated: &Path, dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let stamp = crate::timestamp::utc(SystemTime::now(), "%Y%m%dT%H%M%S%.3fZ");
     let base = format!("{}{stamp}", prefix_of(rotated));
-    let dest = (0..100)
-        .map(|n| match n {
-            0 => dir.join(&base),
-            n => dir.join(format!("{base}-{n}")),
-        })
-        .find(|p| std::fs::symlink_metadata(p).is_err())
-        .ok_or_else(|| format!("{} already holds {base}…", dir.display()))?;
+    // Rotations within one millisecond: `-01`, `-02`, … after the highest taken, never a gap
+    // that pruning left (a newer log must sort after every older one).
+    let name = |n: usize| match n {
+        0 => dir.join(&base),
+        n => dir.join(format!("{base}-{n:02}")),
+    };
+    let next = (0..100)
+        .filter(|&n| std::fs::symlink_metadata(name(n)).is_ok())
+        .map(|n| n + 1)
+        .max()
+        .unwrap_or(0);
+    if next >= 100 {
+        return Err(format!("{} already holds {base}…", dir.display()));
+    }
+    let dest = name(next);
     if std::fs::rename(rotated, &dest).is_ok() {
         return Ok(dest);
     }
@@ -561,7 +569,7 @@ mod tests {
             .map(|text| text.lines().last().unwrap_or_default().to_string() + "\n")
             .collect();
         kept.sort();
-        assert_eq!(kept, (3..8).map(line).collect::<Vec<_>>());
+        assert_eq!(kept, (3..8).map(line).collect::<Vec<_>>(), "{all:?}");
     }
 
     #[test]

@@ -151,7 +151,14 @@ fn from_key(
             ("assertion", assertion.as_str()),
         ]);
     let refused = format!("the key of {} from {}", key.client_email, path.display());
-    grant(&key.token_uri, request, deadline, &[&assertion], &refused, "")
+    grant(
+        &key.token_uri,
+        request,
+        deadline,
+        &[&assertion],
+        &refused,
+        "",
+    )
 }
 
 /// The refresh-token grant of `authorized_user` credentials, as google-auth sends it (no scope:
