@@ -27,6 +27,9 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# Most tests wait on real processes, FIFOs and loopback servers rather than on the CPU, so four
+# run at once on two cores (RUST_TEST_THREADS overrides; BENCHMARKS.md "Test suite").
+export RUST_TEST_THREADS=${RUST_TEST_THREADS:-4}
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
