@@ -41,7 +41,6 @@ fn write_user_file(path: &Path, fake: &GcpFake, refresh_token: &str) {
         "quota_project_id": PROJECT,
         "refresh_token": refresh_token,
         "type": "authorized_user",
-        "universe_domain": "googleapis.com",
         "token_uri": format!("{}/token", fake.url),
     });
     std::fs::write(path, serde_json::to_string_pretty(&creds).expect("json")).expect("write");

@@ -493,7 +493,6 @@ fn refresh_grant(s: &mut State, form: &BTreeMap<String, String>) -> (u16, String
         json!({
             "access_token": s.access_token,
             "expires_in": 3599,
-            "scope": "https://www.googleapis.com/auth/cloud-platform openid",
             "token_type": "Bearer",
         })
         .to_string(),
