@@ -19,7 +19,7 @@ descriptions=${CSR_HA_API_DESCRIPTIONS:-../shared/reference/api}
 if [[ ! -d $descriptions ]]; then
     echo "SKIPPED: no API descriptions at $descriptions (set CSR_HA_API_DESCRIPTIONS): requests go" \
         "unchecked against them, and these tests pass without checking:" \
-        $(grep -rho 'descriptions_or_skip("[^"]*")' tests/it | sed 's/.*("\(.*\)")/\1/')
+        $(grep -rhzo 'descriptions_or_skip(\s*"[^"]*"' tests/it | tr '\0' '\n' | grep -o '"[^"]*"' | tr -d '"')
 fi
 
 # Keep cargo's output, and close with one summary line over every test binary (the last
