@@ -7,10 +7,8 @@ use util::aws_fakes;
 use util::azure_fake;
 use util::gcp_fake;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use csr_ha::cloud::token_cache;
 use csr_ha::event::EventKind;
@@ -44,7 +42,7 @@ impl Place {
             deadline_ms: 10_000,
             ..util::work(Action::Event(kind), node.provider, &self.ha(), vec![node])
         };
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ha_event_handler"));
+        let mut cmd = util::handler();
         cmd.env_clear()
             .env("HOME", self.tmp.path())
             .env("XDG_RUNTIME_DIR", self.tmp.path().join("run"))
@@ -53,19 +51,7 @@ impl Place {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ha_event_handler");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(serde_json::to_string(&work).expect("json").as_bytes())
-            .expect("write work");
-        let out = child.wait_with_output().expect("handler ran");
+        let out = util::run_handler(cmd, &work);
         let mut outcomes: Vec<NodeOutcome> = serde_json::from_slice(&out.stdout).expect("outcomes");
         outcomes.remove(0)
     }

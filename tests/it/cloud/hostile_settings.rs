@@ -6,23 +6,7 @@ use crate::util;
 
 use util::Ha;
 
-/// This machine's own CA and proxy variables, which the server must not inherit here.
-const INHERITED: [&str; 14] = [
-    "CSR_HA_CA_BUNDLE",
-    "AWS_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "CURL_CA_BUNDLE",
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
+const INHERITED: [&str; 14] = util::tls::CA_AND_PROXY_VARIABLES;
 
 /// An AWS node (static keys, EC2 at `endpoint`) in a server started with `env` alone.
 fn aws_node(endpoint: &str, env: &[(&str, &str)]) -> Ha {

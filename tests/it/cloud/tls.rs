@@ -20,23 +20,7 @@ use util::gcp_run::{seed_pair, PROJECT};
 use util::tls::{Pki, TlsFront};
 use util::Ha;
 
-/// Every variable that could name a CA bundle or a proxy.
-const INHERITED: [&str; 14] = [
-    "CSR_HA_CA_BUNDLE",
-    "AWS_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "CURL_CA_BUNDLE",
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
+const INHERITED: [&str; 14] = util::tls::CA_AND_PROXY_VARIABLES;
 
 /// An HA directory whose server inherits none of [`INHERITED`], and trusts no system bundle
 /// (`CSR_HA_SYSTEM_CA_PATHS` empty) unless a test names one.

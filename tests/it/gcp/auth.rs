@@ -210,24 +210,13 @@ fn the_handler_finds_the_key_in_home_credentials_json() {
             vec![router_a("secondary")],
         )
     };
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ha_event_handler"))
+    let mut handler = util::handler();
+    handler
         .env("HOME", &home)
         .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
         .env("CSR_HA_GCP_COMPUTE_ENDPOINT", &fake.url)
-        .env("GCE_METADATA_HOST", &fake.host)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(serde_json::to_string(&work).expect("json").as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("run handler");
+        .env("GCE_METADATA_HOST", &fake.host);
+    let out = util::run_handler(handler, &work);
     let outcomes: Vec<NodeOutcome> = serde_json::from_slice(&out.stdout).expect("outcomes");
     assert_eq!(outcomes[0].outcome, Status::Failed, "{outcomes:?}");
     let expected = home.join("credentials.json");

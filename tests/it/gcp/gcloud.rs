@@ -181,28 +181,16 @@ fn run_handler(home: &Path, ha: &Path, fake: &GcpFake) -> Vec<NodeOutcome> {
     };
     let run_dir = home.join("run");
     std::fs::create_dir_all(&run_dir).expect("mkdir");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ha_event_handler"))
+    let mut handler = util::handler();
+    handler
         .env_clear()
         .env("HOME", home)
         .env("XDG_RUNTIME_DIR", &run_dir)
         .env("RUST_LOG", "debug")
         .env("CSR_HA_GCP_COMPUTE_ENDPOINT", &fake.url)
         // No metadata server: the token can come only from gcloud's file.
-        .env("GCE_METADATA_HOST", "127.0.0.1:9")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(serde_json::to_string(&work).expect("json").as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("run handler");
+        .env("GCE_METADATA_HOST", "127.0.0.1:9");
+    let out = util::run_handler(handler, &work);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_no_secret("the handler's stderr", &stderr);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("outcomes: {e}\n{stderr}"))

@@ -383,3 +383,27 @@ impl OutputRetry for Command {
         }
     }
 }
+
+/// `ha_event_handler` as the server runs it: `handler` (its environment set by the test, stdout
+/// and stderr piped here) is handed `work` as JSON on stdin; its output once it exits.
+pub fn run_handler(mut handler: Command, work: &csr_ha::work::Work) -> Output {
+    use std::io::Write;
+    let mut child = handler
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ha_event_handler");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(serde_json::to_string(work).expect("json").as_bytes())
+        .expect("write the work");
+    child.wait_with_output().expect("the handler ran")
+}
+
+/// A command for this build's `ha_event_handler` (see [`run_handler`]).
+pub fn handler() -> Command {
+    Command::new(bin("ha_event_handler"))
+}

@@ -192,3 +192,22 @@ fn close_after(answer: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&answer[end + 4..]);
     out
 }
+
+/// Every variable that could name a CA bundle or a proxy: this machine's own, which a server
+/// under test must not inherit.
+pub const CA_AND_PROXY_VARIABLES: [&str; 14] = [
+    "CSR_HA_CA_BUNDLE",
+    "AWS_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
