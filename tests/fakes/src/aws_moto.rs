@@ -130,19 +130,7 @@ impl Moto {
             keys.secret_access_key.expose(),
             self.endpoint,
         );
-        let out = Command::new(moto_server().with_file_name("python3"))
-            .args(["-c", &script])
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_DEFAULT_PROFILE")
-            .env("AWS_CONFIG_FILE", "/nonexistent/config")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy")
+        let out = isolated_boto3(Command::new(python()).args(["-c", &script]))
             .output()
             .expect("python");
         assert!(
@@ -333,4 +321,30 @@ pub fn eni_of(ec2: &Ec2Client, rtb: &str, destination: &str) -> Option<String> {
         .find(|r| r.destination == destination)
         .unwrap_or_else(|| panic!("no route {destination} in {rtb}"))
         .eni
+}
+
+/// The venv's Python, which has boto3 (`scripts/setup_venv.sh`).
+pub fn python() -> PathBuf {
+    moto_server().with_file_name("python3")
+}
+
+/// `boto3` in `cmd` sees none of this machine's AWS profiles, files, metadata service or proxies:
+/// it talks to moto with the keys its script names, and nothing else.
+pub fn isolated_boto3(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("AWS_PROFILE")
+        .env_remove("AWS_DEFAULT_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for proxy in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(proxy);
+    }
+    cmd
 }

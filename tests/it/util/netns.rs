@@ -29,6 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::aws_moto::{isolated_boto3, python};
 use super::Ha;
 
 /// The guestshell address, as on a CSR's VirtualPortGroup.
@@ -301,18 +302,11 @@ impl Netns {
              aws_access_key_id='AKIAMOTOTESTKEY00001', aws_secret_access_key='x')\n{code}\n",
             self.ec2
         );
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name('g')])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name('g')])
             .arg(python())
-            .args(["-c", &script])
-            .env_remove("AWS_PROFILE")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("python");
+            .args(["-c", &script]);
+        let out = isolated_boto3(&mut cmd).output().expect("python");
         assert!(
             out.status.success(),
             "boto3: {}",
@@ -397,12 +391,6 @@ impl Drop for Netns {
             let _ = ip(&["netns", "del", &name]);
         }
     }
-}
-
-/// The venv's Python (moto's, with boto3).
-fn python() -> PathBuf {
-    let moto = super::aws_moto::moto_server();
-    moto.with_file_name("python3")
 }
 
 /// The fake metadata service: `metadata.py HOP_LIMIT v1|v2 REQUESTS_FILE READY_FILE`. The reply
